@@ -1,0 +1,175 @@
+"""Array backends: how data moves into a framework's native form and back, and how its device syncs.
+
+One small class per framework, in the manner of einops' backends: each names the module it serves and
+imports it only when first used, so importing softgrad never imports torch or jax. Third parties add a
+backend with :func:`register_backend`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from typing import Any
+
+import numpy as np
+
+from .contract import check_dtype
+
+
+class Backend:
+    """Moves NumPy data to a framework's arrays on a device and back; knows how to wait for that device.
+
+    Subclasses set ``name`` and ``requires`` (importable module names) and override the methods.
+    """
+
+    name: str = ""
+    requires: tuple[str, ...] = ()
+    dtypes: tuple[str, ...] = ("float64", "float32", "float16")
+
+    def missing(self) -> list[str]:
+        """Required modules that cannot be imported here (without importing them)."""
+        return [m for m in self.requires if importlib.util.find_spec(m) is None]
+
+    def devices(self) -> tuple[str, ...]:
+        """Devices present on this machine (may import the framework)."""
+        return ("cpu",)
+
+    def from_numpy(self, x: np.ndarray, dtype: str, device: str) -> Any:
+        """A native array of ``dtype`` on ``device`` holding the (exactly representable) values of ``x``."""
+        raise NotImplementedError
+
+    def to_numpy(self, a: Any) -> np.ndarray:
+        """A NumPy copy of a native array; 16-bit formats NumPy lacks come back widened exactly."""
+        raise NotImplementedError
+
+    def dtype_name(self, a: Any) -> str | None:
+        """The softgrad dtype name of a native array, or None if it is not one of ours."""
+        raise NotImplementedError
+
+    def wait(self, result: Any, device: str) -> None:
+        """Block until ``result`` (and all work queued on ``device``) is computed; no-op for synchronous code.
+
+        The timer calls this inside the timed region, so asynchronous frameworks are timed honestly.
+        """
+
+
+class NumpyBackend(Backend):
+    name = "numpy"
+    requires = ("numpy",)
+
+    def from_numpy(self, x: np.ndarray, dtype: str, device: str) -> np.ndarray:
+        check_dtype(dtype)
+        if dtype not in self.dtypes:
+            raise NotImplementedError(f"NumPy has no {dtype}")
+        return np.array(x, dtype=dtype)
+
+    def to_numpy(self, a: Any) -> np.ndarray:
+        return np.array(a, copy=True)
+
+    def dtype_name(self, a: Any) -> str | None:
+        dt = getattr(a, "dtype", None)
+        return str(dt) if dt is not None else None
+
+
+class TorchBackend(Backend):
+    name = "torch"
+    requires = ("torch",)
+    dtypes = ("float64", "float32", "float16", "bfloat16")
+
+    def _torch(self):
+        import torch
+
+        return torch
+
+    def devices(self) -> tuple[str, ...]:
+        torch = self._torch()
+        return ("cpu", "cuda") if torch.cuda.is_available() else ("cpu",)
+
+    def from_numpy(self, x: np.ndarray, dtype: str, device: str) -> Any:
+        torch = self._torch()
+        check_dtype(dtype)
+        return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64)).to(device=device, dtype=getattr(torch, dtype))
+
+    def to_numpy(self, a: Any) -> np.ndarray:
+        torch = self._torch()
+        a = a.detach().to("cpu")
+        if a.dtype == torch.bfloat16:
+            a = a.to(torch.float32)
+        return a.numpy().copy()
+
+    def dtype_name(self, a: Any) -> str | None:
+        dt = getattr(a, "dtype", None)
+        return str(dt).removeprefix("torch.") if dt is not None else None
+
+    def wait(self, result: Any, device: str) -> None:
+        if device.startswith("cuda"):
+            self._torch().cuda.synchronize(device)
+
+
+class JaxBackend(Backend):
+    name = "jax"
+    requires = ("jax",)
+    dtypes = ("float64", "float32", "float16", "bfloat16")
+
+    def _jax(self):
+        import jax
+
+        # float64 must mean float64: without x64, jax silently computes "float64" in float32.
+        jax.config.update("jax_enable_x64", True)
+        return jax
+
+    def devices(self) -> tuple[str, ...]:
+        jax = self._jax()
+        try:
+            gpus = jax.devices("gpu")
+        except RuntimeError:
+            gpus = []
+        return ("cpu", "cuda") if gpus else ("cpu",)
+
+    def _device(self, device: str):
+        jax = self._jax()
+        return jax.devices("gpu" if device.startswith("cuda") else "cpu")[0]
+
+    def from_numpy(self, x: np.ndarray, dtype: str, device: str) -> Any:
+        jax = self._jax()
+        import jax.numpy as jnp
+
+        check_dtype(dtype)
+        a = jax.device_put(np.asarray(x, dtype=np.float64), self._device(device)).astype(getattr(jnp, dtype))
+        return a.block_until_ready()
+
+    def to_numpy(self, a: Any) -> np.ndarray:
+        import jax.numpy as jnp
+
+        if a.dtype == jnp.bfloat16:
+            a = a.astype(jnp.float32)
+        return np.array(a, copy=True)
+
+    def dtype_name(self, a: Any) -> str | None:
+        dt = getattr(a, "dtype", None)
+        return str(dt) if dt is not None else None
+
+    def wait(self, result: Any, device: str) -> None:
+        self._jax().block_until_ready(result)
+
+
+_BACKENDS: dict[str, Backend] = {}
+
+
+def register_backend(backend: Backend) -> Backend:
+    """Make ``backend`` available by its name to implementations that declare it."""
+    if not backend.name:
+        raise ValueError("a backend needs a name")
+    _BACKENDS[backend.name] = backend
+    return backend
+
+
+def get_backend(name: str) -> Backend:
+    """The backend registered under ``name``; ``KeyError`` with the known names otherwise."""
+    try:
+        return _BACKENDS[name]
+    except KeyError:
+        raise KeyError(f"unknown backend {name!r}; known: {', '.join(sorted(_BACKENDS))}") from None
+
+
+for _b in (NumpyBackend(), TorchBackend(), JaxBackend()):
+    register_backend(_b)

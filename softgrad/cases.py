@@ -1,0 +1,166 @@
+"""The input catalogue: named cases, each tied to a real failure it guards against.
+
+One catalogue serves the conformance tests, ``softgrad check`` and the benchmarks' accuracy tracks.
+A case makes float64 logits ``x`` and a cotangent ``g`` from a seed derived from its name, rounded to the
+target dtype, so the oracle sees exactly what the implementation sees.
+
+Layouts: ``contiguous``; ``transposed`` (the implementation gets ``base.T`` of a ``(n, batch)`` array, a
+column-major view); ``sliced`` (it gets ``base[..., ::2]`` of a row twice as long).
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from .contract import OPS, round_to_dtype
+
+MakeFn = Callable[[np.random.Generator, tuple[int, ...]], np.ndarray]
+LAYOUTS = ("contiguous", "transposed", "sliced")
+
+
+@dataclass(frozen=True)
+class Case:
+    """One named input: shape (as the implementation sees it), how to make it, and why it exists."""
+
+    name: str
+    shape: tuple[int, ...]
+    make: MakeFn
+    guards: str
+    layout: str = "contiguous"
+    ops: tuple[str, ...] = OPS
+    quick: bool = True  # part of the quick set (``softgrad check --quick`` and the benchmark tracks)
+
+    @property
+    def n(self) -> int:
+        return self.shape[-1]
+
+    @property
+    def rows(self) -> int:
+        return int(np.prod(self.shape[:-1], dtype=np.int64))
+
+    def base_shape(self) -> tuple[int, ...]:
+        """Shape of the array the layout's view is taken from."""
+        if self.layout == "transposed":
+            return (*self.shape[:-2], self.shape[-1], self.shape[-2])
+        if self.layout == "sliced":
+            return (*self.shape[:-1], 2 * self.shape[-1])
+        return self.shape
+
+    def inputs(self, dtype: str) -> tuple[np.ndarray, np.ndarray]:
+        """``(x, g)`` as float64 arrays holding values exact in ``dtype``, in the layout's base form."""
+        rng = np.random.default_rng(zlib.crc32(self.name.encode()))
+        base = self.base_shape()
+        logical = np.asarray(self.make(rng, self.shape), dtype=np.float64).reshape(self.shape)
+        g = rng.standard_normal(self.shape)
+        return round_to_dtype(_to_base(logical, self.layout, base, rng), dtype), round_to_dtype(
+            _to_base(g, self.layout, base, rng), dtype
+        )
+
+
+def _to_base(a: np.ndarray, layout: str, base: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+    if layout == "transposed":
+        return np.ascontiguousarray(np.swapaxes(a, -1, -2))
+    if layout == "sliced":
+        out = rng.standard_normal(base) * 1e3  # junk between the used columns, visible if read by mistake
+        out[..., ::2] = a
+        return out
+    return a
+
+
+def view(a, layout: str):
+    """Apply a case's layout to a native array (NumPy, torch and jax all share this indexing)."""
+    if layout == "transposed":
+        return a.swapaxes(-1, -2) if hasattr(a, "swapaxes") else a.transpose(-1, -2)
+    if layout == "sliced":
+        return a[..., ::2]
+    return a
+
+
+# --- makers -------------------------------------------------------------------------------------------
+
+
+def normal(scale: float, shift: float = 0.0) -> MakeFn:
+    return lambda rng, shape: shift + scale * rng.standard_normal(shape)
+
+
+def constant(value: float) -> MakeFn:
+    return lambda rng, shape: np.full(shape, value)
+
+
+def dominant(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    x = rng.standard_normal(shape)
+    flat = x.reshape(-1, shape[-1])
+    flat[np.arange(flat.shape[0]), rng.integers(0, shape[-1], flat.shape[0])] += 40.0
+    return x
+
+
+def masked(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    """About half the entries -inf, every row keeping at least one finite entry (an attention mask)."""
+    x = 3 * rng.standard_normal(shape)
+    flat = x.reshape(-1, shape[-1])
+    mask = rng.random(flat.shape) < 0.5
+    mask[np.arange(flat.shape[0]), rng.integers(0, shape[-1], flat.shape[0])] = False
+    flat[mask] = -np.inf
+    return x
+
+
+def nonfinite_rows(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    """Rows that are all -inf, hold +inf, or hold NaN, between ordinary rows (the non-finite policy)."""
+    x = rng.standard_normal(shape)
+    x[1, :] = -np.inf
+    x[3, 2] = np.inf
+    x[5, 4] = np.nan
+    x[6, :3] = -np.inf
+    return x
+
+
+def ties(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    """Integer logits in a narrow range: many exact ties, including ties at the max."""
+    return rng.integers(-2, 3, shape).astype(np.float64)
+
+
+# --- the catalogue ------------------------------------------------------------------------------------
+
+CATALOGUE: tuple[Case, ...] = (
+    Case("normal-1", (8, 37), normal(1.0), "the everyday case; any wrong formula"),
+    Case("normal-10", (8, 64), normal(10.0), "wide spread of probabilities; loss of small entries"),
+    Case("near-uniform", (4, 100), normal(0.01), "cancellation in g - sum(g*s) when s is nearly uniform"),
+    Case("single-row-1d", (23,), normal(2.0), "1-d input: shape handling without a batch axis"),
+    Case("batch-1", (1, 50), normal(2.0), "batch of one: a squeezed or broadcast batch axis"),
+    Case("two-element", (16, 2), normal(3.0), "n=2: the sigmoid limit, off-by-one loop bounds"),
+    Case("n-1", (5, 1), normal(5.0), "n=1: s=1, J=0, vjp=0; division and loop bounds"),
+    Case("empty-row", (3, 0), normal(1.0), "n=0: reductions over an empty axis must not raise"),
+    Case("empty-batch", (0, 7), normal(1.0), "batch=0: an empty batch must give an empty result"),
+    Case("large-1e4", (6, 40), normal(3.0, 1e4), "overflow without the max shift (exp(1e4) = inf)"),
+    Case("spread-1e4", (6, 40), normal(1e4), "logits spread by 1e4: one-hot rows, underflow to 0"),
+    Case("near-minus-1e7", (6, 40), normal(2.0, -1e7), "a log-sum-exp term rounding away the logits"),
+    Case("constant-rows", (4, 33), constant(5.0), "exact ties everywhere: s must be exactly uniform"),
+    Case("ties", (8, 29), ties, "ties at the max: argmax-based shortcuts"),
+    Case("one-dominant", (8, 31), dominant, "s near one-hot: 1 - s cancels on the Jacobian diagonal"),
+    Case("masked-neg-inf", (8, 45), masked, "-inf masks: NaN from exp(-inf - -inf) or 0 * inf"),
+    Case("nonfinite-rows", (8, 12), nonfinite_rows, "policy: all -inf/+inf/NaN rows give NaN, others unharmed"),
+    Case("uniform-4096", (2, 4096), constant(0.0), "16-bit running sum stalls at 2048 (s = 1/4096)"),
+    Case("transposed", (8, 33), normal(2.0), "column-major input: code assuming contiguous rows", "transposed"),
+    Case("sliced", (8, 33), normal(2.0), "strided rows (x[:, ::2]): code ignoring strides", "sliced"),
+    Case("leading-3d", (2, 3, 17), normal(2.0), "several leading dims: reshape and axis mistakes"),
+    Case("n-517", (2, 517), normal(2.0), "n just off a power of two: vector tail handling"),
+    Case("n-1023", (2, 1023), normal(2.0), "n one short of a block size"),
+    Case("n-1025", (2, 1025), normal(2.0), "n one past a block size: a second, partial block"),
+    Case("n-781", (3, 781), normal(4.0), "odd n: tails of unrolled loops", quick=False),
+    Case("long-row", (2, 16384), normal(2.0), "n >= 1e4: errors that only appear past some size", quick=False),
+    Case("batch-70000", (70000, 3), normal(2.0), "batch past 65535 rows: GPU grid-dimension limits", quick=False),
+)
+
+CASES: dict[str, Case] = {c.name: c for c in CATALOGUE}
+
+
+def get_case(name: str) -> Case:
+    """The case called ``name``; ``KeyError`` listing the known names otherwise."""
+    try:
+        return CASES[name]
+    except KeyError:
+        raise KeyError(f"unknown case {name!r}; known: {', '.join(CASES)}") from None

@@ -1,0 +1,302 @@
+"""The implementation registry: entries are data, frameworks are imported only when an entry is built.
+
+Built-in implementations (``softgrad.implementations.*``, the top-level ``implementations/`` folder) and
+third-party ones register through the same public API, :func:`implementation` or :func:`register`.
+Plugin files are Python files that call that API; ``SOFTGRAD_PLUGINS`` (a path-separated list) names
+files every command, pytest run and asv run loads.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import sys
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from .backends import get_backend
+from .contract import DTYPES, OPS, check_dtype, check_op
+
+#: ``build(device) -> {op: callable}``; softmax/jacobian take ``x``, vjp takes ``(x, g)``, all native arrays.
+BuildFn = Callable[[str], Mapping[str, Callable[..., Any]]]
+
+BUILTIN_MODULES: tuple[str, ...] = ("loops", "numpy_vectorized", "numba_jit", "torch_impls", "jax_impls")
+PLUGINS_ENV = "SOFTGRAD_PLUGINS"
+
+
+@dataclass(frozen=True)
+class Implementation:
+    """One registry entry: what an implementation is, what it supports and what it needs.
+
+    ``build`` is called once per device, imports the framework and returns the op callables; nothing
+    else in the entry touches a framework. ``max_n`` caps the row length per op (for instance the
+    pure-Python Jacobian); ``compiles`` marks JIT families whose first call compiles.
+    """
+
+    name: str
+    family: str
+    build: BuildFn = field(repr=False, compare=False)
+    backend: str = "numpy"
+    ops: tuple[str, ...] = OPS
+    dtypes: tuple[str, ...] = ("float64", "float32")
+    devices: tuple[str, ...] = ("cpu",)
+    requires: tuple[str, ...] = ()
+    max_n: Mapping[str, int] = field(default_factory=dict)
+    compiles: bool = False
+    description: str = ""
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.name or not self.family:
+            raise ValueError("an implementation needs a name and a family")
+        for op in self.ops:
+            check_op(op)
+        for dt in self.dtypes:
+            check_dtype(dt)
+        for op in self.max_n:
+            check_op(op)
+        object.__setattr__(self, "max_n", MappingProxyType(dict(self.max_n)))
+        object.__setattr__(self, "ops", tuple(self.ops))
+        object.__setattr__(self, "dtypes", tuple(self.dtypes))
+        object.__setattr__(self, "devices", tuple(self.devices))
+        object.__setattr__(self, "requires", tuple(self.requires))
+
+    def missing(self) -> list[str]:
+        """Modules this entry needs that are not installed (checked without importing them)."""
+        backend = get_backend(self.backend)
+        return [m for m in dict.fromkeys((*backend.requires, *self.requires)) if importlib.util.find_spec(m) is None]
+
+    @property
+    def available(self) -> bool:
+        return not self.missing()
+
+    def unavailable_reason(self) -> str | None:
+        """Why this entry cannot run here, or None."""
+        missing = self.missing()
+        return f"not installed: {', '.join(missing)}" if missing else None
+
+    def available_devices(self) -> tuple[str, ...]:
+        """Declared devices that exist on this machine (imports the framework)."""
+        if not self.available:
+            return ()
+        present = get_backend(self.backend).devices()
+        return tuple(d for d in self.devices if d in present)
+
+    def unsupported(self, op: str, dtype: str, device: str = "cpu", n: int | None = None) -> str | None:
+        """Why this entry does not run ``op`` for ``dtype`` on ``device`` at row length ``n``, or None."""
+        if op not in self.ops:
+            return f"{self.name} does not implement {op}"
+        if dtype not in self.dtypes:
+            return f"{self.name} does not support {dtype}"
+        if device not in self.devices:
+            return f"{self.name} does not run on {device}"
+        limit = self.max_n.get(op)
+        if n is not None and limit is not None and n > limit:
+            return f"{self.name} {op} is limited to n <= {limit}"
+        return self.unavailable_reason()
+
+    def ops_for(self, device: str = "cpu") -> Mapping[str, Callable[..., Any]]:
+        """The op callables for ``device``, built once and cached."""
+        return _built(self, device)
+
+    def describe(self) -> dict[str, Any]:
+        """A JSON-ready description (availability included)."""
+        reason = self.unavailable_reason()
+        return {
+            "name": self.name,
+            "family": self.family,
+            "backend": self.backend,
+            "ops": list(self.ops),
+            "dtypes": list(self.dtypes),
+            "devices": list(self.devices),
+            "requires": list(dict.fromkeys((*get_backend(self.backend).requires, *self.requires))),
+            "max_n": dict(self.max_n),
+            "compiles": self.compiles,
+            "available": reason is None,
+            "reason": reason,
+            "description": self.description,
+            "source": self.source,
+        }
+
+
+_REGISTRY: dict[str, Implementation] = {}
+_BUILT: dict[tuple[str, str], Mapping[str, Callable[..., Any]]] = {}
+_LOCK = threading.RLock()
+_LOADED_PLUGINS: set[Path] = set()
+_builtins_loaded = False
+
+
+def _built(impl: Implementation, device: str) -> Mapping[str, Callable[..., Any]]:
+    key = (impl.name, device)
+    with _LOCK:
+        if key not in _BUILT:
+            reason = impl.unavailable_reason()
+            if reason:
+                raise RuntimeError(f"{impl.name}: {reason}")
+            ops = dict(impl.build(device))
+            absent = [op for op in impl.ops if op not in ops]
+            if absent:
+                raise RuntimeError(f"{impl.name}: build() returned no callable for {', '.join(absent)}")
+            _BUILT[key] = MappingProxyType(ops)
+        return _BUILT[key]
+
+
+def register(impl: Implementation) -> Implementation:
+    """Add ``impl`` to the registry; a second entry with the same name is an error."""
+    with _LOCK:
+        old = _REGISTRY.get(impl.name)
+        if old is not None and old is not impl:
+            raise ValueError(f"an implementation named {impl.name!r} is already registered (from {old.source})")
+        _REGISTRY[impl.name] = impl
+    return impl
+
+
+def unregister(name: str) -> None:
+    """Remove an entry (used by tests that register throwaway implementations)."""
+    with _LOCK:
+        _REGISTRY.pop(name, None)
+        for key in [k for k in _BUILT if k[0] == name]:
+            del _BUILT[key]
+
+
+def implementation(
+    name: str,
+    *,
+    family: str,
+    backend: str = "numpy",
+    ops: tuple[str, ...] = OPS,
+    dtypes: tuple[str, ...] = ("float64", "float32"),
+    devices: tuple[str, ...] = ("cpu",),
+    requires: tuple[str, ...] = (),
+    max_n: Mapping[str, int] | None = None,
+    compiles: bool = False,
+    description: str = "",
+) -> Callable[[BuildFn], BuildFn]:
+    """Decorator registering a build function ``build(device) -> {op: callable}`` as an implementation.
+
+    Example::
+
+        @softgrad.implementation("mine", family="mine", dtypes=("float64",))
+        def build(device):
+            def softmax(x): ...
+            def jacobian(x): ...
+            def vjp(x, g): ...
+            return {"softmax": softmax, "jacobian": jacobian, "vjp": vjp}
+    """
+
+    def decorate(build: BuildFn) -> BuildFn:
+        register(
+            Implementation(
+                name=name,
+                family=family,
+                build=build,
+                backend=backend,
+                ops=ops,
+                dtypes=dtypes,
+                devices=devices,
+                requires=requires,
+                max_n=max_n or {},
+                compiles=compiles,
+                description=description or (build.__doc__ or "").strip().split("\n")[0],
+                source=_source_of(build),
+            )
+        )
+        return build
+
+    return decorate
+
+
+def _source_of(fn: Callable[..., Any]) -> str:
+    module = sys.modules.get(getattr(fn, "__module__", "") or "")
+    return str(getattr(module, "__file__", None) or getattr(fn, "__module__", ""))
+
+
+def load_builtins() -> None:
+    """Import the built-in implementation modules (each imports no framework at import time)."""
+    global _builtins_loaded
+    with _LOCK:
+        if _builtins_loaded:
+            return
+        _builtins_loaded = True
+        for mod in BUILTIN_MODULES:
+            importlib.import_module(f"softgrad.implementations.{mod}")
+
+
+class PluginError(Exception):
+    """A plugin file is missing or failed to import."""
+
+
+def load_plugin(path: str | os.PathLike[str]) -> None:
+    """Import a Python file that registers implementations through the public API (once per file)."""
+    p = Path(path).expanduser().resolve()
+    with _LOCK:
+        if p in _LOADED_PLUGINS:
+            return
+        if not p.is_file():
+            raise PluginError(f"plugin file not found: {path}")
+        mod_name = f"softgrad_plugin_{abs(hash(str(p)))}"
+        spec = importlib.util.spec_from_file_location(mod_name, p)
+        if spec is None or spec.loader is None:
+            raise PluginError(f"cannot import plugin file {path}")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[mod_name] = module
+        _LOADED_PLUGINS.add(p)
+        try:
+            spec.loader.exec_module(module)
+        except Exception as exc:  # a plugin's own bug must not look like ours
+            _LOADED_PLUGINS.discard(p)
+            sys.modules.pop(mod_name, None)
+            raise PluginError(f"plugin {path} failed to import: {type(exc).__name__}: {exc}") from exc
+
+
+def loaded_plugins() -> list[str]:
+    """Paths of the plugin files loaded so far (worker processes load the same ones)."""
+    with _LOCK:
+        return [str(p) for p in sorted(_LOADED_PLUGINS)]
+
+
+def load_env_plugins() -> None:
+    """Load every file named in ``SOFTGRAD_PLUGINS`` (``os.pathsep``-separated)."""
+    for item in os.environ.get(PLUGINS_ENV, "").split(os.pathsep):
+        if item.strip():
+            load_plugin(item.strip())
+
+
+def all_implementations() -> list[Implementation]:
+    """Every registered implementation (built-ins and ``SOFTGRAD_PLUGINS`` loaded first), by name."""
+    load_builtins()
+    load_env_plugins()
+    return sorted(_REGISTRY.values(), key=lambda i: (i.family, i.name))
+
+
+def get(name: str) -> Implementation:
+    """The implementation called ``name``; ``KeyError`` listing the known names otherwise."""
+    load_builtins()
+    load_env_plugins()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise KeyError(f"unknown implementation {name!r}; known: {', '.join(sorted(_REGISTRY))}") from None
+
+
+__all__ = [
+    "DTYPES",
+    "OPS",
+    "BuildFn",
+    "Implementation",
+    "PluginError",
+    "all_implementations",
+    "get",
+    "implementation",
+    "load_builtins",
+    "load_env_plugins",
+    "load_plugin",
+    "loaded_plugins",
+    "register",
+    "unregister",
+]
