@@ -59,6 +59,8 @@ class CheckSelection:
 
 
 Task = tuple[str, str, str, str]  # op, dtype, device, case
+#: Time a worker may take to start and import its framework, before the per-case limits apply.
+STARTUP_TIMEOUT_S = 120.0
 
 
 def tasks_for(impl: registry.Implementation, sel: CheckSelection) -> list[Task]:
@@ -73,6 +75,12 @@ def _worker(name: str, plugins: list[str], tasks: list[Task], out: Any) -> None:
     for path in plugins:
         registry.load_plugin(path)
     impl = registry.get(name)
+    for device in dict.fromkeys(t[2] for t in tasks):
+        try:
+            impl.ops_for(device)  # import the framework before the per-case clock starts
+        except Exception:
+            pass  # check_case reports the build error on every case
+    out.put({"ready": True})
     for op, dtype, device, case in tasks:
         out.put(check_case(impl, op, dtype, get_case(case), device).to_dict())
 
@@ -96,11 +104,13 @@ def check_isolated(impl: registry.Implementation, tasks: list[Task], timeout_s: 
         proc.start()
         done = 0
         try:
+            try:
+                q.get(timeout=STARTUP_TIMEOUT_S)
+            except queue.Empty:
+                pass  # the first case's wait below reports the dead or stuck worker
             while done < len(pending):
-                # the first case also pays for the worker's start and the framework's import
-                limit = timeout_s + (30.0 if done == 0 else 0.0)
                 try:
-                    rec = Record(**q.get(timeout=limit))
+                    rec = Record(**q.get(timeout=timeout_s))
                 except queue.Empty:
                     task = pending[done]
                     if proc.is_alive():

@@ -77,9 +77,10 @@ def round_to_dtype(x: np.ndarray, dtype: str) -> np.ndarray:
     with np.errstate(over="ignore"):
         f32 = np.ascontiguousarray(x.astype(np.float32))
     bits = f32.view(np.uint32).astype(np.uint64)
-    finite = np.isfinite(f32)
-    rounded = (bits + 0x7FFF + ((bits >> 16) & 1)) & 0xFFFF0000
-    bits = np.where(finite, rounded, bits & 0xFFFF0000 | np.where(np.isnan(f32), 0x00400000, 0))
+    top, half, quiet = np.uint64(0xFFFF0000), np.uint64(0x7FFF), np.uint64(0x00400000)
+    rounded = (bits + half + ((bits >> np.uint64(16)) & np.uint64(1))) & top
+    kept = (bits & top) | np.where(np.isnan(f32), quiet, np.uint64(0))  # inf stays inf, NaN stays NaN
+    bits = np.where(np.isfinite(f32), rounded, kept)
     return bits.astype(np.uint32).view(np.float32).astype(np.float64)
 
 

@@ -44,11 +44,37 @@ def softmax(x: np.ndarray) -> np.ndarray:
     return s
 
 
+def one_minus_softmax(x: np.ndarray) -> np.ndarray:
+    """1 - s_i without cancellation: for the row's largest entry, the sum of the others' weights."""
+    s = softmax(x)
+    out = 1 - s
+    if s.shape[-1] == 0:
+        return out
+    xe = np.asarray(x, dtype=EXT)
+    k = np.nanargmax(np.where(np.isnan(s), 0, s), axis=-1)[..., None]
+    m = np.take_along_axis(np.where(np.isfinite(xe), xe, -np.inf), k, -1)
+    with np.errstate(invalid="ignore", under="ignore"):
+        e = np.exp(xe - m)
+        others = _zero_at(e, k)
+        ratio = others.sum(-1, keepdims=True) / e.sum(-1, keepdims=True)
+    np.put_along_axis(out, k, np.where(np.isnan(np.take_along_axis(s, k, -1)), np.nan, ratio), -1)
+    return out
+
+
+def _zero_at(a: np.ndarray, k: np.ndarray) -> np.ndarray:
+    a = a.copy()
+    np.put_along_axis(a, k, 0, -1)
+    return a
+
+
 def jacobian(x: np.ndarray) -> np.ndarray:
-    """J[..., i, j] = s_i (delta_ij - s_j) in extended precision."""
+    """J[..., i, j] = s_i (delta_ij - s_j) in extended precision (diagonal as s_i (1 - s_i), uncancelled)."""
     s = softmax(x)
     n = s.shape[-1]
-    return np.eye(n, dtype=EXT) * s[..., :, None] - s[..., :, None] * s[..., None, :]
+    jac = -s[..., :, None] * s[..., None, :]
+    idx = np.arange(n)
+    jac[..., idx, idx] = s * one_minus_softmax(x)
+    return jac
 
 
 def vjp(x: np.ndarray, g: np.ndarray) -> np.ndarray:

@@ -1,0 +1,197 @@
+"""Planted bugs: wrong softmax implementations that the checks must catch.
+
+Each mutant is the NumPy implementation with one realistic mistake, tied to the check(s) expected to
+flag it. ``test_mutants.py`` registers each through the public API, runs the checker over the quick
+catalogue and asserts the expected checks fire; the conformance suite shows the correct entries raise
+no false alarm on the same cases.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+Fn = Callable[..., np.ndarray]
+
+
+def _acc(dtype):
+    return np.float32 if dtype == np.float16 else dtype
+
+
+def softmax(x, shift=True, axis=-1):
+    if x.shape[-1] == 0:
+        return np.empty(x.shape, x.dtype)
+    m = x.max(axis=axis, keepdims=True) if shift else 0
+    e = np.exp(x - m)
+    return (e / e.sum(axis=axis, keepdims=True, dtype=_acc(x.dtype)).astype(x.dtype)).astype(x.dtype)
+
+
+def jacobian_from(s):
+    j = -s[..., :, None] * s[..., None, :]
+    idx = np.arange(s.shape[-1])
+    j[..., idx, idx] += s
+    return j
+
+
+def jacobian(x):
+    return jacobian_from(softmax(x))
+
+
+def vjp(x, g):
+    s = softmax(x)
+    dot = (s * g).sum(-1, keepdims=True, dtype=_acc(x.dtype)).astype(x.dtype)
+    return s * (g - dot)
+
+
+@dataclass(frozen=True)
+class Mutant:
+    name: str
+    bug: str
+    ops: dict[str, Fn]
+    caught_by: frozenset[str]  # checks that must fire (at least these)
+    dtypes: tuple[str, ...] = ("float64", "float32", "float16")
+
+
+def _ops(softmax_fn: Fn = softmax, jacobian_fn: Fn = jacobian, vjp_fn: Fn = vjp) -> dict[str, Fn]:
+    return {"softmax": softmax_fn, "jacobian": jacobian_fn, "vjp": vjp_fn}
+
+
+def _sign_flip(x):
+    s = softmax(x)
+    j = s[..., :, None] * s[..., None, :]
+    idx = np.arange(s.shape[-1])
+    j[..., idx, idx] = s * (1 - s)
+    return j
+
+
+def _missing_diagonal(x):
+    s = softmax(x)
+    return -s[..., :, None] * s[..., None, :]
+
+
+def _wrong_axis(x):
+    return softmax(x, axis=0) if x.ndim > 1 else softmax(x)
+
+
+def _transposed_batch_jacobian(x):
+    j = jacobian(x)
+    if j.ndim == 3 and j.shape[0] > 1:
+        return np.ascontiguousarray(j.transpose(1, 0, 2)).reshape(j.shape)
+    return j
+
+
+def _zero_times_x(x, g):  # 0 * (-inf) = NaN: a fused kernel that multiplies by x
+    return vjp(x, g) + 0 * x
+
+
+def _fp16_running_sum(x):
+    if x.shape[-1] == 0:
+        return np.empty(x.shape, x.dtype)
+    e = np.exp(x - x.max(-1, keepdims=True))
+    total = np.cumsum(e, axis=-1, dtype=x.dtype)[..., -1:]  # sequential sum in the input dtype
+    return (e / total).astype(x.dtype)
+
+
+def _off_by_one(x):
+    if x.shape[-1] == 0:
+        return np.empty(x.shape, x.dtype)
+    e = np.exp(x - x.max(-1, keepdims=True))
+    total = e[..., :-1].sum(-1, keepdims=True) if x.shape[-1] > 1 else e.sum(-1, keepdims=True)
+    return (e / total).astype(x.dtype)
+
+
+def _only_past_1000(x):
+    if x.shape[-1] <= 1000:
+        return softmax(x)
+    e = np.exp(x - x.max(-1, keepdims=True))
+    return (e / e[..., :1000].sum(-1, keepdims=True)).astype(x.dtype)  # a fixed-size block, tail forgotten
+
+
+def _vjp_no_sum(x, g):
+    return softmax(x) * g
+
+
+def _in_place(x):
+    if x.shape[-1] == 0:
+        return np.empty(x.shape, x.dtype)
+    x -= x.max(-1, keepdims=True)
+    np.exp(x, out=x)
+    x /= x.sum(-1, keepdims=True)
+    return x.copy()
+
+
+_rng = np.random.default_rng(0)
+
+
+def _nondeterministic(x):
+    s = softmax(x)
+    # a race: sometimes a different (still accurate) rounding of the result
+    return np.nextafter(s, np.inf * _rng.choice([-1, 1], size=s.shape)).astype(x.dtype) if s.size else s
+
+
+def _float32_inside(x):
+    return softmax(x.astype(np.float32)).astype(x.dtype)
+
+
+def _ignores_strides(x):
+    if x.flags.c_contiguous or x.ndim < 2:
+        return softmax(x)
+    base = x.base if x.base is not None else x
+    flat = np.asarray(base).reshape(-1)[: x.size].reshape(x.shape)  # the buffer read as if contiguous
+    return softmax(flat)
+
+
+def _wrong_dtype(x):
+    return softmax(x.astype(np.float64))
+
+
+def _safe_softmax_zero_rows(x):
+    s = softmax(x)
+    return np.where(np.isnan(s), 0, s).astype(x.dtype)
+
+
+def _raises(x):
+    raise RuntimeError("kernel launch failed")
+
+
+def _wrong_shape_jacobian(x):
+    return softmax(x)  # returns s where J is due
+
+
+MUTANTS: tuple[Mutant, ...] = (
+    Mutant("sign-flip", "off-diagonal terms +s_i s_j instead of -s_i s_j", _ops(jacobian_fn=_sign_flip),
+           frozenset({"accuracy", "rows-sum-to-zero", "columns-sum-to-zero"})),
+    Mutant("missing-diagonal", "J = -s s^T without diag(s)", _ops(jacobian_fn=_missing_diagonal),
+           frozenset({"accuracy", "trace", "rows-sum-to-zero", "eigenvalues-in-[0,1/2]"})),
+    Mutant("no-max-shift", "exp(x) / sum exp(x) without subtracting the max", _ops(lambda x: softmax(x, shift=False)),
+           frozenset({"nan-policy"})),
+    Mutant("wrong-axis", "softmax over the batch axis", _ops(_wrong_axis), frozenset({"accuracy", "sums-to-one"})),
+    Mutant("transposed-batch-jacobian", "batched J assembled with batch and row axes swapped",
+           _ops(jacobian_fn=_transposed_batch_jacobian), frozenset({"accuracy"})),
+    Mutant("nan-at-masked", "0 * x in the VJP turns -inf masks into NaN", _ops(vjp_fn=_zero_times_x),
+           frozenset({"nan-policy"})),
+    Mutant("fp16-running-sum", "sequential sum accumulated in the 16-bit input type", _ops(_fp16_running_sum),
+           frozenset({"accuracy"}), dtypes=("float16",)),
+    Mutant("off-by-one", "sum loop stops one short (range(n - 1))", _ops(_off_by_one),
+           frozenset({"accuracy", "sums-to-one"})),
+    Mutant("only-past-1000", "rows longer than a 1000-entry block lose their tail", _ops(_only_past_1000),
+           frozenset({"accuracy", "sums-to-one"})),
+    Mutant("vjp-missing-sum", "grad = s * g, the - sum(g*s) term dropped", _ops(vjp_fn=_vjp_no_sum),
+           frozenset({"accuracy", "vjp-sums-to-zero", "vjp-equals-jt-g", "finite-differences"})),
+    Mutant("in-place", "overwrites the caller's x", _ops(_in_place), frozenset({"input-modified"})),
+    Mutant("nondeterministic", "a race: results differ in the last bit between calls", _ops(_nondeterministic),
+           frozenset({"deterministic"})),
+    Mutant("float64-in-float32", "a float64 claim computed in float32", _ops(_float32_inside),
+           frozenset({"accuracy"}), dtypes=("float64",)),
+    Mutant("ignores-strides", "reads a strided view's buffer as if contiguous", _ops(_ignores_strides),
+           frozenset({"accuracy"})),
+    Mutant("wrong-dtype", "returns float64 whatever the input", _ops(_wrong_dtype), frozenset({"contract"}),
+           dtypes=("float32", "float16")),
+    Mutant("zero-for-undefined-rows", "all -inf / NaN rows give 0 instead of NaN", _ops(_safe_softmax_zero_rows),
+           frozenset({"nan-policy"})),
+    Mutant("raises", "the softmax raises", _ops(_raises), frozenset({"error"})),
+    Mutant("wrong-shape-jacobian", "jacobian returns an (..., n) array", _ops(jacobian_fn=_wrong_shape_jacobian),
+           frozenset({"contract"})),
+)
