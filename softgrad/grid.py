@@ -1,0 +1,61 @@
+"""The benchmark grid and its naming: shared by the asv suite, the pytest-benchmark suite and the report.
+
+Shapes are written ``"BxN"`` (batch x row length); a benchmark is named
+``bench_ops.<class_name(impl)>.<kind>_<op>`` with params ``(shape, dtype, device)``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+#: Row lengths: powers of two from 2 to 4096.
+N_VALUES: tuple[int, ...] = tuple(2**k for k in range(1, 13))
+#: Batch sizes: one row, and a batch of 256 rows.
+BATCHES: tuple[int, ...] = (1, 256)
+#: The quick grid: a few sizes that still show small, medium and large behaviour.
+QUICK_N: tuple[int, ...] = (16, 256, 1024)
+BENCH_DTYPES: tuple[str, ...] = ("float32", "float64")
+#: Environment variable selecting the grid for asv runs: "full" (default) or "quick".
+GRID_ENV = "SOFTGRAD_GRID"
+#: Largest output a benchmark may allocate (a Jacobian of 256 x 4096 x 4096 float64 is 32 GiB).
+MAX_OUTPUT_BYTES = 1 << 30
+#: A combination whose single warm call takes longer than this is skipped, not timed.
+MAX_CALL_SECONDS = 1.0
+
+
+def shape_name(batch: int, n: int) -> str:
+    return f"{batch}x{n}"
+
+
+def parse_shape(name: str) -> tuple[int, int]:
+    """``"256x1024"`` -> ``(256, 1024)``; ValueError for anything else."""
+    m = re.fullmatch(r"(\d+)x(\d+)", name)
+    if not m:
+        raise ValueError(f"not a BxN shape: {name!r}")
+    return int(m.group(1)), int(m.group(2))
+
+
+def shapes(grid: str | None = None) -> list[str]:
+    """The shapes of the ``full`` or ``quick`` grid (default: ``$SOFTGRAD_GRID`` or full)."""
+    grid = grid or os.environ.get(GRID_ENV, "full")
+    if grid not in ("full", "quick"):
+        raise ValueError(f"{GRID_ENV} must be 'full' or 'quick', not {grid!r}")
+    ns = QUICK_N if grid == "quick" else N_VALUES
+    return [shape_name(b, n) for b in BATCHES for n in ns]
+
+
+def class_name(impl_name: str) -> str:
+    """A Python identifier for an implementation's benchmark class: ``torch-native`` -> ``Impl_torch_native``."""
+    return "Impl_" + re.sub(r"\W", "_", impl_name)
+
+
+def output_bytes(op: str, batch: int, n: int, itemsize: int) -> int:
+    """Bytes of the result: n^2 per row for the Jacobian, n per row otherwise."""
+    return batch * n * (n if op == "jacobian" else 1) * itemsize
+
+
+def bytes_moved(op: str, batch: int, n: int, itemsize: int) -> int:
+    """Bytes that must move for one call: read x (and g), write the result."""
+    rows = batch * n * itemsize
+    return {"softmax": 2 * rows, "vjp": 3 * rows, "jacobian": rows + output_bytes(op, batch, n, itemsize)}[op]
