@@ -134,8 +134,9 @@ class JaxBackend(Backend):
         import jax.numpy as jnp
 
         check_dtype(dtype)
-        a = jax.device_put(np.asarray(x, dtype=np.float64), self._device(device)).astype(getattr(jnp, dtype))
-        return a.block_until_ready()
+        # Convert on the host (ml_dtypes gives NumPy a bfloat16): a device-side astype would compile per shape.
+        host = np.asarray(x, dtype=np.float64).astype(jnp.dtype(dtype))
+        return jax.device_put(host, self._device(device)).block_until_ready()
 
     def to_numpy(self, a: Any) -> np.ndarray:
         import jax.numpy as jnp

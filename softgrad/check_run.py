@@ -3,22 +3,29 @@
 Isolation: a worker that hangs past the per-case time limit is killed and that case fails with
 ``timeout``; a worker that dies (a segfault in a framework) fails the case it was on; either way a new
 worker carries on with the remaining cases. Each family thus also runs with no other framework loaded.
+Up to ``jobs`` workers run at once, each on one implementation and some of its dtypes.
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import queue
 import sys
+import threading
 import time
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from . import registry
+from . import paths, registry
 from .cases import CATALOGUE, Case, get_case
 from .checker import Record, check_case
 from .contract import OPS, check_dtype, check_op
+
+#: worker processes at a time (one implementation and dtype each); two on this project's 2-core machines
+DEFAULT_JOBS = max(1, min(2, os.cpu_count() or 1))
 
 
 @dataclass
@@ -32,6 +39,7 @@ class CheckSelection:
     devices: list[str] | None = None
     quick: bool = False
     timeout_s: float = 60.0
+    jobs: int = DEFAULT_JOBS
     _impls: list[registry.Implementation] = field(default_factory=list, repr=False)
 
     def validate(self) -> None:
@@ -71,7 +79,26 @@ def tasks_for(impl: registry.Implementation, sel: CheckSelection) -> list[Task]:
     return [(op, dt, dev, c.name) for op in ops for dt in dtypes for dev in devices for c in sel.selected_cases()]
 
 
+def _halves(dtypes: list[str]) -> list[list[str]]:
+    """Split an implementation's dtypes into two work units (balances the lanes; each unit pays one
+    framework import)."""
+    k = (len(dtypes) + 1) // 2
+    return [d for d in (dtypes[:k], dtypes[k:]) if d]
+
+
+def _use_compilation_caches() -> None:
+    """Let JAX keep compiled programs on disk between check workers: each case is a new shape, so jit
+    compiles on nearly every call, and ``jax-jacfwd`` shares ``jax-jit``'s softmax and VJP programs.
+
+    Only for checking: the benchmarks time real compilation and leave this unset. The cache key covers
+    the program, the compile options and the jax version, so a hit cannot change a result.
+    """
+    os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(paths.cache_dir() / "jax"))
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+
+
 def _worker(name: str, plugins: list[str], tasks: list[Task], out: Any) -> None:
+    _use_compilation_caches()
     for path in plugins:
         registry.load_plugin(path)
     impl = registry.get(name)
@@ -80,15 +107,30 @@ def _worker(name: str, plugins: list[str], tasks: list[Task], out: Any) -> None:
             impl.ops_for(device)  # import the framework before the per-case clock starts
         except Exception:
             pass  # check_case reports the build error on every case
-    out.put({"ready": True})
+    out.send({"ready": True})  # a pipe: sent before a crash can lose it
     for op, dtype, device, case in tasks:
-        out.put(check_case(impl, op, dtype, get_case(case), device).to_dict())
+        out.send(check_case(impl, op, dtype, get_case(case), device).to_dict())
 
 
 def _failed(impl: registry.Implementation, task: Task, failure: str, message: str) -> Record:
     op, dtype, device, case = task
     return Record(impl.name, impl.family, op, dtype, device, case, list(get_case(case).shape), "fail",
                   [failure], message=message)
+
+
+def _receive(conn: Any, proc: Any, timeout_s: float) -> Any:
+    """The worker's next message; ``queue.Empty`` once ``timeout_s`` passes or the worker has died."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if conn.poll(min(0.1, max(0.0, deadline - time.monotonic()))):
+            try:
+                return conn.recv()
+            except EOFError:
+                raise queue.Empty from None
+        if not proc.is_alive() and not conn.poll(0):
+            raise queue.Empty
+        if time.monotonic() >= deadline:
+            raise queue.Empty
 
 
 def check_isolated(impl: registry.Implementation, tasks: list[Task], timeout_s: float,
@@ -99,18 +141,18 @@ def check_isolated(impl: registry.Implementation, tasks: list[Task], timeout_s: 
     records: list[Record] = []
     pending = list(tasks)
     while pending:
-        q = ctx.Queue()
-        proc = ctx.Process(target=_worker, args=(impl.name, plugins, pending, q), daemon=True)
+        q, child_end = ctx.Pipe(duplex=False)
+        proc = ctx.Process(target=_worker, args=(impl.name, plugins, pending, child_end), daemon=True)
         proc.start()
         done = 0
         try:
             try:
-                q.get(timeout=STARTUP_TIMEOUT_S)
+                _receive(q, proc, STARTUP_TIMEOUT_S)
             except queue.Empty:
                 pass  # the first case's wait below reports the dead or stuck worker
             while done < len(pending):
                 try:
-                    rec = Record(**q.get(timeout=timeout_s))
+                    rec = Record(**_receive(q, proc, timeout_s))
                 except queue.Empty:
                     task = pending[done]
                     if proc.is_alive():
@@ -131,13 +173,13 @@ def check_isolated(impl: registry.Implementation, tasks: list[Task], timeout_s: 
                 proc.kill()
             proc.join()
             q.close()
+            child_end.close()
         pending = pending[done:]
     return records
 
 
 def run_checks(sel: CheckSelection, progress: bool = True, stream: IO[str] | None = None) -> list[Record]:
     """Check every selected implementation; unavailable ones come back as skipped records."""
-    stream = stream or sys.stderr
     plan: list[tuple[registry.Implementation, list[Task]]] = []
     records: list[Record] = []
     for impl in sel.implementations():
@@ -146,28 +188,61 @@ def run_checks(sel: CheckSelection, progress: bool = True, stream: IO[str] | Non
             records.append(Record(impl.name, impl.family, "*", "*", "*", "*", [], "skip", message=reason))
             continue
         plan.append((impl, tasks_for(impl, sel)))
+    return records + run_plan(plan, sel.timeout_s, sel.jobs, progress, stream)
+
+
+def run_plan(plan: list[tuple[registry.Implementation, list[Task]]], timeout_s: float = 60.0,
+             jobs: int = DEFAULT_JOBS, progress: bool = True, stream: IO[str] | None = None) -> list[Record]:
+    """Check each implementation's tasks in isolated workers, ``jobs`` at a time; records in plan order.
+
+    Work units are one implementation and half its dtypes each (each unit pays one framework import),
+    run largest first so the lanes finish together.
+    """
+    stream = stream or sys.stderr
     total = sum(len(t) for _, t in plan)
     count = 0
     tty = progress and stream.isatty()
     t0 = time.perf_counter()
+    units = [(impl, [t for t in tasks if t[1] in ds]) for impl, tasks in plan
+             for ds in _halves(list(dict.fromkeys(t[1] for t in tasks)))]
+    units.sort(key=lambda u: -len(u[1]))
+    n_units: dict[str, int] = {}
+    for impl, _ in units:
+        n_units[impl.name] = n_units.get(impl.name, 0) + 1
+    lock = threading.Lock()
+    done_units: dict[str, int] = {}
+    got_by_impl: dict[str, list[Record]] = {}
 
     def tick(rec: Record) -> None:
         nonlocal count
-        count += 1
-        if tty:
-            stream.write(f"\r\033[Kcheck [{count}/{total}] {rec.impl} {rec.op} {rec.dtype} {rec.case}")
-            stream.flush()
+        with lock:
+            count += 1
+            if tty:
+                stream.write(f"\r\033[Kcheck [{count}/{total}] {rec.impl} {rec.op} {rec.dtype} {rec.case}")
+                stream.flush()
 
-    for impl, tasks in plan:
-        got = check_isolated(impl, tasks, sel.timeout_s, tick)
-        records += got
-        if progress and not tty:
-            fails = sum(r.verdict == "fail" for r in got)
-            stream.write(f"check [{count}/{total}] {impl.name}: {len(got)} cases, {fails} failed "
-                         f"({time.perf_counter() - t0:.0f} s)\n")
-            stream.flush()
+    def run_unit(unit: tuple[registry.Implementation, list[Task]]) -> None:
+        impl, tasks = unit
+        got = check_isolated(impl, tasks, timeout_s, tick)
+        with lock:
+            got_by_impl.setdefault(impl.name, []).extend(got)
+            done_units[impl.name] = done_units.get(impl.name, 0) + 1
+            if progress and not tty and done_units[impl.name] == n_units[impl.name]:
+                recs = got_by_impl[impl.name]
+                fails = sum(r.verdict == "fail" for r in recs)
+                stream.write(f"check [{count}/{total}] {impl.name}: {len(recs)} cases, {fails} failed "
+                             f"({time.perf_counter() - t0:.0f} s)\n")
+                stream.flush()
+
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        list(pool.map(run_unit, units))
     if tty:
         stream.write("\r\033[K")
+    order = {tuple(t): k for _, tasks in plan for k, t in enumerate(tasks)}
+    records: list[Record] = []
+    for impl, _ in plan:
+        records += sorted(got_by_impl.get(impl.name, []),
+                          key=lambda r: order.get((r.op, r.dtype, r.device, r.case), 0))
     return records
 
 

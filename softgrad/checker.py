@@ -133,7 +133,7 @@ def check_case(impl: Implementation, op: str, dtype: str, case: Case, device: st
                determinism: bool = True, properties_on: bool = True) -> Record:
     """Run every applicable check of ``impl`` on one op, dtype, device and case."""
     rec = Record(impl.name, impl.family, op, dtype, device, case.name, list(case.shape), "pass")
-    reason = impl.unsupported(op, dtype, device, case.n)
+    reason = impl.unsupported(op, dtype, device, case.n, case.rows * case.n)
     if reason is None and op not in case.ops:
         reason = f"case {case.name} does not apply to {op}"
     if reason is None and op == "jacobian" and case.rows * case.n * case.n > JACOBIAN_ELEMENT_BUDGET:

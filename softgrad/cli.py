@@ -11,7 +11,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from . import registry
+from . import check_run, registry
 from .contract import DTYPES, OPS
 
 
@@ -75,7 +75,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     _load_plugins(args.plugin)
     sel = CheckSelection(impls=args.impl, ops=args.op, dtypes=args.dtype, cases=args.case,
-                         devices=args.device, quick=args.quick, timeout_s=args.timeout)
+                         devices=args.device, quick=args.quick, timeout_s=args.timeout,
+                         jobs=args.jobs)
     try:
         sel.validate()
     except (KeyError, ValueError) as exc:
@@ -87,6 +88,90 @@ def cmd_check(args: argparse.Namespace) -> int:
             json.dump([r.to_dict() for r in records], fh, indent=1)
         print(f"wrote {len(records)} records to {args.json}")
     return 0 if ok else 1
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .runner import RunError, RunOptions, run
+    from .store import StoreError
+
+    _load_plugins(args.plugin)
+    if registry.loaded_plugins():  # asv's benchmark processes load the same plugins
+        os.environ["SOFTGRAD_PLUGINS"] = os.pathsep.join(registry.loaded_plugins())
+    for name in args.impl or []:
+        try:
+            registry.get(name)
+        except KeyError as exc:
+            raise UsageError(str(exc).strip("'\"")) from None
+    if args.threads is not None and args.threads < 1:
+        raise UsageError("--threads must be a positive integer")
+    opts = RunOptions(quick=args.quick, impls=args.impl, threads=args.threads, resume=args.resume,
+                      check=not args.no_check, report=not args.no_report, progress=not args.no_progress)
+    try:
+        return run(opts)
+    except (RunError, StoreError, ValueError) as exc:
+        raise UsageError(str(exc)) from None
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report import ReportError, write_report
+    from .store import StoreError
+
+    try:
+        index = write_report(args.out)
+    except (ReportError, StoreError) as exc:
+        raise UsageError(str(exc)) from None
+    print(f"wrote {index} and {index.with_name('report.md')}")
+    return 0
+
+
+def cmd_choose(args: argparse.Namespace) -> int:
+    from . import results
+    from .choose import NoResult, recommend
+    from .store import StoreError
+
+    _load_plugins(args.plugin)
+    if args.n < 1 or args.batch < 1:
+        raise UsageError("--n and --batch must be positive")
+    try:
+        df = results.latest(results.load())
+    except StoreError as exc:
+        raise UsageError(str(exc)) from None
+    if df.empty:
+        raise UsageError("no complete run stored yet: run `softgrad run --quick` (or `make bench`) first")
+    try:
+        choice = recommend(df, args.op, args.n, args.batch, args.dtype, args.device)
+    except NoResult as exc:
+        if args.json:
+            print(json.dumps({"recommendation": None, "reason": str(exc)}, indent=1))
+        else:
+            print(f"softgrad choose: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(choice.to_dict(), indent=1, default=float))
+    else:
+        print(choice.sentence())
+        for ex in choice.excluded:
+            print(f"  not recommended: {ex['impl']} ({ex['reason']})")
+        print(f"  from run {choice.run} (commit {choice.commit})")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from .compare import compare_runs
+    from .store import StoreError
+
+    try:
+        old, new, findings, n = compare_runs(args.old, args.new, args.factor, args.min_delta)
+    except StoreError as exc:
+        raise UsageError(str(exc)) from None
+    print(f"compared {n} benchmarks: {old.id} -> {new.id}")
+    for f in findings:
+        print(f.line())
+    slower = sum(f.kind == "slower" for f in findings)
+    errors = sum(f.kind == "error" for f in findings)
+    print(f"softgrad compare: {slower} slower, {errors} correctness regressions"
+          + ("" if findings else " (no regression)"))
+    return 1 if findings else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -106,10 +191,45 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", action="append", metavar="DEV", help="device (repeatable; default every present one)")
     p.add_argument("--quick", action="store_true", help="only the quick cases")
     p.add_argument("--timeout", type=float, default=60.0, metavar="S", help="per-case time limit in seconds")
+    p.add_argument("--jobs", type=int, default=check_run.DEFAULT_JOBS, metavar="N",
+                   help=f"worker processes at a time (default {check_run.DEFAULT_JOBS})")
     p.add_argument("--json", metavar="PATH", help="write one record per (impl, op, dtype, case) as JSON")
     p.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
     _add_plugins(p)
     p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("run", help="the main job: check, asv speed sweep, dashboard, report")
+    p.add_argument("--quick", action="store_true", help="the quick grid and quick cases (a few minutes)")
+    p.add_argument("--impl", action="append", metavar="NAME", help="implementation (repeatable; default all)")
+    p.add_argument("--threads", type=int, metavar="N", help="threads for every family (sets SOFTGRAD_THREADS)")
+    p.add_argument("--resume", action="store_true", help="continue the latest interrupted run")
+    p.add_argument("--no-check", action="store_true", help="skip the correctness check")
+    p.add_argument("--no-report", action="store_true", help="skip the report")
+    p.add_argument("--no-progress", action="store_true", help="no progress on stderr")
+    _add_plugins(p)
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("report", help="HTML and Markdown report with plots from the latest run")
+    p.add_argument("--out", metavar="DIR", help="output folder (default reports/latest)")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("choose", help="which implementation to use for an op, size, dtype and device")
+    p.add_argument("--op", required=True, choices=OPS)
+    p.add_argument("--n", required=True, type=int, help="row length")
+    p.add_argument("--batch", type=int, default=1, help="rows (default 1)")
+    p.add_argument("--dtype", default="float32", choices=DTYPES)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--json", action="store_true", help="print the recommendation as JSON")
+    _add_plugins(p)
+    p.set_defaults(func=cmd_choose)
+
+    p = sub.add_parser("compare", help="regression gate between two stored runs (exit 1 on a regression)")
+    p.add_argument("old", nargs="?", help="run id (default: the run before NEW)")
+    p.add_argument("new", nargs="?", help="run id (default: the latest complete run)")
+    p.add_argument("--factor", type=float, default=1.2, help="slowdown that counts (default 1.2)")
+    p.add_argument("--min-delta", type=float, default=50e-6, metavar="S",
+                   help="smallest absolute slowdown that counts (default 50e-6 s)")
+    p.set_defaults(func=cmd_compare)
     return parser
 
 

@@ -30,6 +30,11 @@ class DtypeInfo:
     max: float  # largest finite number
     mantissa_bits: int  # stored fraction bits
 
+    @property
+    def itemsize(self) -> int:
+        """Bytes per element."""
+        return {"float64": 8, "float32": 4, "float16": 2, "bfloat16": 2}[self.name]
+
 
 DTYPE_INFO: dict[str, DtypeInfo] = {
     "float64": DtypeInfo("float64", 2.0**-52, 2.0**-1022, float(np.finfo(np.float64).max), 52),

@@ -38,3 +38,8 @@ def checks_dir() -> Path:
 def reports_dir() -> Path:
     """Where ``softgrad report`` writes by default."""
     return root() / "reports" / "latest"
+
+
+def cache_dir() -> Path:
+    """Caches that only save time (the checker's XLA compilation cache); safe to delete."""
+    return results_dir() / "cache"

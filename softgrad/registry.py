@@ -35,7 +35,8 @@ class Implementation:
 
     ``build`` is called once per device, imports the framework and returns the op callables; nothing
     else in the entry touches a framework. ``max_n`` caps the row length per op (for instance the
-    pure-Python Jacobian); ``compiles`` marks JIT families whose first call compiles.
+    pure-Python Jacobian) and ``max_elements`` the input's total size per op (element-by-element code
+    on a 70000-row batch); ``compiles`` marks JIT families whose first call compiles.
     """
 
     name: str
@@ -47,6 +48,7 @@ class Implementation:
     devices: tuple[str, ...] = ("cpu",)
     requires: tuple[str, ...] = ()
     max_n: Mapping[str, int] = field(default_factory=dict)
+    max_elements: Mapping[str, int] = field(default_factory=dict)
     compiles: bool = False
     description: str = ""
     source: str = ""
@@ -60,7 +62,10 @@ class Implementation:
             check_dtype(dt)
         for op in self.max_n:
             check_op(op)
+        for op in self.max_elements:
+            check_op(op)
         object.__setattr__(self, "max_n", MappingProxyType(dict(self.max_n)))
+        object.__setattr__(self, "max_elements", MappingProxyType(dict(self.max_elements)))
         object.__setattr__(self, "ops", tuple(self.ops))
         object.__setattr__(self, "dtypes", tuple(self.dtypes))
         object.__setattr__(self, "devices", tuple(self.devices))
@@ -87,8 +92,10 @@ class Implementation:
         present = get_backend(self.backend).devices()
         return tuple(d for d in self.devices if d in present)
 
-    def unsupported(self, op: str, dtype: str, device: str = "cpu", n: int | None = None) -> str | None:
-        """Why this entry does not run ``op`` for ``dtype`` on ``device`` at row length ``n``, or None."""
+    def unsupported(self, op: str, dtype: str, device: str = "cpu", n: int | None = None,
+                    size: int | None = None) -> str | None:
+        """Why this entry does not run ``op`` for ``dtype`` on ``device`` at row length ``n`` and input
+        ``size`` (elements), or None."""
         if op not in self.ops:
             return f"{self.name} does not implement {op}"
         if dtype not in self.dtypes:
@@ -98,6 +105,9 @@ class Implementation:
         limit = self.max_n.get(op)
         if n is not None and limit is not None and n > limit:
             return f"{self.name} {op} is limited to n <= {limit}"
+        limit = self.max_elements.get(op)
+        if size is not None and limit is not None and size > limit:
+            return f"{self.name} {op} is limited to inputs of <= {limit} elements"
         return self.unavailable_reason()
 
     def ops_for(self, device: str = "cpu") -> Mapping[str, Callable[..., Any]]:
@@ -116,6 +126,7 @@ class Implementation:
             "devices": list(self.devices),
             "requires": list(dict.fromkeys((*get_backend(self.backend).requires, *self.requires))),
             "max_n": dict(self.max_n),
+            "max_elements": dict(self.max_elements),
             "compiles": self.compiles,
             "available": reason is None,
             "reason": reason,
@@ -174,6 +185,7 @@ def implementation(
     devices: tuple[str, ...] = ("cpu",),
     requires: tuple[str, ...] = (),
     max_n: Mapping[str, int] | None = None,
+    max_elements: Mapping[str, int] | None = None,
     compiles: bool = False,
     description: str = "",
 ) -> Callable[[BuildFn], BuildFn]:
@@ -201,6 +213,7 @@ def implementation(
                 devices=devices,
                 requires=requires,
                 max_n=max_n or {},
+                max_elements=max_elements or {},
                 compiles=compiles,
                 description=description or (build.__doc__ or "").strip().split("\n")[0],
                 source=_source_of(build),
@@ -223,8 +236,30 @@ def load_builtins() -> None:
         if _builtins_loaded:
             return
         _builtins_loaded = True
+        _ensure_implementations_package()
         for mod in BUILTIN_MODULES:
             importlib.import_module(f"softgrad.implementations.{mod}")
+
+
+def _ensure_implementations_package() -> None:
+    """Make ``softgrad.implementations`` importable when softgrad runs from a source tree.
+
+    An installed softgrad (editable or not) carries the top-level ``implementations/`` folder as
+    ``softgrad.implementations``. Imported straight from a checkout (``python`` started in the repository
+    root, so the source ``softgrad/`` shadows the installed one), that mapping does not exist; point the
+    subpackage at the checkout's ``implementations/`` folder instead.
+    """
+    if "softgrad.implementations" in sys.modules or importlib.util.find_spec("softgrad.implementations"):
+        return
+    folder = Path(__file__).resolve().parent.parent / "implementations"
+    spec = importlib.util.spec_from_file_location(
+        "softgrad.implementations", folder / "__init__.py", submodule_search_locations=[str(folder)]
+    )
+    if spec is None or spec.loader is None or not folder.is_dir():
+        raise ImportError(f"softgrad's built-in implementations are missing (looked in {folder})")
+    package = importlib.util.module_from_spec(spec)
+    sys.modules["softgrad.implementations"] = package
+    spec.loader.exec_module(package)
 
 
 class PluginError(Exception):

@@ -43,7 +43,7 @@ def conformance_params(names: Iterable[str] | None = None, *, quick_only: bool =
                     for case in CATALOGUE:
                         if quick_only and not case.quick:
                             continue
-                        if impl.unsupported(op, dtype, device, case.n) or op not in case.ops:
+                        if impl.unsupported(op, dtype, device, case.n, case.rows * case.n) or op not in case.ops:
                             continue
                         if op == "jacobian" and case.rows * case.n * case.n > JACOBIAN_ELEMENT_BUDGET:
                             continue
