@@ -1,7 +1,8 @@
 """The benchmark grid and its naming: shared by the asv suite, the pytest-benchmark suite and the report.
 
 Shapes are written ``"BxN"`` (batch x row length); a benchmark is named
-``bench_ops.<class_name(impl)>.<kind>_<op>`` with params ``(shape, dtype, device)``.
+``bench_ops.<class_name(impl)>.<kind>`` (``time_op``, ``track_error_ratio``, ...) with params
+``(op, shape, dtype, device)``.
 """
 
 from __future__ import annotations
@@ -13,13 +14,20 @@ import re
 N_VALUES: tuple[int, ...] = tuple(2**k for k in range(1, 13))
 #: Batch sizes: one row, and a batch of 256 rows.
 BATCHES: tuple[int, ...] = (1, 256)
-#: The quick grid: a few sizes that still show small, medium and large behaviour.
-QUICK_N: tuple[int, ...] = (16, 256, 1024)
+#: The quick grid: short rows in a batch, long rows alone and in a batch; float32 only.
+QUICK_SHAPES: tuple[str, ...] = ("256x16", "1x1024", "256x1024")
+QUICK_DTYPES: tuple[str, ...] = ("float32",)
 BENCH_DTYPES: tuple[str, ...] = ("float32", "float64")
 #: Environment variable selecting the grid for asv runs: "full" (default) or "quick".
 GRID_ENV = "SOFTGRAD_GRID"
-#: Largest output a benchmark may allocate (a Jacobian of 256 x 4096 x 4096 float64 is 32 GiB).
+#: Largest output a benchmark may allocate (a Jacobian of 256 x 4096 x 4096 float64 is 32 GiB);
+#: the quick grid allows 64 MiB (a 256 x 1024 x 1024 Jacobian, 1 GiB in float32, is left to the full grid).
 MAX_OUTPUT_BYTES = 1 << 30
+QUICK_MAX_OUTPUT_BYTES = 64 << 20
+
+
+def max_output_bytes(grid: str | None = None) -> int:
+    return QUICK_MAX_OUTPUT_BYTES if selected(grid) == "quick" else MAX_OUTPUT_BYTES
 #: A combination whose single warm call takes longer than this is skipped, not timed.
 MAX_CALL_SECONDS = 1.0
 
@@ -36,13 +44,24 @@ def parse_shape(name: str) -> tuple[int, int]:
     return int(m.group(1)), int(m.group(2))
 
 
-def shapes(grid: str | None = None) -> list[str]:
-    """The shapes of the ``full`` or ``quick`` grid (default: ``$SOFTGRAD_GRID`` or full)."""
+def selected(grid: str | None = None) -> str:
+    """The grid in use: ``grid``, else ``$SOFTGRAD_GRID``, else ``full``."""
     grid = grid or os.environ.get(GRID_ENV, "full")
     if grid not in ("full", "quick"):
         raise ValueError(f"{GRID_ENV} must be 'full' or 'quick', not {grid!r}")
-    ns = QUICK_N if grid == "quick" else N_VALUES
-    return [shape_name(b, n) for b in BATCHES for n in ns]
+    return grid
+
+
+def shapes(grid: str | None = None) -> list[str]:
+    """The shapes of the ``full`` or ``quick`` grid (default: ``$SOFTGRAD_GRID`` or full)."""
+    if selected(grid) == "quick":
+        return list(QUICK_SHAPES)
+    return [shape_name(b, n) for b in BATCHES for n in N_VALUES]
+
+
+def dtypes(grid: str | None = None) -> list[str]:
+    """The dtypes of the ``full`` or ``quick`` grid."""
+    return list(QUICK_DTYPES if selected(grid) == "quick" else BENCH_DTYPES)
 
 
 def class_name(impl_name: str) -> str:

@@ -1,0 +1,126 @@
+"""Roofline probe: this machine's copy bandwidth and each implementation's achieved bandwidth, in one run.
+
+    python benchmarks/roofline.py                       # the standard set (below), every implementation
+    python benchmarks/roofline.py --impl numba-parallel --impl torch-native
+    python benchmarks/roofline.py --op vjp --shape 256x100000 --dtype float32   # one combination
+    python benchmarks/roofline.py --threads 2 --json roofline.json
+
+Standard set: softmax and VJP at 4096 x 1024 in float32 and float64 (far past the caches), the Jacobian
+at 1 x 2048 (float64) and 64 x 256. Bytes counted are those that must move (read x, and g, write the
+result; n^2 written per row for the Jacobian), over the median time, as a fraction of the copy bandwidth
+(read + write of a 256 MiB buffer with every core: torch ``copy_``). Each family runs in a process of its
+own (frameworks' thread pools disturb each other), with the same thread count for all (``--threads``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+STANDARD = [
+    ("softmax", "4096x1024", "float32"), ("softmax", "4096x1024", "float64"),
+    ("vjp", "4096x1024", "float32"), ("vjp", "4096x1024", "float64"),
+    ("jacobian", "1x2048", "float64"), ("jacobian", "64x256", "float32"), ("jacobian", "64x256", "float64"),
+]
+
+
+def worker(names: list[str], combos: list[tuple[str, str, str]], device: str, budget_s: float) -> list[dict]:
+    from softgrad import grid, registry, timer
+    from softgrad.contract import DTYPE_INFO
+
+    rows = []
+    for name in names:
+        impl = registry.get(name)
+        for op, shape, dtype in combos:
+            batch, n = grid.parse_shape(shape)
+            if impl.unsupported(op, dtype, device, n, batch * n) or device not in impl.available_devices():
+                continue
+            if impl.family == "loops" or name.endswith("-loops"):
+                continue  # minutes per call at these sizes: the asv grid covers them at small n
+            if name == "torch-autograd" and op == "jacobian" and n > 512:
+                continue  # one backward pass per output row: minutes at n = 2048
+            t = timer.time_op(impl, op, (batch, n), dtype, device, min_time=budget_s)
+            moved = grid.bytes_moved(op, batch, n, DTYPE_INFO[dtype].itemsize)
+            rows.append({"impl": name, "op": op, "shape": shape, "dtype": dtype, "device": device,
+                         "median_s": t.median_s, "q25_s": t.q25_s, "q75_s": t.q75_s, "repeats": t.repeats,
+                         "first_call_s": t.first_call_s, "gbps": moved / t.median_s / 1e9})
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--impl", action="append", help="implementation (repeatable; default all available)")
+    p.add_argument("--op", help="measure one op (with --shape and --dtype) instead of the standard set")
+    p.add_argument("--shape", help="BxN, e.g. 256x1024")
+    p.add_argument("--dtype", default="float32")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, help="threads for every family (SOFTGRAD_THREADS)")
+    p.add_argument("--time", type=float, default=0.5, help="seconds of samples per combination (default 0.5)")
+    p.add_argument("--json", metavar="PATH", help="also write the rows as JSON")
+    p.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
+    p.add_argument("--combos", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+
+    if args.threads:
+        os.environ["SOFTGRAD_THREADS"] = str(args.threads)
+    from softgrad import threads
+
+    threads.apply()
+    if args.worker:
+        combos = [tuple(c) for c in json.loads(args.combos)]
+        print(json.dumps(worker(args.worker, combos, args.device, args.time)))
+        return 0
+
+    from softgrad import registry
+    from softgrad.bandwidth import copy_bandwidth, gpu_copy_bandwidth
+
+    if args.op:
+        if not args.shape:
+            p.error("--op needs --shape")
+        combos = [(args.op, args.shape, args.dtype)]
+    else:
+        combos = STANDARD
+    try:
+        impls = [registry.get(n) for n in args.impl] if args.impl else registry.all_implementations()
+    except KeyError as exc:
+        print(f"roofline: error: {exc.args[0]}", file=sys.stderr)
+        return 2
+    copy = copy_bandwidth() if args.device == "cpu" else gpu_copy_bandwidth()
+    if copy is None:
+        print(f"roofline: error: no {args.device} device here", file=sys.stderr)
+        return 2
+    print(f"copy bandwidth: {copy.gbps:.1f} GB/s ({copy.method}); threads: {threads.in_use()}", file=sys.stderr)
+    families: dict[str, list[str]] = {}
+    for impl in impls:
+        if impl.available:
+            families.setdefault(impl.family, []).append(impl.name)
+    rows: list[dict] = []
+    for family, names in families.items():
+        print(f"roofline: {family} ({', '.join(names)})", file=sys.stderr)
+        out = subprocess.run([sys.executable, __file__, "--worker", *names, "--combos", json.dumps(combos),
+                              "--device", args.device, "--time", str(args.time)],
+                             capture_output=True, text=True, env=os.environ)
+        if out.returncode != 0:
+            print(f"roofline: {family} failed: {out.stderr.strip().splitlines()[-1:]}", file=sys.stderr)
+            continue
+        rows += json.loads(out.stdout.strip().splitlines()[-1])
+    for r in rows:
+        r["fraction_of_copy"] = r["gbps"] / copy.gbps
+    rows.sort(key=lambda r: (r["op"], r["shape"], r["dtype"], -r["gbps"]))
+    header = f"{'implementation':16s} {'op':9s} {'shape':10s} {'dtype':8s} {'median':>10s} {'GB/s':>7s} {'of copy':>8s}"
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        print(f"{r['impl']:16s} {r['op']:9s} {r['shape']:10s} {r['dtype']:8s} {r['median_s'] * 1e3:8.3f}ms "
+              f"{r['gbps']:7.1f} {r['fraction_of_copy']:7.0%}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"copy_bandwidth": copy.to_dict(), "threads": threads.in_use(), "rows": rows}, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,88 @@
+"""What a run was measured on: machine, commit, library versions, threads. Nothing here imports a framework."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import platform
+import subprocess
+from importlib import metadata
+from pathlib import Path
+
+from . import threads
+
+#: Libraries whose versions are stored with every run (a regression can come from an upgrade).
+TRACKED = ("numpy", "numba", "llvmlite", "torch", "jax", "jaxlib", "asv", "pandas", "softgrad")
+
+
+def versions() -> dict[str, str]:
+    """Installed versions of the tracked libraries ("" when not installed)."""
+    out = {}
+    for name in TRACKED:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = ""
+    return out
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def memory_gib() -> float | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return round(int(line.split()[1]) / 2**20, 1)
+    except OSError:
+        pass
+    return None
+
+
+def git_commit(repo: Path) -> str | None:
+    """The checked-out commit of ``repo``, or None when it is not a git checkout."""
+    try:
+        out = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def git_dirty(repo: Path) -> bool:
+    try:
+        out = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
+                             capture_output=True, text=True, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return False
+    return bool(out.stdout.strip())
+
+
+def machine() -> dict[str, object]:
+    return {
+        "machine": platform.node(),
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "memory_gib": memory_gib(),
+        "os": f"{platform.system()} {platform.release()}",
+        "arch": platform.machine(),
+        "python": platform.python_version(),
+    }
+
+
+def snapshot(repo: Path) -> dict[str, object]:
+    """Everything stored with a run about where and on what it ran."""
+    return {
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "commit": git_commit(repo),
+        "dirty": git_dirty(repo),
+        "versions": versions(),
+        "threads": threads.in_use(),
+        **machine(),
+    }

@@ -1,0 +1,319 @@
+"""``softgrad run``: the main job. Check correctness, sweep speed with asv, publish the dashboard, report.
+
+Steps, each with progress on stderr:
+
+1. ``softgrad check`` over the selected implementations (records stored with the run);
+2. this machine's copy bandwidth (the roofline for the report);
+3. one ``asv run --python=same`` per family, in the current environment, each family's framework
+   imported once in asv's fork server (``SOFTGRAD_BENCH_FAMILY``). asv saves its results only at the
+   end of a run, so running it per family means an interruption loses at most the family in progress;
+   after each family the library versions are written into asv's results file (asv does not record
+   them with ``--python=same``);
+4. ``asv publish`` (HTML under ``results/html``) and ``softgrad report``.
+
+``--resume`` continues the latest interrupted run, skipping the families it already stored.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from . import grid, paths, provenance, registry, store, threads
+
+
+class RunError(Exception):
+    """A run cannot start or continue; the message is one line for the user."""
+
+
+@dataclass
+class RunOptions:
+    quick: bool = False
+    impls: list[str] | None = None
+    threads: int | None = None
+    resume: bool = False
+    check: bool = True
+    report: bool = True
+    progress: bool = True
+    check_timeout_s: float = 60.0
+    extra_asv_args: list[str] = field(default_factory=list)
+
+
+def repo_root() -> Path:
+    """The checkout holding ``asv.conf.json`` and ``benchmarks/``: the project root, else softgrad's source."""
+    for candidate in (paths.root(), Path(__file__).resolve().parent.parent):
+        if (candidate / "asv.conf.json").is_file() and (candidate / "benchmarks").is_dir():
+            return candidate
+    raise RunError("asv.conf.json and benchmarks/ not found: run from the softgrad checkout "
+                   "(or set SOFTGRAD_HOME to it)")
+
+
+def _branch(repo: Path) -> str | None:
+    out = subprocess.run(["git", "-C", str(repo), "rev-parse", "--abbrev-ref", "HEAD"], capture_output=True, text=True)
+    name = out.stdout.strip()
+    return name if out.returncode == 0 and name and name != "HEAD" else None
+
+
+def asv_config(repo: Path) -> Path:
+    """Write the asv configuration for runs in the current environment (absolute paths) and return it."""
+    conf = {
+        "version": 1,
+        "project": "softgrad",
+        "project_url": "",
+        "repo": str(repo),
+        "dvcs": "git",
+        "environment_type": "virtualenv",
+        "benchmark_dir": str(repo / "benchmarks"),
+        "results_dir": str(paths.asv_results_dir()),
+        "html_dir": str(paths.asv_html_dir()),
+        "env_dir": str(paths.results_dir() / "asv-env"),
+        "show_commit_url": "",
+    }
+    branch = _branch(repo)
+    if branch:
+        conf["branches"] = [branch]
+    path = paths.results_dir() / "asv.conf.json"
+    store.write_json(path, conf)
+    return path
+
+
+def validate_asv_results() -> None:
+    """Every JSON file under asv's results folder must parse; a corrupt one is named in a :class:`RunError`."""
+    root = paths.asv_results_dir()
+    if not root.is_dir():
+        return
+    for path in sorted(root.rglob("*.json")):
+        try:
+            data = store.read_json(path)
+        except store.StoreError as exc:
+            raise RunError(str(exc)) from None
+        if not isinstance(data, dict) or "version" not in data:
+            raise RunError(f"{path}: not an asv results file (no 'version' field)")
+
+
+def _asv(*args: str) -> list[str]:
+    return [sys.executable, "-m", "asv", *args]
+
+
+def families(impls: list[registry.Implementation]) -> dict[str, list[registry.Implementation]]:
+    """Available implementations grouped by family, in registry order."""
+    out: dict[str, list[registry.Implementation]] = {}
+    for impl in impls:
+        if impl.available:
+            out.setdefault(impl.family, []).append(impl)
+    return out
+
+
+def bench_regex(impls: list[registry.Implementation]) -> str:
+    names = "|".join(re.escape(grid.class_name(i.name)) for i in impls)
+    return rf"^bench_ops\.({names})\."
+
+
+def asv_results_file(commit: str) -> Path | None:
+    """asv's results file for ``commit`` in the current environment (the newest if several)."""
+    root = paths.asv_results_dir()
+    found = [p for p in root.glob(f"*/{commit[:8]}-*.json")] if root.is_dir() else []
+    return max(found, key=lambda p: p.stat().st_mtime) if found else None
+
+
+def stamp_versions(path: Path, versions: dict[str, str], threads_info: dict) -> None:
+    """Record library versions and thread counts in asv's results file (params show on the dashboard)."""
+    data = store.read_json(path)
+    for name, version in versions.items():
+        if version and name != "softgrad":
+            data.setdefault("params", {})[name] = version
+            data.setdefault("requirements", {})[name] = version
+    data.setdefault("params", {})["threads"] = str(threads_info.get("requested") or "default")
+    store.write_json(path, data)
+
+
+def snapshot_results(results: Path, run_: store.Run, impl_names: list[str]) -> None:
+    """Copy asv's results into the run, keeping only this run's implementations: asv's file for a commit
+    also holds what earlier runs of that commit measured for other implementations."""
+    data = store.read_json(results)
+    prefixes = tuple(f"bench_ops.{grid.class_name(n)}." for n in impl_names)
+    for key in ("results", "durations"):
+        data[key] = {k: v for k, v in (data.get(key) or {}).items() if k.startswith(prefixes)}
+    store.write_json(run_.folder / "asv.json", data)
+
+
+class _Progress:
+    def __init__(self, enabled: bool, stream: IO[str]):
+        self.enabled = enabled
+        self.stream = stream
+        self.tty = enabled and stream.isatty()
+
+    def line(self, text: str) -> None:
+        if self.enabled:
+            if self.tty:
+                self.stream.write("\r\033[K")
+            self.stream.write(text + "\n")
+            self.stream.flush()
+
+    def status(self, text: str) -> None:
+        if self.tty:
+            self.stream.write("\r\033[K" + text[: shutil.get_terminal_size().columns - 1])
+            self.stream.flush()
+
+
+_ASV_LINE = re.compile(r"^\[\s*([\d.]+)%\]\s+[·.]+\s+(\S+)(.*)$")
+
+
+def measure_build(names: list[str]) -> dict[str, float | None]:
+    """Cold build time of each entry (import and JIT compile), in a fresh process."""
+    out = subprocess.run([sys.executable, "-m", "softgrad.buildtime", *names], capture_output=True, text=True)
+    try:
+        return json.loads(out.stdout.strip().splitlines()[-1])
+    except (IndexError, json.JSONDecodeError):
+        return {n: None for n in names}
+
+
+def run_family(cfg: Path, commit: str, family: str, impls: list[registry.Implementation], opts: RunOptions,
+               log_path: Path, progress: _Progress, label: str) -> int:
+    """One ``asv run`` over one family's benchmarks; returns asv's exit code."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "SOFTGRAD_BENCH_FAMILY": family, grid.GRID_ENV: "quick" if opts.quick else "full"}
+    cmd = _asv("run", "--config", str(cfg), "--python=same", "--set-commit-hash", commit,
+               "--bench", bench_regex(impls), "--launch-method", "forkserver", *opts.extra_asv_args)
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                                cwd=str(cfg.parent))
+        try:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                log.write(line)
+                m = _ASV_LINE.match(line.strip())
+                if m:
+                    progress.status(f"{label} {family}: {float(m.group(1)):5.1f}% {m.group(2)}")
+            return proc.wait()
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+
+
+def ensure_machine(cfg: Path) -> None:
+    """asv needs a machine description; write the default one if this user has none."""
+    if not (Path.home() / ".asv-machine.json").exists():
+        subprocess.run(_asv("machine", "--yes", "--config", str(cfg)), capture_output=True, text=True, check=False)
+
+
+def publish(cfg: Path) -> Path:
+    out = subprocess.run(_asv("publish", "--config", str(cfg)), capture_output=True, text=True, cwd=str(cfg.parent))
+    if out.returncode != 0:
+        last = (out.stderr or out.stdout).strip().splitlines()[-1:] or ["(no output)"]
+        raise RunError(f"asv publish failed: {last[0]}")
+    return paths.asv_html_dir() / "index.html"
+
+
+def run(opts: RunOptions, stream: IO[str] | None = None) -> int:
+    """The main job; returns the exit status (0 ok, 1 when a check failed or a family's benchmarks errored)."""
+    stream = stream or sys.stderr
+    progress = _Progress(opts.progress, stream)
+    if opts.threads is not None:
+        threads.apply(opts.threads)
+    threads.requested()  # a malformed SOFTGRAD_THREADS fails here, before any work
+    repo = repo_root()
+    commit = provenance.git_commit(repo)
+    if not commit:
+        raise RunError(f"{repo} is not a git checkout with a commit: asv stores results per commit")
+    impls = [registry.get(n) for n in opts.impls] if opts.impls else registry.all_implementations()
+    validate_asv_results()
+    t_start = time.perf_counter()
+
+    run_ = store.latest_incomplete() if opts.resume else None
+    if opts.resume and run_ is None:
+        progress.line("run: nothing to resume, starting a new run")
+    if run_ is None:
+        run_ = store.create_run(commit)
+        run_.update_meta(complete=False, grid="quick" if opts.quick else "full", impls=[i.name for i in impls],
+                         families_done=[], **provenance.snapshot(repo))
+    meta = run_.meta()
+    if opts.resume and meta.get("commit") != commit:
+        raise RunError(f"run {run_.id} was for commit {str(meta.get('commit'))[:8]}, the checkout is at {commit[:8]}")
+    progress.line(f"run {run_.id}: {len(impls)} implementations, {meta['grid']} grid, results in {run_.folder}")
+    status = 0
+
+    # 1. correctness
+    if opts.check and not (run_.folder / "checks.json").exists():
+        from .check_run import CheckSelection, run_checks, summarize
+
+        sel = CheckSelection(impls=[i.name for i in impls], quick=opts.quick, timeout_s=opts.check_timeout_s,
+                             dtypes=grid.dtypes("quick") if opts.quick else None)
+        sel.validate()
+        progress.line("run [1/4] correctness check")
+        records = run_checks(sel, progress=opts.progress, stream=stream)
+        store.write_json(run_.folder / "checks.json", [r.to_dict() for r in records])
+        import io
+
+        table = io.StringIO()
+        ok = summarize(records, table)
+        progress.line(table.getvalue().rstrip().splitlines()[-1])
+        if not ok:
+            status = 1
+            progress.line("run: some checks failed (see checks.json); failing implementations are never recommended")
+
+    # 2. roofline
+    if "copy_bandwidth" not in meta:
+        from .bandwidth import copy_bandwidth
+
+        progress.line("run [2/4] measuring this machine's copy bandwidth")
+        bw = copy_bandwidth()
+        meta = run_.update_meta(copy_bandwidth=bw.to_dict())
+        progress.line(f"run: copy bandwidth {bw.gbps:.1f} GB/s ({bw.method})")
+
+    # 3. speed, one family at a time
+    cfg = asv_config(repo)
+    ensure_machine(cfg)
+    fams = families(impls)
+    done = list(meta.get("families_done", []))
+    todo = [f for f in fams if f not in done]
+    progress.line(f"run [3/4] asv sweep: {len(fams)} families ({', '.join(fams)}); {len(todo)} to run")
+    # Numba compiles when an entry is built: measure that once, cold, in a process of its own with an
+    # empty cache folder; asv's benchmark processes then load the kernels from that folder.
+    os.environ["NUMBA_CACHE_DIR"] = str(paths.cache_dir() / f"numba-{run_.id}")
+    for k, family in enumerate(todo, 1):
+        t0 = time.perf_counter()
+        jit = [i.name for i in fams[family] if i.compiles]
+        if jit:
+            meta = run_.update_meta(build_s={**meta.get("build_s", {}), **measure_build(jit)})
+        code = run_family(cfg, commit, family, fams[family], opts, run_.folder / f"asv-{family}.log", progress,
+                          f"run [3/4] [{k}/{len(todo)}]")
+        results = asv_results_file(commit)
+        if results is not None:
+            stamp_versions(results, meta["versions"], meta["threads"])
+            snapshot_results(results, run_, [i.name for i in impls])
+        done.append(family)
+        meta = run_.update_meta(families_done=done)
+        note = "" if code == 0 else f" (asv exit code {code}: some benchmarks failed, see asv-{family}.log)"
+        progress.line(f"run [3/4] [{k}/{len(todo)}] {family}: {time.perf_counter() - t0:.0f} s{note}")
+        if code != 0:
+            status = 1
+
+    # 4. dashboard and report
+    progress.line("run [4/4] publishing the dashboard")
+    index = publish(cfg)
+    shutil.rmtree(paths.cache_dir() / f"numba-{run_.id}", ignore_errors=True)
+    meta = run_.update_meta(complete=True, seconds=round(time.perf_counter() - t_start + meta.get("seconds", 0), 1))
+    progress.line(f"run: dashboard {index}")
+    if opts.report:
+        try:
+            from .report import write_report
+        except ImportError as exc:
+            progress.line(f"run: no report ({exc})")
+        else:
+            out = write_report(paths.reports_dir())
+            progress.line(f"run: report {out}")
+    progress.line(f"run {run_.id} done in {meta['seconds']:.0f} s")
+    return status
+
+
+def summary_json(run_: store.Run) -> str:
+    return json.dumps(run_.meta(), indent=1, default=str)
