@@ -1,0 +1,113 @@
+"""``softgrad choose``: which implementation to use for an op, size, dtype and device, from stored timings.
+
+Only implementations that passed every correctness case of the run (and whose error at the benchmark
+shape is within tolerance) are candidates, whatever their speed. The measurement used is the one at the
+requested batch and n, else the nearest measured n within a factor of 2 at the same batch; otherwise
+there is no answer and the message says how to measure it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+class NoResult(Exception):
+    """No stored measurement near the request; the message suggests the command that would measure it."""
+
+
+@dataclass
+class Choice:
+    op: str
+    n: int
+    batch: int
+    dtype: str
+    device: str
+    impl: str
+    time_s: float
+    measured_n: int
+    measured_batch: int
+    runner_up: str | None
+    runner_up_time_s: float | None
+    speedup: float | None
+    passed_cases: int
+    compile_s: float
+    run: str
+    commit: str
+    excluded: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def sentence(self) -> str:
+        why = [f"{self.impl}: {_fmt_time(self.time_s)}"]
+        if self.runner_up:
+            why.append(f"{self.speedup:.2g}x faster than {self.runner_up} ({_fmt_time(self.runner_up_time_s)})")
+        why.append(f"passed all {self.passed_cases} correctness cases")
+        if self.compile_s >= 0.01:
+            why.append(f"compile {self.compile_s:.2g} s once")
+        where = "" if (self.measured_n, self.measured_batch) == (self.n, self.batch) else \
+            f" (measured at batch {self.measured_batch}, n {self.measured_n})"
+        return ", ".join(why) + where
+
+
+def _fmt_time(t: float | None) -> str:
+    if t is None or not math.isfinite(t):
+        return "-"
+    for unit, scale in (("s", 1), ("ms", 1e-3), ("us", 1e-6)):
+        if t >= scale:
+            return f"{t / scale:.3g} {unit}"
+    return f"{t / 1e-9:.3g} ns"
+
+
+def _compiles(name: str) -> bool:
+    from . import registry
+
+    try:
+        return registry.get(name).compiles
+    except KeyError:
+        return False
+
+
+def measure_command(op: str, n: int, batch: int, dtype: str, device: str) -> str:
+    return (f"python benchmarks/roofline.py --op {op} --shape {batch}x{n} --dtype {dtype} --device {device}"
+            f"  (or softgrad run to refresh the grid)")
+
+
+def recommend(df, op: str, n: int, batch: int = 1, dtype: str = "float32", device: str = "cpu") -> Choice:
+    """The fastest passing implementation for the request, from the rows of one run (see results.latest)."""
+    rows = df[(df["op"] == op) & (df["dtype"] == dtype) & (df["device"] == device) & (df["batch"] == batch)] \
+        if not df.empty else df
+    rows = rows[rows["time_s"].notna()] if not rows.empty else rows
+    if rows.empty:
+        raise NoResult(f"no stored timing for {op} {dtype} on {device} at batch {batch}; measure it with: "
+                       + measure_command(op, n, batch, dtype, device))
+    measured = sorted(set(rows["n"]))
+    nearest = min(measured, key=lambda m: abs(math.log(m / n)) if n > 0 else m)
+    if n <= 0 or not (nearest / 2 <= n <= nearest * 2):
+        raise NoResult(f"no stored timing near n={n} for {op} {dtype} on {device} at batch {batch} "
+                       f"(measured n: {measured[0]}..{measured[-1]}); measure it with: "
+                       + measure_command(op, n, batch, dtype, device))
+    at = rows[rows["n"] == nearest]
+    ok = at[at["passed"]].sort_values("time_s")
+    excluded = [{"impl": r.impl, "time_s": r.time_s,
+                 "reason": (f"failed {r.check_failed} correctness cases" if r.check_failed else
+                            "not checked in this run" if not r.checked else
+                            f"error {r.error_ratio:.3g}x tolerance at this shape")}
+                for r in at[~at["passed"]].itertuples()]
+    if ok.empty:
+        raise NoResult(f"no implementation measured for {op} {dtype} on {device} at batch {batch}, n {nearest} "
+                       f"passed every correctness case")
+    best = ok.iloc[0]
+    second = ok.iloc[1] if len(ok) > 1 else None
+    compile_s = float(best["compile_s"]) if _compiles(str(best["impl"])) and math.isfinite(best["compile_s"]) else 0.0
+    return Choice(
+        op=op, n=n, batch=batch, dtype=dtype, device=device, impl=str(best["impl"]), time_s=float(best["time_s"]),
+        measured_n=int(nearest), measured_batch=int(batch),
+        runner_up=None if second is None else str(second["impl"]),
+        runner_up_time_s=None if second is None else float(second["time_s"]),
+        speedup=None if second is None else float(second["time_s"] / best["time_s"]),
+        passed_cases=int(best["check_passed"]), compile_s=compile_s,
+        run=str(best["run"]), commit=str(best["commit"]), excluded=excluded,
+    )

@@ -1,0 +1,104 @@
+"""``softgrad compare``: the regression gate between two stored runs (default: the last two complete ones).
+
+A benchmark is a **speed regression** when its median got slower by more than ``factor`` *and* the two
+runs' interquartile ranges do not overlap (the new run's first quartile is above the old run's third), so
+noise that the samples themselves show is not flagged, *and* it got slower by more than ``min_delta_s``
+(50 us) in absolute terms: each run times a benchmark in a fresh process, and at tens of microseconds
+the process itself (where the allocator's pages land) moves the median by up to 2x on these machines
+(measured on two identical runs: a 24 us allocation-bound call read 42 us in the second). A
+**correctness regression** is an error that crossed its tolerance since the old run (a
+``track_error_ratio`` now over 1, or a check case that now fails); one failing in both runs is a known
+failure, not a regression. Exit status: 0 clean, 1 any regression, 2 usage error.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from . import results, store
+
+DEFAULT_FACTOR = 1.2
+DEFAULT_MIN_DELTA_S = 50e-6
+
+
+@dataclass(frozen=True)
+class Finding:
+    kind: str  # "slower" | "error"
+    impl: str
+    op: str
+    shape: str
+    dtype: str
+    device: str
+    detail: str
+
+    def line(self) -> str:
+        return f"{self.kind.upper():7s} {self.impl} {self.op} {self.shape} {self.dtype} {self.device}: {self.detail}"
+
+
+def compare_frames(old, new, factor: float = DEFAULT_FACTOR, min_delta_s: float = DEFAULT_MIN_DELTA_S,
+                   new_checks=None, old_checks=None) -> tuple[list[Finding], int]:
+    """Findings between two runs' rows (as from :func:`softgrad.results.load`) and the number compared."""
+    keys = ["impl", "op", "shape", "dtype", "device"]
+    merged = old.merge(new, on=keys, suffixes=("_old", "_new"))
+    findings: list[Finding] = []
+    compared = 0
+    for r in merged.itertuples(index=False):
+        t_old, t_new = r.time_s_old, r.time_s_new
+        if not (math.isfinite(t_old) and math.isfinite(t_new)):
+            continue
+        compared += 1
+        q75_old = r.q75_s_old if math.isfinite(r.q75_s_old) else t_old
+        q25_new = r.q25_s_new if math.isfinite(r.q25_s_new) else t_new
+        if t_new > factor * t_old and q25_new > q75_old and t_new - t_old > min_delta_s:
+            findings.append(Finding("slower", r.impl, r.op, r.shape, r.dtype, r.device,
+                                    f"{t_old * 1e6:.4g} us -> {t_new * 1e6:.4g} us ({t_new / t_old:.2f}x, "
+                                    f"threshold {factor:.2f}x; IQRs do not overlap)"))
+    # correctness: an error that crossed its tolerance since the old run (one already failing there is
+    # not a regression; it is counted in ``known``)
+    old_err = {tuple(getattr(r, k) for k in keys): r.error_ratio for r in old.itertuples(index=False)}
+    for r in new.itertuples(index=False):
+        key = tuple(getattr(r, k) for k in keys)
+        if r.error_ratio > 1 and not old_err.get(key, 0) > 1:
+            findings.append(Finding("error", r.impl, r.op, r.shape, r.dtype, r.device,
+                                    f"error {r.error_ratio:.3g}x the tolerance (was {old_err.get(key, math.nan):.3g})"))
+    if new_checks is not None and not new_checks.empty:
+        failed_before = set()
+        if old_checks is not None and not old_checks.empty:
+            failed_before = {(r.impl, r.op, r.dtype, r.device, r.case)
+                             for r in old_checks[old_checks["verdict"] == "fail"].itertuples(index=False)}
+        for r in new_checks[new_checks["verdict"] == "fail"].itertuples(index=False):
+            if (r.impl, r.op, r.dtype, r.device, r.case) in failed_before:
+                continue
+            findings.append(Finding("error", r.impl, r.op, f"case {r.case}", r.dtype, r.device, r.message or "failed"))
+    return findings, compared
+
+
+def compare_runs(old_id: str | None = None, new_id: str | None = None, factor: float = DEFAULT_FACTOR,
+                 min_delta_s: float = DEFAULT_MIN_DELTA_S):
+    """Compare two stored runs by id (default: the last two complete runs). Returns (old, new, findings, n)."""
+    runs = store.complete_runs()
+    by_id = {r.id: r for r in runs}
+    for rid in (old_id, new_id):
+        if rid is not None and rid not in by_id:
+            raise store.StoreError(f"no complete run {rid!r} in {store.runs_dir()}")
+    if new_id is None:
+        if len(runs) < (1 if old_id else 2):
+            raise store.StoreError(f"need two complete runs to compare, found {len(runs)} in {store.runs_dir()}")
+        new_run = runs[-1]
+    else:
+        new_run = by_id[new_id]
+    if old_id is None:
+        earlier = [r for r in runs if r.id < new_run.id]
+        if not earlier:
+            raise store.StoreError(f"no complete run before {new_run.id} to compare with")
+        old_run = earlier[-1]
+    else:
+        old_run = by_id[old_id]
+    old = results.load([old_run])
+    new = results.load([new_run])
+    if old.empty or new.empty:
+        raise store.StoreError(f"run {old_run.id if old.empty else new_run.id} has no benchmark results")
+    findings, n = compare_frames(old, new, factor, min_delta_s, results.load_checks([new_run]),
+                                 results.load_checks([old_run]))
+    return old_run, new_run, findings, n

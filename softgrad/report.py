@@ -1,0 +1,334 @@
+"""``softgrad report``: ``index.html`` and ``report.md`` with PNG plots from the latest run on this machine.
+
+Plots: time vs n per op (log-log, interquartile band), speedup over NumPy, achieved bandwidth as a
+fraction of the copy bandwidth measured in the same run, the empirical scaling exponent, worst error vs
+tolerance per implementation and dtype, and the history of time and error across runs. Tables: the
+choice table (fastest implementation that passed every case, per op x size band x dtype x device, its
+margin over the runner-up and its one-off compile cost) and the run's metadata.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import paths, results, store
+
+#: Size bands of the choice table: (label, smallest n, largest n).
+BANDS = (("n <= 64", 1, 64), ("64 < n <= 1024", 65, 1024), ("n > 1024", 1025, 1 << 62))
+OPS = ("softmax", "vjp", "jacobian")
+
+
+class ReportError(Exception):
+    """Nothing to report (no complete run stored); the message says what to run."""
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _colors(impls: list[str]) -> dict[str, Any]:
+    plt = _plt()
+    cmap = plt.get_cmap("tab20")
+    return {name: cmap(k % 20) for k, name in enumerate(sorted(impls))}
+
+
+def _panels(df, batch: int, dtype: str, value, ylabel: str, title: str, path: Path, log_y: bool = True,
+            band: tuple[str, str] | None = None, hline: float | None = None) -> Path | None:
+    sub = df[(df["batch"] == batch) & (df["dtype"] == dtype) & (df["device"] == "cpu")]
+    sub = sub[np.isfinite(sub[value])] if not sub.empty else sub
+    if sub.empty:
+        return None
+    plt = _plt()
+    colors = _colors(list(df["impl"].unique()))
+    ops = [op for op in OPS if op in set(sub["op"])]
+    fig, axes = plt.subplots(1, len(ops), figsize=(5.2 * len(ops), 4.2), squeeze=False)
+    for ax, op in zip(axes[0], ops):
+        part = sub[sub["op"] == op]
+        for impl, g in part.groupby("impl"):
+            g = g.sort_values("n")
+            style = "-" if bool(g["passed"].all()) else ":"
+            ax.plot(g["n"], g[value], style, marker="o", ms=3, label=impl, color=colors[impl])
+            if band and band[0] in g and g[band[0]].notna().any():
+                ax.fill_between(g["n"], g[band[0]], g[band[1]], color=colors[impl], alpha=0.2, lw=0)
+        if hline is not None:
+            ax.axhline(hline, color="k", lw=0.8, ls="--")
+        ax.set_xscale("log", base=2)
+        if log_y:
+            ax.set_yscale("log")
+        ax.set_title(f"{op} (batch {batch}, {dtype})")
+        ax.set_xlabel("n (row length)")
+        ax.set_ylabel(ylabel)
+        ax.grid(True, which="major", alpha=0.3)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    for ax in axes[0][1:]:
+        h, l = ax.get_legend_handles_labels()
+        for hh, ll in zip(h, l):
+            if ll not in labels:
+                handles.append(hh)
+                labels.append(ll)
+    fig.legend(handles, labels, loc="center right", fontsize=8)
+    fig.suptitle(title + "  (dotted: failed a correctness check)")
+    fig.tight_layout(rect=(0, 0, 0.86, 0.95))
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def scaling_exponents(df, batch: int, dtype: str, min_n: int = 64):
+    """time ~ n^k fitted per implementation and op on n >= min_n (least squares in log-log)."""
+    import pandas as pd
+
+    rows = []
+    sub = df[(df["batch"] == batch) & (df["dtype"] == dtype) & (df["n"] >= min_n) & np.isfinite(df["time_s"])]
+    for (impl, op), g in sub.groupby(["impl", "op"]):
+        if g["n"].nunique() < 3:
+            continue
+        k, _ = np.polyfit(np.log(g["n"]), np.log(g["time_s"]), 1)
+        rows.append({"impl": impl, "op": op, "exponent": float(k), "points": int(g["n"].nunique())})
+    return pd.DataFrame(rows)
+
+
+def _exponent_plot(exps, path: Path, batch: int, dtype: str) -> Path | None:
+    if exps.empty:
+        return None
+    plt = _plt()
+    ops = [op for op in OPS if op in set(exps["op"])]
+    fig, axes = plt.subplots(1, len(ops), figsize=(5.2 * len(ops), 4), squeeze=False)
+    for ax, op in zip(axes[0], ops):
+        part = exps[exps["op"] == op].sort_values("exponent")
+        ax.barh(part["impl"], part["exponent"], color="tab:blue")
+        for ref in (1, 2):
+            ax.axvline(ref, color="k", lw=0.8, ls="--")
+        ax.set_title(f"{op}: time ~ n^k (batch {batch}, {dtype})")
+        ax.set_xlabel("k (1 = linear, 2 = quadratic)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def _error_plot(checks, path: Path) -> Path | None:
+    if checks.empty or "ratio" not in checks:
+        return None
+    plt = _plt()
+    table = checks.pivot_table(index="impl", columns="dtype", values="ratio", aggfunc="max")
+    failed = checks[checks["verdict"] == "fail"].groupby(["impl", "dtype"]).size()
+    fig, ax = plt.subplots(figsize=(1.6 * len(table.columns) + 3, 0.42 * len(table) + 1.5))
+    data = np.log10(np.clip(table.to_numpy(dtype=float), 1e-6, 1e3))
+    im = ax.imshow(data, cmap="RdYlGn_r", vmin=-4, vmax=1, aspect="auto")
+    ax.set_xticks(range(len(table.columns)), table.columns)
+    ax.set_yticks(range(len(table.index)), table.index)
+    for i, impl in enumerate(table.index):
+        for j, dt in enumerate(table.columns):
+            v = table.iloc[i, j]
+            text = "-" if not np.isfinite(v) else f"{v:.2g}"
+            if (impl, dt) in failed.index:
+                text += f"\n{failed[(impl, dt)]} FAIL"
+            ax.text(j, i, text, ha="center", va="center", fontsize=7)
+    fig.colorbar(im, ax=ax, label="log10(worst error / tolerance)")
+    ax.set_title("worst error / tolerance over all cases (above 1 fails)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def _history_plot(df_all, path: Path, shape: str = "256x1024", dtype: str = "float32") -> Path | None:
+    sub = df_all[(df_all["shape"] == shape) & (df_all["dtype"] == dtype) & (df_all["device"] == "cpu")]
+    if sub.empty or sub["run"].nunique() < 1:
+        return None
+    plt = _plt()
+    colors = _colors(list(df_all["impl"].unique()))
+    ops = [op for op in OPS if op in set(sub["op"])]
+    runs = sorted(sub["run"].unique())
+    labels = {}
+    for r in runs:
+        row = sub[sub["run"] == r].iloc[0]
+        labels[r] = f"{row['commit']}\ntorch {row['torch'] or '-'}\njax {row['jax'] or '-'}"
+    fig, axes = plt.subplots(2, len(ops), figsize=(5.2 * len(ops), 7), squeeze=False)
+    for j, op in enumerate(ops):
+        part = sub[sub["op"] == op]
+        for impl, g in part.groupby("impl"):
+            g = g.set_index("run").reindex(runs)
+            x = np.arange(len(runs))
+            axes[0][j].plot(x, g["time_s"], marker="o", ms=3, label=impl, color=colors[impl])
+            axes[1][j].plot(x, g["error_ratio"], marker="o", ms=3, label=impl, color=colors[impl])
+        axes[0][j].set_yscale("log")
+        axes[0][j].set_title(f"{op} {shape} {dtype}: time per run")
+        axes[1][j].set_title("worst error / tolerance per run")
+        axes[1][j].set_yscale("log")
+        axes[1][j].axhline(1, color="k", lw=0.8, ls="--")
+        for ax in (axes[0][j], axes[1][j]):
+            ax.set_xticks(range(len(runs)), [labels[r] for r in runs], fontsize=6)
+    h, l = axes[0][0].get_legend_handles_labels()
+    fig.legend(h, l, loc="center right", fontsize=8)
+    fig.tight_layout(rect=(0, 0, 0.86, 1))
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def choice_table(df):
+    """Per op x size band x batch x dtype x device: the fastest passing implementation (geometric mean of
+    its time over the band's sizes), the runner-up and the margin, and the compile cost to amortise."""
+    import pandas as pd
+
+    rows = []
+    for (op, batch, dtype, device), g in df[np.isfinite(df["time_s"])].groupby(["op", "batch", "dtype", "device"]):
+        for label, lo, hi in BANDS:
+            band = g[(g["n"] >= lo) & (g["n"] <= hi)]
+            if band.empty:
+                continue
+            sizes = sorted(set(band["n"]))
+            cand = []
+            for impl, h in band[band["passed"]].groupby("impl"):
+                if len(set(h["n"])) < len(sizes):
+                    continue  # not measured over the whole band (a size limit): not comparable
+                cand.append((float(np.exp(np.log(h["time_s"]).mean())), impl, float(h["compile_s"].max())))
+            if not cand:
+                continue
+            cand.sort()
+            best, second = cand[0], (cand[1] if len(cand) > 1 else None)
+            rows.append({
+                "op": op, "batch": int(batch), "band": label, "dtype": dtype, "device": device,
+                "sizes": f"{sizes[0]}..{sizes[-1]}", "fastest": best[1], "time (geo-mean)": best[0],
+                "runner-up": second[1] if second else "", "margin": (second[0] / best[0]) if second else math.nan,
+                "compile s": best[2] if results._family(best[1]) in ("numba", "jax") else 0.0,
+            })
+    return pd.DataFrame(rows)
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        if not math.isfinite(v):
+            return "-"
+        if abs(v) < 1e-2 and v != 0:
+            return f"{v:.3g}"
+        return f"{v:.3g}"
+    return str(v)
+
+
+def _md_table(df) -> str:
+    if df.empty:
+        return "(none)\n"
+    cols = list(df.columns)
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for _, r in df.iterrows():
+        lines.append("| " + " | ".join(_fmt(r[c]) for c in cols) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _html_table(df) -> str:
+    if df.empty:
+        return "<p>(none)</p>"
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(r[c]))}</td>" for c in df.columns) + "</tr>"
+                   for _, r in df.iterrows())
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def write_report(out_dir: Path | None = None) -> Path:
+    """Write ``index.html``, ``report.md`` and the PNGs for the latest complete run; return index.html."""
+    import pandas as pd
+
+    out_dir = Path(out_dir or paths.reports_dir())
+    out_dir.mkdir(parents=True, exist_ok=True)
+    df_all = results.load()
+    if df_all.empty:
+        raise ReportError("no complete run stored yet: run `softgrad run --quick` first")
+    df = results.latest(df_all)
+    run_id = df["run"].iloc[0]
+    run = store.Run(store.runs_dir() / run_id)
+    meta = run.meta()
+    source = results.checks_for(run)
+    checks = results.load_checks([source]) if source else results.load_checks([])
+    copy = meta.get("copy_bandwidth") or {}
+    dtype = "float32" if "float32" in set(df["dtype"]) else sorted(set(df["dtype"]))[0]
+    big_batch = int(df["batch"].max())
+
+    figures: list[tuple[str, str, Path | None]] = []
+    for batch in sorted(set(df["batch"])):
+        figures.append((f"Time vs n, batch {batch}", "median time per call; band: interquartile range",
+                        _panels(df, int(batch), dtype, "time_s", "seconds per call", f"time per call ({dtype})",
+                                out_dir / f"time_vs_n_batch{batch}.png", band=("q25_s", "q75_s"))))
+    numpy_t = df[df["impl"] == "numpy"].set_index(["op", "shape", "dtype", "device"])["time_s"]
+    df = df.copy()
+    df["speedup_vs_numpy"] = [numpy_t.get((o, s, d, v), math.nan) / t for o, s, d, v, t in
+                              zip(df["op"], df["shape"], df["dtype"], df["device"], df["time_s"])]
+    figures.append(("Speedup over NumPy", "NumPy's time / the implementation's time (above 1: faster)",
+                    _panels(df, big_batch, dtype, "speedup_vs_numpy", "speedup over numpy", "speedup over numpy",
+                            out_dir / "speedup_vs_numpy.png", hline=1.0)))
+    figures.append(("Achieved bandwidth", f"bytes that must move / time, as a fraction of this machine's copy "
+                    f"bandwidth ({copy.get('gbps', math.nan):.1f} GB/s, {copy.get('method', '?')})",
+                    _panels(df, big_batch, dtype, "bw_fraction", "fraction of copy bandwidth",
+                            "achieved bandwidth / copy bandwidth", out_dir / "bandwidth.png", log_y=True, hline=1.0)))
+    exps = scaling_exponents(df, big_batch, dtype)
+    figures.append(("Scaling exponent", "k in time ~ n^k, fitted for n >= 64: about 1 for softmax and the VJP, "
+                    "2 for the Jacobian", _exponent_plot(exps, out_dir / "scaling.png", big_batch, dtype)))
+    figures.append(("Correctness", "worst error / tolerance per implementation and dtype over all check cases",
+                    _error_plot(checks, out_dir / "errors.png")))
+    ref_shape = "256x1024" if "256x1024" in set(df_all["shape"]) else df["shape"].iloc[-1]
+    figures.append(("History", "time and error at one shape across stored runs (commit and library versions "
+                    "under each point)", _history_plot(df_all, out_dir / "history.png", ref_shape, dtype)))
+
+    choices = choice_table(df)
+    meta_rows = pd.DataFrame([
+        {"field": k, "value": v} for k, v in (
+            ("run", run_id), ("date", meta.get("date")), ("machine", meta.get("machine")), ("cpu", meta.get("cpu")),
+            ("cores", meta.get("cores")), ("memory GiB", meta.get("memory_gib")),
+            ("commit", f"{meta.get('commit')}{' (dirty tree)' if meta.get('dirty') else ''}"),
+            ("grid", meta.get("grid")), ("threads", meta.get("threads")),
+            ("copy bandwidth", f"{copy.get('gbps', math.nan):.1f} GB/s ({copy.get('method', '?')})"),
+            *((f"version {k}", v) for k, v in (meta.get("versions") or {}).items() if v),
+        )])
+    summary = checks.groupby("impl")["verdict"].value_counts().unstack(fill_value=0) if not checks.empty else None
+
+    md = [f"# softgrad report: run {run_id}\n",
+          "Generated by `softgrad report` from the latest complete run on this machine. "
+          "Timings are medians of asv samples; compare ratios within one run, not absolute times across machines.\n",
+          "## Choice table\n",
+          "Fastest implementation that passed every correctness case, by op, batch, size band, dtype and device "
+          "(geometric mean over the band's sizes); `margin` is the runner-up's time over the fastest's; "
+          "`compile s` is the one-off JIT cost to amortise.\n",
+          _md_table(choices), "\n## Scaling exponents\n", _md_table(exps)]
+    if summary is not None:
+        md += ["\n## Correctness verdicts\n", _md_table(summary.reset_index())]
+    for title, caption, path in figures:
+        if path is not None:
+            md += [f"\n## {title}\n", f"{caption}\n", f"![{title}]({path.name})\n"]
+    md += ["\n## Run metadata\n", _md_table(meta_rows)]
+    (out_dir / "report.md").write_text("\n".join(md))
+
+    css = ("body{font-family:sans-serif;max-width:1400px;margin:2em auto;padding:0 1em}"
+           "table{border-collapse:collapse;font-size:13px;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px}"
+           "th{background:#eee}img{max-width:100%;border:1px solid #ddd}figure{margin:2em 0}")
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>softgrad report {run_id}</title>"
+             f"<style>{css}</style></head><body><h1>softgrad report</h1>",
+             f"<p>Run <code>{html.escape(run_id)}</code> on {html.escape(str(meta.get('machine')))}, commit "
+             f"<code>{html.escape(str(meta.get('commit'))[:8])}</code>. Dashboard: <a href='../../results/html/index.html'>"
+             f"asv</a>.</p>",
+             "<h2 id='choice'>Choice table</h2>", _html_table(choices),
+             "<h2 id='scaling'>Scaling exponents</h2>", _html_table(exps)]
+    if summary is not None:
+        parts += ["<h2 id='verdicts'>Correctness verdicts</h2>", _html_table(summary.reset_index())]
+    for title, caption, path in figures:
+        if path is not None:
+            parts.append(f"<figure class='plot'><h2>{html.escape(title)}</h2><img src='{path.name}' "
+                         f"alt='{html.escape(title)}'><figcaption>{html.escape(caption)}</figcaption></figure>")
+    parts += ["<h2 id='meta'>Run metadata</h2>", _html_table(meta_rows),
+              # marks each plot as loaded (a browser test reads data-loaded)
+              "<script>window.addEventListener('load',()=>document.querySelectorAll('img').forEach("
+              "i=>i.dataset.loaded=String(i.complete&&i.naturalWidth>0)));</script>", "</body></html>"]
+    index = out_dir / "index.html"
+    index.write_text("\n".join(parts))
+    return index

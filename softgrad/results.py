@@ -1,0 +1,194 @@
+"""The stored history as pandas DataFrames: the one place that reads runs for the report, choose and compare.
+
+:func:`load` gives one tidy row per run x implementation x op x shape x dtype x device, with the run's
+machine, commit and library versions, the timing (median, quartiles, 99% interval), the worst error
+relative to tolerance at that shape, first-call and build (JIT) times, peak memory, bytes moved and the
+achieved bandwidth as a fraction of the copy bandwidth measured in the same run, and the
+implementation's correctness verdict from the run's check. :func:`load_checks` gives one row per check
+record. Both read ``results/runs`` (see :mod:`softgrad.store`).
+
+Example::
+
+    from softgrad import results
+    df = results.load()                      # every run
+    last = results.latest(df)                # the newest complete run on this machine
+    last.query("op == 'vjp' and n == 1024 and batch == 256 and dtype == 'float32'")
+"""
+
+from __future__ import annotations
+
+import ast
+import itertools
+import math
+from typing import Any
+
+from . import grid, registry, store
+from .contract import DTYPE_INFO
+
+#: asv benchmark kind -> DataFrame column
+KINDS = {
+    "time_op": "time_s",
+    "track_error_ratio": "error_ratio",
+    "track_first_call_s": "first_call_s",
+    "peakmem_op": "peakmem_bytes",
+}
+RUN_COLUMNS = ("run", "date", "machine", "cpu", "cores", "commit", "grid", "threads", "copy_gbps")
+VERSION_COLUMNS = ("numpy", "numba", "torch", "jax")
+
+
+def _class_to_impl(names: list[str]) -> dict[str, str]:
+    known = list(dict.fromkeys([*names, *(i.name for i in registry.all_implementations())]))
+    return {grid.class_name(n): n for n in known}
+
+
+def _asv_rows(data: dict[str, Any], impl_of: dict[str, str], source: str) -> dict[tuple, dict[str, Any]]:
+    cols = data.get("result_columns") or []
+    rows: dict[tuple, dict[str, Any]] = {}
+    for name, entry in data.get("results", {}).items():
+        parts = name.split(".")
+        if len(parts) != 3 or parts[0] != "bench_ops" or parts[2] not in KINDS:
+            continue
+        impl = impl_of.get(parts[1])
+        if impl is None:
+            continue
+        rec = dict(zip(cols, entry))
+        try:
+            params = [[ast.literal_eval(v) for v in p] for p in rec["params"]]
+        except (KeyError, ValueError, SyntaxError, TypeError):
+            raise store.StoreError(f"{source}: benchmark {name} has malformed params") from None
+        values = rec.get("result")
+        if not isinstance(values, list):
+            continue
+        column = KINDS[parts[2]]
+        for k, (op, shape, dtype, device) in enumerate(itertools.product(*params)):
+            if k >= len(values):
+                break
+            value = values[k]
+            key = (impl, op, shape, dtype, device)
+            row = rows.setdefault(key, {})
+            row[column] = math.nan if value is None else float(value)
+            if column == "time_s":
+                for stat, out in (("stats_q_25", "q25_s"), ("stats_q_75", "q75_s"),
+                                  ("stats_ci_99_a", "ci99_low_s"), ("stats_ci_99_b", "ci99_high_s"),
+                                  ("stats_repeat", "repeats")):
+                    seq = rec.get(stat)
+                    row[out] = float(seq[k]) if isinstance(seq, list) and k < len(seq) and seq[k] is not None else math.nan
+    return rows
+
+
+def checks_for(run: store.Run) -> store.Run | None:
+    """The run whose correctness records apply to ``run``: itself, or (for a ``--no-check`` run) the newest
+    earlier run with checks on the same commit and library versions."""
+    if (run.folder / "checks.json").exists():
+        return run
+    meta = run.meta()
+    same = [r for r in store.all_runs() if r.id < run.id and (r.folder / "checks.json").exists()
+            and r.meta_path.exists() and r.meta().get("commit") == meta.get("commit")
+            and r.meta().get("versions") == meta.get("versions")]
+    return same[-1] if same else None
+
+
+def _check_summary(checks: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for r in checks:
+        s = out.setdefault(r["impl"], {"check_passed": 0, "check_failed": 0, "check_worst_ratio": math.nan,
+                                       "failed_cases": []})
+        if r.get("verdict") == "pass":
+            s["check_passed"] += 1
+        elif r.get("verdict") == "fail":
+            s["check_failed"] += 1
+            s["failed_cases"].append(f"{r['op']} {r['dtype']} {r['case']}")
+        ratio = r.get("ratio")
+        if ratio is not None and not (isinstance(ratio, float) and math.isnan(ratio)):
+            s["check_worst_ratio"] = ratio if math.isnan(s["check_worst_ratio"]) else max(s["check_worst_ratio"], ratio)
+    return out
+
+
+def _run_info(run: store.Run, meta: dict[str, Any]) -> dict[str, Any]:
+    info = {
+        "run": run.id,
+        "date": meta.get("date"),
+        "machine": meta.get("machine"),
+        "cpu": meta.get("cpu"),
+        "cores": meta.get("cores"),
+        "commit": (meta.get("commit") or "")[:8],
+        "grid": meta.get("grid"),
+        "threads": (meta.get("threads") or {}).get("requested") or "default",
+        "copy_gbps": (meta.get("copy_bandwidth") or {}).get("gbps", math.nan),
+    }
+    for lib in VERSION_COLUMNS:
+        info[lib] = (meta.get("versions") or {}).get(lib, "")
+    return info
+
+
+def load(runs: list[store.Run] | None = None, complete_only: bool = True):
+    """One row per run x implementation x op x shape x dtype x device (see the module docstring)."""
+    import pandas as pd
+
+    runs = runs if runs is not None else (store.complete_runs() if complete_only else store.all_runs())
+    rows = []
+    for run in runs:
+        meta = run.meta()
+        data = run.asv()
+        if data is None:
+            continue
+        info = _run_info(run, meta)
+        source = checks_for(run)
+        info["checks_from"] = source.id if source else ""
+        checks = _check_summary(source.checks()) if source else {}
+        impl_of = _class_to_impl(list(meta.get("impls", [])))
+        for (impl, op, shape, dtype, device), values in _asv_rows(data, impl_of, str(run.folder / "asv.json")).items():
+            batch, n = grid.parse_shape(shape)
+            row = {**info, "impl": impl, "op": op, "shape": shape, "batch": batch, "n": n, "dtype": dtype,
+                   "device": device, "build_s": (meta.get("build_s") or {}).get(impl), **values}
+            c = checks.get(impl)
+            row["checked"] = c is not None
+            row["check_passed"] = c["check_passed"] if c else 0
+            row["check_failed"] = c["check_failed"] if c else 0
+            row["check_worst_ratio"] = c["check_worst_ratio"] if c else math.nan
+            row["failed_cases"] = "; ".join(c["failed_cases"][:5]) if c else ""
+            rows.append(row)
+    df = pd.DataFrame(rows)
+    if df.empty:
+        return df
+    for col in ("time_s", "q25_s", "q75_s", "error_ratio", "first_call_s", "build_s", "peakmem_bytes"):
+        df[col] = pd.to_numeric(df[col], errors="coerce") if col in df else math.nan
+    df["family"] = df["impl"].map(lambda n: _family(n))
+    df["spread"] = (df["q75_s"] - df["q25_s"]) / df["time_s"]
+    df["bytes_moved"] = [grid.bytes_moved(o, b, n, DTYPE_INFO[d].itemsize) for o, b, n, d in
+                         zip(df["op"], df["batch"], df["n"], df["dtype"])]
+    df["gbps"] = df["bytes_moved"] / df["time_s"] / 1e9
+    df["bw_fraction"] = df["gbps"] / df["copy_gbps"]
+    df["compile_s"] = (df["first_call_s"] - df["time_s"]).clip(lower=0) + df["build_s"].fillna(0)
+    df["passed"] = df["checked"] & (df["check_failed"] == 0) & ~(df["error_ratio"] > 1)
+    return df
+
+
+def _family(name: str) -> str:
+    try:
+        return registry.get(name).family
+    except KeyError:
+        return ""
+
+
+def latest(df, machine: str | None = None):
+    """The rows of the newest run (on ``machine``, default: the newest run's machine)."""
+    if df.empty:
+        return df
+    if machine is not None:
+        df = df[df["machine"] == machine]
+    newest = df.sort_values("run")["run"].iloc[-1]
+    return df[df["run"] == newest]
+
+
+def load_checks(runs: list[store.Run] | None = None, complete_only: bool = True):
+    """One row per stored check record, with its run's id, commit and date."""
+    import pandas as pd
+
+    runs = runs if runs is not None else (store.complete_runs() if complete_only else store.all_runs())
+    rows = []
+    for run in runs:
+        meta = run.meta()
+        for r in run.checks():
+            rows.append({"run": run.id, "date": meta.get("date"), "commit": (meta.get("commit") or "")[:8], **r})
+    return pd.DataFrame(rows)
