@@ -1,12 +1,12 @@
 # One command each, on a fresh machine with Python 3.11 and pip:
 #   make test    set up .venv (all extras, pinned) and run the test suite
-#   make bench   set up .venv and run the main job (checks, benchmarks, dashboard, report)
+#   make bench   set up .venv and run the main job (checks, asv sweep, dashboard, report)
 PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
-.PHONY: venv test test-fast bench check clean
+.PHONY: venv test test-fast bench bench-quick check clean
 
 venv: $(STAMP)
 
@@ -25,7 +25,10 @@ check: venv
 	$(BIN)/softgrad check
 
 bench: venv
-	$(BIN)/softgrad check
+	$(BIN)/softgrad run
+
+bench-quick: venv
+	$(BIN)/softgrad run --quick
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,250 @@
+"""The main job end to end, as a user runs it: `softgrad run --quick` into a fresh results folder, twice,
+then a run with one implementation slowed by 30%; the history, the regression gate, `choose`, the report,
+interruption and resume, corrupt files. Real asv runs over a small selection (numpy and two plugins).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("asv")
+pytest.importorskip("pandas")
+pytest.importorskip("matplotlib")
+
+PLUGINS = Path(__file__).parent / "plugins"
+pytestmark = pytest.mark.slow
+
+
+def softgrad(home: Path, *args: str, env: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+    full = {**os.environ, "SOFTGRAD_HOME": str(home), **(env or {})}
+    full.pop("SOFTGRAD_PLUGINS", None)
+    return subprocess.run([sys.executable, "-m", "softgrad.cli", *args], capture_output=True, text=True,
+                          env=full, timeout=timeout, cwd=str(home))
+
+
+def quick_run(home: Path, *extra: str, slowdown: str = "1") -> subprocess.CompletedProcess:
+    out = softgrad(home, "run", "--quick", "--no-progress", "--impl", "numpy", "--impl", "slowable",
+                   "--impl", "fast-wrong", "--plugin", str(PLUGINS / "slowable.py"),
+                   "--plugin", str(PLUGINS / "fast_wrong.py"), *extra,
+                   env={"SOFTGRAD_TEST_SLOWDOWN": slowdown})
+    return out
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory):
+    """Three quick runs: two identical, then one with `slowable` slowed by 30%."""
+    home = tmp_path_factory.mktemp("softgrad-home")
+    runs = [quick_run(home), quick_run(home), quick_run(home, "--no-check", slowdown="1.3")]
+    for out, status in zip(runs, (1, 1, 0)):
+        # fast-wrong fails its check, so a checked run exits 1; the unchecked third exits 0
+        assert out.returncode == status, out.stdout + out.stderr
+        assert "Traceback" not in out.stderr, out.stderr
+    return home
+
+
+@pytest.fixture
+def at_home(home, monkeypatch):
+    """The module's results folder, made this process's SOFTGRAD_HOME for the test."""
+    monkeypatch.setenv("SOFTGRAD_HOME", str(home))
+    return home
+
+
+def test_each_run_is_stored_with_machine_commit_and_versions(at_home):
+    home = at_home
+    from softgrad import results, store
+
+    runs = store.complete_runs()
+    assert len(runs) == 3
+    meta = runs[0].meta()
+    assert meta["commit"] and meta["machine"] and meta["versions"]["numpy"]
+    assert meta["copy_bandwidth"]["gbps"] > 0
+    df = results.load()
+    assert df["run"].nunique() == 3, "two identical runs must leave two points in the history"
+    assert set(df["impl"]) == {"numpy", "slowable", "fast-wrong"}
+    assert (df["numpy"] != "").all()
+    # asv's own results file carries the library versions too
+    asv_files = [p for p in (home / "results" / "asv").rglob("*.json") if p.name not in ("machine.json", "benchmarks.json")]
+    assert asv_files and all(json.loads(p.read_text())["params"].get("numpy") for p in asv_files)
+
+
+def test_the_dashboard_is_published(home):
+    index = home / "results" / "html" / "index.html"
+    assert index.is_file()
+    assert (home / "results" / "html" / "graphs").is_dir()
+
+
+def test_gate_passes_identical_reruns_and_flags_a_30_percent_slowdown(at_home):
+    home = at_home
+    from softgrad import store
+
+    first, second, slowed = (r.id for r in store.complete_runs())
+    same = softgrad(home, "compare", first, second)
+    assert same.returncode == 0, same.stdout + same.stderr
+    assert "no regression" in same.stdout
+    slow = softgrad(home, "compare", second, slowed)
+    assert slow.returncode == 1, slow.stdout
+    flagged = [line for line in slow.stdout.splitlines() if line.startswith("SLOWER")]
+    assert flagged and all(" slowable " in line for line in flagged), slow.stdout
+
+
+def test_choose_matches_the_stored_timings_and_skips_the_failing_fastest(at_home):
+    home = at_home
+    from softgrad import results
+
+    out = softgrad(home, "choose", "--op", "vjp", "--n", "1024", "--batch", "256", "--dtype", "float32", "--json",
+                   "--plugin", str(PLUGINS / "slowable.py"), "--plugin", str(PLUGINS / "fast_wrong.py"))
+    assert out.returncode == 0, out.stderr
+    choice = json.loads(out.stdout)
+    df = results.latest(results.load())
+    rows = df[(df["op"] == "vjp") & (df["shape"] == "256x1024") & (df["dtype"] == "float32")]
+    fastest_overall = rows.sort_values("time_s").iloc[0]
+    assert fastest_overall["impl"] == "fast-wrong", "the wrong plugin should be the fastest"
+    passing = rows[rows["passed"]].sort_values("time_s")
+    assert choice["impl"] == passing.iloc[0]["impl"] != "fast-wrong"
+    assert choice["time_s"] == pytest.approx(passing.iloc[0]["time_s"])
+    assert choice["runner_up"] == passing.iloc[1]["impl"]
+    assert any(e["impl"] == "fast-wrong" for e in choice["excluded"])
+
+
+def test_choose_says_when_nothing_was_measured_near(home):
+    out = softgrad(home, "choose", "--op", "vjp", "--n", "100000", "--batch", "256")
+    assert out.returncode == 1
+    assert "no stored timing near n=100000" in out.stderr and "measure it with" in out.stderr
+
+
+def test_report_has_every_plot(home):
+    out = softgrad(home, "report", "--out", str(home / "report"))
+    assert out.returncode == 0, out.stderr
+    page = (home / "report" / "index.html").read_text()
+    for png in ("time_vs_n_batch256.png", "speedup_vs_numpy.png", "bandwidth.png", "errors.png", "history.png"):
+        assert (home / "report" / png).stat().st_size > 1000
+        assert png in page
+    assert "Choice table" in page and "fast-wrong" not in page.split("id='choice'")[1].split("</table>")[0]
+
+
+def test_a_killed_run_keeps_what_it_stored_and_resume_completes_it(at_home):
+    home = at_home
+    from softgrad import store
+
+    before = {r.id for r in store.all_runs()}
+    env = {**os.environ, "SOFTGRAD_HOME": str(home)}
+    env.pop("SOFTGRAD_PLUGINS", None)
+    cmd = [sys.executable, "-m", "softgrad.cli", "run", "--quick", "--no-check", "--no-progress", "--impl", "numpy",
+           "--impl", "slowable", "--plugin", str(PLUGINS / "slowable.py")]
+    proc = subprocess.Popen(cmd, env=env, cwd=str(home), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 300
+        new = None
+        while time.monotonic() < deadline:
+            new = [r for r in store.all_runs() if r.id not in before and r.meta_path.exists()]
+            if new and new[0].meta().get("families_done"):
+                break
+            time.sleep(0.2)
+        else:
+            pytest.fail("the run stored no family in time")
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    run = new[0]
+    assert not run.complete
+    assert run.meta()["families_done"] == ["numpy"]
+    assert "bench_ops.Impl_numpy.time_op" in run.asv()["results"]
+    out = softgrad(home, "run", "--quick", "--no-check", "--no-progress", "--resume", "--impl", "numpy",
+                   "--impl", "slowable", "--plugin", str(PLUGINS / "slowable.py"))
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert run.complete
+    assert run.meta()["families_done"] == ["numpy", "plugin"]
+    assert "bench_ops.Impl_slowable.time_op" in run.asv()["results"]
+
+
+def test_a_corrupt_results_file_is_named_in_one_line(home, tmp_path):
+    import shutil
+
+    copy = tmp_path / "home"
+    shutil.copytree(home / "results", copy / "results")
+    bad = next(p for p in (copy / "results" / "asv").rglob("*.json") if p.name != "machine.json")
+    bad.write_text("{ not json")
+    out = softgrad(copy, "run", "--quick", "--no-check", "--impl", "numpy")
+    assert out.returncode == 2
+    assert str(bad) in out.stderr and len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr
+    meta = next((copy / "results" / "runs").glob("*/meta.json"))
+    meta.write_text(json.dumps({"hello": "world"}))
+    out = softgrad(copy, "compare")
+    assert out.returncode == 2
+    assert "meta.json" in out.stderr and "Traceback" not in out.stderr
+
+
+# --- in a real browser (Debian's chromium; .ci/run installs it) -----------------------------------------
+
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--hide-scrollbars"]
+SCREENSHOTS = Path(__file__).resolve().parent.parent / "reports" / "screenshots"
+
+
+def _chromium() -> str:
+    import shutil
+
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    if exe is None:
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium); .ci/run installs it")
+    return exe
+
+
+def _browse(url: str, tmp_path: Path, screenshot: Path | None = None) -> str:
+    """The DOM after scripts ran (and a screenshot), from headless Chromium."""
+    exe = _chromium()
+    profile = tmp_path / f"profile-{time.monotonic_ns()}"
+    base = [exe, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--virtual-time-budget=20000",
+            "--window-size=1400,1000"]
+    dom = subprocess.run([*base, "--dump-dom", url], capture_output=True, text=True, timeout=120)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    if screenshot is not None:
+        screenshot.parent.mkdir(parents=True, exist_ok=True)
+        shot = subprocess.run([*base, f"--screenshot={screenshot}", url], capture_output=True, text=True, timeout=120)
+        assert shot.returncode == 0 and screenshot.stat().st_size > 10_000, shot.stderr[-2000:]
+    return dom.stdout
+
+
+@pytest.fixture
+def served(home):
+    """results/html served on localhost (asv's dashboard loads its data over HTTP)."""
+    import functools
+    import http.server
+    import threading
+
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(home / "results" / "html"))
+    handler.log_message = lambda *a, **k: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+@pytest.mark.browser
+def test_dashboard_renders_the_benchmark_list_and_a_graph(served, tmp_path):
+    listing = _browse(f"{served}/index.html", tmp_path, SCREENSHOTS / "dashboard.png")
+    assert "bench_ops.Impl_numpy.time_op" in listing or "Impl_numpy" in listing
+    graph = _browse(f"{served}/index.html#bench_ops.Impl_numpy.time_op", tmp_path,
+                    SCREENSHOTS / "dashboard-graph.png")
+    assert "flot-base" in graph, "no graph canvas rendered"
+
+
+@pytest.mark.browser
+def test_report_opens_with_every_plot_loaded(home, tmp_path):
+    out = softgrad(home, "report", "--out", str(home / "report-browser"))
+    assert out.returncode == 0, out.stderr
+    dom = _browse((home / "report-browser" / "index.html").as_uri(), tmp_path, SCREENSHOTS / "report.png")
+    images = dom.count("<img")
+    assert images >= 5
+    assert dom.count('data-loaded="true"') == images, "a plot did not load"
