@@ -176,10 +176,18 @@ def measure_build(names: list[str]) -> dict[str, float | None]:
         return {n: None for n in names}
 
 
+#: glibc keeps freed blocks up to 32 MiB in its heap instead of returning them to the OS, so a benchmark's
+#: repeated calls reuse memory that is already mapped (as a training loop's would) instead of paying
+#: fresh page faults on every call: those made the median of an allocating call swing by a third
+#: between two identical runs.
+MALLOC_TUNABLES = "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824"
+
+
 def run_family(cfg: Path, commit: str, family: str, impls: list[registry.Implementation], opts: RunOptions,
                log_path: Path, progress: _Progress, label: str) -> int:
     """One ``asv run`` over one family's benchmarks; returns asv's exit code."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "SOFTGRAD_BENCH_FAMILY": family, grid.GRID_ENV: "quick" if opts.quick else "full"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "SOFTGRAD_BENCH_FAMILY": family,
+           grid.GRID_ENV: "quick" if opts.quick else "full", "GLIBC_TUNABLES": MALLOC_TUNABLES}
     cmd = _asv("run", "--config", str(cfg), "--python=same", "--set-commit-hash", commit,
                "--bench", bench_regex(impls), "--launch-method", "forkserver", *opts.extra_asv_args)
     with open(log_path, "w") as log:
@@ -210,6 +218,9 @@ def publish(cfg: Path) -> Path:
     if out.returncode != 0:
         last = (out.stderr or out.stdout).strip().splitlines()[-1:] or ["(no output)"]
         raise RunError(f"asv publish failed: {last[0]}")
+    from .dashboard import vendor_dashboard
+
+    vendor_dashboard(paths.asv_html_dir())  # the CDN scripts, shipped with softgrad: works offline
     return paths.asv_html_dir() / "index.html"
 
 

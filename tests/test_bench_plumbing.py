@@ -1,0 +1,118 @@
+"""The pieces under the main job: the run store, thread control, the grid, the generated asv classes."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from softgrad import asv_suite, grid, registry, store, threads
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv("SOFTGRAD_HOME", str(tmp_path))
+    return tmp_path
+
+
+def test_write_json_is_atomic_an_interrupted_write_keeps_the_old_file(home, monkeypatch):
+    path = home / "x.json"
+    store.write_json(path, {"a": 1})
+
+    def interrupted(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        store.write_json(path, {"a": 2})
+    assert json.loads(path.read_text()) == {"a": 1}
+    assert [p.name for p in home.iterdir()] == ["x.json"], "a temporary file was left behind"
+
+
+def test_corrupt_and_foreign_files_are_named(home):
+    bad = home / "bad.json"
+    bad.write_text("{ nope")
+    with pytest.raises(store.StoreError, match=str(bad)):
+        store.read_json(bad)
+    run = store.create_run("abc123")
+    run.meta_path.write_text(json.dumps({"something": "else"}))
+    with pytest.raises(store.StoreError, match="meta.json: not a softgrad run"):
+        run.meta()
+    with pytest.raises(store.StoreError, match="meta.json"):
+        store.complete_runs()
+
+
+def test_runs_are_listed_oldest_first_and_only_complete_ones_count(home):
+    a = store.create_run("aaaa")
+    a.update_meta(complete=True)
+    b = store.create_run("bbbb")
+    b.update_meta(complete=False)
+    assert [r.id for r in store.all_runs()] == [a.id, b.id]
+    assert [r.id for r in store.complete_runs()] == [a.id]
+    assert store.latest_incomplete().id == b.id
+
+
+def test_thread_option_sets_every_library(monkeypatch):
+    for var in ("SOFTGRAD_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                "NUMBA_NUM_THREADS", "XLA_FLAGS"):
+        monkeypatch.delenv(var, raising=False)
+    assert threads.requested() is None
+    threads.apply(1)
+    assert os.environ["OMP_NUM_THREADS"] == os.environ["NUMBA_NUM_THREADS"] == "1"
+    assert "xla_cpu_multi_thread_eigen=false" in os.environ["XLA_FLAGS"]
+    assert threads.in_use()["requested"] == 1
+    monkeypatch.setenv("SOFTGRAD_THREADS", "two")
+    with pytest.raises(ValueError, match="positive integer"):
+        threads.requested()
+
+
+def test_grid_quick_and_full(monkeypatch):
+    monkeypatch.delenv(grid.GRID_ENV, raising=False)
+    full = grid.shapes()
+    assert "1x2" in full and "256x4096" in full and len(full) == len(grid.N_VALUES) * len(grid.BATCHES)
+    assert grid.shapes("quick") == list(grid.QUICK_SHAPES)
+    assert grid.dtypes("quick") == ["float32"]
+    monkeypatch.setenv(grid.GRID_ENV, "huge")
+    with pytest.raises(ValueError, match="full' or 'quick"):
+        grid.shapes()
+    assert grid.bytes_moved("vjp", 2, 8, 4) == 3 * 2 * 8 * 4
+    assert grid.bytes_moved("jacobian", 2, 8, 4) == 2 * 8 * 4 + 2 * 8 * 8 * 4
+
+
+def test_generated_asv_class_times_numpy_and_skips_what_is_not_supported(monkeypatch):
+    monkeypatch.delenv(grid.GRID_ENV, raising=False)
+    namespace: dict = {}
+    asv_suite.install(namespace)
+    cls = namespace[grid.class_name("numpy")]
+    assert cls.param_names == ["op", "shape", "dtype", "device"]
+    assert cls.params[0] == ["softmax", "jacobian", "vjp"]
+    bench = cls()
+    bench.setup("vjp", "256x64", "float32", "cpu")
+    bench.time_op("vjp", "256x64", "float32", "cpu")
+    assert 0 <= bench.track_error_ratio("vjp", "256x64", "float32", "cpu") < 1
+    assert bench.track_first_call_s("vjp", "256x64", "float32", "cpu") > 0
+    with pytest.raises(NotImplementedError, match="memory budget"):
+        cls().setup("jacobian", "256x4096", "float64", "cpu")
+    with pytest.raises(NotImplementedError, match="bfloat16"):
+        cls().setup("vjp", "1x16", "bfloat16", "cpu")
+    with pytest.raises(NotImplementedError, match="over the 1 s budget"):
+        namespace[grid.class_name("loops")]().setup("jacobian", "256x512", "float32", "cpu")
+
+
+def test_error_track_sees_a_wrong_result():
+    namespace: dict = {}
+    asv_suite.install(namespace)
+    bench = namespace[grid.class_name("numpy")]()
+    bench.setup("softmax", "256x64", "float64", "cpu")
+    bench.out = bench.out * (1 + 1e-9)
+    assert bench.track_error_ratio("softmax", "256x64", "float64", "cpu") > 1
+    bench.out = np.full_like(bench.out, np.nan)
+    assert bench.track_error_ratio("softmax", "256x64", "float64", "cpu") == float("inf")
+
+
+def test_every_registered_implementation_gets_a_class():
+    namespace: dict = {}
+    asv_suite.install(namespace)
+    assert {grid.class_name(i.name) for i in registry.all_implementations()} <= set(namespace)
