@@ -104,7 +104,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise UsageError(str(exc).strip("'\"")) from None
     if args.threads is not None and args.threads < 1:
         raise UsageError("--threads must be a positive integer")
-    opts = RunOptions(quick=args.quick, impls=args.impl, threads=args.threads, resume=args.resume,
+    if args.rounds < 1:
+        raise UsageError("--rounds must be a positive integer")
+    opts = RunOptions(quick=args.quick, impls=args.impl, threads=args.threads, resume=args.resume, rounds=args.rounds,
                       check=not args.no_check, report=not args.no_report, progress=not args.no_progress)
     try:
         return run(opts)
@@ -203,6 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--impl", action="append", metavar="NAME", help="implementation (repeatable; default all)")
     p.add_argument("--threads", type=int, metavar="N", help="threads for every family (sets SOFTGRAD_THREADS)")
     p.add_argument("--resume", action="store_true", help="continue the latest interrupted run")
+    p.add_argument("--rounds", type=int, default=1, metavar="N",
+                   help="time each benchmark in N separate processes, pooled (steadier; N times longer)")
     p.add_argument("--no-check", action="store_true", help="skip the correctness check")
     p.add_argument("--no-report", action="store_true", help="skip the report")
     p.add_argument("--no-progress", action="store_true", help="no progress on stderr")

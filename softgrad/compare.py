@@ -5,8 +5,13 @@ runs' interquartile ranges do not overlap (the new run's first quartile is above
 noise that the samples themselves show is not flagged, *and* it got slower by more than ``min_delta_s``
 (50 us) in absolute terms: each run times a benchmark in a fresh process, and at tens of microseconds
 the process itself (where the allocator's pages land) moves the median by up to 2x on these machines
-(measured on two identical runs: a 24 us allocation-bound call read 42 us in the second). A
-**correctness regression** is an error that crossed its tolerance since the old run (a
+(measured on two identical runs: a 24 us allocation-bound call read 42 us in the second).
+
+Times are compared after dividing out the machine's drift between the runs (the median ratio over all
+benchmarks, when it is a slowdown): shared 2-core machines run 10-30% slower for minutes at a time, so
+only ratios within a run are trustworthy, not absolute times across runs.
+
+A **correctness regression** is an error that crossed its tolerance since the old run (a
 ``track_error_ratio`` now over 1, or a check case that now fails); one failing in both runs is a known
 failure, not a regression. Exit status: 0 clean, 1 any regression, 2 usage error.
 """
@@ -16,10 +21,27 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
 from . import results, store
 
 DEFAULT_FACTOR = 1.2
 DEFAULT_MIN_DELTA_S = 50e-6
+
+
+#: fewest benchmarks from which the machine's drift between two runs is estimated
+MIN_FOR_DRIFT = 8
+
+
+def machine_drift(ratios) -> float:
+    """How much slower the whole machine ran the new run: the median new/old ratio over all benchmarks
+    (most benchmarks do not change between two runs), 1 when too few to tell. Never below 1: a faster
+    machine must not hide a slowdown, and a uniformly slower one is not a regression of the code."""
+    ratios = np.asarray(ratios, dtype=float)
+    ratios = ratios[np.isfinite(ratios)]
+    if ratios.size < MIN_FOR_DRIFT:
+        return 1.0
+    return max(1.0, float(np.median(ratios)))
 
 
 @dataclass(frozen=True)
@@ -41,19 +63,20 @@ def compare_frames(old, new, factor: float = DEFAULT_FACTOR, min_delta_s: float 
     """Findings between two runs' rows (as from :func:`softgrad.results.load`) and the number compared."""
     keys = ["impl", "op", "shape", "dtype", "device"]
     merged = old.merge(new, on=keys, suffixes=("_old", "_new"))
+    timed = merged[np.isfinite(merged["time_s_old"]) & np.isfinite(merged["time_s_new"])]
+    drift = machine_drift(timed["time_s_new"] / timed["time_s_old"])
     findings: list[Finding] = []
-    compared = 0
-    for r in merged.itertuples(index=False):
-        t_old, t_new = r.time_s_old, r.time_s_new
-        if not (math.isfinite(t_old) and math.isfinite(t_new)):
-            continue
-        compared += 1
-        q75_old = r.q75_s_old if math.isfinite(r.q75_s_old) else t_old
+    for r in timed.itertuples(index=False):
+        # the old run's times as this machine would have measured them during the new run
+        t_old, t_new = r.time_s_old * drift, r.time_s_new
+        q75_old = (r.q75_s_old if math.isfinite(r.q75_s_old) else r.time_s_old) * drift
         q25_new = r.q25_s_new if math.isfinite(r.q25_s_new) else t_new
         if t_new > factor * t_old and q25_new > q75_old and t_new - t_old > min_delta_s:
             findings.append(Finding("slower", r.impl, r.op, r.shape, r.dtype, r.device,
-                                    f"{t_old * 1e6:.4g} us -> {t_new * 1e6:.4g} us ({t_new / t_old:.2f}x, "
-                                    f"threshold {factor:.2f}x; IQRs do not overlap)"))
+                                    f"{r.time_s_old * 1e6:.4g} us -> {t_new * 1e6:.4g} us ({t_new / t_old:.2f}x "
+                                    f"after the machine's drift of {drift:.2f}x; threshold {factor:.2f}x; "
+                                    f"IQRs do not overlap)"))
+    compared = len(timed)
     # correctness: an error that crossed its tolerance since the old run (one already failing there is
     # not a regression; it is counted in ``known``)
     old_err = {tuple(getattr(r, k) for k in keys): r.error_ratio for r in old.itertuples(index=False)}

@@ -44,6 +44,7 @@ class RunOptions:
     report: bool = True
     progress: bool = True
     check_timeout_s: float = 60.0
+    rounds: int = 1
     extra_asv_args: list[str] = field(default_factory=list)
 
 
@@ -189,7 +190,8 @@ def run_family(cfg: Path, commit: str, family: str, impls: list[registry.Impleme
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "SOFTGRAD_BENCH_FAMILY": family,
            grid.GRID_ENV: "quick" if opts.quick else "full", "GLIBC_TUNABLES": MALLOC_TUNABLES}
     cmd = _asv("run", "--config", str(cfg), "--python=same", "--set-commit-hash", commit,
-               "--bench", bench_regex(impls), "--launch-method", "forkserver", *opts.extra_asv_args)
+               "--bench", bench_regex(impls), "--launch-method", "forkserver", "-a", f"rounds={opts.rounds}",
+               *opts.extra_asv_args)
     with open(log_path, "w") as log:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
                                 cwd=str(cfg.parent))

@@ -1,11 +1,14 @@
-"""A correct implementation that can be slowed on purpose: NumPy's ops plus a busy wait of
-(SOFTGRAD_TEST_SLOWDOWN - 1) times each call's own duration. The regression gate must flag 1.3."""
+"""A correct implementation that can be slowed on purpose: the pure-Python loops plus a busy wait of
+(SOFTGRAD_TEST_SLOWDOWN - 1) times each call's own duration. The regression gate must flag 1.3.
+
+The loops are compute-bound and take milliseconds, where two identical runs agree within a few percent
+on these machines; sub-millisecond, cache-sized calls can differ by 1.4x between runs."""
 
 import os
 import time
 
 import softgrad
-from softgrad.implementations import numpy_vectorized as np_impl
+from softgrad.implementations import loops
 
 FACTOR = float(os.environ.get("SOFTGRAD_TEST_SLOWDOWN", "1"))
 
@@ -22,7 +25,7 @@ def _slowed(fn):
     return call
 
 
-@softgrad.implementation("slowable", family="plugin", dtypes=("float64", "float32"),
-                         description="numpy, slowed by SOFTGRAD_TEST_SLOWDOWN")
+@softgrad.implementation("slowable", family="plugin", dtypes=("float64", "float32"), max_n={"jacobian": 1024},
+                         description="the loops, slowed by SOFTGRAD_TEST_SLOWDOWN")
 def build(device):
-    return {op: _slowed(fn) for op, fn in np_impl.build(device).items()}
+    return {op: _slowed(fn) for op, fn in loops.build(device).items()}
