@@ -37,7 +37,8 @@ import numpy as np
 from . import grid, registry, threads
 from .backends import get_backend
 from .checker import JACOBIAN_ELEMENT_BUDGET, accuracy
-from .contract import DTYPE_INFO, round_to_dtype
+from .contract import DTYPE_INFO
+from .timer import make_inputs
 
 FAMILY_ENV = "SOFTGRAD_BENCH_FAMILY"
 
@@ -49,9 +50,7 @@ def devices() -> list[str]:
 
 def inputs(batch: int, n: int, dtype: str) -> tuple[np.ndarray, np.ndarray]:
     """The benchmark's logits (normal, scale 2) and cotangent, fixed by the shape, exact in ``dtype``."""
-    rng = np.random.default_rng(batch * 100_003 + n)
-    return (round_to_dtype(rng.standard_normal((batch, n)) * 2, dtype),
-            round_to_dtype(rng.standard_normal((batch, n)), dtype))
+    return make_inputs((batch, n), dtype, seed=batch * 100_003 + n)
 
 
 class OpBenchmark:

@@ -61,15 +61,6 @@ def _fmt_time(t: float | None) -> str:
     return f"{t / 1e-9:.3g} ns"
 
 
-def _compiles(name: str) -> bool:
-    from . import registry
-
-    try:
-        return registry.get(name).compiles
-    except KeyError:
-        return False
-
-
 def measure_command(op: str, n: int, batch: int, dtype: str, device: str) -> str:
     return (f"python benchmarks/roofline.py --op {op} --shape {batch}x{n} --dtype {dtype} --device {device}"
             f"  (or softgrad run to refresh the grid)")
@@ -101,7 +92,7 @@ def recommend(df, op: str, n: int, batch: int = 1, dtype: str = "float32", devic
                        f"passed every correctness case")
     best = ok.iloc[0]
     second = ok.iloc[1] if len(ok) > 1 else None
-    compile_s = float(best["compile_s"]) if _compiles(str(best["impl"])) and math.isfinite(best["compile_s"]) else 0.0
+    compile_s = float(best["compile_s"]) if math.isfinite(best["compile_s"]) else 0.0
     return Choice(
         op=op, n=n, batch=batch, dtype=dtype, device=device, impl=str(best["impl"]), time_s=float(best["time_s"]),
         measured_n=int(nearest), measured_batch=int(batch),

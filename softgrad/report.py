@@ -203,18 +203,14 @@ def choice_table(df):
                 "op": op, "batch": int(batch), "band": label, "dtype": dtype, "device": device,
                 "sizes": f"{sizes[0]}..{sizes[-1]}", "fastest": best[1], "time (geo-mean)": best[0],
                 "runner-up": second[1] if second else "", "margin": (second[0] / best[0]) if second else math.nan,
-                "compile s": best[2] if results._family(best[1]) in ("numba", "jax") else 0.0,
+                "compile s": best[2],
             })
     return pd.DataFrame(rows)
 
 
 def _fmt(v: Any) -> str:
     if isinstance(v, float):
-        if not math.isfinite(v):
-            return "-"
-        if abs(v) < 1e-2 and v != 0:
-            return f"{v:.3g}"
-        return f"{v:.3g}"
+        return f"{v:.3g}" if math.isfinite(v) else "-"
     return str(v)
 
 

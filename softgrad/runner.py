@@ -326,7 +326,3 @@ def run(opts: RunOptions, stream: IO[str] | None = None) -> int:
             progress.line(f"run: report {out}")
     progress.line(f"run {run_.id} done in {meta['seconds']:.0f} s")
     return status
-
-
-def summary_json(run_: store.Run) -> str:
-    return json.dumps(run_.meta(), indent=1, default=str)
