@@ -41,6 +41,11 @@ from .contract import DTYPE_INFO
 from .timer import make_inputs
 
 FAMILY_ENV = "SOFTGRAD_BENCH_FAMILY"
+#: a file each benchmark process appends one line to as it starts (``softgrad run`` counts them: asv
+#: itself reports only when a benchmark's whole parameter grid is done, minutes apart in the full grid)
+PROGRESS_ENV = "SOFTGRAD_BENCH_PROGRESS"
+#: benchmark kinds per class (each runs every parameter combination in a process of its own)
+KINDS = ("time_op", "peakmem_op", "track_error_ratio", "track_first_call_s")
 
 
 def devices() -> list[str]:
@@ -51,6 +56,19 @@ def devices() -> list[str]:
 def inputs(batch: int, n: int, dtype: str) -> tuple[np.ndarray, np.ndarray]:
     """The benchmark's logits (normal, scale 2) and cotangent, fixed by the shape, exact in ``dtype``."""
     return make_inputs((batch, n), dtype, seed=batch * 100_003 + n)
+
+
+_announced = False
+
+
+def _announce(what: str) -> None:
+    """Append one line per benchmark process (asv calls setup again before every sample)."""
+    global _announced
+    progress = os.environ.get(PROGRESS_ENV)
+    if progress and not _announced:
+        _announced = True
+        with open(progress, "a") as f:
+            f.write(what + "\n")
 
 
 class OpBenchmark:
@@ -66,6 +84,7 @@ class OpBenchmark:
     timeout = 120
 
     def setup(self, op: str, shape: str, dtype: str, device: str) -> None:
+        _announce(f"{self.impl_name} {op} {shape} {dtype} {device}")
         impl = registry.get(self.impl_name)
         batch, n = grid.parse_shape(shape)
         reason = impl.unsupported(op, dtype, device, n, batch * n)
@@ -130,6 +149,11 @@ class OpBenchmark:
         return self.first_call_s
 
     track_first_call_s.unit = "seconds"  # type: ignore[attr-defined]
+
+
+def combinations(impl: registry.Implementation, grid_name: str | None = None) -> int:
+    """Benchmark processes asv starts for one implementation per round (skipped ones included)."""
+    return len(KINDS) * len(impl.ops) * len(grid.shapes(grid_name)) * len(grid.dtypes(grid_name)) * len(devices())
 
 
 def make_class(impl: registry.Implementation, shapes: list[str] | None = None) -> type:

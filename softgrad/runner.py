@@ -22,6 +22,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -165,9 +166,6 @@ class _Progress:
             self.stream.flush()
 
 
-_ASV_LINE = re.compile(r"^\[\s*([\d.]+)%\]\s+[·.]+\s+(\S+)(.*)$")
-
-
 def measure_build(names: list[str]) -> dict[str, float | None]:
     """Cold build time of each entry (import and JIT compile), in a fresh process."""
     out = subprocess.run([sys.executable, "-m", "softgrad.buildtime", *names], capture_output=True, text=True)
@@ -185,28 +183,54 @@ MALLOC_TUNABLES = "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_thresh
 
 
 def run_family(cfg: Path, commit: str, family: str, impls: list[registry.Implementation], opts: RunOptions,
-               log_path: Path, progress: _Progress, label: str) -> int:
-    """One ``asv run`` over one family's benchmarks; returns asv's exit code."""
+               log_path: Path, progress: _Progress, label: str) -> tuple[int, str]:
+    """One ``asv run`` over one family's benchmarks; returns asv's exit code and how far it got."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "SOFTGRAD_BENCH_FAMILY": family,
            grid.GRID_ENV: "quick" if opts.quick else "full", "GLIBC_TUNABLES": MALLOC_TUNABLES}
     cmd = _asv("run", "--config", str(cfg), "--python=same", "--set-commit-hash", commit,
                "--bench", bench_regex(impls), "--launch-method", "forkserver", "-a", f"rounds={opts.rounds}",
                *opts.extra_asv_args)
+    from .asv_suite import PROGRESS_ENV, combinations
+
+    counter = log_path.with_suffix(".progress")
+    counter.write_text("")
+    env[PROGRESS_ENV] = str(counter)
+    total = opts.rounds * sum(combinations(i, env[grid.GRID_ENV]) for i in impls)
+    done = threading.Event()
+
+    def count() -> str:
+        with open(counter) as f:
+            return f"{sum(1 for _ in f)}/{total} benchmark processes"
+
+    def report() -> None:
+        last = time.monotonic()
+        while not done.wait(1.0):
+            progress.status(f"{label} {family}: {count()}")
+            if not progress.tty and time.monotonic() - last > 60:  # a log gets a line a minute
+                progress.line(f"{label} {family}: {count()}")
+                last = time.monotonic()
+
     with open(log_path, "w") as log:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
                                 cwd=str(cfg.parent))
+        watcher = threading.Thread(target=report, daemon=True)
+        watcher.start()
         try:
             assert proc.stdout is not None
             for line in proc.stdout:
                 log.write(line)
-                m = _ASV_LINE.match(line.strip())
-                if m:
-                    progress.status(f"{label} {family}: {float(m.group(1)):5.1f}% {m.group(2)}")
-            return proc.wait()
+            code = proc.wait()
+            done.set()
+            watcher.join()
+            return code, count()
         except BaseException:
             proc.kill()
             proc.wait()
             raise
+        finally:
+            done.set()
+            watcher.join()
+            counter.unlink(missing_ok=True)
 
 
 def ensure_machine(cfg: Path) -> None:
@@ -297,8 +321,8 @@ def run(opts: RunOptions, stream: IO[str] | None = None) -> int:
         jit = [i.name for i in fams[family] if i.compiles]
         if jit:
             meta = run_.update_meta(build_s={**meta.get("build_s", {}), **measure_build(jit)})
-        code = run_family(cfg, commit, family, fams[family], opts, run_.folder / f"asv-{family}.log", progress,
-                          f"run [3/4] [{k}/{len(todo)}]")
+        code, reached = run_family(cfg, commit, family, fams[family], opts, run_.folder / f"asv-{family}.log",
+                                   progress, f"run [3/4] [{k}/{len(todo)}]")
         results = asv_results_file(commit)
         if results is not None:
             stamp_versions(results, meta["versions"], meta["threads"])
@@ -306,7 +330,7 @@ def run(opts: RunOptions, stream: IO[str] | None = None) -> int:
         done.append(family)
         meta = run_.update_meta(families_done=done)
         note = "" if code == 0 else f" (asv exit code {code}: some benchmarks failed, see asv-{family}.log)"
-        progress.line(f"run [3/4] [{k}/{len(todo)}] {family}: {time.perf_counter() - t0:.0f} s{note}")
+        progress.line(f"run [3/4] [{k}/{len(todo)}] {family}: {reached}, {time.perf_counter() - t0:.0f} s{note}")
         if code != 0:
             status = 1
 

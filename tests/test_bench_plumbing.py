@@ -116,3 +116,18 @@ def test_every_registered_implementation_gets_a_class():
     namespace: dict = {}
     asv_suite.install(namespace)
     assert {grid.class_name(i.name) for i in registry.all_implementations()} <= set(namespace)
+
+
+def test_each_benchmark_process_announces_itself_once(tmp_path, monkeypatch):
+    """softgrad run counts these lines for its progress display (asv calls setup before every sample)."""
+    counter = tmp_path / "progress"
+    monkeypatch.setenv(asv_suite.PROGRESS_ENV, str(counter))
+    monkeypatch.setattr(asv_suite, "_announced", False)
+    namespace: dict = {}
+    asv_suite.install(namespace)
+    bench = namespace[grid.class_name("numpy")]()
+    for _ in range(3):
+        bench.setup("softmax", "1x16", "float64", "cpu")
+    assert counter.read_text() == "numpy softmax 1x16 float64 cpu\n"
+    impl = registry.get("numpy")
+    assert asv_suite.combinations(impl, "quick") == 4 * 3 * len(grid.QUICK_SHAPES) * 1 * len(asv_suite.devices())
