@@ -131,3 +131,31 @@ def test_each_benchmark_process_announces_itself_once(tmp_path, monkeypatch):
     assert counter.read_text() == "numpy softmax 1x16 float64 cpu\n"
     impl = registry.get("numpy")
     assert asv_suite.combinations(impl, "quick") == 4 * 3 * len(grid.QUICK_SHAPES) * 1 * len(asv_suite.devices())
+
+
+def test_asv_discovery_imports_only_the_named_family_and_starts_no_threads():
+    """asv imports every module in benchmarks/ in the server it forks benchmark processes from: an
+    import that pulls in another framework or starts a thread pool there (a JAX device probe did) breaks
+    every child (XLA deadlocked in its first compilation)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    pytest.importorskip("asv_runner")
+    root = Path(__file__).resolve().parents[1]
+    probe = (
+        "import os, sys\n"
+        "from asv_runner.discovery import disc_benchmarks\n"
+        "names = [b.name for b in disc_benchmarks(sys.argv[1], ignore_import_errors=False)]\n"
+        "assert any(n.startswith('bench_ops.Impl_numpy.') for n in names), names[:5]\n"
+        "frameworks = [m for m in ('torch', 'numba', 'jax', 'jaxlib') if m in sys.modules]\n"
+        "print(len(os.listdir('/proc/self/task')), ','.join(frameworks))\n"
+    )
+    env = {**os.environ, asv_suite.FAMILY_ENV: "numpy"}
+    out = subprocess.run([sys.executable, "-c", probe, str(root / "benchmarks")], env=env, cwd=root,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    threads_alive, frameworks = (out.stdout.strip().split(" ") + [""])[:2]
+    assert frameworks == "", f"discovery imported {frameworks} into the numpy family's fork server"
+    # NumPy's BLAS may keep its own pool (it is the family being timed); XLA's would be a dozen threads.
+    assert int(threads_alive) <= (os.cpu_count() or 1) + 1, f"{threads_alive} threads alive after discovery"
