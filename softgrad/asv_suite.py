@@ -4,13 +4,17 @@
 every registered implementation (plugins from ``SOFTGRAD_PLUGINS`` included). Each class is
 parametrized over ``(op, shape, dtype, device)`` with shapes ``"BxN"`` from :mod:`softgrad.grid` and has
 
-- ``time_op``: one call, with the device synchronised inside the timed body;
+- ``time_op``: one call, with the device synchronised inside the timed body (the full grid of shapes);
 - ``track_error_ratio``: worst error against the oracle divided by the tolerance (above 1 fails), so a
   correctness drift shows on the dashboard next to the timings;
-- ``track_first_call_s``: the first call in a fresh process (JIT compilation included: JAX compiles
-  per shape on first call; Numba's kernels are compiled when the entry is built, a cost the runner
-  measures once per run in a cold process, see :mod:`softgrad.buildtime`);
-- ``peakmem_op``: the peak resident memory of a process that runs the op once.
+- ``peakmem_op``: the peak resident memory of a process that runs the op once;
+- ``track_first_call_s``, for entries that compile (the registry's ``compiles``): the first call in a
+  fresh process (JAX compiles per shape on first call; Numba's kernels are compiled when the entry is
+  built, a cost the runner measures once per run in a cold process, see :mod:`softgrad.buildtime`).
+
+asv starts a process for every combination of every kind, which is most of a sweep's time; the three
+that are not timings run over :func:`softgrad.grid.track_shapes`, a coarser set of row lengths (asv reads
+``params`` from the method before the class).
 
 ``setup`` raises ``NotImplementedError`` (asv's way to skip) for a combination the entry does not
 declare, an output past :func:`softgrad.grid.max_output_bytes`, or a warm call slower than
@@ -46,6 +50,13 @@ FAMILY_ENV = "SOFTGRAD_BENCH_FAMILY"
 PROGRESS_ENV = "SOFTGRAD_BENCH_PROGRESS"
 #: benchmark kinds per class (each runs every parameter combination in a process of its own)
 KINDS = ("time_op", "peakmem_op", "track_error_ratio", "track_first_call_s")
+#: the kinds over the coarser shapes of :func:`softgrad.grid.track_shapes`
+TRACK_KINDS = ("peakmem_op", "track_error_ratio", "track_first_call_s")
+
+
+def kinds(impl: registry.Implementation) -> tuple[str, ...]:
+    """The benchmark kinds of one implementation: the first call only for entries that compile."""
+    return KINDS if impl.compiles else tuple(k for k in KINDS if k != "track_first_call_s")
 
 
 def devices() -> list[str]:
@@ -153,16 +164,37 @@ class OpBenchmark:
 
 def combinations(impl: registry.Implementation, grid_name: str | None = None) -> int:
     """Benchmark processes asv starts for one implementation per round (skipped ones included)."""
-    return len(KINDS) * len(impl.ops) * len(grid.shapes(grid_name)) * len(grid.dtypes(grid_name)) * len(devices())
+    per_shape = len(impl.ops) * len(grid.dtypes(grid_name)) * len(devices())
+    return per_shape * sum(len(grid.track_shapes(grid_name) if kind in TRACK_KINDS else grid.shapes(grid_name))
+                           for kind in kinds(impl))
 
 
-def make_class(impl: registry.Implementation, shapes: list[str] | None = None) -> type:
+def _with_params(method: Any, params: list[list[str]]) -> Any:
+    """A copy of a benchmark method carrying its own ``params`` (asv looks at the method first)."""
+
+    def kind(self: OpBenchmark, op: str, shape: str, dtype: str, device: str) -> Any:
+        return method(self, op, shape, dtype, device)
+
+    kind.__name__ = kind.__qualname__ = method.__name__
+    kind.__doc__ = method.__doc__
+    kind.params = params  # type: ignore[attr-defined]
+    if hasattr(method, "unit"):
+        kind.unit = method.unit  # type: ignore[attr-defined]
+    return kind
+
+
+def make_class(impl: registry.Implementation, shapes: list[str] | None = None,
+               track_shapes: list[str] | None = None) -> type:
     """The asv benchmark class for one implementation."""
+    ops, dtypes_, devices_ = list(impl.ops), grid.dtypes(), devices()
     attrs: dict[str, Any] = {
         "impl_name": impl.name,
-        "params": [list(impl.ops), shapes or grid.shapes(), grid.dtypes(), devices()],
+        "params": [ops, shapes or grid.shapes(), dtypes_, devices_],
         "__doc__": f"{impl.name}: {impl.description}",
     }
+    coarse = [ops, track_shapes or shapes or grid.track_shapes(), dtypes_, devices_]
+    for name in TRACK_KINDS:
+        attrs[name] = _with_params(getattr(OpBenchmark, name), coarse) if name in kinds(impl) else None
     return type(grid.class_name(impl.name), (OpBenchmark,), attrs)
 
 

@@ -12,6 +12,9 @@ import re
 
 #: Row lengths: powers of two from 2 to 4096.
 N_VALUES: tuple[int, ...] = tuple(2**k for k in range(1, 13))
+#: Row lengths for what is not a timing (error against tolerance, peak memory, first call): one process
+#: per combination is the sweep's main cost, and these change slowly with n.
+TRACK_N_VALUES: tuple[int, ...] = (2, 32, 512, 4096)
 #: Batch sizes: one row, and a batch of 256 rows.
 BATCHES: tuple[int, ...] = (1, 256)
 #: The quick grid: short rows in a batch, long rows alone and in a batch; float32 only.
@@ -57,6 +60,13 @@ def shapes(grid: str | None = None) -> list[str]:
     if selected(grid) == "quick":
         return list(QUICK_SHAPES)
     return [shape_name(b, n) for b in BATCHES for n in N_VALUES]
+
+
+def track_shapes(grid: str | None = None) -> list[str]:
+    """The shapes of the ``track_*``/``peakmem_*`` benchmarks: the quick shapes, or a coarser full grid."""
+    if selected(grid) == "quick":
+        return list(QUICK_SHAPES)
+    return [shape_name(b, n) for b in BATCHES for n in TRACK_N_VALUES]
 
 
 def dtypes(grid: str | None = None) -> list[str]:

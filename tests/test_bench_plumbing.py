@@ -92,7 +92,10 @@ def test_generated_asv_class_times_numpy_and_skips_what_is_not_supported(monkeyp
     bench.setup("vjp", "256x64", "float32", "cpu")
     bench.time_op("vjp", "256x64", "float32", "cpu")
     assert 0 <= bench.track_error_ratio("vjp", "256x64", "float32", "cpu") < 1
-    assert bench.track_first_call_s("vjp", "256x64", "float32", "cpu") > 0
+    assert bench.first_call_s > 0
+    assert cls.track_first_call_s is None, "numpy compiles nothing: no first-call benchmark"
+    assert cls.time_op.__dict__.get("params") is None and cls.params[1] == grid.shapes()
+    assert cls.track_error_ratio.params[1] == grid.track_shapes() != grid.shapes()
     with pytest.raises(NotImplementedError, match="memory budget"):
         cls().setup("jacobian", "256x4096", "float64", "cpu")
     with pytest.raises(NotImplementedError, match="bfloat16"):
@@ -130,7 +133,10 @@ def test_each_benchmark_process_announces_itself_once(tmp_path, monkeypatch):
         bench.setup("softmax", "1x16", "float64", "cpu")
     assert counter.read_text() == "numpy softmax 1x16 float64 cpu\n"
     impl = registry.get("numpy")
-    assert asv_suite.combinations(impl, "quick") == 4 * 3 * len(grid.QUICK_SHAPES) * 1 * len(asv_suite.devices())
+    # numpy has no first-call kind; the three kinds that are not timings run over the coarser shapes
+    assert asv_suite.combinations(impl, "quick") == 3 * 3 * len(grid.QUICK_SHAPES) * 1 * len(asv_suite.devices())
+    full = 3 * 2 * len(asv_suite.devices()) * (len(grid.shapes("full")) + 2 * len(grid.track_shapes("full")))
+    assert asv_suite.combinations(impl, "full") == full
 
 
 def test_asv_discovery_imports_only_the_named_family_and_starts_no_threads():
@@ -146,8 +152,10 @@ def test_asv_discovery_imports_only_the_named_family_and_starts_no_threads():
     probe = (
         "import os, sys\n"
         "from asv_runner.discovery import disc_benchmarks\n"
-        "names = [b.name for b in disc_benchmarks(sys.argv[1], ignore_import_errors=False)]\n"
-        "assert any(n.startswith('bench_ops.Impl_numpy.') for n in names), names[:5]\n"
+        "found = {b.name: b for b in disc_benchmarks(sys.argv[1], ignore_import_errors=False)}\n"
+        "shapes = {k: found['bench_ops.Impl_numpy.' + k].params[1] for k in ('time_op', 'track_error_ratio')}\n"
+        "assert len(shapes['time_op']) > len(shapes['track_error_ratio']) > 1, shapes\n"
+        "assert 'bench_ops.Impl_numpy.track_first_call_s' not in found\n"
         "frameworks = [m for m in ('torch', 'numba', 'jax', 'jaxlib') if m in sys.modules]\n"
         "print(len(os.listdir('/proc/self/task')), ','.join(frameworks))\n"
     )
