@@ -4,7 +4,8 @@ Plots: time vs n per op (log-log, interquartile band), speedup over NumPy, achie
 fraction of the copy bandwidth measured in the same run, the empirical scaling exponent, worst error vs
 tolerance per implementation and dtype, and the history of time and error across runs. Tables: the
 choice table (fastest implementation that passed every case, per op x size band x dtype x device, its
-margin over the runner-up and its one-off compile cost) and the run's metadata.
+margin over the runner-up, whether that margin is outside the measured spread, and its one-off compile
+cost), the write-up's claim checked against the measurements, and the run's metadata.
 """
 
 from __future__ import annotations
@@ -21,6 +22,10 @@ from . import paths, results, store
 #: Size bands of the choice table: (label, smallest n, largest n).
 BANDS = (("n <= 64", 1, 64), ("64 < n <= 1024", 65, 1024), ("n > 1024", 1025, 1 << 62))
 OPS = ("softmax", "vjp", "jacobian")
+#: The write-up softgrad grew from shows three ways to get J and calls the last "the fastest and most
+#: efficient"; the report checks that claim against the run.
+WRITEUP_JACOBIANS = ("loops", "torch-loops", "torch-autograd")
+WRITEUP_CLAIMED = "torch-autograd"
 
 
 class ReportError(Exception):
@@ -194,7 +199,8 @@ def choice_table(df):
             for impl, h in band[band["passed"]].groupby("impl"):
                 if len(set(h["n"])) < len(sizes):
                     continue  # not measured over the whole band (a size limit): not comparable
-                cand.append((float(np.exp(np.log(h["time_s"]).mean())), impl, float(h["compile_s"].max())))
+                cand.append((_geomean(h["time_s"]), impl, float(h["compile_s"].max()),
+                             _geomean(h["q25_s"]), _geomean(h["q75_s"])))
             if not cand:
                 continue
             cand.sort()
@@ -203,9 +209,69 @@ def choice_table(df):
                 "op": op, "batch": int(batch), "band": label, "dtype": dtype, "device": device,
                 "sizes": f"{sizes[0]}..{sizes[-1]}", "fastest": best[1], "time (geo-mean)": best[0],
                 "runner-up": second[1] if second else "", "margin": (second[0] / best[0]) if second else math.nan,
+                "clear win": _separated(best, second),
                 "compile s": best[2],
             })
     return pd.DataFrame(rows)
+
+
+def _geomean(values) -> float:
+    v = np.asarray(values, dtype=float)
+    return float(np.exp(np.log(v).mean())) if v.size and np.all(v > 0) else math.nan
+
+
+def _separated(best: tuple, second: tuple | None) -> str:
+    """"yes" when the runner-up's lower quartile is above the fastest's upper quartile; "no (spread)"
+    when the two interquartile ranges overlap: on these machines the order may flip on a rerun."""
+    if second is None:
+        return "only one"
+    best_q75, second_q25 = best[4], second[3]
+    if not (math.isfinite(best_q75) and math.isfinite(second_q25)):
+        return "?"
+    return "yes" if second_q25 > best_q75 else "no (spread)"
+
+
+def writeup_claim(df, dtype: str):
+    """The write-up's three ways to get J against each other and against the fastest passing entry, per
+    n at batch 1, and a one-line verdict on its claim that ``torch.autograd.functional.jacobian`` (the
+    ``torch-autograd`` entry) is the fastest. Returns ``(table, verdict)``; an empty table if the run did
+    not measure the claimed entry."""
+    import pandas as pd
+
+    sub = df[(df["op"] == "jacobian") & (df["batch"] == 1) & (df["dtype"] == dtype) & (df["device"] == "cpu")
+             & np.isfinite(df["time_s"])]
+    if WRITEUP_CLAIMED not in set(sub["impl"]):
+        return pd.DataFrame(), ""
+    rows = []
+    for n, g in sub.groupby("n"):
+        times = dict(zip(g["impl"], g["time_s"]))
+        passing = g[g["passed"]]
+        row: dict[str, Any] = {"n": int(n)}
+        for impl in WRITEUP_JACOBIANS:
+            row[impl] = times.get(impl, math.nan)
+        three = {k: v for k, v in times.items() if k in WRITEUP_JACOBIANS}
+        row["fastest of the three"] = min(three, key=three.get)
+        if not passing.empty:
+            best = passing.loc[passing["time_s"].idxmin()]
+            row["fastest overall"] = best["impl"]
+            row[f"{WRITEUP_CLAIMED} / fastest"] = times[WRITEUP_CLAIMED] / float(best["time_s"]) \
+                if WRITEUP_CLAIMED in times else math.nan
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    wins = table[table["fastest of the three"] == WRITEUP_CLAIMED]["n"].tolist()
+    loses = table[table["fastest of the three"] != WRITEUP_CLAIMED]["n"].tolist()
+    top = table.iloc[-1]
+    verdict = (f"Among the write-up's three ways, {WRITEUP_CLAIMED} is fastest at n = "
+               f"{', '.join(map(str, wins)) or 'none of the sizes measured'}"
+               + (f" and not at n = {', '.join(map(str, loses))}" if loses else "") + ". ")
+    if top.get("fastest overall") == WRITEUP_CLAIMED:
+        verdict += f"At n = {top['n']} it is also the fastest of every entry measured."
+    else:
+        verdict += (f"Against every entry that passed the correctness check it is "
+                    f"{top[f'{WRITEUP_CLAIMED} / fastest']:.3g}x slower than {top['fastest overall']} at "
+                    f"n = {top['n']} (the largest n it was measured at): \"the fastest and most efficient\" "
+                    f"holds, at best, among the three.")
+    return table, verdict
 
 
 def _fmt(v: Any) -> str:
@@ -278,6 +344,7 @@ def write_report(out_dir: Path | None = None) -> Path:
                     "under each point)", _history_plot(df_all, out_dir / "history.png", ref_shape, dtype)))
 
     choices = choice_table(df)
+    claim, claim_verdict = writeup_claim(df, "float64" if "float64" in set(df["dtype"]) else dtype)
     meta_rows = pd.DataFrame([
         {"field": k, "value": v} for k, v in (
             ("run", run_id), ("date", meta.get("date")), ("machine", meta.get("machine")), ("cpu", meta.get("cpu")),
@@ -296,7 +363,14 @@ def write_report(out_dir: Path | None = None) -> Path:
           "Fastest implementation that passed every correctness case, by op, batch, size band, dtype and device "
           "(geometric mean over the band's sizes); `margin` is the runner-up's time over the fastest's; "
           "`compile s` is the one-off JIT cost to amortise.\n",
-          _md_table(choices), "\n## Scaling exponents\n", _md_table(exps)]
+          _md_table(choices),
+          "`clear win` says whether the runner-up's lower quartile is above the fastest's upper quartile; "
+          "where it is not, the two are within the measured spread and the order may flip on a rerun.\n"]
+    if not claim.empty:
+        md += ["\n## The write-up's claim\n", "Time per call (seconds) of the write-up's three ways to get the "
+               "Jacobian of one row, and the fastest entry that passed every correctness case.\n",
+               _md_table(claim), f"\n{claim_verdict}\n"]
+    md += ["\n## Scaling exponents\n", _md_table(exps)]
     if summary is not None:
         md += ["\n## Correctness verdicts\n", _md_table(summary.reset_index())]
     for title, caption, path in figures:
@@ -314,7 +388,13 @@ def write_report(out_dir: Path | None = None) -> Path:
              f"<code>{html.escape(str(meta.get('commit'))[:8])}</code>. Dashboard: <a href='../../results/html/index.html'>"
              f"asv</a>.</p>",
              "<h2 id='choice'>Choice table</h2>", _html_table(choices),
-             "<h2 id='scaling'>Scaling exponents</h2>", _html_table(exps)]
+             "<p><code>clear win</code>: the runner-up's lower quartile is above the fastest's upper quartile; "
+             "otherwise the two are within the measured spread.</p>"]
+    if not claim.empty:
+        parts += ["<h2 id='claim'>The write-up's claim</h2><p>Time per call (seconds) of the write-up's three ways "
+                  "to get the Jacobian of one row, and the fastest entry that passed every case.</p>",
+                  _html_table(claim), f"<p>{html.escape(claim_verdict)}</p>"]
+    parts += ["<h2 id='scaling'>Scaling exponents</h2>", _html_table(exps)]
     if summary is not None:
         parts += ["<h2 id='verdicts'>Correctness verdicts</h2>", _html_table(summary.reset_index())]
     for title, caption, path in figures:

@@ -1,0 +1,49 @@
+"""The report's tables from a synthetic results frame: the choice table's spread verdict and the
+write-up's claim."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+pd = pytest.importorskip("pandas")
+
+from softgrad import report  # noqa: E402
+
+
+def _row(impl, op, n, t, q25=None, q75=None, passed=True, batch=1, dtype="float64"):
+    return {"impl": impl, "op": op, "n": n, "batch": batch, "dtype": dtype, "device": "cpu",
+            "shape": f"{batch}x{n}", "time_s": t, "q25_s": q25 or t * 0.95, "q75_s": q75 or t * 1.05,
+            "passed": passed, "compile_s": 0.0}
+
+
+def test_choice_table_says_when_the_winner_is_within_the_spread():
+    df = pd.DataFrame([
+        _row("a", "vjp", 128, 1.00, 0.90, 1.10), _row("b", "vjp", 128, 1.05, 0.95, 1.20),  # overlapping
+        _row("a", "softmax", 128, 1.00, 0.98, 1.02), _row("b", "softmax", 128, 2.0, 1.9, 2.1),
+        _row("fast-but-wrong", "softmax", 128, 0.1, passed=False),
+    ])
+    table = report.choice_table(df).set_index("op")
+    assert table.loc["vjp", "fastest"] == "a" and table.loc["vjp", "clear win"] == "no (spread)"
+    assert table.loc["softmax", "fastest"] == "a" and table.loc["softmax", "clear win"] == "yes"
+    assert table.loc["softmax", "margin"] == pytest.approx(2.0)
+
+
+def test_writeup_claim_is_answered_from_the_measurements():
+    rows = []
+    for n, loops, tloops, autograd, formula in ((8, 1e-5, 5e-5, 2e-4, 2e-6), (1024, 0.2, 9.0, 0.05, 1e-3)):
+        rows += [_row("loops", "jacobian", n, loops), _row("torch-loops", "jacobian", n, tloops),
+                 _row("torch-autograd", "jacobian", n, autograd), _row("numpy", "jacobian", n, formula)]
+    table, verdict = report.writeup_claim(pd.DataFrame(rows), "float64")
+    assert list(table["fastest of the three"]) == ["loops", "torch-autograd"]
+    assert list(table["fastest overall"]) == ["numpy", "numpy"]
+    assert table["torch-autograd / fastest"].iloc[-1] == pytest.approx(50.0)
+    assert "fastest at n = 1024 and not at n = 8" in verdict
+    assert "50x slower than numpy at n = 1024" in verdict
+
+
+def test_writeup_claim_needs_the_claimed_entry():
+    table, verdict = report.writeup_claim(pd.DataFrame([_row("numpy", "jacobian", 8, 1e-6)]), "float64")
+    assert table.empty and verdict == ""
+    assert math.isnan(report._geomean([]))
