@@ -26,8 +26,7 @@ def softmax(x: np.ndarray) -> np.ndarray:
 def jacobian(x: np.ndarray) -> np.ndarray:
     n = x.shape[-1]
     s = softmax(x)
-    jac = np.multiply(s[..., :, None], s[..., None, :])
-    np.negative(jac, out=jac)
+    jac = np.multiply(np.negative(s)[..., :, None], s[..., None, :])  # one pass over the n^2 output
     if n:
         diag = jac.reshape(*x.shape[:-1], n * n)[..., :: n + 1]  # a view of the diagonal
         diag += s
