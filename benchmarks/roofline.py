@@ -9,7 +9,10 @@ Standard set: softmax and VJP at 4096 x 1024 in float32 and float64 (far past th
 at 1 x 2048 (float64) and 64 x 256. Bytes counted are those that must move (read x, and g, write the
 result; n^2 written per row for the Jacobian), over the median time, as a fraction of the copy bandwidth
 (read + write of a 256 MiB buffer with every core: torch ``copy_``). Each family runs in a process of its
-own (frameworks' thread pools disturb each other), with the same thread count for all (``--threads``).
+own (frameworks' thread pools disturb each other), with the same thread count for all (``--threads``)
+and the same allocator settings as the asv sweep (``softgrad.runner.MALLOC_TUNABLES``: without them glibc
+hands a 16 MiB output back to the OS after each call and the next call pays its page faults again; torch's
+native VJP at 4096 x 1024 float32 read 2 ms or 11 ms from one process to the next).
 """
 
 from __future__ import annotations
@@ -76,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from softgrad import registry
     from softgrad.bandwidth import copy_bandwidth, gpu_copy_bandwidth
+    from softgrad.runner import MALLOC_TUNABLES
 
     if args.op:
         if not args.shape:
@@ -102,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"roofline: {family} ({', '.join(names)})", file=sys.stderr)
         out = subprocess.run([sys.executable, __file__, "--worker", *names, "--combos", json.dumps(combos),
                               "--device", args.device, "--time", str(args.time)],
-                             capture_output=True, text=True, env=os.environ)
+                             capture_output=True, text=True, env={**os.environ, "GLIBC_TUNABLES": MALLOC_TUNABLES})
         if out.returncode != 0:
             print(f"roofline: {family} failed: {out.stderr.strip().splitlines()[-1:]}", file=sys.stderr)
             continue
