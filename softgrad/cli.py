@@ -159,21 +159,53 @@ def cmd_choose(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from .compare import compare_runs
+    from .compare import compare_runs, confirm_findings
     from .store import StoreError
 
+    _load_plugins(args.plugin)
     try:
         old, new, findings, n = compare_runs(args.old, args.new, args.factor, args.min_delta)
     except StoreError as exc:
         raise UsageError(str(exc)) from None
     print(f"compared {n} benchmarks: {old.id} -> {new.id}")
+    cleared = []
+    if args.confirm and any(f.kind == "slower" for f in findings):
+        findings, cleared = _confirm(new, findings, args, confirm_findings)
     for f in findings:
         print(f.line())
+    for f in cleared:
+        print(f"cleared {f.impl} {f.op} {f.shape} {f.dtype} {f.device}: {f.detail}")
     slower = sum(f.kind == "slower" for f in findings)
     errors = sum(f.kind == "error" for f in findings)
     print(f"softgrad compare: {slower} slower, {errors} correctness regressions"
+          + (f", {len(cleared)} cleared by a rerun" if cleared else "")
           + ("" if findings else " (no regression)"))
     return 1 if findings else 0
+
+
+def _confirm(new, findings, args, confirm_findings):
+    """Rerun the flagged slowdowns on this checkout; (kept, cleared)."""
+    from . import provenance
+    from .confirm import ConfirmError, rerun
+    from .runner import RunError, repo_root
+
+    meta = new.meta()
+    try:
+        head = provenance.git_commit(repo_root())
+    except RunError as exc:
+        raise UsageError(str(exc)) from None
+    if head != meta.get("commit"):
+        raise UsageError(f"--confirm reruns this checkout (commit {str(head)[:8]}), but run {new.id} is of "
+                         f"commit {str(meta.get('commit'))[:8]}: check that commit out first")
+    if registry.loaded_plugins():  # asv's benchmark processes load the same plugins
+        os.environ["SOFTGRAD_PLUGINS"] = os.pathsep.join(registry.loaded_plugins())
+    keys = [f.key for f in findings if f.kind == "slower"]
+    print(f"confirming {len(keys)} flagged benchmarks with a rerun on this checkout", flush=True)
+    try:
+        rows = rerun(keys, meta.get("grid") or "full", progress=not args.no_progress)
+    except (ConfirmError, RunError, KeyError) as exc:
+        raise UsageError(str(exc).strip("'\"")) from None
+    return confirm_findings(findings, rows, args.factor, args.min_delta)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -233,6 +265,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--factor", type=float, default=1.2, help="slowdown that counts (default 1.2)")
     p.add_argument("--min-delta", type=float, default=50e-6, metavar="S",
                    help="smallest absolute slowdown that counts (default 50e-6 s)")
+    p.add_argument("--confirm", action="store_true",
+                   help="time each flagged slowdown again on this checkout; keep only those that reproduce")
+    p.add_argument("--no-progress", action="store_true", help="no progress on stderr (with --confirm)")
+    _add_plugins(p)
     p.set_defaults(func=cmd_compare)
     return parser
 

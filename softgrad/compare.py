@@ -14,6 +14,9 @@ only ratios within a run are trustworthy, not absolute times across runs.
 A **correctness regression** is an error that crossed its tolerance since the old run (a
 ``track_error_ratio`` now over 1, or a check case that now fails); one failing in both runs is a known
 failure, not a regression. Exit status: 0 clean, 1 any regression, 2 usage error.
+
+With ``--confirm`` each flagged slowdown is timed again on this checkout (:mod:`softgrad.confirm`) and
+kept only if the rerun is slower by the same test; the ones that do not reproduce are listed as cleared.
 """
 
 from __future__ import annotations
@@ -45,6 +48,34 @@ def machine_drift(ratios) -> float:
     return max(1.0, float(np.percentile(ratios, 25)))
 
 
+def slower(t_old: float, q75_old: float, t_new: float, q25_new: float, factor: float, min_delta_s: float) -> bool:
+    """The gate's test: slower by more than ``factor``, quartiles apart, and by more than ``min_delta_s``."""
+    return t_new > factor * t_old and q25_new > q75_old and t_new - t_old > min_delta_s
+
+
+def confirm_findings(findings: list["Finding"], rerun_rows: dict[tuple, dict[str, float]],
+                     factor: float = DEFAULT_FACTOR, min_delta_s: float = DEFAULT_MIN_DELTA_S,
+                     ) -> tuple[list["Finding"], list["Finding"]]:
+    """Split the findings into (kept, cleared): a slowdown is cleared when its rerun is not slower by the
+    same test; correctness findings, and slowdowns the rerun did not measure, are kept."""
+    kept: list[Finding] = []
+    cleared: list[Finding] = []
+    for f in findings:
+        row = rerun_rows.get(f.key) if f.kind == "slower" else None
+        if row is None:
+            kept.append(f)
+            continue
+        t = row["time_s"]
+        q25 = row.get("q25_s", math.nan)
+        q25 = q25 if math.isfinite(q25) else t
+        if slower(f.old_s, f.old_q75_s, t, q25, factor, min_delta_s):
+            kept.append(Finding(f.kind, *f.key, f"{f.detail}; rerun {t * 1e6:.4g} us", f.old_s, f.old_q75_s))
+        else:
+            cleared.append(Finding(f.kind, *f.key, f"{f.detail}; rerun {t * 1e6:.4g} us: not reproduced",
+                                   f.old_s, f.old_q75_s))
+    return kept, cleared
+
+
 @dataclass(frozen=True)
 class Finding:
     kind: str  # "slower" | "error"
@@ -54,6 +85,14 @@ class Finding:
     dtype: str
     device: str
     detail: str
+    #: for "slower": the old run's median and upper quartile scaled by the machine's drift (what the
+    #: new time was tested against)
+    old_s: float = math.nan
+    old_q75_s: float = math.nan
+
+    @property
+    def key(self) -> tuple[str, str, str, str, str]:
+        return (self.impl, self.op, self.shape, self.dtype, self.device)
 
     def line(self) -> str:
         return f"{self.kind.upper():7s} {self.impl} {self.op} {self.shape} {self.dtype} {self.device}: {self.detail}"
@@ -72,11 +111,11 @@ def compare_frames(old, new, factor: float = DEFAULT_FACTOR, min_delta_s: float 
         t_old, t_new = r.time_s_old * drift, r.time_s_new
         q75_old = (r.q75_s_old if math.isfinite(r.q75_s_old) else r.time_s_old) * drift
         q25_new = r.q25_s_new if math.isfinite(r.q25_s_new) else t_new
-        if t_new > factor * t_old and q25_new > q75_old and t_new - t_old > min_delta_s:
+        if slower(t_old, q75_old, t_new, q25_new, factor, min_delta_s):
             findings.append(Finding("slower", r.impl, r.op, r.shape, r.dtype, r.device,
                                     f"{r.time_s_old * 1e6:.4g} us -> {t_new * 1e6:.4g} us ({t_new / t_old:.2f}x "
                                     f"after the machine's drift of {drift:.2f}x; threshold {factor:.2f}x; "
-                                    f"IQRs do not overlap)"))
+                                    f"IQRs do not overlap)", old_s=t_old, old_q75_s=q75_old))
     compared = len(timed)
     # correctness: an error that crossed its tolerance since the old run (one already failing there is
     # not a regression; it is counted in ``known``)

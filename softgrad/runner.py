@@ -64,8 +64,9 @@ def _branch(repo: Path) -> str | None:
     return name if out.returncode == 0 and name and name != "HEAD" else None
 
 
-def asv_config(repo: Path) -> Path:
-    """Write the asv configuration for runs in the current environment (absolute paths) and return it."""
+def asv_config(repo: Path, folder: Path | None = None) -> Path:
+    """Write the asv configuration for runs in the current environment (absolute paths) and return it;
+    ``folder`` puts the configuration, results and HTML there instead (a scratch run)."""
     conf = {
         "version": 1,
         "project": "softgrad",
@@ -74,15 +75,15 @@ def asv_config(repo: Path) -> Path:
         "dvcs": "git",
         "environment_type": "virtualenv",
         "benchmark_dir": str(repo / "benchmarks"),
-        "results_dir": str(paths.asv_results_dir()),
-        "html_dir": str(paths.asv_html_dir()),
+        "results_dir": str(folder / "asv" if folder else paths.asv_results_dir()),
+        "html_dir": str(folder / "html" if folder else paths.asv_html_dir()),
         "env_dir": str(paths.results_dir() / "asv-env"),
         "show_commit_url": "",
     }
     branch = _branch(repo)
     if branch:
         conf["branches"] = [branch]
-    path = paths.results_dir() / "asv.conf.json"
+    path = (folder or paths.results_dir()) / "asv.conf.json"
     store.write_json(path, conf)
     return path
 
@@ -119,9 +120,9 @@ def bench_regex(impls: list[registry.Implementation]) -> str:
     return rf"^bench_ops\.({names})\."
 
 
-def asv_results_file(commit: str) -> Path | None:
+def asv_results_file(commit: str, root: Path | None = None) -> Path | None:
     """asv's results file for ``commit`` in the current environment (the newest if several)."""
-    root = paths.asv_results_dir()
+    root = root or paths.asv_results_dir()
     found = [p for p in root.glob(f"*/{commit[:8]}-*.json")] if root.is_dir() else []
     return max(found, key=lambda p: p.stat().st_mtime) if found else None
 
@@ -183,19 +184,21 @@ MALLOC_TUNABLES = "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_thresh
 
 
 def run_family(cfg: Path, commit: str, family: str, impls: list[registry.Implementation], opts: RunOptions,
-               log_path: Path, progress: _Progress, label: str) -> tuple[int, str]:
-    """One ``asv run`` over one family's benchmarks; returns asv's exit code and how far it got."""
+               log_path: Path, progress: _Progress, label: str, bench: list[str] | None = None) -> tuple[int, str]:
+    """One ``asv run`` over one family's benchmarks (or the ``bench`` regexes, each selecting one
+    benchmark and parameter combination); returns asv's exit code and how far it got."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "SOFTGRAD_BENCH_FAMILY": family,
            grid.GRID_ENV: "quick" if opts.quick else "full", "GLIBC_TUNABLES": MALLOC_TUNABLES}
+    selection = [a for regex in (bench or [bench_regex(impls)]) for a in ("--bench", regex)]
     cmd = _asv("run", "--config", str(cfg), "--python=same", "--set-commit-hash", commit,
-               "--bench", bench_regex(impls), "--launch-method", "forkserver", "-a", f"rounds={opts.rounds}",
+               *selection, "--launch-method", "forkserver", "-a", f"rounds={opts.rounds}",
                *opts.extra_asv_args)
     from .asv_suite import PROGRESS_ENV, combinations
 
     counter = log_path.with_suffix(".progress")
     counter.write_text("")
     env[PROGRESS_ENV] = str(counter)
-    total = opts.rounds * sum(combinations(i, env[grid.GRID_ENV]) for i in impls)
+    total = opts.rounds * (len(bench) if bench else sum(combinations(i, env[grid.GRID_ENV]) for i in impls))
     done = threading.Event()
 
     def count() -> str:

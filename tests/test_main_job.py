@@ -81,32 +81,40 @@ def test_the_dashboard_is_published(home):
     assert (home / "results" / "html" / "graphs").is_dir()
 
 
-def test_gate_flags_a_30_percent_slowdown_and_reports_identical_reruns(at_home):
-    """The implementation slowed by 30% is flagged; on identical reruns the false alarms are counted.
+def _gate(home, *args, slowdown="1"):
+    plugins = ("--plugin", str(PLUGINS / "slowable.py"), "--plugin", str(PLUGINS / "fast_wrong.py"))
+    out = softgrad(home, "compare", *args, "--no-progress", *plugins, env={"SOFTGRAD_TEST_SLOWDOWN": slowdown})
+    assert out.returncode in (0, 1), out.stdout + out.stderr
+    assert "Traceback" not in out.stderr, out.stderr
+    assert not [line for line in out.stdout.splitlines() if line.startswith("ERROR")], "a correctness false alarm"
+    flagged = [line for line in out.stdout.splitlines() if line.startswith("SLOWER")]
+    assert (out.returncode == 0) == (not flagged), out.stdout
+    return out, flagged
 
-    Identical reruns are not asserted clean: on the CI machines even the compute-bound loops ran 1.5x
-    slower in one of two runs 20 s apart (other tenants), beyond any threshold that still catches 30%.
-    The count is printed (pytest -s) and reported in the issue notes.
-    """
+
+def test_gate_passes_identical_reruns_and_flags_a_30_percent_slowdown(at_home):
+    """Two identical runs: the gate says no regression once each flag is rerun (``--confirm``); without
+    the rerun, the raw false alarms are counted (on the CI machines even the compute-bound loops once ran
+    1.5x slower in one of two runs 20 s apart). The implementation slowed by 30% is flagged, and the
+    rerun (of the same slowed code) confirms it."""
     home = at_home
     from softgrad import store
 
     first, second, slowed = (r.id for r in store.complete_runs())
-    same = softgrad(home, "compare", first, second)
-    assert same.returncode in (0, 1), same.stderr
-    compared = int(same.stdout.split("compared ")[1].split()[0])
-    flagged_same = [line for line in same.stdout.splitlines() if line.startswith(("SLOWER", "ERROR"))]
-    print(f"identical reruns: {len(flagged_same)} of {compared} benchmarks flagged")
+    raw, raw_flags = _gate(home, first, second)
+    compared = int(raw.stdout.split("compared ")[1].split()[0])
     assert compared >= 15
-    assert not [line for line in flagged_same if line.startswith("ERROR")], "a correctness false alarm"
-    assert (same.returncode == 0) == (not flagged_same)
+    confirmed, confirmed_flags = _gate(home, first, second, "--confirm")
+    print(f"identical reruns: {len(raw_flags)} of {compared} benchmarks flagged, {len(confirmed_flags)} after "
+          f"the confirming rerun")
+    assert len(confirmed_flags) <= len(raw_flags)
+    assert confirmed.returncode == 0, f"identical reruns flagged after a confirming rerun:\n{confirmed.stdout}"
     mine = []
     for baseline in (first, second):
-        slow = softgrad(home, "compare", baseline, slowed)
-        assert slow.returncode in (0, 1), slow.stderr
-        assert not [line for line in slow.stdout.splitlines() if line.startswith("ERROR")]
-        mine += [line for line in slow.stdout.splitlines() if line.startswith("SLOWER") and " slowable " in line]
-    assert mine, "the 30% slowdown was not flagged against either baseline"
+        slow, flags = _gate(home, baseline, slowed, "--confirm", slowdown="1.3")
+        mine += [line for line in flags if " slowable " in line]
+    assert mine, "the 30% slowdown was not flagged (and confirmed) against either baseline"
+    assert all("rerun" in line for line in mine)
 
 
 def test_choose_matches_the_stored_timings_and_skips_the_failing_fastest(at_home):
