@@ -349,7 +349,13 @@ def run(opts: RunOptions, stream: IO[str] | None = None) -> int:
         except ImportError as exc:
             progress.line(f"run: no report ({exc})")
         else:
-            out = write_report(paths.reports_dir())
-            progress.line(f"run: report {out}")
+            try:
+                out = write_report(paths.reports_dir())
+            except Exception as exc:  # the run is stored and complete: say so, and how to retry
+                progress.line(f"run: the report failed ({type(exc).__name__}: {exc}); the run is stored, "
+                              f"`softgrad report` writes it again")
+                status = 1
+            else:
+                progress.line(f"run: report {out}")
     progress.line(f"run {run_.id} done in {meta['seconds']:.0f} s")
     return status
