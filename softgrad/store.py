@@ -91,10 +91,8 @@ class Run:
 
     @property
     def complete(self) -> bool:
-        try:
-            return bool(self.meta().get("complete"))
-        except StoreError:
-            return False
+        """Whether the run finished; a corrupt or foreign ``meta.json`` raises :class:`StoreError`."""
+        return bool(self.meta().get("complete"))
 
     def checks(self) -> list[dict[str, Any]]:
         path = self.folder / "checks.json"

@@ -42,6 +42,8 @@ def test_corrupt_and_foreign_files_are_named(home):
         run.meta()
     with pytest.raises(store.StoreError, match="meta.json"):
         store.complete_runs()
+    with pytest.raises(store.StoreError, match="meta.json"):  # --resume names the file, not a fresh run
+        store.latest_incomplete()
 
 
 def test_runs_are_listed_oldest_first_and_only_complete_ones_count(home):
