@@ -86,19 +86,25 @@ def _halves(dtypes: list[str]) -> list[list[str]]:
     return [d for d in (dtypes[:k], dtypes[k:]) if d]
 
 
-def _use_compilation_caches() -> None:
-    """Let JAX keep compiled programs on disk between check workers: each case is a new shape, so jit
-    compiles on nearly every call, and ``jax-jacfwd`` shares ``jax-jit``'s softmax and VJP programs.
+def _worker_environment() -> None:
+    """Settings for check workers only (the benchmarks leave both unset), made before any framework loads.
 
-    Only for checking: the benchmarks time real compilation and leave this unset. The cache key covers
-    the program, the compile options and the jax version, so a hit cannot change a result.
+    - JAX keeps compiled programs on disk between check workers: each case is a new shape, so jit
+      compiles on nearly every call, and ``jax-jacfwd`` shares ``jax-jit``'s softmax and VJP programs.
+      The cache key covers the program, the compile options and the jax version: a hit cannot change
+      a result.
+    - OpenMP threads (torch, Numba's omp layer) wait passively: two workers share the cores, and a
+      spinning barrier in one slowed the other up to tenfold (``torch.autograd.functional.jacobian`` at
+      n = 1025 took 1.6 s alone and 14.6 s beside a JAX worker). Thread counts are left as they are, so
+      parallel code paths are still the ones checked.
     """
     os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(paths.cache_dir() / "jax"))
     os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def _worker(name: str, plugins: list[str], tasks: list[Task], out: Any) -> None:
-    _use_compilation_caches()
+    _worker_environment()
     for path in plugins:
         registry.load_plugin(path)
     impl = registry.get(name)
