@@ -48,7 +48,11 @@ def _colors(impls: list[str]) -> dict[str, Any]:
 
 
 def _panels(df, batch: int, dtype: str, value, ylabel: str, title: str, path: Path, log_y: bool = True,
-            band: tuple[str, str] | None = None, hline: float | None = None) -> Path | None:
+            band: tuple[str, str] | None = None, hline: float | None = None,
+            hollow: str | None = None) -> Path | None:
+    """One log-x panel per op of ``value`` against n, a line per implementation (dotted if it failed a
+    check); ``band`` shades between two columns, ``hollow`` names a boolean column whose points are drawn
+    hollow."""
     sub = df[(df["batch"] == batch) & (df["dtype"] == dtype) & (df["device"] == "cpu")]
     sub = sub[np.isfinite(sub[value])] if not sub.empty else sub
     if sub.empty:
@@ -63,6 +67,9 @@ def _panels(df, batch: int, dtype: str, value, ylabel: str, title: str, path: Pa
             g = g.sort_values("n")
             style = "-" if bool(g["passed"].all()) else ":"
             ax.plot(g["n"], g[value], style, marker="o", ms=3, label=impl, color=colors[impl])
+            if hollow and hollow in g:
+                h = g[g[hollow].astype(bool)]
+                ax.plot(h["n"], h[value], "o", ms=5, mfc="white", mec=colors[impl], mew=1.2)
             if band and band[0] in g and g[band[0]].notna().any():
                 ax.fill_between(g["n"], g[band[0]], g[band[1]], color=colors[impl], alpha=0.2, lw=0)
         if hline is not None:
@@ -82,7 +89,8 @@ def _panels(df, batch: int, dtype: str, value, ylabel: str, title: str, path: Pa
                 handles.append(hh)
                 labels.append(ll)
     fig.legend(handles, labels, loc="center right", fontsize=8)
-    fig.suptitle(title + "  (dotted: failed a correctness check)")
+    fig.suptitle(title + "  (dotted: failed a correctness check"
+                 + ("; hollow: the data fits in the last-level cache)" if hollow else ")"))
     fig.tight_layout(rect=(0, 0, 0.86, 0.95))
     fig.savefig(path, dpi=90)
     plt.close(fig)
@@ -335,10 +343,14 @@ def write_report(out_dir: Path | None = None) -> Path:
     figures.append(("Speedup over NumPy", "NumPy's time / the implementation's time (above 1: faster)",
                     _panels(df, big_batch, dtype, "speedup_vs_numpy", "speedup over numpy", "speedup over numpy",
                             out_dir / "speedup_vs_numpy.png", hline=1.0)))
+    llc = meta.get("llc_bytes")
+    cache_note = (f"; hollow points: the bytes moved fit in the {llc / 2**20:.0f} MiB last-level cache, where "
+                  f"repeated calls find them, so they measure the cache, not memory" if llc else "")
     figures.append(("Achieved bandwidth", f"bytes that must move / time, as a fraction of this machine's copy "
-                    f"bandwidth ({copy.get('gbps', math.nan):.1f} GB/s, {copy.get('method', '?')})",
+                    f"bandwidth ({copy.get('gbps', math.nan):.1f} GB/s, {copy.get('method', '?')}){cache_note}",
                     _panels(df, big_batch, dtype, "bw_fraction", "fraction of copy bandwidth",
-                            "achieved bandwidth / copy bandwidth", out_dir / "bandwidth.png", log_y=True, hline=1.0)))
+                            "achieved bandwidth / copy bandwidth", out_dir / "bandwidth.png", log_y=True, hline=1.0,
+                            hollow="in_cache")))
     exps = scaling_exponents(df, big_batch, dtype)
     figures.append(("Scaling exponent", "k in time ~ n^k, fitted for n >= 64: about 1 for softmax and the VJP, "
                     "2 for the Jacobian", _exponent_plot(exps, out_dir / "scaling.png", big_batch, dtype)))
@@ -354,6 +366,7 @@ def write_report(out_dir: Path | None = None) -> Path:
         {"field": k, "value": v} for k, v in (
             ("run", run_id), ("date", meta.get("date")), ("machine", meta.get("machine")), ("cpu", meta.get("cpu")),
             ("cores", meta.get("cores")), ("memory GiB", meta.get("memory_gib")),
+            ("last-level cache", f"{meta['llc_bytes'] / 2**20:.0f} MiB" if meta.get("llc_bytes") else "unknown"),
             ("commit", f"{meta.get('commit')}{' (dirty tree)' if meta.get('dirty') else ''}"),
             ("grid", meta.get("grid")), ("threads", meta.get("threads")),
             ("copy bandwidth", f"{copy.get('gbps', math.nan):.1f} GB/s ({copy.get('method', '?')})"),

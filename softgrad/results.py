@@ -3,7 +3,8 @@
 :func:`load` gives one tidy row per run x implementation x op x shape x dtype x device, with the run's
 machine, commit and library versions, the timing (median, quartiles, 99% interval), the worst error
 relative to tolerance at that shape, first-call and build (JIT) times, peak memory, bytes moved and the
-achieved bandwidth as a fraction of the copy bandwidth measured in the same run, and the
+achieved bandwidth as a fraction of the copy bandwidth measured in the same run (``in_cache``: the bytes
+fit in the machine's last-level cache, so that figure is not a memory bandwidth), and the
 implementation's correctness verdict from the run's check. :func:`load_checks` gives one row per check
 record. Both read ``results/runs`` (see :mod:`softgrad.store`).
 
@@ -32,7 +33,7 @@ KINDS = {
     "track_first_call_s": "first_call_s",
     "peakmem_op": "peakmem_bytes",
 }
-RUN_COLUMNS = ("run", "date", "machine", "cpu", "cores", "commit", "grid", "threads", "copy_gbps")
+RUN_COLUMNS = ("run", "date", "machine", "cpu", "cores", "commit", "grid", "threads", "copy_gbps", "llc_bytes")
 VERSION_COLUMNS = ("numpy", "numba", "torch", "jax")
 
 
@@ -115,6 +116,7 @@ def _run_info(run: store.Run, meta: dict[str, Any]) -> dict[str, Any]:
         "grid": meta.get("grid"),
         "threads": (meta.get("threads") or {}).get("requested") or "default",
         "copy_gbps": (meta.get("copy_bandwidth") or {}).get("gbps", math.nan),
+        "llc_bytes": meta.get("llc_bytes") or math.nan,
     }
     for lib in VERSION_COLUMNS:
         info[lib] = (meta.get("versions") or {}).get(lib, "")
@@ -160,6 +162,8 @@ def load(runs: list[store.Run] | None = None, complete_only: bool = True):
                          zip(df["op"], df["batch"], df["n"], df["dtype"])]
     df["gbps"] = df["bytes_moved"] / df["time_s"] / 1e9
     df["bw_fraction"] = df["gbps"] / df["copy_gbps"]
+    # data that fits in the last-level cache stays there between calls: its "bandwidth" is the cache's
+    df["in_cache"] = df["bytes_moved"] <= df["llc_bytes"]
     # the one-off JIT cost to amortise: first call over a warm one, plus the cold build; 0 without a JIT
     jit = df["impl"].map(lambda n: bool(entries[n] and entries[n].compiles))
     df["compile_s"] = ((df["first_call_s"] - df["time_s"]).clip(lower=0) + df["build_s"].fillna(0)).where(jit, 0.0)

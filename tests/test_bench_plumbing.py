@@ -169,3 +169,15 @@ def test_asv_discovery_imports_only_the_named_family_and_starts_no_threads():
     assert frameworks == "", f"discovery imported {frameworks} into the numpy family's fork server"
     # NumPy's BLAS may keep its own pool (it is the family being timed); XLA's would be a dozen threads.
     assert int(threads_alive) <= (os.cpu_count() or 1) + 1, f"{threads_alive} threads alive after discovery"
+
+
+def test_last_level_cache_is_the_largest_data_cache(tmp_path):
+    from softgrad import provenance
+
+    for index, kind, size in (("index0", "Data", "48K"), ("index1", "Instruction", "64M"),
+                              ("index2", "Unified", "2048K"), ("index3", "Unified", "32M")):
+        (tmp_path / index).mkdir()
+        (tmp_path / index / "type").write_text(kind + "\n")
+        (tmp_path / index / "size").write_text(size + "\n")
+    assert provenance.last_level_cache_bytes(tmp_path) == 32 << 20
+    assert provenance.last_level_cache_bytes(tmp_path / "absent") is None

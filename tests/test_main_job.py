@@ -59,7 +59,7 @@ def at_home(home, monkeypatch):
 
 def test_each_run_is_stored_with_machine_commit_and_versions(at_home):
     home = at_home
-    from softgrad import results, store
+    from softgrad import provenance, results, store
 
     runs = store.complete_runs()
     assert len(runs) == 3
@@ -70,6 +70,11 @@ def test_each_run_is_stored_with_machine_commit_and_versions(at_home):
     assert df["run"].nunique() == 3, "two identical runs must leave two points in the history"
     assert set(df["impl"]) == {"numpy", "slowable", "fast-wrong"}
     assert (df["numpy"] != "").all()
+    # the last-level cache is recorded, and the rows whose bytes fit in it are marked
+    llc = provenance.last_level_cache_bytes()
+    assert meta["llc_bytes"] == llc
+    if llc:
+        assert df["in_cache"].equals(df["bytes_moved"] <= llc) and df["in_cache"].any()
     # asv's own results file carries the library versions too
     asv_files = [p for p in (home / "results" / "asv").rglob("*.json") if p.name not in ("machine.json", "benchmarks.json")]
     assert asv_files and all(json.loads(p.read_text())["params"].get("numpy") for p in asv_files)
