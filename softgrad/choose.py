@@ -43,7 +43,7 @@ class Choice:
     def sentence(self) -> str:
         why = [f"{self.impl}: {_fmt_time(self.time_s)}"]
         if self.runner_up:
-            why.append(f"{self.speedup:.2g}x faster than {self.runner_up} ({_fmt_time(self.runner_up_time_s)})")
+            why.append(f"{self.speedup:.3g}x faster than {self.runner_up} ({_fmt_time(self.runner_up_time_s)})")
         why.append(f"passed all {self.passed_cases} correctness cases")
         if self.compile_s >= 0.01:
             why.append(f"compile {self.compile_s:.2g} s once")

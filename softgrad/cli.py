@@ -10,6 +10,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from . import check_run, registry
 from .contract import DTYPES, OPS
@@ -81,11 +82,16 @@ def cmd_check(args: argparse.Namespace) -> int:
         sel.validate()
     except (KeyError, ValueError) as exc:
         raise UsageError(str(exc).strip("'\"")) from None
+    if args.json:  # before minutes of checking, not after
+        folder = Path(args.json).resolve().parent
+        if not folder.is_dir() or not os.access(folder, os.W_OK):
+            raise UsageError(f"--json {args.json}: {folder} is not a writable folder")
     records = run_checks(sel, progress=not args.no_progress)
     ok = summarize(records, sys.stdout)
     if args.json:
-        with open(args.json, "w") as fh:
-            json.dump([r.to_dict() for r in records], fh, indent=1)
+        from .store import write_json
+
+        write_json(Path(args.json), [r.to_dict() for r in records])
         print(f"wrote {len(records)} records to {args.json}")
     return 0 if ok else 1
 
@@ -122,6 +128,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         index = write_report(args.out)
     except (ReportError, StoreError) as exc:
         raise UsageError(str(exc)) from None
+    except OSError as exc:
+        raise UsageError(f"cannot write the report to {args.out}: {exc.strerror or exc}") from None
     print(f"wrote {index} and {index.with_name('report.md')}")
     return 0
 

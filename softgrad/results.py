@@ -164,11 +164,31 @@ def load(runs: list[store.Run] | None = None, complete_only: bool = True):
     df["bw_fraction"] = df["gbps"] / df["copy_gbps"]
     # data that fits in the last-level cache stays there between calls: its "bandwidth" is the cache's
     df["in_cache"] = df["bytes_moved"] <= df["llc_bytes"]
-    # the one-off JIT cost to amortise: first call over a warm one, plus the cold build; 0 without a JIT
+    # the one-off JIT cost to amortise: first call over a warm one, plus the cold build; 0 without a JIT.
+    # The first call is tracked at a few row lengths (grid.TRACK_N_VALUES): other sizes take the excess
+    # measured at the nearest tracked n of the same run, op, batch, dtype and device.
     jit = df["impl"].map(lambda n: bool(entries[n] and entries[n].compiles))
-    df["compile_s"] = ((df["first_call_s"] - df["time_s"]).clip(lower=0) + df["build_s"].fillna(0)).where(jit, 0.0)
+    excess = _nearest_tracked((df["first_call_s"] - df["time_s"]).clip(lower=0), df)
+    df["compile_s"] = (excess.fillna(0) + df["build_s"].fillna(0)).where(jit, 0.0)
     df["passed"] = df["checked"] & (df["check_failed"] == 0) & ~(df["error_ratio"] > 1)
     return df
+
+
+def _nearest_tracked(values, df):
+    """``values`` with each missing entry taken from the same run, implementation, op, batch, dtype and
+    device at the nearest row length (in log2 n) where it is known."""
+    import numpy as np
+
+    out = values.copy()
+    log_n = np.log2(df["n"].astype(float))
+    for _, idx in df.groupby(["run", "impl", "op", "batch", "dtype", "device"]).groups.items():
+        known = [i for i in idx if np.isfinite(values[i])]
+        if not known:
+            continue
+        for i in idx:
+            if not np.isfinite(values[i]):
+                out[i] = values[min(known, key=lambda k: abs(log_n[k] - log_n[i]))]
+    return out
 
 
 def _entry(name: str) -> registry.Implementation | None:

@@ -49,3 +49,15 @@ def test_writeup_claim_needs_the_claimed_entry():
     table, verdict = report.writeup_claim(pd.DataFrame([_row("numpy", "jacobian", 8, 1e-6)]), "float64")
     assert table.empty and verdict == ""
     assert math.isnan(report._geomean([]))
+
+
+def test_compile_cost_between_tracked_sizes_comes_from_the_nearest_tracked_n():
+    from softgrad import results
+
+    df = pd.DataFrame({"run": "r", "impl": "jit", "op": "vjp", "batch": 1, "dtype": "float32", "device": "cpu",
+                       "n": [2, 4, 16, 32, 512, 2048, 4096]})
+    first_call_excess = pd.Series([0.5, math.nan, math.nan, 0.3, 0.2, math.nan, 0.1])
+    filled = results._nearest_tracked(first_call_excess, df)
+    assert list(filled) == [0.5, 0.5, 0.3, 0.3, 0.2, 0.1, 0.1]
+    other = df.assign(dtype="float64")  # another group with nothing tracked stays unknown
+    assert results._nearest_tracked(pd.Series([math.nan] * 7), other).isna().all()
