@@ -287,28 +287,42 @@ def writeup_claim(df, dtype: str):
     return table, verdict
 
 
-def _fmt(v: Any) -> str:
+def format_seconds(v: float) -> str:
+    """A duration with its unit and three significant digits: ``7.88 us``, ``1.89 ms``, ``2.12 s``."""
+    if not math.isfinite(v):
+        return "-"
+    v = float(f"{v:.3g}")  # round first, so 999.7 us reads 1 ms, not 1e+03 us
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
+        if abs(v) >= scale:
+            return f"{v / scale:.3g} {unit}"
+    return f"{v / 1e-9:.3g} ns" if v else "0"
+
+
+def _fmt(v: Any, seconds: bool = False) -> str:
     if isinstance(v, float):
+        if seconds:
+            return format_seconds(v)
         return f"{v:.3g}" if math.isfinite(v) else "-"
     return str(v)
 
 
-def _md_table(df) -> str:
+def _md_table(df, seconds: tuple[str, ...] = ()) -> str:
+    """A markdown table; the columns named in ``seconds`` hold durations and print with their unit."""
     if df.empty:
         return "(none)\n"
     cols = list(df.columns)
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for _, r in df.iterrows():
-        lines.append("| " + " | ".join(_fmt(r[c]) for c in cols) + " |")
+        lines.append("| " + " | ".join(_fmt(r[c], c in seconds) for c in cols) + " |")
     return "\n".join(lines) + "\n"
 
 
-def _html_table(df) -> str:
+def _html_table(df, seconds: tuple[str, ...] = ()) -> str:
     if df.empty:
         return "<p>(none)</p>"
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(r[c]))}</td>" for c in df.columns) + "</tr>"
-                   for _, r in df.iterrows())
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(r[c], c in seconds))}</td>" for c in df.columns)
+                   + "</tr>" for _, r in df.iterrows())
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
@@ -361,7 +375,9 @@ def write_report(out_dir: Path | None = None) -> Path:
                     "under each point)", _history_plot(df_all, out_dir / "history.png", ref_shape, dtype)))
 
     choices = choice_table(df)
+    choice_seconds = ("time (geo-mean)", "compile s")
     claim, claim_verdict = writeup_claim(df, "float64" if "float64" in set(df["dtype"]) else dtype)
+    claim_seconds = WRITEUP_JACOBIANS
     meta_rows = pd.DataFrame([
         {"field": k, "value": v} for k, v in (
             ("run", run_id), ("date", meta.get("date")), ("machine", meta.get("machine")), ("cpu", meta.get("cpu")),
@@ -381,13 +397,13 @@ def write_report(out_dir: Path | None = None) -> Path:
           "Fastest implementation that passed every correctness case, by op, batch, size band, dtype and device "
           "(geometric mean over the band's sizes); `margin` is the runner-up's time over the fastest's; "
           "`compile s` is the one-off JIT cost to amortise.\n",
-          _md_table(choices),
+          _md_table(choices, choice_seconds),
           "`clear win` says whether the runner-up's lower quartile is above the fastest's upper quartile; "
           "where it is not, the two are within the measured spread and the order may flip on a rerun.\n"]
     if not claim.empty:
-        md += ["\n## The write-up's claim\n", "Time per call (seconds) of the write-up's three ways to get the "
+        md += ["\n## The write-up's claim\n", "Time per call of the write-up's three ways to get the "
                "Jacobian of one row, and the fastest entry that passed every correctness case.\n",
-               _md_table(claim), f"\n{claim_verdict}\n"]
+               _md_table(claim, claim_seconds), f"\n{claim_verdict}\n"]
     md += ["\n## Scaling exponents\n", _md_table(exps)]
     if summary is not None:
         md += ["\n## Correctness verdicts\n", _md_table(summary.reset_index())]
@@ -405,13 +421,13 @@ def write_report(out_dir: Path | None = None) -> Path:
              f"<p>Run <code>{html.escape(run_id)}</code> on {html.escape(str(meta.get('machine')))}, commit "
              f"<code>{html.escape(str(meta.get('commit'))[:8])}</code>. Dashboard: <a href='../../results/html/index.html'>"
              f"asv</a>.</p>",
-             "<h2 id='choice'>Choice table</h2>", _html_table(choices),
+             "<h2 id='choice'>Choice table</h2>", _html_table(choices, choice_seconds),
              "<p><code>clear win</code>: the runner-up's lower quartile is above the fastest's upper quartile; "
              "otherwise the two are within the measured spread.</p>"]
     if not claim.empty:
-        parts += ["<h2 id='claim'>The write-up's claim</h2><p>Time per call (seconds) of the write-up's three ways "
+        parts += ["<h2 id='claim'>The write-up's claim</h2><p>Time per call of the write-up's three ways "
                   "to get the Jacobian of one row, and the fastest entry that passed every case.</p>",
-                  _html_table(claim), f"<p>{html.escape(claim_verdict)}</p>"]
+                  _html_table(claim, claim_seconds), f"<p>{html.escape(claim_verdict)}</p>"]
     parts += ["<h2 id='scaling'>Scaling exponents</h2>", _html_table(exps)]
     if summary is not None:
         parts += ["<h2 id='verdicts'>Correctness verdicts</h2>", _html_table(summary.reset_index())]

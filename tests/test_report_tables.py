@@ -61,3 +61,18 @@ def test_compile_cost_between_tracked_sizes_comes_from_the_nearest_tracked_n():
     assert list(filled) == [0.5, 0.5, 0.3, 0.3, 0.2, 0.1, 0.1]
     other = df.assign(dtype="float64")  # another group with nothing tracked stays unknown
     assert results._nearest_tracked(pd.Series([math.nan] * 7), other).isna().all()
+
+
+@pytest.mark.parametrize("seconds, text", [
+    (7.88e-06, "7.88 us"), (0.00189, "1.89 ms"), (2.123, "2.12 s"), (4.2e-9, "4.2 ns"), (0.0, "0"),
+    (float("nan"), "-"), (1e-3, "1 ms"), (999.7e-6, "1 ms"), (-2e-6, "-2 us"),
+])
+def test_durations_print_with_their_unit(seconds, text):
+    assert report.format_seconds(seconds) == text
+
+
+def test_tables_print_only_the_named_columns_as_durations():
+    df = pd.DataFrame([{"impl": "a", "time": 2.5e-6, "margin": 1.234}])
+    md = report._md_table(df, seconds=("time",))
+    assert "| a | 2.5 us | 1.23 |" in md
+    assert "2.5 us" in report._html_table(df, seconds=("time",)) and "2.5e-06" in report._md_table(df)
