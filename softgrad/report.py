@@ -218,7 +218,7 @@ def choice_table(df):
                 "sizes": f"{sizes[0]}..{sizes[-1]}", "fastest": best[1], "time (geo-mean)": best[0],
                 "runner-up": second[1] if second else "", "margin": (second[0] / best[0]) if second else math.nan,
                 "clear win": _separated(best, second),
-                "compile s": best[2],
+                "compile": best[2],
             })
     return pd.DataFrame(rows)
 
@@ -375,7 +375,7 @@ def write_report(out_dir: Path | None = None) -> Path:
                     "under each point)", _history_plot(df_all, out_dir / "history.png", ref_shape, dtype)))
 
     choices = choice_table(df)
-    choice_seconds = ("time (geo-mean)", "compile s")
+    choice_seconds = ("time (geo-mean)", "compile")
     claim, claim_verdict = writeup_claim(df, "float64" if "float64" in set(df["dtype"]) else dtype)
     claim_seconds = WRITEUP_JACOBIANS
     meta_rows = pd.DataFrame([
@@ -396,7 +396,7 @@ def write_report(out_dir: Path | None = None) -> Path:
           "## Choice table\n",
           "Fastest implementation that passed every correctness case, by op, batch, size band, dtype and device "
           "(geometric mean over the band's sizes); `margin` is the runner-up's time over the fastest's; "
-          "`compile s` is the one-off JIT cost to amortise.\n",
+          "`compile` is the one-off JIT cost to amortise.\n",
           _md_table(choices, choice_seconds),
           "`clear win` says whether the runner-up's lower quartile is above the fastest's upper quartile; "
           "where it is not, the two are within the measured spread and the order may flip on a rerun.\n"]
