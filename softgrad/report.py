@@ -156,35 +156,55 @@ def _error_plot(checks, path: Path) -> Path | None:
     return path
 
 
+def history_tables(df_all, shape: str = "256x1024", dtype: str = "float32"):
+    """The history view's data, one column per stored run (oldest first): the median time at ``shape``
+    and, since the error is tracked on a coarser grid than the time, each run's worst error / tolerance
+    over every tracked size. Both are indexed by (op, impl); empty when nothing was measured at ``shape``."""
+    import pandas as pd
+
+    cpu = df_all[(df_all["dtype"] == dtype) & (df_all["device"] == "cpu")]
+    at_shape = cpu[cpu["shape"] == shape]
+    if at_shape.empty:
+        return pd.DataFrame(), pd.DataFrame()
+    runs = sorted(at_shape["run"].unique())
+    times = at_shape.pivot_table(index=["op", "impl"], columns="run", values="time_s", aggfunc="median")
+    tracked = cpu[np.isfinite(cpu["error_ratio"])]
+    errors = tracked.pivot_table(index=["op", "impl"], columns="run", values="error_ratio", aggfunc="max")
+    return times.reindex(columns=runs), errors.reindex(columns=runs)
+
+
 def _history_plot(df_all, path: Path, shape: str = "256x1024", dtype: str = "float32") -> Path | None:
-    sub = df_all[(df_all["shape"] == shape) & (df_all["dtype"] == dtype) & (df_all["device"] == "cpu")]
-    if sub.empty or sub["run"].nunique() < 1:
+    times, errors = history_tables(df_all, shape, dtype)
+    if times.empty:
         return None
     plt = _plt()
     colors = _colors(list(df_all["impl"].unique()))
-    ops = [op for op in OPS if op in set(sub["op"])]
-    runs = sorted(sub["run"].unique())
+    runs = list(times.columns)
+    ops = [op for op in OPS if op in set(times.index.get_level_values("op"))]
     labels = {}
     for r in runs:
-        row = sub[sub["run"] == r].iloc[0]
+        row = df_all[df_all["run"] == r].iloc[0]
         labels[r] = f"{row['commit']}\ntorch {row['torch'] or '-'}\njax {row['jax'] or '-'}"
     fig, axes = plt.subplots(2, len(ops), figsize=(5.2 * len(ops), 7), squeeze=False)
+    x = np.arange(len(runs))
     for j, op in enumerate(ops):
-        part = sub[sub["op"] == op]
-        for impl, g in part.groupby("impl"):
-            g = g.set_index("run").reindex(runs)
-            x = np.arange(len(runs))
-            axes[0][j].plot(x, g["time_s"], marker="o", ms=3, label=impl, color=colors[impl])
-            axes[1][j].plot(x, g["error_ratio"], marker="o", ms=3, label=impl, color=colors[impl])
+        for panel, table in ((axes[0][j], times), (axes[1][j], errors)):
+            if op in set(table.index.get_level_values("op")):
+                for impl, series in table.loc[op].iterrows():
+                    panel.plot(x, series.to_numpy(dtype=float), marker="o", ms=3, label=impl, color=colors[impl])
         axes[0][j].set_yscale("log")
         axes[0][j].set_title(f"{op} {shape} {dtype}: time per run")
-        axes[1][j].set_title("worst error / tolerance per run")
+        axes[1][j].set_title(f"{op} {dtype}: worst error / tolerance, tracked sizes")
         axes[1][j].set_yscale("log")
         axes[1][j].axhline(1, color="k", lw=0.8, ls="--")
         for ax in (axes[0][j], axes[1][j]):
             ax.set_xticks(range(len(runs)), [labels[r] for r in runs], fontsize=6)
-    h, l = axes[0][0].get_legend_handles_labels()
-    fig.legend(h, l, loc="center right", fontsize=8)
+    legend = {}  # every panel's lines: an entry may be missing from the first one
+    for ax in axes.flat:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            legend.setdefault(label, handle)
+    names = sorted(legend)
+    fig.legend([legend[n] for n in names], names, loc="center right", fontsize=8)
     fig.tight_layout(rect=(0, 0, 0.86, 1))
     fig.savefig(path, dpi=90)
     plt.close(fig)
@@ -371,8 +391,8 @@ def write_report(out_dir: Path | None = None) -> Path:
     figures.append(("Correctness", "worst error / tolerance per implementation and dtype over all check cases",
                     _error_plot(checks, out_dir / "errors.png")))
     ref_shape = "256x1024" if "256x1024" in set(df_all["shape"]) else df["shape"].iloc[-1]
-    figures.append(("History", "time and error at one shape across stored runs (commit and library versions "
-                    "under each point)", _history_plot(df_all, out_dir / "history.png", ref_shape, dtype)))
+    figures.append(("History", "time at one shape and the worst error over the tracked sizes across stored runs "
+                    "(commit and library versions under each point)", _history_plot(df_all, out_dir / "history.png", ref_shape, dtype)))
 
     choices = choice_table(df)
     choice_seconds = ("time (geo-mean)", "compile")

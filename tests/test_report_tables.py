@@ -76,3 +76,17 @@ def test_tables_print_only_the_named_columns_as_durations():
     md = report._md_table(df, seconds=("time",))
     assert "| a | 2.5 us | 1.23 |" in md
     assert "2.5 us" in report._html_table(df, seconds=("time",)) and "2.5e-06" in report._md_table(df)
+
+
+def test_history_takes_the_error_from_every_tracked_size_not_only_the_timed_shape():
+    """The error is tracked on a coarser grid than the time (n = 512 here, timed at 1024): the history's
+    error panel must still show each run's worst error, and a drift between runs."""
+    rows = []
+    for run, err in (("r1", 0.01), ("r2", 3.0)):
+        for n, ratio in ((1024, math.nan), (512, err), (32, 0.001)):
+            r = _row("a", "vjp", n, 1e-4, batch=256, dtype="float32")
+            rows.append({**r, "run": run, "error_ratio": ratio})
+    times, errors = report.history_tables(pd.DataFrame(rows), "256x1024", "float32")
+    assert list(times.columns) == ["r1", "r2"] and times.loc[("vjp", "a"), "r1"] == pytest.approx(1e-4)
+    assert errors.loc[("vjp", "a")].tolist() == [0.01, 3.0]
+    assert report.history_tables(pd.DataFrame(rows), "1x8", "float32")[0].empty
