@@ -12,6 +12,8 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from .units import format_seconds
+
 
 class NoResult(Exception):
     """No stored measurement near the request; the message suggests the command that would measure it."""
@@ -36,29 +38,24 @@ class Choice:
     run: str
     commit: str
     excluded: list[dict[str, Any]] = field(default_factory=list)
+    #: the runner-up's lower quartile is above the fastest's upper quartile (None: no runner-up or no
+    #: quartiles); when False the two are within the measured spread and may swap places on a rerun
+    clear_win: bool | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     def sentence(self) -> str:
-        why = [f"{self.impl}: {_fmt_time(self.time_s)}"]
+        why = [f"{self.impl}: {format_seconds(self.time_s)}"]
         if self.runner_up:
-            why.append(f"{self.speedup:.3g}x faster than {self.runner_up} ({_fmt_time(self.runner_up_time_s)})")
+            why.append(f"{self.speedup:.3g}x faster than {self.runner_up} ({format_seconds(self.runner_up_time_s)}"
+                       + (", within the measured spread: either will do)" if self.clear_win is False else ")"))
         why.append(f"passed all {self.passed_cases} correctness cases")
         if self.compile_s >= 0.01:
             why.append(f"compile {self.compile_s:.2g} s once")
         where = "" if (self.measured_n, self.measured_batch) == (self.n, self.batch) else \
             f" (measured at batch {self.measured_batch}, n {self.measured_n})"
         return ", ".join(why) + where
-
-
-def _fmt_time(t: float | None) -> str:
-    if t is None or not math.isfinite(t):
-        return "-"
-    for unit, scale in (("s", 1), ("ms", 1e-3), ("us", 1e-6)):
-        if t >= scale:
-            return f"{t / scale:.3g} {unit}"
-    return f"{t / 1e-9:.3g} ns"
 
 
 def measure_command(op: str, n: int, batch: int, dtype: str, device: str) -> str:
@@ -93,6 +90,9 @@ def recommend(df, op: str, n: int, batch: int = 1, dtype: str = "float32", devic
     best = ok.iloc[0]
     second = ok.iloc[1] if len(ok) > 1 else None
     compile_s = float(best["compile_s"]) if math.isfinite(best["compile_s"]) else 0.0
+    clear_win = None
+    if second is not None and math.isfinite(best["q75_s"]) and math.isfinite(second["q25_s"]):
+        clear_win = bool(second["q25_s"] > best["q75_s"])
     return Choice(
         op=op, n=n, batch=batch, dtype=dtype, device=device, impl=str(best["impl"]), time_s=float(best["time_s"]),
         measured_n=int(nearest), measured_batch=int(batch),
@@ -100,5 +100,5 @@ def recommend(df, op: str, n: int, batch: int = 1, dtype: str = "float32", devic
         runner_up_time_s=None if second is None else float(second["time_s"]),
         speedup=None if second is None else float(second["time_s"] / best["time_s"]),
         passed_cases=int(best["check_passed"]), compile_s=compile_s,
-        run=str(best["run"]), commit=str(best["commit"]), excluded=excluded,
+        run=str(best["run"]), commit=str(best["commit"]), excluded=excluded, clear_win=clear_win,
     )

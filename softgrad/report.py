@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from . import paths, results, store
+from .units import format_seconds
 
 #: Size bands of the choice table: (label, smallest n, largest n).
 BANDS = (("n <= 64", 1, 64), ("64 < n <= 1024", 65, 1024), ("n > 1024", 1025, 1 << 62))
@@ -305,17 +306,6 @@ def writeup_claim(df, dtype: str):
                     f"n = {top['n']} (the largest n it was measured at): \"the fastest and most efficient\" "
                     f"holds, at best, among the three.")
     return table, verdict
-
-
-def format_seconds(v: float) -> str:
-    """A duration with its unit and three significant digits: ``7.88 us``, ``1.89 ms``, ``2.12 s``."""
-    if not math.isfinite(v):
-        return "-"
-    v = float(f"{v:.3g}")  # round first, so 999.7 us reads 1 ms, not 1e+03 us
-    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
-        if abs(v) >= scale:
-            return f"{v / scale:.3g} {unit}"
-    return f"{v / 1e-9:.3g} ns" if v else "0"
 
 
 def _fmt(v: Any, seconds: bool = False) -> str:

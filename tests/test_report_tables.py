@@ -9,7 +9,7 @@ import pytest
 
 pd = pytest.importorskip("pandas")
 
-from softgrad import report  # noqa: E402
+from softgrad import report, units  # noqa: E402
 
 
 def _row(impl, op, n, t, q25=None, q75=None, passed=True, batch=1, dtype="float64"):
@@ -68,7 +68,7 @@ def test_compile_cost_between_tracked_sizes_comes_from_the_nearest_tracked_n():
     (float("nan"), "-"), (1e-3, "1 ms"), (999.7e-6, "1 ms"), (-2e-6, "-2 us"),
 ])
 def test_durations_print_with_their_unit(seconds, text):
-    assert report.format_seconds(seconds) == text
+    assert units.format_seconds(seconds) == text
 
 
 def test_tables_print_only_the_named_columns_as_durations():
