@@ -290,7 +290,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"softgrad {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"softgrad {args.command}: interrupted", file=sys.stderr)
+        hint = ("; the families it finished are stored: `softgrad run --resume` completes it"
+                if args.command == "run" else "")
+        print(f"softgrad {args.command}: interrupted{hint}", file=sys.stderr)
         return 130
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -16,6 +16,8 @@ Steps, each with progress on stderr:
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import os
 import re
@@ -264,20 +266,82 @@ def run(opts: RunOptions, stream: IO[str] | None = None) -> int:
     commit = provenance.git_commit(repo)
     if not commit:
         raise RunError(f"{repo} is not a git checkout with a commit: asv stores results per commit")
-    impls = [registry.get(n) for n in opts.impls] if opts.impls else registry.all_implementations()
+    with _exclusive(paths.results_dir()):
+        return _run_locked(opts, progress, stream, repo, commit)
+
+
+@contextlib.contextmanager
+def _exclusive(results: Path):
+    """One ``softgrad run`` at a time per results folder: two would write the same asv results file
+    (one per machine and commit) and the same run's families."""
+    import fcntl
+
+    results.mkdir(parents=True, exist_ok=True)
+    with open(results / ".run.lock", "a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            holder = lock.read().strip() or "?"
+            raise RunError(f"another softgrad run (pid {holder}) is writing to {results}: wait for it to "
+                           f"finish, or set SOFTGRAD_HOME to another folder") from None
+        lock.seek(0)
+        lock.truncate()
+        lock.write(str(os.getpid()))
+        lock.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _resumed(opts: RunOptions, meta: dict) -> RunOptions:
+    """The options of a resumed run come from the run itself (its implementations, grid, rounds, thread
+    count and plugins), so its families stay comparable; a flag that contradicts them is an error."""
+    stored = list(meta.get("impls") or [])
+    if opts.impls and sorted(opts.impls) != sorted(stored):
+        raise RunError(f"--resume continues run {meta.get('id')} with its own implementations "
+                       f"({', '.join(stored)}); drop --impl")
+    if opts.quick and meta.get("grid") != "quick":
+        raise RunError(f"--resume continues run {meta.get('id')} on its {meta.get('grid')} grid; drop --quick")
+    rounds = int(meta.get("rounds") or 1)
+    if opts.rounds not in (1, rounds):
+        raise RunError(f"--resume continues run {meta.get('id')} with --rounds {rounds}; drop --rounds")
+    asked = (meta.get("threads") or {}).get("requested")
+    if opts.threads is not None and asked is not None and opts.threads != asked:
+        raise RunError(f"--resume continues run {meta.get('id')} with --threads {asked}; drop --threads")
+    if asked is not None and threads.requested() != asked:
+        threads.apply(int(asked))
+    for plugin in meta.get("plugins") or []:
+        try:
+            registry.load_plugin(plugin)  # once per file
+        except registry.PluginError as exc:
+            raise RunError(f"run {meta.get('id')} used a plugin that no longer loads: {exc}") from None
+    if registry.loaded_plugins():  # asv's benchmark processes load the same plugins
+        os.environ[registry.PLUGINS_ENV] = os.pathsep.join(registry.loaded_plugins())
+    return dataclasses.replace(opts, impls=stored or None, quick=meta.get("grid") == "quick", rounds=rounds)
+
+
+def _run_locked(opts: RunOptions, progress: "_Progress", stream: IO[str], repo: Path, commit: str) -> int:
     validate_asv_results()
     t_start = time.perf_counter()
 
     run_ = store.latest_incomplete() if opts.resume else None
     if opts.resume and run_ is None:
         progress.line("run: nothing to resume, starting a new run")
+    if run_ is not None:
+        meta = run_.meta()
+        if meta.get("commit") != commit:
+            raise RunError(f"run {run_.id} was for commit {str(meta.get('commit'))[:8]}, the checkout is at "
+                           f"{commit[:8]}")
+        opts = _resumed(opts, {**meta, "id": run_.id})
+    impls = [registry.get(n) for n in opts.impls] if opts.impls else registry.all_implementations()
     if run_ is None:
         run_ = store.create_run(commit)
         run_.update_meta(complete=False, grid="quick" if opts.quick else "full", impls=[i.name for i in impls],
-                         families_done=[], **provenance.snapshot(repo))
+                         rounds=opts.rounds, plugins=registry.loaded_plugins(), families_done=[],
+                         **provenance.snapshot(repo))
     meta = run_.meta()
-    if opts.resume and meta.get("commit") != commit:
-        raise RunError(f"run {run_.id} was for commit {str(meta.get('commit'))[:8]}, the checkout is at {commit[:8]}")
     progress.line(f"run {run_.id}: {len(impls)} implementations, {meta['grid']} grid, results in {run_.folder}")
     status = 0
 

@@ -185,12 +185,28 @@ def test_a_killed_run_keeps_what_it_stored_and_resume_completes_it(at_home):
     assert not run.complete
     assert run.meta()["families_done"] == ["numpy"]
     assert "bench_ops.Impl_numpy.time_op" in run.asv()["results"]
-    out = softgrad(home, "run", "--quick", "--no-check", "--no-progress", "--resume", "--impl", "numpy",
-                   "--impl", "slowable", "--plugin", str(PLUGINS / "slowable.py"))
+    out = softgrad(home, "run", "--resume", "--impl", "numpy", "--no-check", "--no-progress")
+    assert out.returncode == 2 and "drop --impl" in out.stderr and "Traceback" not in out.stderr
+    # the run's own implementations, grid and plugin come back from its meta.json: no flags needed
+    out = softgrad(home, "run", "--no-check", "--no-progress", "--resume")
     assert out.returncode == 0, out.stdout + out.stderr
-    assert run.complete
+    assert run.complete and run.meta()["grid"] == "quick"
     assert run.meta()["families_done"] == ["numpy", "plugin"]
     assert "bench_ops.Impl_slowable.time_op" in run.asv()["results"]
+
+
+def test_a_second_run_on_the_same_results_is_refused_while_one_is_running(tmp_path):
+    import fcntl
+
+    (tmp_path / "results").mkdir()
+    with open(tmp_path / "results" / ".run.lock", "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        lock.write("4242")
+        lock.flush()
+        out = softgrad(tmp_path, "run", "--quick", "--no-check", "--impl", "numpy")
+    assert out.returncode == 2, out.stderr
+    assert "another softgrad run (pid 4242)" in out.stderr and len(out.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "results" / "runs").exists()  # nothing started
 
 
 def test_a_corrupt_results_file_is_named_in_one_line(home, tmp_path):
