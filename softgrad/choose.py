@@ -12,6 +12,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from . import results
 from .units import format_seconds
 
 
@@ -90,9 +91,7 @@ def recommend(df, op: str, n: int, batch: int = 1, dtype: str = "float32", devic
     best = ok.iloc[0]
     second = ok.iloc[1] if len(ok) > 1 else None
     compile_s = float(best["compile_s"]) if math.isfinite(best["compile_s"]) else 0.0
-    clear_win = None
-    if second is not None and math.isfinite(best["q75_s"]) and math.isfinite(second["q25_s"]):
-        clear_win = bool(second["q25_s"] > best["q75_s"])
+    clear_win = None if second is None else results.clear_win(float(best["q75_s"]), float(second["q25_s"]))
     return Choice(
         op=op, n=n, batch=batch, dtype=dtype, device=device, impl=str(best["impl"]), time_s=float(best["time_s"]),
         measured_n=int(nearest), measured_batch=int(batch),

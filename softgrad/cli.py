@@ -101,8 +101,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .store import StoreError
 
     _load_plugins(args.plugin)
-    if registry.loaded_plugins():  # asv's benchmark processes load the same plugins
-        os.environ["SOFTGRAD_PLUGINS"] = os.pathsep.join(registry.loaded_plugins())
+    registry.export_plugins()  # asv's benchmark processes load the same plugins
     for name in args.impl or []:
         try:
             registry.get(name)
@@ -205,8 +204,7 @@ def _confirm(new, findings, args, confirm_findings):
     if head != meta.get("commit"):
         raise UsageError(f"--confirm reruns this checkout (commit {str(head)[:8]}), but run {new.id} is of "
                          f"commit {str(meta.get('commit'))[:8]}: check that commit out first")
-    if registry.loaded_plugins():  # asv's benchmark processes load the same plugins
-        os.environ["SOFTGRAD_PLUGINS"] = os.pathsep.join(registry.loaded_plugins())
+    registry.export_plugins()  # asv's benchmark processes load the same plugins
     keys = [f.key for f in findings if f.kind == "slower"]
     print(f"confirming {len(keys)} flagged benchmarks with a rerun on this checkout", flush=True)
     try:

@@ -295,6 +295,13 @@ def loaded_plugins() -> list[str]:
         return [str(p) for p in sorted(_LOADED_PLUGINS)]
 
 
+def export_plugins() -> None:
+    """Name the loaded plugin files in ``SOFTGRAD_PLUGINS`` so that child processes (check workers, asv's
+    benchmark processes) load the same ones."""
+    if loaded_plugins():
+        os.environ[PLUGINS_ENV] = os.pathsep.join(loaded_plugins())
+
+
 def load_env_plugins() -> None:
     """Load every file named in ``SOFTGRAD_PLUGINS`` (``os.pathsep``-separated)."""
     for item in os.environ.get(PLUGINS_ENV, "").split(os.pathsep):

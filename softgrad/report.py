@@ -48,6 +48,16 @@ def _colors(impls: list[str]) -> dict[str, Any]:
     return {name: cmap(k % 20) for k, name in enumerate(sorted(impls))}
 
 
+def _figure_legend(fig, axes) -> None:
+    """One legend at the figure's right with every panel's lines, in first-seen order (an entry may be
+    missing from the first panel)."""
+    legend: dict[str, Any] = {}
+    for ax in axes.flat:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            legend.setdefault(label, handle)
+    fig.legend(list(legend.values()), list(legend), loc="center right", fontsize=8)
+
+
 def _panels(df, batch: int, dtype: str, value, ylabel: str, title: str, path: Path, log_y: bool = True,
             band: tuple[str, str] | None = None, hline: float | None = None,
             hollow: str | None = None) -> Path | None:
@@ -82,14 +92,7 @@ def _panels(df, batch: int, dtype: str, value, ylabel: str, title: str, path: Pa
         ax.set_xlabel("n (row length)")
         ax.set_ylabel(ylabel)
         ax.grid(True, which="major", alpha=0.3)
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    for ax in axes[0][1:]:
-        h, l = ax.get_legend_handles_labels()
-        for hh, ll in zip(h, l):
-            if ll not in labels:
-                handles.append(hh)
-                labels.append(ll)
-    fig.legend(handles, labels, loc="center right", fontsize=8)
+    _figure_legend(fig, axes)
     fig.suptitle(title + "  (dotted: failed a correctness check"
                  + ("; hollow: the data fits in the last-level cache)" if hollow else ")"))
     fig.tight_layout(rect=(0, 0, 0.86, 0.95))
@@ -200,12 +203,7 @@ def _history_plot(df_all, path: Path, shape: str = "256x1024", dtype: str = "flo
         axes[1][j].axhline(1, color="k", lw=0.8, ls="--")
         for ax in (axes[0][j], axes[1][j]):
             ax.set_xticks(range(len(runs)), [labels[r] for r in runs], fontsize=6)
-    legend = {}  # every panel's lines: an entry may be missing from the first one
-    for ax in axes.flat:
-        for handle, label in zip(*ax.get_legend_handles_labels()):
-            legend.setdefault(label, handle)
-    names = sorted(legend)
-    fig.legend([legend[n] for n in names], names, loc="center right", fontsize=8)
+    _figure_legend(fig, axes)
     fig.tight_layout(rect=(0, 0, 0.86, 1))
     fig.savefig(path, dpi=90)
     plt.close(fig)
@@ -254,10 +252,7 @@ def _separated(best: tuple, second: tuple | None) -> str:
     when the two interquartile ranges overlap: on these machines the order may flip on a rerun."""
     if second is None:
         return "only one"
-    best_q75, second_q25 = best[4], second[3]
-    if not (math.isfinite(best_q75) and math.isfinite(second_q25)):
-        return "?"
-    return "yes" if second_q25 > best_q75 else "no (spread)"
+    return {True: "yes", False: "no (spread)", None: "?"}[results.clear_win(best[4], second[3])]
 
 
 def writeup_claim(df, dtype: str):

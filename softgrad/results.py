@@ -37,6 +37,14 @@ RUN_COLUMNS = ("run", "date", "machine", "cpu", "cores", "commit", "grid", "thre
 VERSION_COLUMNS = ("numpy", "numba", "torch", "jax")
 
 
+def clear_win(fastest_q75_s: float, runner_up_q25_s: float) -> bool | None:
+    """Whether the runner-up's lower quartile is above the fastest's upper quartile (False: the two are
+    within the measured spread and may swap places on a rerun; None: a quartile is unknown)."""
+    if not (math.isfinite(fastest_q75_s) and math.isfinite(runner_up_q25_s)):
+        return None
+    return bool(runner_up_q25_s > fastest_q75_s)
+
+
 def _class_to_impl(names: list[str]) -> dict[str, str]:
     known = list(dict.fromkeys([*names, *(i.name for i in registry.all_implementations())]))
     return {grid.class_name(n): n for n in known}

@@ -317,8 +317,7 @@ def _resumed(opts: RunOptions, meta: dict) -> RunOptions:
             registry.load_plugin(plugin)  # once per file
         except registry.PluginError as exc:
             raise RunError(f"run {meta.get('id')} used a plugin that no longer loads: {exc}") from None
-    if registry.loaded_plugins():  # asv's benchmark processes load the same plugins
-        os.environ[registry.PLUGINS_ENV] = os.pathsep.join(registry.loaded_plugins())
+    registry.export_plugins()  # asv's benchmark processes load the same plugins
     return dataclasses.replace(opts, impls=stored or None, quick=meta.get("grid") == "quick", rounds=rounds)
 
 
