@@ -21,10 +21,11 @@ from __future__ import annotations
 import ast
 import itertools
 import math
+import re
 from typing import Any
 
 from . import grid, registry, store
-from .contract import DTYPE_INFO
+from .contract import DTYPE_INFO, DTYPES, OPS
 
 #: asv benchmark kind -> DataFrame column
 KINDS = {
@@ -50,10 +51,60 @@ def _class_to_impl(names: list[str]) -> dict[str, str]:
     return {grid.class_name(n): n for n in known}
 
 
+#: largest batch or row length a stored shape may name
+MAX_DIM = 2**31
+#: a benchmark moves fewer bytes than this (the ``bytes_moved`` column is an int64)
+MAX_BYTES = 2**62
+
+
+def _param_problem(label: str, value: Any) -> str | None:
+    """What is wrong with one of a benchmark's parameter values (op, shape, dtype, device), or None."""
+    if store.STR.problem(value) is not None:
+        return f"{label} {store.one_line(repr(value), 40)} is not a str of UTF-8 text"
+    if label == "op" and value not in OPS:
+        return f"op {store.one_line(repr(value), 40)} is not one of {', '.join(OPS)}"
+    if label == "dtype" and value not in DTYPES:
+        return f"dtype {store.one_line(repr(value), 40)} is not one of {', '.join(DTYPES)}"
+    if label == "shape":
+        m = re.fullmatch(r"([0-9]{1,10})x([0-9]{1,10})", value)
+        if not m or not all(1 <= int(d) <= MAX_DIM for d in m.groups()):
+            return f"shape {store.one_line(repr(value), 40)} is not BxN (batch and row length from 1 to 2**31)"
+    if label == "device" and not value:
+        return "device is empty"
+    return None
+
+
+def _params(rec: dict[str, Any], name: str, source: str) -> list[list[str]]:
+    """A ``bench_ops`` benchmark's parameter lists (op, shape, dtype, device), every value checked."""
+    raw = rec.get("params")
+    if not isinstance(raw, list) or len(raw) != 4:
+        raise store.StoreError(f"{source}: benchmark {name} has malformed params (not 4 lists: op, shape, "
+                               f"dtype, device)")
+    params = []
+    for label, texts in zip(("op", "shape", "dtype", "device"), raw):
+        values = []
+        for text in texts:
+            try:  # asv stores each value as its repr; a hostile string can also exhaust the parser
+                value = ast.literal_eval(text)
+            except (ValueError, SyntaxError, TypeError, RecursionError, MemoryError):
+                raise store.StoreError(f"{source}: benchmark {name} has malformed params: {label} "
+                                       f"{store.one_line(repr(text), 40)} is not a Python literal") from None
+            problem = _param_problem(label, value)
+            if problem:
+                raise store.StoreError(f"{source}: benchmark {name} has malformed params: {problem}")
+            values.append(value)
+        params.append(values)
+    return params
+
+
 def _asv_rows(data: dict[str, Any], impl_of: dict[str, str], source: str) -> dict[tuple, dict[str, Any]]:
+    """The ``bench_ops`` results of one asv results file (``data``, read from ``source``), keyed by
+    (impl, op, shape, dtype, device); :class:`store.StoreError` naming ``source`` and the benchmark when
+    the file is not what asv writes."""
+    store.check_asv(data, source)
     cols = data.get("result_columns") or []
     rows: dict[tuple, dict[str, Any]] = {}
-    for name, entry in data.get("results", {}).items():
+    for name, entry in data["results"].items():
         parts = name.split(".")
         if len(parts) != 3 or parts[0] != "bench_ops" or parts[2] not in KINDS:
             continue
@@ -61,10 +112,8 @@ def _asv_rows(data: dict[str, Any], impl_of: dict[str, str], source: str) -> dic
         if impl is None:
             continue
         rec = dict(zip(cols, entry))
-        try:
-            params = [[ast.literal_eval(v) for v in p] for p in rec["params"]]
-        except (KeyError, ValueError, SyntaxError, TypeError):
-            raise store.StoreError(f"{source}: benchmark {name} has malformed params") from None
+        bench = store.one_line(name, 80)
+        params = _params(rec, bench, source)
         values = rec.get("result")
         if not isinstance(values, list):
             continue
@@ -73,6 +122,9 @@ def _asv_rows(data: dict[str, Any], impl_of: dict[str, str], source: str) -> dic
             if k >= len(values):
                 break
             value = values[k]
+            if grid.bytes_moved(op, *grid.parse_shape(shape), DTYPE_INFO[dtype].itemsize) >= MAX_BYTES:
+                raise store.StoreError(f"{source}: benchmark {bench} has malformed params: {op} {dtype} at shape "
+                                       f"{shape} would move 2**62 bytes or more")
             key = (impl, op, shape, dtype, device)
             row = rows.setdefault(key, {})
             row[column] = math.nan if value is None else float(value)
@@ -132,22 +184,32 @@ def _run_info(run: store.Run, meta: dict[str, Any]) -> dict[str, Any]:
 
 
 def load(runs: list[store.Run] | None = None, complete_only: bool = True):
-    """One row per run x implementation x op x shape x dtype x device (see the module docstring)."""
+    """One row per run x implementation x op x shape x dtype x device (see the module docstring).
+
+    A complete run without ``asv.json``, or whose ``asv.json`` holds no softgrad benchmark, is left out
+    with a line saying so in ``df.attrs["warnings"]`` (a list of str, empty when nothing was left out)."""
     import pandas as pd
 
     runs = runs if runs is not None else (store.complete_runs() if complete_only else store.all_runs())
     rows = []
+    warnings: list[str] = []
     for run in runs:
         meta = run.meta()
         data = run.asv()
         if data is None:
+            if meta.get("complete"):  # a finished run whose timings were deleted: say so, don't answer silently
+                warnings.append(f"run {run.id} is complete but has no {run.folder / 'asv.json'}: left out")
             continue
         info = _run_info(run, meta)
         source = checks_for(run)
         info["checks_from"] = source.id if source else ""
         checks = _check_summary(source.checks()) if source else {}
         impl_of = _class_to_impl(list(meta.get("impls", [])))
-        for (impl, op, shape, dtype, device), values in _asv_rows(data, impl_of, str(run.folder / "asv.json")).items():
+        measured = _asv_rows(data, impl_of, str(run.folder / "asv.json"))
+        if not measured and meta.get("complete"):
+            warnings.append(f"run {run.id} is complete but its {run.folder / 'asv.json'} holds no softgrad "
+                            f"benchmark results: left out")
+        for (impl, op, shape, dtype, device), values in measured.items():
             batch, n = grid.parse_shape(shape)
             row = {**info, "impl": impl, "op": op, "shape": shape, "batch": batch, "n": n, "dtype": dtype,
                    "device": device, "build_s": (meta.get("build_s") or {}).get(impl), **values}
@@ -159,6 +221,7 @@ def load(runs: list[store.Run] | None = None, complete_only: bool = True):
             row["failed_cases"] = "; ".join(c["failed_cases"][:5]) if c else ""
             rows.append(row)
     df = pd.DataFrame(rows)
+    df.attrs["warnings"] = warnings
     if df.empty:
         return df
     for col in ("time_s", "q25_s", "q75_s", "error_ratio", "first_call_s", "build_s", "peakmem_bytes"):

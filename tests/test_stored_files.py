@@ -1,0 +1,427 @@
+"""No stored file makes a softgrad command crash: a run's ``meta.json``, ``checks.json`` or ``asv.json``
+that is unreadable, not JSON, JSON that Python cannot hold (a 5000-digit integer, nesting 200000 deep), or
+JSON of the wrong shape (a field of the wrong type, a missing field, strings for numbers, params that are
+not literals, a shape that is not BxN) gets exit status 2 and one line naming the file, and a complete run
+whose ``asv.json`` was deleted is left out with a warning, not silently.
+
+The store is synthetic (two complete runs of numpy and an unregistered ``fake-impl``, in asv's format), so
+nothing here runs asv or a framework.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import io
+import json
+import math
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+pd = pytest.importorskip("pandas")
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from softgrad import grid, results, store  # noqa: E402
+from softgrad.cli import main  # noqa: E402
+
+IMPLS = ("numpy", "fake-impl")
+OPS = ("softmax", "vjp")
+SHAPES = ("1x8", "1x16", "256x8", "256x16")
+DTYPES = ("float32", "float64")
+RUN_IDS = ("20260101T000000000000Z-aaaaaaaa", "20260102T000000000000Z-aaaaaaaa")
+COLUMNS = ["result", "params", "version", "started_at", "duration", "stats_ci_99_a", "stats_ci_99_b",
+           "stats_q_25", "stats_q_75", "stats_number", "stats_repeat", "samples", "profile"]
+CHOOSE = ["choose", "--op", "vjp", "--n", "16", "--batch", "256", "--dtype", "float32"]
+
+
+def _meta(run_id: str) -> dict:
+    """What provenance.snapshot() and the runner store for a complete run."""
+    return {
+        "format": store.FORMAT, "id": run_id, "complete": True, "grid": "quick", "impls": list(IMPLS), "rounds": 1,
+        "plugins": [], "families_done": ["numpy", "fake"], "date": "2026-01-01T00:00:00+00:00",
+        "commit": "aaaaaaaa" + "0" * 32, "dirty": False,
+        "versions": {"numpy": "2.4.6", "numba": "", "torch": "", "jax": "", "softgrad": "0.1.0"},
+        "threads": {"cores": 2, "requested": None, "numpy_blas": 2, "numba": 2, "torch_intra_op": 2,
+                    "xla": "default (all cores)"},
+        "machine": "vm", "cpu": "Intel(R) Xeon(R) Processor", "cores": 2, "memory_gib": 23.5,
+        "llc_bytes": 32 << 20, "os": "Linux 6.1", "arch": "x86_64", "python": "3.11.7",
+        "copy_bandwidth": {"gbps": 25.0, "method": "numpy copy (1 thread)", "buffer_bytes": 1 << 28, "repeats": 5},
+        "build_s": {"numpy": None}, "seconds": 12.5,
+    }
+
+
+def _checks() -> list[dict]:
+    """One passing checker.Record per implementation, op and dtype (as Record.to_dict() writes it)."""
+    return [{"impl": impl, "family": impl.split("-")[0], "op": op, "dtype": dtype, "device": "cpu",
+             "case": "random-normal", "shape": [4, 8], "verdict": "pass", "failed": [], "max_abs_err": 1e-8,
+             "max_rel_err": 1e-7, "max_ulp_err": 0.5, "ratio": 0.01, "tolerance": "u*G(n)*scale",
+             "message": "", "seconds": 0.01}
+            for impl in IMPLS for op in (*OPS, "jacobian") for dtype in DTYPES]
+
+
+def _asv(slow: float) -> dict:
+    """asv's results file (api version 2) with time_op and track_error_ratio for both implementations;
+    ``fake-impl`` runs at ``slow`` times numpy's speed."""
+    params = [[repr(v) for v in values] for values in (OPS, SHAPES, DTYPES, ("cpu",))]
+    count = len(OPS) * len(SHAPES) * len(DTYPES)
+    out = {}
+    for impl, factor in (("numpy", 1.0), ("fake-impl", slow)):
+        cls = grid.class_name(impl)
+        times = [factor * 1e-5 * (1 + k % 7) for k in range(count)]
+        times[-1] = None  # a combination that was skipped (NotImplementedError in setup)
+        stats = [[None if t is None else t * f for t in times] for f in (0.9, 1.1, 0.98, 1.02)]
+        out[f"bench_ops.{cls}.time_op"] = [times, params, "abc", 1767225600000, 3.5, *stats,
+                                           [100] * count, [5] * count]
+        out[f"bench_ops.{cls}.track_error_ratio"] = [[0.01] * count, params, "def", 1767225600000, 0.5]
+    return {"commit_hash": "aaaaaaaa" + "0" * 32, "env_name": "existing-py", "date": 1767225600000,
+            "params": {"machine": "vm", "python": "3.11", "numpy": "2.4.6", "threads": "default"},
+            "python": "3.11", "requirements": {}, "env_vars": {}, "result_columns": COLUMNS, "results": out,
+            "durations": {}, "version": 2}
+
+
+#: (run id, file name) -> the file's valid contents; the newer run's fake-impl got 3x slower
+VALID = {}
+for _rid, _slow in zip(RUN_IDS, (0.5, 1.5)):
+    VALID[(_rid, "meta.json")] = _meta(_rid)
+    VALID[(_rid, "checks.json")] = _checks()
+    VALID[(_rid, "asv.json")] = _asv(_slow)
+TARGETS = sorted(VALID)
+
+
+def _write_store(home: Path, replace: dict | None = None) -> None:
+    """The valid store under ``home``; ``replace`` maps (run id, file) to the text to write there instead,
+    or to None to leave that file out."""
+    replace = replace or {}
+    for (rid, name), data in VALID.items():
+        path = home / "results" / "runs" / rid / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        text = replace.get((rid, name), json.dumps(data))
+        if text is not None:
+            path.write_bytes(text if isinstance(text, bytes) else text.encode())
+
+
+def _softgrad(home: Path, *argv: str) -> tuple[int, str, str]:
+    """``softgrad ARGV`` in this process with SOFTGRAD_HOME=home: (exit status, stdout, stderr)."""
+    # encoded as a terminal's would be: stdout strict UTF-8, stderr with backslash escapes (Python's defaults)
+    out = io.TextIOWrapper(io.BytesIO(), encoding="utf-8", errors="strict", write_through=True)
+    err = io.TextIOWrapper(io.BytesIO(), encoding="utf-8", errors="backslashreplace", write_through=True)
+    before = os.environ.get("SOFTGRAD_HOME")
+    os.environ["SOFTGRAD_HOME"] = str(home)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            rc = main(list(argv))
+    finally:
+        if before is None:
+            del os.environ["SOFTGRAD_HOME"]
+        else:
+            os.environ["SOFTGRAD_HOME"] = before
+    return rc, out.buffer.getvalue().decode(), err.buffer.getvalue().decode()
+
+
+def _errors(stderr: str) -> list[str]:
+    """stderr's lines, less the CLI's warnings (a left-out run is said on a line of its own)."""
+    return [line for line in stderr.splitlines() if line.strip() and ": warning: " not in line]
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv("SOFTGRAD_HOME", str(tmp_path))
+    _write_store(tmp_path)
+    return tmp_path
+
+
+# --- (a) a valid store answers -----------------------------------------------------------------------------
+
+
+def test_a_valid_store_answers_choose_and_compare(home, capsys):
+    assert main(CHOOSE) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("numpy: ") and "faster than fake-impl" in out and f"from run {RUN_IDS[1]}" in out
+    assert main(["compare"]) == 1  # fake-impl got 3x slower, quartiles apart, by more than 50 us at 256x16
+    out = capsys.readouterr().out
+    assert f"compared 30 benchmarks: {RUN_IDS[0]} -> {RUN_IDS[1]}" in out
+    assert "SLOWER  fake-impl" in out and "SLOWER  numpy" not in out
+
+
+def test_a_valid_store_loads_as_before(home):
+    df = results.load()
+    assert df.attrs["warnings"] == []
+    assert len(df) == 2 * len(IMPLS) * len(OPS) * len(SHAPES) * len(DTYPES)
+    assert set(df["impl"]) == set(IMPLS) and set(df["shape"]) == set(SHAPES)
+    assert df["passed"].all() and df["check_passed"].eq(len(DTYPES) * 3).all()
+    skipped = df[(df["op"] == "vjp") & (df["shape"] == "256x16") & (df["dtype"] == "float64")]
+    assert skipped["time_s"].isna().all() and skipped["error_ratio"].notna().all()
+    row = df[(df["run"] == RUN_IDS[1]) & (df["impl"] == "numpy") & (df["shape"] == "1x8")].iloc[0]
+    assert row["q25_s"] == pytest.approx(row["time_s"] * 0.98) and row["threads"] == "default"
+    assert row["copy_gbps"] == 25.0 and row["llc_bytes"] == 32 << 20 and row["numpy"] == "2.4.6"
+    assert len(results.load_checks()) == 2 * len(_checks())
+
+
+def test_nan_and_infinity_in_asv_results_still_load(tmp_path):
+    doc = _asv(1.0)
+    entry = doc["results"][f"bench_ops.{grid.class_name('numpy')}.time_op"]
+    entry[0][0], entry[0][1], entry[7][0] = math.nan, math.inf, -math.inf
+    _write_store(tmp_path, {(RUN_IDS[1], "asv.json"): json.dumps(doc)})  # NaN and Infinity: asv's JSON
+    rows = results._asv_rows(store.read_json(tmp_path / "results" / "runs" / RUN_IDS[1] / "asv.json"),
+                             {grid.class_name("numpy"): "numpy"}, "asv.json")
+    first, second = (rows[("numpy", "softmax", "1x8", d, "cpu")] for d in DTYPES)
+    assert math.isnan(first["time_s"]) and second["time_s"] == math.inf and first["q25_s"] == -math.inf
+
+
+# --- (b) no stored file crashes a command ------------------------------------------------------------------
+
+DEEP = "[" * 200_000 + "]" * 200_000
+#: raw JSON (or not JSON) put in place of one value, or of a whole file
+HOSTILE_TOKENS = ["1" + "0" * 4999, "-" + "9" * 5000, DEEP, '{"a":' * 100_000 + "1" + "}" * 100_000, "NaN",
+                  "-Infinity", "1e999", "1" + "0" * 400, "true", "null", '"x"', '"1.5"', "[]", "{}", '["1x8"]',
+                  '"\\ud800"', "0", "-1", "1e-320"]
+HOSTILE_FILES = ["", "{ not json", "\ufeff{}", b"\xff\xfe\x00garbage", b'{"format": "\xe9"}', "[" * 200_000,
+                 *HOSTILE_TOKENS]
+#: strings that asv's params might hold instead of a value's repr
+HOSTILE_PARAMS = ["'x'", "1", "None", "'1x'", "'0x8'", "'8'", "'1x8x2'", "'-1x8'", "'99999999999x8'", "'1 x 8'",
+                  "(" * 500, "[" * 100_000, "'softmax' + 'x'", "__import__('os').getcwd()", "'float128'",
+                  "'Softmax'", "''", "('softmax',)", "b'softmax'", "1e999", "'\\x00'", "\x00", "'1x8'", "'vjp'",
+                  "'jacobian'", "'float16'", "'cuda'"]
+_SENTINEL = "\x00softgrad-hostile-token\x00"
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4),
+    max_leaves=10)
+replacement = (json_values | st.sampled_from(HOSTILE_PARAMS) | st.sampled_from(HOSTILE_TOKENS).map(lambda t: (t,))
+               | st.sampled_from(["x", "1.5", "", "pass", "fail", "skip", "quick", "full"]))
+
+
+def _paths(data, prefix=()):
+    """Every place in a JSON document: tuples of keys and indices."""
+    yield prefix
+    if isinstance(data, dict):
+        for k, v in data.items():
+            yield from _paths(v, (*prefix, k))
+    elif isinstance(data, list):
+        for i, v in enumerate(data):
+            yield from _paths(v, (*prefix, i))
+
+
+def _mutated(data, path: tuple, how: str, value) -> str:
+    """``data`` as JSON text with the value at ``path`` replaced by ``value`` (a 1-tuple: raw JSON text),
+    or deleted."""
+    data = copy.deepcopy(data)
+    raw = value[0] if isinstance(value, tuple) else None
+    new = _SENTINEL if raw is not None else value
+    if not path:
+        data = new
+    else:
+        parent = data
+        for key in path[:-1]:
+            parent = parent[key]
+        if how == "delete":
+            del parent[path[-1]]
+        else:
+            parent[path[-1]] = new
+    text = json.dumps(data)
+    return text.replace(json.dumps(_SENTINEL), raw) if raw is not None else text
+
+
+@st.composite
+def damage(draw):
+    """One stored file of the two runs, damaged: (run id, file, text or None to delete it, description)."""
+    rid, name = draw(st.sampled_from(TARGETS))
+    data = VALID[(rid, name)]
+    kind = draw(st.sampled_from(["field", "field", "field", "delete-field", "file", "delete-file"]))
+    if kind == "file":
+        text = draw(st.sampled_from(HOSTILE_FILES) | json_values.map(json.dumps))
+        return rid, name, text, "whole file"
+    if kind == "delete-file":
+        return rid, name, None, "file deleted"
+    paths = [p for p in _paths(data) if p]
+    path = draw(st.sampled_from(paths))
+    if kind == "delete-field":
+        return rid, name, _mutated(data, path, "delete", None), f"{path} deleted"
+    value = draw(replacement)
+    return rid, name, _mutated(data, path, "replace", value), f"{path} = {str(value)[:60]!r}"
+
+
+#: stderr of a store that lost a complete run (its meta.json damaged so that it is not complete, or deleted):
+#: not about the file, and not a crash
+_TOO_FEW_RUNS = ("no complete run stored yet", "need two complete runs", "no complete run before")
+
+
+def _assert_answers_or_names_the_file(rc, out, err, command, rid, name, what):
+    lines = _errors(err)
+    assert rc in (0, 1, 2), (command, what, rc, err)
+    if rc == 0:
+        assert out.strip(), (command, what, err)
+    elif rc == 1:
+        assert out.strip() or (len(lines) == 1 and lines[0].startswith(f"softgrad {command}: ")), (command, what, err)
+    else:
+        assert len(lines) == 1, (command, what, err)
+        line = lines[0]
+        assert line.startswith(f"softgrad {command}: error: "), (command, what, err)
+        names_it = f"{rid}/{name}" in line or rid in line
+        assert names_it or (name == "meta.json" and any(m in line for m in _TOO_FEW_RUNS)), (command, what, err)
+
+
+@settings(deadline=None, max_examples=200, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(damage())
+def test_no_stored_file_crashes_choose_or_compare(case):
+    rid, name, text, what = case
+    home = Path(tempfile.mkdtemp(prefix="softgrad-fuzz-"))
+    try:
+        _write_store(home, {(rid, name): text})
+        for command, argv in (("choose", CHOOSE), ("compare", ["compare"])):
+            rc, out, err = _softgrad(home, *argv)
+            _assert_answers_or_names_the_file(rc, out, err, command, rid, name, what)
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+
+#: explicit cases from the hostile tester's list: id -> (the file damaged, how, what the error says)
+EXPLICIT = {
+    "5000-digit-int": ((RUN_IDS[1], "meta.json"), "1" + "0" * 4999, "not valid JSON"),
+    "200000-deep": ((RUN_IDS[1], "asv.json"), DEEP, "nested too deeply"),
+    "not-utf8": ((RUN_IDS[0], "checks.json"), b"\xff\xfe", "not UTF-8"),
+    "threads-str": ((RUN_IDS[1], "meta.json"), {"threads": "x"}, "field 'threads' must be an object, not str"),
+    "gbps-str": ((RUN_IDS[1], "meta.json"), {"copy_bandwidth": {"gbps": "25"}},
+                 "field 'copy_bandwidth.gbps' must be a number"),
+    "llc-str": ((RUN_IDS[1], "meta.json"), {"llc_bytes": "32 MiB"},
+                "field 'llc_bytes' must be a non-negative integer or null"),
+    "impls-int": ((RUN_IDS[1], "meta.json"), {"impls": 5}, "field 'impls' must be a list of str, not int"),
+    "complete-str": ((RUN_IDS[1], "meta.json"), {"complete": "yes"}, "field 'complete' must be true or false, not str"),
+    "versions-list": ((RUN_IDS[0], "meta.json"), {"versions": ["numpy"]},
+                      "field 'versions' must be an object of str, not list"),
+    "record-without-op": ((RUN_IDS[1], "checks.json"), [{"impl": "numpy"}], "record 0: field 'op' is missing"),
+    "verdict-unknown": ((RUN_IDS[1], "checks.json"), [{**_checks()[0], "verdict": "maybe"}],
+                        "field 'verdict' must be one of"),
+    "ratio-str": ((RUN_IDS[1], "checks.json"), [{**_checks()[0], "ratio": "0.5"}],
+                  "field 'ratio' must be a number or null"),
+    "checks-object": ((RUN_IDS[1], "checks.json"), {"impl": "numpy"}, "not a list of softgrad check records"),
+    "results-str": ((RUN_IDS[1], "asv.json"), "results-as-strings", "time_op' must be a list, not str"),
+    "values-str": ((RUN_IDS[1], "asv.json"), "values-as-strings", "must be a number or null, not str"),
+    "params-not-literals": ((RUN_IDS[1], "asv.json"), "params-not-literals", "has malformed params"),
+    "shape-not-BxN": ((RUN_IDS[1], "asv.json"), "shape-not-BxN", "shape '1-8' is not BxN"),
+    "op-unknown": ((RUN_IDS[1], "asv.json"), "unknown-op", "op 'softmaxx' is not one of"),
+    "surrogate-machine": ((RUN_IDS[1], "meta.json"), {"machine": "vm\ud800"},
+                          "field 'machine' must be a str or null, not a str with a lone surrogate"),
+    "surrogate-key": ((RUN_IDS[0], "meta.json"), {"versions": {"\udc80": "1"}},
+                      "field 'versions' has a key with a lone surrogate"),
+    "surrogate-device": ((RUN_IDS[1], "asv.json"), "surrogate-device", "device '\\ud800' is not a str of UTF-8"),
+    "stats-str": ((RUN_IDS[0], "asv.json"), "stats-as-strings",
+                  "field 'stats_q_25[0]' must be a number or null, not str"),
+}
+
+
+_ASV_CHANGES = ("results-as-strings", "values-as-strings", "params-not-literals", "shape-not-BxN", "unknown-op",
+                "stats-as-strings", "surrogate-device")
+
+
+def _explicit_text(rid: str, name: str, change) -> str | bytes:
+    if isinstance(change, bytes) or (isinstance(change, str) and change not in _ASV_CHANGES):
+        return change
+    if name == "meta.json":
+        return json.dumps({**VALID[(rid, name)], **change})
+    if name == "checks.json":
+        return json.dumps(change)
+    doc = copy.deepcopy(VALID[(rid, name)])
+    time_op = doc["results"][f"bench_ops.{grid.class_name('numpy')}.time_op"]
+    if change == "results-as-strings":
+        doc["results"] = {k: "fast" for k in doc["results"]}
+    elif change == "values-as-strings":
+        time_op[0] = [str(v) for v in time_op[0]]
+    elif change == "params-not-literals":
+        time_op[1][0] = ["softmax", "vjp"]  # not repr()'d: a name, not a literal
+    elif change == "shape-not-BxN":
+        time_op[1][1] = [repr(s.replace("x", "-")) for s in SHAPES]
+    elif change == "unknown-op":
+        time_op[1][0] = ["'softmaxx'", "'vjp'"]
+    elif change == "surrogate-device":
+        time_op[1][3] = ["'\\ud800'"]  # a repr whose value cannot be printed
+    elif change == "stats-as-strings":
+        time_op[7] = [str(v) for v in time_op[7]]
+    return json.dumps(doc)
+
+
+@pytest.mark.parametrize("case", list(EXPLICIT))
+def test_a_hostile_file_is_named_in_one_line(tmp_path, case):
+    target, change, says = EXPLICIT[case]
+    rid, name = target
+    _write_store(tmp_path, {target: _explicit_text(rid, name, change)})
+    path = tmp_path / "results" / "runs" / rid / name
+    for command, argv in (("choose", CHOOSE), ("compare", ["compare"])):
+        rc, out, err = _softgrad(tmp_path, *argv)
+        assert rc == 2 and len(err.strip().splitlines()) == 1, (command, err)
+        assert str(path) in err and says in err, (command, err)
+
+
+def test_a_folder_in_place_of_a_file_is_named(tmp_path):
+    _write_store(tmp_path, {(RUN_IDS[1], "asv.json"): None})
+    path = tmp_path / "results" / "runs" / RUN_IDS[1] / "asv.json"
+    path.mkdir()
+    rc, _, err = _softgrad(tmp_path, *CHOOSE)
+    assert rc == 2 and len(err.strip().splitlines()) == 1 and str(path) in err
+
+
+@pytest.mark.parametrize("case", ["threads-str", "gbps-str", "200000-deep", "ratio-str", "values-str",
+                                  "surrogate-machine"])
+def test_report_names_a_hostile_file(tmp_path, case):
+    pytest.importorskip("matplotlib")
+    target, change, says = EXPLICIT[case]
+    rid, name = target
+    _write_store(tmp_path, {target: _explicit_text(rid, name, change)})
+    rc, _, err = _softgrad(tmp_path, "report", "--out", str(tmp_path / "report"))
+    path = tmp_path / "results" / "runs" / rid / name
+    assert rc == 2 and len(err.strip().splitlines()) == 1 and str(path) in err and says in err, err
+
+
+@pytest.mark.parametrize("change, says", [
+    ({"rounds": "two"}, "field 'rounds' must be a positive integer, not str"),
+    ({"threads": {"requested": "4"}}, "field 'threads.requested' must be a positive integer or null, not str"),
+    ({"plugins": "plugin.py"}, "field 'plugins' must be a list of str, not str"),
+    ({"impls": "numpy"}, "field 'impls' must be a list of str, not str"),
+    ({"grid": 1}, "field 'grid' must be one of 'full', 'quick', not int"),
+    ("9" * 5000, "not valid JSON"),
+], ids=["rounds", "threads", "plugins", "impls", "grid", "5000-digits"])
+def test_run_resume_names_a_hostile_meta_json(tmp_path, monkeypatch, change, says):
+    """``run --resume`` reads the interrupted run's meta.json before it starts anything."""
+    from softgrad import provenance, runner
+
+    def no_asv(*args, **kwargs):
+        raise AssertionError("the damaged meta.json was not caught: the resumed run would start asv")
+
+    monkeypatch.setattr(runner, "asv_config", no_asv)
+    for var in ("SOFTGRAD_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                "NUMBA_NUM_THREADS", "XLA_FLAGS"):
+        monkeypatch.delenv(var, raising=False)  # restored afterwards, should a resume apply a thread count
+    _write_store(tmp_path)
+    rid = "20260103T000000000000Z-aaaaaaaa"
+    meta = {**_meta(rid), "complete": False, "families_done": [],
+            "commit": provenance.git_commit(runner.repo_root())}  # the checkout's: the commit test passes
+    path = tmp_path / "results" / "runs" / rid / "meta.json"
+    path.parent.mkdir()
+    path.write_text(change if isinstance(change, str) else json.dumps({**meta, **change}))
+    rc, _, err = _softgrad(tmp_path, "run", "--resume", "--no-check", "--no-report", "--no-progress")
+    assert rc == 2 and len(err.strip().splitlines()) == 1 and str(path) in err and says in err, err
+
+
+# --- (c) a complete run without its timings is left out, not silently ---------------------------------------
+
+
+def test_a_complete_run_without_asv_json_is_left_out_with_a_warning(tmp_path, monkeypatch):
+    monkeypatch.setenv("SOFTGRAD_HOME", str(tmp_path))
+    _write_store(tmp_path, {(RUN_IDS[1], "asv.json"): None})
+    df = results.load()
+    assert set(df["run"]) == {RUN_IDS[0]}  # choose and the report answer from the older run...
+    (warning,) = df.attrs["warnings"]  # ...and say why
+    assert RUN_IDS[1] in warning and "asv.json" in warning and "\n" not in warning
+    assert results.latest(df).attrs["warnings"] == [warning]
+    rc, out, _ = _softgrad(tmp_path, *CHOOSE)
+    assert rc == 0 and f"from run {RUN_IDS[0]}" in out
+    (tmp_path / "results" / "runs" / RUN_IDS[0] / "asv.json").unlink()
+    empty = results.load()
+    assert empty.empty and len(empty.attrs["warnings"]) == 2
