@@ -4,6 +4,13 @@ Isolation: a worker that hangs past the per-case time limit is killed and that c
 ``timeout``; a worker that dies (a segfault in a framework) fails the case it was on; either way a new
 worker carries on with the remaining cases. Each family thus also runs with no other framework loaded.
 Up to ``jobs`` workers run at once, each on one implementation and some of its dtypes.
+
+Start-up (imports and ``build()``) has a limit of its own: a worker not ready within it, or dead before
+it is ready, fails every remaining case of its implementation at once, and that implementation's other
+work units fail without starting a worker. Workers die with the process that started them.
+
+Protocol: a worker sends ``("ready",)`` once built, then ``("record", Record.to_dict())`` per case in
+order. Anything else fails the case it arrived for, and the worker is replaced.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from typing import IO, Any
 from . import paths, registry
 from .cases import CATALOGUE, Case, get_case
 from .checker import Record, check_case
+from .children import die_with_parent
 from .contract import OPS, check_dtype, check_op
 
 #: worker processes at a time (one implementation and dtype each); two on this project's 2-core machines
@@ -40,6 +48,7 @@ class CheckSelection:
     quick: bool = False
     timeout_s: float = 60.0
     jobs: int = DEFAULT_JOBS
+    startup_timeout_s: float | None = None  # None: STARTUP_TIMEOUT_S
     _impls: list[registry.Implementation] = field(default_factory=list, repr=False)
 
     def validate(self) -> None:
@@ -54,6 +63,8 @@ class CheckSelection:
             get_case(c)
         if self.timeout_s <= 0:
             raise ValueError("--timeout must be positive")
+        if self.startup_timeout_s is not None and self.startup_timeout_s <= 0:
+            raise ValueError("the start-up limit must be positive")
 
     def selected_cases(self) -> list[Case]:
         if self.cases:
@@ -67,8 +78,31 @@ class CheckSelection:
 
 
 Task = tuple[str, str, str, str]  # op, dtype, device, case
-#: Time a worker may take to start and import its framework, before the per-case limits apply.
+#: Time a worker may take to start, import its framework and build, before the per-case limits apply.
 STARTUP_TIMEOUT_S = 120.0
+READY = ("ready",)
+
+
+class ProtocolError(Exception):
+    """A worker's message that is not the one due (unreadable, untagged, or a record of another case)."""
+
+
+class StartupFailures:
+    """Start-up failures by implementation name, shared by the lanes of one run (thread-safe): once a
+    worker of an implementation failed to start, its other units fail at once instead of waiting again."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_impl: dict[str, tuple[str, str]] = {}
+
+    def get(self, impl: str) -> tuple[str, str] | None:
+        """The (failure kind, message) ``impl``'s start-up failed with, if it did."""
+        with self._lock:
+            return self._by_impl.get(impl)
+
+    def add(self, impl: str, failure: str, message: str) -> None:
+        with self._lock:
+            self._by_impl.setdefault(impl, (failure, message))
 
 
 def tasks_for(impl: registry.Implementation, sel: CheckSelection) -> list[Task]:
@@ -103,7 +137,8 @@ def _worker_environment() -> None:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
-def _worker(name: str, plugins: list[str], tasks: list[Task], out: Any) -> None:
+def _worker(name: str, plugins: list[str], tasks: list[Task], out: Any, parent_pid: int) -> None:
+    die_with_parent(parent_pid)  # a kill -9 of softgrad must not leave a hung worker behind
     _worker_environment()
     for path in plugins:
         registry.load_plugin(path)
@@ -113,9 +148,9 @@ def _worker(name: str, plugins: list[str], tasks: list[Task], out: Any) -> None:
             impl.ops_for(device)  # import the framework before the per-case clock starts
         except Exception:
             pass  # check_case reports the build error on every case
-    out.send({"ready": True})  # a pipe: sent before a crash can lose it
+    out.send(READY)  # a pipe: sent before a crash can lose it
     for op, dtype, device, case in tasks:
-        out.send(check_case(impl, op, dtype, get_case(case), device).to_dict())
+        out.send(("record", check_case(impl, op, dtype, get_case(case), device).to_dict()))
 
 
 def _failed(impl: registry.Implementation, task: Task, failure: str, message: str) -> Record:
@@ -125,62 +160,122 @@ def _failed(impl: registry.Implementation, task: Task, failure: str, message: st
 
 
 def _receive(conn: Any, proc: Any, timeout_s: float) -> Any:
-    """The worker's next message; ``queue.Empty`` once ``timeout_s`` passes or the worker has died."""
+    """The worker's next message; ``queue.Empty`` once ``timeout_s`` passes or the worker has died,
+    ``ProtocolError`` for bytes that do not unpickle."""
     deadline = time.monotonic() + timeout_s
     while True:
         if conn.poll(min(0.1, max(0.0, deadline - time.monotonic()))):
             try:
                 return conn.recv()
             except EOFError:
+                proc.join(1.0)  # closed on its way out: reaped, so the caller sees it dead
                 raise queue.Empty from None
+            except Exception as exc:
+                raise ProtocolError(f"worker broke the protocol: unreadable message "
+                                    f"({type(exc).__name__}: {exc}); worker killed") from None
         if not proc.is_alive() and not conn.poll(0):
             raise queue.Empty
         if time.monotonic() >= deadline:
             raise queue.Empty
 
 
-def check_isolated(impl: registry.Implementation, tasks: list[Task], timeout_s: float,
-                   on_record: Any = None) -> list[Record]:
-    """Check ``tasks`` of one implementation in worker processes, surviving hangs and crashes."""
+def _record_of(impl: registry.Implementation, task: Task, msg: Any) -> Record:
+    """The record in ``msg``, which must be the worker's record of ``task``; ``ProtocolError`` otherwise."""
+    if not (isinstance(msg, tuple) and len(msg) == 2 and msg[0] == "record" and isinstance(msg[1], dict)):
+        raise ProtocolError(f"worker broke the protocol: expected the record of this case, got {msg!r:.120}; "
+                            f"worker killed")
+    try:
+        rec = Record(**msg[1])
+    except TypeError as exc:
+        raise ProtocolError(f"worker broke the protocol: malformed record ({exc}); worker killed") from None
+    if (rec.impl, rec.op, rec.dtype, rec.device, rec.case) != (impl.name, *task):
+        raise ProtocolError(f"worker broke the protocol: sent the record of {rec.impl} {rec.op} {rec.dtype} "
+                            f"{rec.device} {rec.case} for this case; worker killed")
+    return rec
+
+
+def _start_up(conn: Any, proc: Any, limit_s: float) -> tuple[str, str] | None:
+    """Wait for the worker's ready message; the (failure kind, message) if it never comes."""
+    try:
+        msg = _receive(conn, proc, limit_s)
+    except queue.Empty:
+        if proc.is_alive():
+            return "timeout", (f"worker not ready within the {limit_s:g} s start-up limit (import or build); "
+                               f"worker killed")
+        return "error", f"worker process died during start-up (import or build), exit code {proc.exitcode}"
+    except ProtocolError as exc:
+        return "error", f"during start-up (import or build): {exc}"
+    if msg != READY:
+        return "error", (f"during start-up (import or build): worker broke the protocol: expected {READY!r}, "
+                         f"got {msg!r:.120}; worker killed")
+    return None
+
+
+def _run_worker(impl: registry.Implementation, pending: list[Task], timeout_s: float, startup_timeout_s: float,
+                startup_failures: StartupFailures, emit: Any) -> int:
+    """Check ``pending`` in one fresh worker until it is done, hangs, dies or breaks the protocol; the number
+    of tasks settled (0 when it failed to start: that goes to ``startup_failures``)."""
     ctx = mp.get_context("spawn")
-    plugins = registry.loaded_plugins()
+    conn, child_end = ctx.Pipe(duplex=False)
+    args = (impl.name, registry.loaded_plugins(), pending, child_end, os.getpid())
+    proc = ctx.Process(target=_worker, args=args, daemon=True)
+    proc.start()
+    done = 0
+    try:
+        failed = _start_up(conn, proc, startup_timeout_s)
+        if failed:
+            startup_failures.add(impl.name, *failed)
+            return 0
+        while done < len(pending):
+            task = pending[done]
+            try:
+                emit(_record_of(impl, task, _receive(conn, proc, timeout_s)))
+            except queue.Empty:
+                if proc.is_alive():
+                    emit(_failed(impl, task, "timeout",
+                                 f"no result within the {timeout_s:g} s per-case limit; worker killed"))
+                else:
+                    emit(_failed(impl, task, "error", f"worker process died (exit code {proc.exitcode})"))
+                return done + 1
+            except ProtocolError as exc:
+                emit(_failed(impl, task, "error", str(exc)))
+                return done + 1
+            done += 1
+        return done
+    finally:
+        if proc.is_alive():
+            proc.kill()
+        proc.join()
+        conn.close()
+        child_end.close()
+
+
+def check_isolated(impl: registry.Implementation, tasks: list[Task], timeout_s: float,
+                   on_record: Any = None, startup_timeout_s: float | None = None,
+                   startup_failures: StartupFailures | None = None) -> list[Record]:
+    """Check ``tasks`` of one implementation in worker processes, surviving hangs and crashes.
+
+    A worker gets ``startup_timeout_s`` (default :data:`STARTUP_TIMEOUT_S`) to import and build, then
+    ``timeout_s`` per case. Once a worker of ``impl`` failed to start (here or in another unit sharing
+    ``startup_failures``), every remaining task fails at once with that reason.
+    """
+    startup_timeout_s = STARTUP_TIMEOUT_S if startup_timeout_s is None else startup_timeout_s
+    startup_failures = StartupFailures() if startup_failures is None else startup_failures
     records: list[Record] = []
+
+    def emit(rec: Record) -> None:
+        records.append(rec)
+        if on_record:
+            on_record(rec)
+
     pending = list(tasks)
     while pending:
-        q, child_end = ctx.Pipe(duplex=False)
-        proc = ctx.Process(target=_worker, args=(impl.name, plugins, pending, child_end), daemon=True)
-        proc.start()
-        done = 0
-        try:
-            try:
-                _receive(q, proc, STARTUP_TIMEOUT_S)
-            except queue.Empty:
-                pass  # the first case's wait below reports the dead or stuck worker
-            while done < len(pending):
-                try:
-                    rec = Record(**_receive(q, proc, timeout_s))
-                except queue.Empty:
-                    task = pending[done]
-                    if proc.is_alive():
-                        rec = _failed(impl, task, "timeout", f"no result within the {timeout_s:g} s per-case limit; worker killed")
-                    else:
-                        rec = _failed(impl, task, "error", f"worker process died (exit code {proc.exitcode})")
-                    records.append(rec)
-                    if on_record:
-                        on_record(rec)
-                    done += 1
-                    break
-                records.append(rec)
-                if on_record:
-                    on_record(rec)
-                done += 1
-        finally:
-            if proc.is_alive():
-                proc.kill()
-            proc.join()
-            q.close()
-            child_end.close()
-        pending = pending[done:]
+        failed = startup_failures.get(impl.name)
+        if failed:
+            for task in pending:
+                emit(_failed(impl, task, *failed))
+            break
+        pending = pending[_run_worker(impl, pending, timeout_s, startup_timeout_s, startup_failures, emit):]
     return records
 
 
@@ -194,15 +289,17 @@ def run_checks(sel: CheckSelection, progress: bool = True, stream: IO[str] | Non
             records.append(Record(impl.name, impl.family, "*", "*", "*", "*", [], "skip", message=reason))
             continue
         plan.append((impl, tasks_for(impl, sel)))
-    return records + run_plan(plan, sel.timeout_s, sel.jobs, progress, stream)
+    return records + run_plan(plan, sel.timeout_s, sel.jobs, progress, stream, sel.startup_timeout_s)
 
 
 def run_plan(plan: list[tuple[registry.Implementation, list[Task]]], timeout_s: float = 60.0,
-             jobs: int = DEFAULT_JOBS, progress: bool = True, stream: IO[str] | None = None) -> list[Record]:
+             jobs: int = DEFAULT_JOBS, progress: bool = True, stream: IO[str] | None = None,
+             startup_timeout_s: float | None = None) -> list[Record]:
     """Check each implementation's tasks in isolated workers, ``jobs`` at a time; records in plan order.
 
     Work units are one implementation and half its dtypes each (each unit pays one framework import),
-    run largest first so the lanes finish together.
+    run largest first so the lanes finish together. Units of an implementation whose worker failed to
+    start (``startup_timeout_s``, default :data:`STARTUP_TIMEOUT_S`) fail at once, without a worker.
     """
     stream = stream or sys.stderr
     total = sum(len(t) for _, t in plan)
@@ -216,6 +313,7 @@ def run_plan(plan: list[tuple[registry.Implementation, list[Task]]], timeout_s: 
     for impl, _ in units:
         n_units[impl.name] = n_units.get(impl.name, 0) + 1
     lock = threading.Lock()
+    startup_failures = StartupFailures()
     done_units: dict[str, int] = {}
     got_by_impl: dict[str, list[Record]] = {}
 
@@ -229,7 +327,7 @@ def run_plan(plan: list[tuple[registry.Implementation, list[Task]]], timeout_s: 
 
     def run_unit(unit: tuple[registry.Implementation, list[Task]]) -> None:
         impl, tasks = unit
-        got = check_isolated(impl, tasks, timeout_s, tick)
+        got = check_isolated(impl, tasks, timeout_s, tick, startup_timeout_s, startup_failures)
         with lock:
             got_by_impl.setdefault(impl.name, []).extend(got)
             done_units[impl.name] = done_units.get(impl.name, 0) + 1
