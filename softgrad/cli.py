@@ -1,23 +1,76 @@
 """The ``softgrad`` command: a thin face over the registry, checker, runner and report.
 
-Exit codes: 0 success, 1 a check or gate failed, 2 a usage error (one line on stderr, no traceback).
+Exit codes: 0 success, 1 a check or gate failed (or checked nothing), 2 a usage error or unusable stored
+data (one line on stderr naming the flag or the file), 3 an internal error (one line; ``SOFTGRAD_DEBUG=1``
+shows the traceback). 130 when interrupted.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NoReturn
 
-from . import check_run, registry
+from . import check_run, paths, registry
 from .contract import DTYPES, OPS
+
+DEBUG_ENV = "SOFTGRAD_DEBUG"
 
 
 class UsageError(Exception):
     """Bad input from the user: reported as one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``softgrad check: error: argument --timeout: ...``, exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"{self.prog}: error: {_one_line(message)} (see {self.prog} --help)", file=sys.stderr)
+        sys.exit(2)
+
+
+def _number(kind: Callable[[str], float], what: str, ok: Callable[[float], bool]) -> Callable[[str], float]:
+    """An argparse type: ``kind(text)`` that must be finite and satisfy ``ok``, else a one-line error."""
+
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except (TypeError, ValueError):
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+        if not math.isfinite(value) or not ok(value):
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}")
+        return value
+
+    parse.__name__ = what
+    return parse
+
+
+positive_int = _number(int, "a positive integer", lambda v: v >= 1)
+positive_seconds = _number(float, "a positive number of seconds", lambda v: v > 0)
+nonnegative_seconds = _number(float, "a number of seconds >= 0", lambda v: v >= 0)
+slowdown_factor = _number(float, "a factor >= 1", lambda v: v >= 1)
+
+
+def _one_line(text: object) -> str:
+    from .store import one_line
+
+    return one_line(text, limit=2000) or "(no message)"
+
+
+def _known_devices() -> list[str]:
+    return sorted({"cpu", *(d for i in registry.all_implementations() for d in i.devices)})
+
+
+def _check_devices(devices: Sequence[str] | None) -> None:
+    known = _known_devices()
+    for dev in devices or ():
+        if dev not in known:
+            raise UsageError(f"unknown device {dev!r}; implementations declare {', '.join(known)}")
 
 
 def _add_plugins(p: argparse.ArgumentParser) -> None:
@@ -36,7 +89,6 @@ def _load_plugins(paths: Sequence[str]) -> None:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    _load_plugins(args.plugin)
     entries = []
     for impl in registry.all_implementations():
         d = impl.describe()
@@ -74,7 +126,6 @@ def _print_table(rows: Sequence[Sequence[str]]) -> None:
 def cmd_check(args: argparse.Namespace) -> int:
     from .check_run import CheckSelection, run_checks, summarize
 
-    _load_plugins(args.plugin)
     sel = CheckSelection(impls=args.impl, ops=args.op, dtypes=args.dtype, cases=args.case,
                          devices=args.device, quick=args.quick, timeout_s=args.timeout,
                          jobs=args.jobs)
@@ -82,8 +133,12 @@ def cmd_check(args: argparse.Namespace) -> int:
         sel.validate()
     except (KeyError, ValueError) as exc:
         raise UsageError(str(exc).strip("'\"")) from None
+    _check_devices(args.device)
     if args.json:  # before minutes of checking, not after
-        folder = Path(args.json).resolve().parent
+        target = Path(args.json)
+        folder = target.resolve().parent
+        if target.is_dir():
+            raise UsageError(f"--json {args.json}: is a folder; name a file")
         if not folder.is_dir() or not os.access(folder, os.W_OK):
             raise UsageError(f"--json {args.json}: {folder} is not a writable folder")
     records = run_checks(sel, progress=not args.no_progress)
@@ -93,6 +148,12 @@ def cmd_check(args: argparse.Namespace) -> int:
 
         write_json(Path(args.json), [r.to_dict() for r in records])
         print(f"wrote {len(records)} records to {args.json}")
+    if not any(r.verdict != "skip" for r in records):  # a gate that checked nothing must not pass
+        reasons = list(dict.fromkeys(r.message for r in records if r.message))
+        why = "; ".join(reasons[:3]) + (f"; and {len(reasons) - 3} more" if len(reasons) > 3 else "")
+        print(f"softgrad check: nothing was checked ({why or 'no case applies to the selection'})",
+              file=sys.stderr)
+        return 1
     return 0 if ok else 1
 
 
@@ -100,17 +161,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .runner import RunError, RunOptions, run
     from .store import StoreError
 
-    _load_plugins(args.plugin)
     registry.export_plugins()  # asv's benchmark processes load the same plugins
     for name in args.impl or []:
         try:
             registry.get(name)
         except KeyError as exc:
             raise UsageError(str(exc).strip("'\"")) from None
-    if args.threads is not None and args.threads < 1:
-        raise UsageError("--threads must be a positive integer")
-    if args.rounds < 1:
-        raise UsageError("--rounds must be a positive integer")
+    paths.require_writable(paths.results_dir())
     opts = RunOptions(quick=args.quick, impls=args.impl, threads=args.threads, resume=args.resume, rounds=args.rounds,
                       check=not args.no_check, report=not args.no_report, progress=not args.no_progress)
     try:
@@ -123,12 +180,14 @@ def cmd_report(args: argparse.Namespace) -> int:
     from .report import ReportError, write_report
     from .store import StoreError
 
+    out = Path(args.out) if args.out else paths.reports_dir()
     try:
-        index = write_report(args.out)
+        index = write_report(out, warn=lambda text: print(f"softgrad report: warning: {_one_line(text)}",
+                                                            file=sys.stderr))
     except (ReportError, StoreError) as exc:
         raise UsageError(str(exc)) from None
     except OSError as exc:
-        raise UsageError(f"cannot write the report to {args.out}: {exc.strerror or exc}") from None
+        raise UsageError(f"cannot write the report to {out}: {exc.strerror or exc}") from None
     print(f"wrote {index} and {index.with_name('report.md')}")
     return 0
 
@@ -138,13 +197,13 @@ def cmd_choose(args: argparse.Namespace) -> int:
     from .choose import NoResult, recommend
     from .store import StoreError
 
-    _load_plugins(args.plugin)
-    if args.n < 1 or args.batch < 1:
-        raise UsageError("--n and --batch must be positive")
+    _check_devices([args.device])
     try:
-        df = results.latest(results.load())
+        loaded = results.load()
+        df = results.latest(loaded)
     except StoreError as exc:
         raise UsageError(str(exc)) from None
+    _warn(args, loaded)
     if df.empty:
         raise UsageError("no complete run stored yet: run `softgrad run --quick` (or `make bench`) first")
     try:
@@ -165,11 +224,16 @@ def cmd_choose(args: argparse.Namespace) -> int:
     return 0
 
 
+def _warn(args: argparse.Namespace, df: object) -> None:
+    """Print the warnings the loaded results carry (e.g. a run whose timings were deleted)."""
+    for text in getattr(df, "attrs", {}).get("warnings", []):
+        print(f"softgrad {args.command}: warning: {_one_line(text)}", file=sys.stderr)
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
     from .compare import compare_runs, confirm_findings
     from .store import StoreError
 
-    _load_plugins(args.plugin)
     try:
         old, new, findings, n = compare_runs(args.old, args.new, args.factor, args.min_delta)
     except StoreError as exc:
@@ -215,7 +279,7 @@ def _confirm(new, findings, args, confirm_findings):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="softgrad", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="softgrad", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("list", help="every implementation with its ops, dtypes, devices and availability")
@@ -230,8 +294,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--case", action="append", metavar="CASE", help="case from the catalogue (repeatable)")
     p.add_argument("--device", action="append", metavar="DEV", help="device (repeatable; default every present one)")
     p.add_argument("--quick", action="store_true", help="only the quick cases")
-    p.add_argument("--timeout", type=float, default=60.0, metavar="S", help="per-case time limit in seconds")
-    p.add_argument("--jobs", type=int, default=check_run.DEFAULT_JOBS, metavar="N",
+    p.add_argument("--timeout", type=positive_seconds, default=60.0, metavar="S", help="per-case time limit in seconds")
+    p.add_argument("--jobs", type=positive_int, default=check_run.DEFAULT_JOBS, metavar="N",
                    help=f"worker processes at a time (default {check_run.DEFAULT_JOBS})")
     p.add_argument("--json", metavar="PATH", help="write one record per (impl, op, dtype, case) as JSON")
     p.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
@@ -241,10 +305,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="the main job: check, asv speed sweep, dashboard, report")
     p.add_argument("--quick", action="store_true", help="the quick grid and quick cases (a few minutes)")
     p.add_argument("--impl", action="append", metavar="NAME", help="implementation (repeatable; default all)")
-    p.add_argument("--threads", type=int, metavar="N", help="threads for every family (sets SOFTGRAD_THREADS)")
+    p.add_argument("--threads", type=positive_int, metavar="N", help="threads for every family (sets SOFTGRAD_THREADS)")
     p.add_argument("--resume", action="store_true", help="continue the latest interrupted run")
-    p.add_argument("--rounds", type=int, default=1, metavar="N",
-                   help="time each benchmark in N separate processes, pooled (steadier; N times longer)")
+    p.add_argument("--rounds", type=positive_int, metavar="N",
+                   help="time each benchmark in N separate processes, pooled (steadier; N times longer; default 1)")
     p.add_argument("--no-check", action="store_true", help="skip the correctness check")
     p.add_argument("--no-report", action="store_true", help="skip the report")
     p.add_argument("--no-progress", action="store_true", help="no progress on stderr")
@@ -257,8 +321,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("choose", help="which implementation to use for an op, size, dtype and device")
     p.add_argument("--op", required=True, choices=OPS)
-    p.add_argument("--n", required=True, type=int, help="row length")
-    p.add_argument("--batch", type=int, default=1, help="rows (default 1)")
+    p.add_argument("--n", required=True, type=positive_int, help="row length")
+    p.add_argument("--batch", type=positive_int, default=1, help="rows (default 1)")
     p.add_argument("--dtype", default="float32", choices=DTYPES)
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", action="store_true", help="print the recommendation as JSON")
@@ -268,8 +332,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("compare", help="regression gate between two stored runs (exit 1 on a regression)")
     p.add_argument("old", nargs="?", help="run id (default: the run before NEW)")
     p.add_argument("new", nargs="?", help="run id (default: the latest complete run)")
-    p.add_argument("--factor", type=float, default=1.2, help="slowdown that counts (default 1.2)")
-    p.add_argument("--min-delta", type=float, default=50e-6, metavar="S",
+    p.add_argument("--factor", type=slowdown_factor, default=1.2, help="slowdown that counts (default 1.2)")
+    p.add_argument("--min-delta", type=nonnegative_seconds, default=50e-6, metavar="S",
                    help="smallest absolute slowdown that counts (default 50e-6 s)")
     p.add_argument("--confirm", action="store_true",
                    help="time each flagged slowdown again on this checkout; keep only those that reproduce")
@@ -282,10 +346,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from .store import StoreError
+
     try:
+        _load_plugins(getattr(args, "plugin", None) or [])  # every command: a bad plugin is always named
         return int(args.func(args) or 0)
-    except UsageError as exc:
-        print(f"softgrad {args.command}: error: {exc}", file=sys.stderr)
+    except (UsageError, registry.PluginError, StoreError, paths.PathError) as exc:
+        print(f"softgrad {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         hint = ("; the families it finished are stored: `softgrad run --resume` completes it"
@@ -295,6 +362,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
+    except OSError as exc:  # a file softgrad was asked to read or write
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"softgrad {args.command}: error: {where}{_one_line(exc.strerror or exc)}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # a bug of ours: still one line, the traceback on request
+        if os.environ.get(DEBUG_ENV):
+            raise
+        print(f"softgrad {args.command}: internal error: {type(exc).__name__}: {_one_line(exc)} "
+              f"(set {DEBUG_ENV}=1 for the traceback)", file=sys.stderr)
+        return 3
 
 
 if __name__ == "__main__":

@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import re
 
+from . import registry
+
 #: Row lengths: powers of two from 2 to 4096.
 N_VALUES: tuple[int, ...] = tuple(2**k for k in range(1, 13))
 #: Row lengths for what is not a timing (error against tolerance, peak memory, first call): one process
@@ -76,7 +78,7 @@ def dtypes(grid: str | None = None) -> list[str]:
 
 def class_name(impl_name: str) -> str:
     """A Python identifier for an implementation's benchmark class: ``torch-native`` -> ``Impl_torch_native``."""
-    return "Impl_" + re.sub(r"\W", "_", impl_name)
+    return "Impl_" + registry.identifier(impl_name)
 
 
 def output_bytes(op: str, batch: int, n: int, itemsize: int) -> int:

@@ -11,9 +11,35 @@ import os
 from pathlib import Path
 
 
+HOME_ENV = "SOFTGRAD_HOME"
+
+
+class PathError(Exception):
+    """A folder softgrad needs is unusable; the message names it and why, in one line."""
+
+
 def root() -> Path:
-    """The project root that holds ``results/`` and ``reports/``."""
-    return Path(os.environ.get("SOFTGRAD_HOME", ".")).resolve()
+    """The project root that holds ``results/`` and ``reports/``; :class:`PathError` when ``SOFTGRAD_HOME``
+    names something that is not a folder."""
+    raw = os.environ.get(HOME_ENV, ".")
+    try:
+        path = Path(raw or ".").resolve()
+    except (OSError, RuntimeError, ValueError) as exc:
+        raise PathError(f"{HOME_ENV}={raw!r} is not a usable path ({exc})") from None
+    if path.exists() and not path.is_dir():
+        raise PathError(f"{HOME_ENV}={raw} is not a folder")
+    return path
+
+
+def require_writable(folder: Path) -> Path:
+    """Create ``folder`` if needed and check that files can be written in it; :class:`PathError` otherwise."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise PathError(f"cannot create {folder}: {exc.strerror or exc}") from None
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        raise PathError(f"{folder} is not a writable folder")
+    return folder
 
 
 def results_dir() -> Path:

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import json
 import os
+import re
 import sys
 import threading
 from collections.abc import Callable, Mapping
@@ -27,6 +29,16 @@ BuildFn = Callable[[str], Mapping[str, Callable[..., Any]]]
 
 BUILTIN_MODULES: tuple[str, ...] = ("loops", "numpy_vectorized", "numba_jit", "torch_impls", "jax_impls")
 PLUGINS_ENV = "SOFTGRAD_PLUGINS"
+#: how a process hands its loaded plugin files to its children: a JSON list, so a path may hold ``:``
+PLUGINS_JSON_ENV = "SOFTGRAD_PLUGIN_FILES"
+#: names and families: they become benchmark class names, file names and command-line arguments
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}")
+
+
+def identifier(name: str) -> str:
+    """The Python identifier part of an entry's benchmark name: ``torch-native`` -> ``torch_native``.
+    :func:`register` refuses two names with one identifier, so benchmark names map back one-to-one."""
+    return re.sub(r"\W", "_", name)
 
 
 @dataclass(frozen=True)
@@ -56,6 +68,10 @@ class Implementation:
     def __post_init__(self) -> None:
         if not self.name or not self.family:
             raise ValueError("an implementation needs a name and a family")
+        for what, value in (("name", self.name), ("family", self.family)):
+            if not isinstance(value, str) or not NAME_PATTERN.fullmatch(value):
+                raise ValueError(f"implementation {what} {value!r} is not allowed: use 1 to 64 letters, digits "
+                                 f"and _.+- starting with a letter or digit")
         for op in self.ops:
             check_op(op)
         for dt in self.dtypes:
@@ -163,6 +179,11 @@ def register(impl: Implementation) -> Implementation:
         old = _REGISTRY.get(impl.name)
         if old is not None and old is not impl:
             raise ValueError(f"an implementation named {impl.name!r} is already registered (from {old.source})")
+        twin = next((o for o in _REGISTRY.values() if o.name != impl.name
+                     and identifier(o.name) == identifier(impl.name)), None)
+        if twin is not None:
+            raise ValueError(f"implementation name {impl.name!r} is too close to {twin.name!r} (from {twin.source}): "
+                             f"both would be benchmarked as {identifier(impl.name)!r}; rename one")
         _REGISTRY[impl.name] = impl
     return impl
 
@@ -268,12 +289,16 @@ class PluginError(Exception):
 
 def load_plugin(path: str | os.PathLike[str]) -> None:
     """Import a Python file that registers implementations through the public API (once per file)."""
-    p = Path(path).expanduser().resolve()
+    load_builtins()  # a plugin reusing a built-in's name is the one refused, not the built-in
+    try:
+        p = Path(path).expanduser().resolve()
+    except (OSError, RuntimeError, ValueError) as exc:
+        raise PluginError(f"plugin file {path!r} is not a usable path ({exc})") from None
     with _LOCK:
         if p in _LOADED_PLUGINS:
             return
         if not p.is_file():
-            raise PluginError(f"plugin file not found: {path}")
+            raise PluginError(f"plugin file not found: {str(path)!r}")
         mod_name = f"softgrad_plugin_{abs(hash(str(p)))}"
         spec = importlib.util.spec_from_file_location(mod_name, p)
         if spec is None or spec.loader is None:
@@ -283,10 +308,14 @@ def load_plugin(path: str | os.PathLike[str]) -> None:
         _LOADED_PLUGINS.add(p)
         try:
             spec.loader.exec_module(module)
-        except Exception as exc:  # a plugin's own bug must not look like ours
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # a plugin's own bug (or sys.exit) must not look like ours, nor pass
             _LOADED_PLUGINS.discard(p)
             sys.modules.pop(mod_name, None)
-            raise PluginError(f"plugin {path} failed to import: {type(exc).__name__}: {exc}") from exc
+            what = (f"called sys.exit({exc.code!r})" if isinstance(exc, SystemExit)
+                    else f"{type(exc).__name__}: {exc}")
+            raise PluginError(f"plugin {path} failed to import: {what}") from None
 
 
 def loaded_plugins() -> list[str]:
@@ -296,17 +325,31 @@ def loaded_plugins() -> list[str]:
 
 
 def export_plugins() -> None:
-    """Name the loaded plugin files in ``SOFTGRAD_PLUGINS`` so that child processes (check workers, asv's
-    benchmark processes) load the same ones."""
+    """Name the loaded plugin files in the environment so that child processes (check workers, asv's
+    benchmark processes) load the same ones (a JSON list: a path may hold the path separator)."""
     if loaded_plugins():
-        os.environ[PLUGINS_ENV] = os.pathsep.join(loaded_plugins())
+        os.environ[PLUGINS_JSON_ENV] = json.dumps(loaded_plugins())
+
+
+def _env_plugin_paths() -> list[str]:
+    paths = [item.strip() for item in os.environ.get(PLUGINS_ENV, "").split(os.pathsep) if item.strip()]
+    raw = os.environ.get(PLUGINS_JSON_ENV, "")
+    if raw:
+        try:
+            exported = json.loads(raw)
+        except ValueError:
+            exported = None
+        if not isinstance(exported, list) or not all(isinstance(p, str) for p in exported):
+            raise PluginError(f"{PLUGINS_JSON_ENV} must be a JSON list of file paths, not {raw[:60]!r}")
+        paths += exported
+    return paths
 
 
 def load_env_plugins() -> None:
-    """Load every file named in ``SOFTGRAD_PLUGINS`` (``os.pathsep``-separated)."""
-    for item in os.environ.get(PLUGINS_ENV, "").split(os.pathsep):
-        if item.strip():
-            load_plugin(item.strip())
+    """Load every file named in ``SOFTGRAD_PLUGINS`` (``os.pathsep``-separated) and in the list a parent
+    softgrad process exported."""
+    for item in _env_plugin_paths():
+        load_plugin(item)
 
 
 def all_implementations() -> list[Implementation]:

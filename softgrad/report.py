@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import html
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -331,13 +332,16 @@ def _html_table(df, seconds: tuple[str, ...] = ()) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def write_report(out_dir: Path | None = None) -> Path:
-    """Write ``index.html``, ``report.md`` and the PNGs for the latest complete run; return index.html."""
+def write_report(out_dir: Path | None = None, warn: Callable[[str], None] | None = None) -> Path:
+    """Write ``index.html``, ``report.md`` and the PNGs for the latest complete run; return index.html.
+    ``warn`` receives what the loaded history warns of (a run whose timings were lost, say)."""
     import pandas as pd
 
     out_dir = Path(out_dir or paths.reports_dir())
     out_dir.mkdir(parents=True, exist_ok=True)
     df_all = results.load()
+    for text in df_all.attrs.get("warnings", []) if warn else ():
+        warn(text)
     if df_all.empty:
         raise ReportError("no complete run stored yet: run `softgrad run --quick` first")
     df = results.latest(df_all)

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from . import grid, paths, provenance, registry, store, threads
+from . import children, grid, paths, provenance, registry, store, threads
 
 
 class RunError(Exception):
@@ -47,7 +47,7 @@ class RunOptions:
     report: bool = True
     progress: bool = True
     check_timeout_s: float = 60.0
-    rounds: int = 1
+    rounds: int | None = None  # None: 1, or the resumed run's own
     extra_asv_args: list[str] = field(default_factory=list)
 
 
@@ -102,10 +102,19 @@ def validate_asv_results() -> None:
             raise RunError(str(exc)) from None
         if not isinstance(data, dict) or "version" not in data:
             raise RunError(f"{path}: not an asv results file (no 'version' field)")
+        for key in ("params", "requirements", "results", "durations"):  # what softgrad reads or stamps
+            if path.name not in ("machine.json", "benchmarks.json") and not isinstance(data.get(key, {}), dict):
+                raise RunError(f"{path}: not an asv results file ('{key}' is not an object)")
 
 
 def _asv(*args: str) -> list[str]:
-    return [sys.executable, "-m", "asv", *args]
+    return children.python("-m", "asv", *args)
+
+
+def _run_python(cmd: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """A short child Python, from a neutral folder with a safe ``sys.path`` (see :mod:`softgrad.children`)."""
+    return subprocess.run(cmd, capture_output=True, text=True, check=False, env=children.python_env(env),
+                          cwd=children.neutral_cwd())
 
 
 def families(impls: list[registry.Implementation]) -> dict[str, list[registry.Implementation]]:
@@ -171,11 +180,14 @@ class _Progress:
 
 def measure_build(names: list[str]) -> dict[str, float | None]:
     """Cold build time of each entry (import and JIT compile), in a fresh process."""
-    out = subprocess.run([sys.executable, "-m", "softgrad.buildtime", *names], capture_output=True, text=True)
+    out = _run_python(children.python("-m", "softgrad.buildtime", *names))
     try:
-        return json.loads(out.stdout.strip().splitlines()[-1])
-    except (IndexError, json.JSONDecodeError):
+        times = json.loads(out.stdout.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        times = None
+    if not isinstance(times, dict):
         return {n: None for n in names}
+    return {n: times[n] if isinstance(times.get(n), (int, float)) else None for n in names}
 
 
 #: glibc keeps freed blocks up to 32 MiB in its heap instead of returning them to the OS, so a benchmark's
@@ -216,8 +228,10 @@ def run_family(cfg: Path, commit: str, family: str, impls: list[registry.Impleme
                 last = time.monotonic()
 
     with open(log_path, "w") as log:
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-                                cwd=str(cfg.parent))
+        # under a guard that kills asv's whole tree if this process dies, and holds the run's lock till then
+        proc = subprocess.Popen(children.guarded(cmd), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                env=children.python_env(env), cwd=children.neutral_cwd(), start_new_session=True,
+                                pass_fds=_held_locks())
         watcher = threading.Thread(target=report, daemon=True)
         watcher.start()
         try:
@@ -229,8 +243,7 @@ def run_family(cfg: Path, commit: str, family: str, impls: list[registry.Impleme
             watcher.join()
             return code, count()
         except BaseException:
-            proc.kill()
-            proc.wait()
+            children.stop(proc)
             raise
         finally:
             done.set()
@@ -241,11 +254,11 @@ def run_family(cfg: Path, commit: str, family: str, impls: list[registry.Impleme
 def ensure_machine(cfg: Path) -> None:
     """asv needs a machine description; write the default one if this user has none."""
     if not (Path.home() / ".asv-machine.json").exists():
-        subprocess.run(_asv("machine", "--yes", "--config", str(cfg)), capture_output=True, text=True, check=False)
+        _run_python(_asv("machine", "--yes", "--config", str(cfg)))
 
 
 def publish(cfg: Path) -> Path:
-    out = subprocess.run(_asv("publish", "--config", str(cfg)), capture_output=True, text=True, cwd=str(cfg.parent))
+    out = _run_python(_asv("publish", "--config", str(cfg)))
     if out.returncode != 0:
         last = (out.stderr or out.stdout).strip().splitlines()[-1:] or ["(no output)"]
         raise RunError(f"asv publish failed: {last[0]}")
@@ -282,17 +295,29 @@ def _exclusive(results: Path):
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             lock.seek(0)
-            holder = lock.read().strip() or "?"
+            holder = lock.read(32).strip()
+            holder = holder if holder.isdigit() else "?"
             raise RunError(f"another softgrad run (pid {holder}) is writing to {results}: wait for it to "
                            f"finish, or set SOFTGRAD_HOME to another folder") from None
         lock.seek(0)
         lock.truncate()
         lock.write(str(os.getpid()))
         lock.flush()
+        _LOCK_FDS.append(lock.fileno())
         try:
             yield
         finally:
+            _LOCK_FDS.remove(lock.fileno())
             fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+#: file descriptors of the run locks this process holds: asv's guard inherits them, so a lock stays held
+#: while any benchmark process of the run lives (a flock is released when its last descriptor closes)
+_LOCK_FDS: list[int] = []
+
+
+def _held_locks() -> tuple[int, ...]:
+    return tuple(_LOCK_FDS)
 
 
 def _resumed(opts: RunOptions, meta: dict) -> RunOptions:
@@ -305,11 +330,15 @@ def _resumed(opts: RunOptions, meta: dict) -> RunOptions:
     if opts.quick and meta.get("grid") != "quick":
         raise RunError(f"--resume continues run {meta.get('id')} on its {meta.get('grid')} grid; drop --quick")
     rounds = int(meta.get("rounds") or 1)
-    if opts.rounds not in (1, rounds):
+    if opts.rounds is not None and opts.rounds != rounds:
         raise RunError(f"--resume continues run {meta.get('id')} with --rounds {rounds}; drop --rounds")
     asked = (meta.get("threads") or {}).get("requested")
-    if opts.threads is not None and asked is not None and opts.threads != asked:
-        raise RunError(f"--resume continues run {meta.get('id')} with --threads {asked}; drop --threads")
+    stored_threads = f"--threads {asked}" if asked is not None else "each library's default thread count"
+    if opts.threads is not None and opts.threads != asked:
+        raise RunError(f"--resume continues run {meta.get('id')} with {stored_threads}; drop --threads")
+    if asked is None and threads.requested() is not None:
+        raise RunError(f"--resume continues run {meta.get('id')} with {stored_threads}, but {threads.ENV} is "
+                       f"{threads.requested()}: unset it")
     if asked is not None and threads.requested() != asked:
         threads.apply(int(asked))
     for plugin in meta.get("plugins") or []:
@@ -319,6 +348,15 @@ def _resumed(opts: RunOptions, meta: dict) -> RunOptions:
             raise RunError(f"run {meta.get('id')} used a plugin that no longer loads: {exc}") from None
     registry.export_plugins()  # asv's benchmark processes load the same plugins
     return dataclasses.replace(opts, impls=stored or None, quick=meta.get("grid") == "quick", rounds=rounds)
+
+
+def _families_stored(run_: store.Run, fams: dict[str, list[registry.Implementation]],
+                     claimed: list[str]) -> list[str]:
+    """The families of ``claimed`` whose timings are in the run's ``asv.json`` (a family marked done whose
+    results were lost, or never written, is timed again rather than taken as done)."""
+    data = run_.asv()
+    present = {name.split(".")[1] for name in (data or {}).get("results", {}) if name.count(".") == 2}
+    return [f for f in claimed if f in fams and all(grid.class_name(i.name) in present for i in fams[f])]
 
 
 def _run_locked(opts: RunOptions, progress: "_Progress", stream: IO[str], repo: Path, commit: str) -> int:
@@ -334,7 +372,11 @@ def _run_locked(opts: RunOptions, progress: "_Progress", stream: IO[str], repo: 
             raise RunError(f"run {run_.id} was for commit {str(meta.get('commit'))[:8]}, the checkout is at "
                            f"{commit[:8]}")
         opts = _resumed(opts, {**meta, "id": run_.id})
-    impls = [registry.get(n) for n in opts.impls] if opts.impls else registry.all_implementations()
+    opts = dataclasses.replace(opts, rounds=opts.rounds or 1)
+    try:
+        impls = [registry.get(n) for n in opts.impls] if opts.impls else registry.all_implementations()
+    except KeyError as exc:  # a resumed run's entry that no plugin registers any more
+        raise RunError(str(exc).strip("'\"")) from None
     if run_ is None:
         run_ = store.create_run(commit)
         run_.update_meta(complete=False, grid="quick" if opts.quick else "full", impls=[i.name for i in impls],
@@ -376,7 +418,7 @@ def _run_locked(opts: RunOptions, progress: "_Progress", stream: IO[str], repo: 
     cfg = asv_config(repo)
     ensure_machine(cfg)
     fams = families(impls)
-    done = list(meta.get("families_done", []))
+    done = _families_stored(run_, fams, meta.get("families_done", []))
     todo = [f for f in fams if f not in done]
     progress.line(f"run [3/4] asv sweep: {len(fams)} families ({', '.join(fams)}); {len(todo)} to run")
     # Numba compiles when an entry is built: measure that once, cold, in a process of its own with an
@@ -393,14 +435,22 @@ def _run_locked(opts: RunOptions, progress: "_Progress", stream: IO[str], repo: 
         if results is not None:
             stamp_versions(results, meta["versions"], meta["threads"])
             snapshot_results(results, run_, [i.name for i in impls])
-        done.append(family)
-        meta = run_.update_meta(families_done=done)
+        if _families_stored(run_, {family: fams[family]}, [family]):
+            done.append(family)
+            meta = run_.update_meta(families_done=done)
+        else:
+            code = code or 1
+            reached += ", no results stored"
         note = "" if code == 0 else f" (asv exit code {code}: some benchmarks failed, see asv-{family}.log)"
         progress.line(f"run [3/4] [{k}/{len(todo)}] {family}: {reached}, {time.perf_counter() - t0:.0f} s{note}")
         if code != 0:
             status = 1
 
     # 4. dashboard and report
+    missing = [f for f in fams if f not in done]
+    if missing:
+        raise RunError(f"run {run_.id} stored no timings for {', '.join(missing)} (see asv-<family>.log in "
+                       f"{run_.folder}); `softgrad run --resume` times them again")
     progress.line("run [4/4] publishing the dashboard")
     index = publish(cfg)
     shutil.rmtree(paths.cache_dir() / f"numba-{run_.id}", ignore_errors=True)

@@ -15,7 +15,7 @@ PLUGINS = Path(__file__).parent / "plugins"
 
 def softgrad(*args: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
     full_env = {**os.environ, **(env or {})}
-    full_env.pop("SOFTGRAD_PLUGINS", None) if env is None else None
+    [full_env.pop(k, None) for k in ("SOFTGRAD_PLUGINS", "SOFTGRAD_PLUGIN_FILES")] if env is None else None
     return subprocess.run([sys.executable, "-m", "softgrad.cli", *args], capture_output=True, text=True,
                           env=full_env, timeout=timeout)
 

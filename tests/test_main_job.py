@@ -26,6 +26,7 @@ pytestmark = pytest.mark.slow
 def softgrad(home: Path, *args: str, env: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
     full = {**os.environ, "SOFTGRAD_HOME": str(home), **(env or {})}
     full.pop("SOFTGRAD_PLUGINS", None)
+    full.pop("SOFTGRAD_PLUGIN_FILES", None)
     return subprocess.run([sys.executable, "-m", "softgrad.cli", *args], capture_output=True, text=True,
                           env=full, timeout=timeout, cwd=str(home))
 
@@ -164,6 +165,7 @@ def test_a_killed_run_keeps_what_it_stored_and_resume_completes_it(at_home):
     before = {r.id for r in store.all_runs()}
     env = {**os.environ, "SOFTGRAD_HOME": str(home)}
     env.pop("SOFTGRAD_PLUGINS", None)
+    env.pop("SOFTGRAD_PLUGIN_FILES", None)
     cmd = [sys.executable, "-m", "softgrad.cli", "run", "--quick", "--no-check", "--no-progress", "--impl", "numpy",
            "--impl", "slowable", "--plugin", str(PLUGINS / "slowable.py")]
     proc = subprocess.Popen(cmd, env=env, cwd=str(home), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
