@@ -18,7 +18,7 @@ result; n^2 written per row for the Jacobian), over the median time, as a fracti
 (read + write of a 256 MiB buffer with every core: torch ``copy_``; measured before and after each
 family, whose fractions are of the better of the two). Each family runs in a process of its
 own (frameworks' thread pools disturb each other), with the same thread count for all (``--threads``)
-and the same allocator settings as the asv sweep (``softgrad.runner.MALLOC_TUNABLES``: without them glibc
+and the same allocator settings as the asv sweep (``softgrad.bench.allocator.MALLOC_TUNABLES``: without them glibc
 hands a 16 MiB output back to the OS after each call and the next call pays its page faults again; torch's
 native VJP at 4096 x 1024 float32 read 2 ms or 11 ms from one process to the next).
 """
@@ -41,7 +41,8 @@ STANDARD = [
 
 
 def worker(names: list[str], combos: list[tuple[str, str, str]], device: str, budget_s: float) -> list[dict]:
-    from softgrad import grid, registry, timer
+    from softgrad.bench import grid, timer
+    from softgrad import registry
     from softgrad.contract import DTYPE_INFO
 
     rows = []
@@ -79,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.threads:
         os.environ["SOFTGRAD_THREADS"] = str(args.threads)
-    from softgrad import threads
+    from softgrad.bench import threads
 
     threads.apply()
     if args.worker:
@@ -88,8 +89,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     from softgrad import registry
-    from softgrad.bandwidth import copy_bandwidth, gpu_copy_bandwidth
-    from softgrad.runner import MALLOC_TUNABLES
+    from softgrad.bench.bandwidth import copy_bandwidth, gpu_copy_bandwidth
+    from softgrad.bench.allocator import MALLOC_TUNABLES
 
     if args.op:
         if not args.shape:
@@ -113,8 +114,8 @@ def main(argv: list[str] | None = None) -> int:
         if impl.available:
             families.setdefault(impl.family, []).append(impl.name)
     from softgrad.contract import DTYPE_INFO
-    from softgrad.grid import bytes_moved, parse_shape
-    from softgrad.provenance import last_level_cache_bytes
+    from softgrad.bench.grid import bytes_moved, parse_shape
+    from softgrad.history.provenance import last_level_cache_bytes
 
     # A shared machine's memory bandwidth drifts (32 to 55 GB/s from one minute to the next here), so the
     # copy is measured again after each family, and each family's fractions are of the better of the two

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import pytest
 
-from softgrad import grid, registry
-from softgrad.asv_suite import inputs
+from softgrad import registry
+from softgrad.bench import grid
+from softgrad.bench.asv_suite import inputs
 from softgrad.backends import get_backend
 
 try:

@@ -6,7 +6,7 @@ Two entries:
 - ``torch-loops`` (in ``torch_impls``) repeats the same loops filling a torch tensor element by element.
 
 A row with a NaN or +inf, or with every entry -inf, has no softmax: its result is NaN (softgrad's
-non-finite policy, see ``softgrad.cases``).
+non-finite policy, see ``softgrad.check.cases``).
 """
 
 from __future__ import annotations

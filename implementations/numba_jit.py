@@ -18,7 +18,7 @@ through the row's sum.
 
 Kernels compile eagerly for float64 and float32 when the entry is built (the registry's ``compiles``
 flag: the harness records the build time). The parallel variant uses Numba's thread count
-(``NUMBA_NUM_THREADS``, set by ``softgrad.threads``)."""
+(``NUMBA_NUM_THREADS``, set by ``softgrad.bench.threads``)."""
 
 from __future__ import annotations
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 import math
 
 import softgrad
-from softgrad import threads
 
 _FAMILY = dict(family="torch", backend="torch", requires=("torch",), devices=("cpu", "cuda"))
 _ALL_DTYPES = ("float64", "float32", "float16", "bfloat16")
@@ -43,8 +42,6 @@ def _rows(x):
 )
 def build_formula(device: str):
     import torch
-
-    threads.set_torch_threads()
 
     def softmax(x):
         if x.shape[-1] == 0:
@@ -76,8 +73,6 @@ def build_formula(device: str):
 def build_native(device: str):
     import torch
 
-    threads.set_torch_threads()
-
     backward = torch.ops.aten._softmax_backward_data
 
     def softmax(x):
@@ -105,8 +100,6 @@ def build_native(device: str):
 )
 def build_autograd(device: str):
     import torch
-
-    threads.set_torch_threads()
 
     def softmax(x):
         return torch.softmax(x, dim=-1)
@@ -137,7 +130,6 @@ def build_autograd(device: str):
 def build_func(device: str):
     import torch
 
-    threads.set_torch_threads()
     import torch.func
 
     def f(a):
@@ -176,8 +168,6 @@ def build_func(device: str):
 )
 def build_loops(device: str):
     import torch
-
-    threads.set_torch_threads()
 
     def softmax_row(x, out):
         n = x.shape[0]

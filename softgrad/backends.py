@@ -8,11 +8,29 @@ backend with :func:`register_backend`.
 from __future__ import annotations
 
 import importlib.util
+import os
 from typing import Any
 
 import numpy as np
 
 from .contract import check_dtype
+
+#: the thread count every framework is asked to use (``softgrad run --threads``); unset: each its default
+THREADS_ENV = "SOFTGRAD_THREADS"
+
+
+def requested_threads() -> int | None:
+    """The thread count asked for through ``SOFTGRAD_THREADS``, or None; ValueError if malformed."""
+    raw = os.environ.get(THREADS_ENV, "").strip()
+    if not raw:
+        return None
+    try:
+        n = int(raw)
+    except ValueError:
+        raise ValueError(f"{THREADS_ENV} must be a positive integer, not {raw!r}") from None
+    if n < 1:
+        raise ValueError(f"{THREADS_ENV} must be a positive integer, not {raw!r}")
+    return n
 
 
 class Backend:
@@ -24,6 +42,11 @@ class Backend:
     name: str = ""
     requires: tuple[str, ...] = ()
     dtypes: tuple[str, ...] = ("float64", "float32", "float16")
+
+    def setup_process(self) -> None:
+        """Per-process framework settings (the requested thread count), applied by the registry before an
+        entry of this backend is built, so built-in and third-party entries of a framework run alike.
+        Environment variables a framework reads at import are set by :mod:`softgrad.bench.threads`."""
 
     def missing(self) -> list[str]:
         """Required modules that cannot be imported here (without importing them)."""
@@ -74,6 +97,13 @@ class TorchBackend(Backend):
     name = "torch"
     requires = ("torch",)
     dtypes = ("float64", "float32", "float16", "bfloat16")
+
+    def setup_process(self) -> None:
+        n = requested_threads()
+        if n is not None:
+            torch = self._torch()
+            if torch.get_num_threads() != n:
+                torch.set_num_threads(n)
 
     def _torch(self):
         import torch

@@ -16,7 +16,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from . import check_run, paths, registry
+from .check import isolated
+from . import paths, registry
 from .contract import DTYPES, OPS
 
 DEBUG_ENV = "SOFTGRAD_DEBUG"
@@ -57,7 +58,7 @@ slowdown_factor = _number(float, "a factor >= 1", lambda v: v >= 1)
 
 
 def _one_line(text: object) -> str:
-    from .store import one_line
+    from .stored import one_line
 
     return one_line(text, limit=2000) or "(no message)"
 
@@ -124,7 +125,7 @@ def _print_table(rows: Sequence[Sequence[str]]) -> None:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from .check_run import CheckSelection, run_checks, summarize
+    from .check.isolated import CheckSelection, run_checks, summarize
 
     sel = CheckSelection(impls=args.impl, ops=args.op, dtypes=args.dtype, cases=args.case,
                          devices=args.device, quick=args.quick, timeout_s=args.timeout,
@@ -144,7 +145,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     records = run_checks(sel, progress=not args.no_progress)
     ok = summarize(records, sys.stdout)
     if args.json:
-        from .store import write_json
+        from .stored import write_json
 
         write_json(Path(args.json), [r.to_dict() for r in records])
         print(f"wrote {len(records)} records to {args.json}")
@@ -159,7 +160,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from .runner import RunError, RunOptions, run
-    from .store import StoreError
+    from .stored import StoreError
 
     registry.export_plugins()  # asv's benchmark processes load the same plugins
     for name in args.impl or []:
@@ -177,8 +178,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from .report import ReportError, write_report
-    from .store import StoreError
+    from .history.report import ReportError, write_report
+    from .stored import StoreError
 
     out = Path(args.out) if args.out else paths.reports_dir()
     try:
@@ -193,9 +194,9 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_choose(args: argparse.Namespace) -> int:
-    from . import results
-    from .choose import NoResult, recommend
-    from .store import StoreError
+    from .history import results
+    from .history.choose import NoResult, recommend
+    from .stored import StoreError
 
     _check_devices([args.device])
     try:
@@ -231,8 +232,8 @@ def _warn(args: argparse.Namespace, df: object) -> None:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from .compare import compare_runs, confirm_findings
-    from .store import StoreError
+    from .history.gate import compare_runs, confirm_findings
+    from .stored import StoreError
 
     try:
         old, new, findings, n = compare_runs(args.old, args.new, args.factor, args.min_delta)
@@ -256,15 +257,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def _confirm(new, findings, args, confirm_findings):
     """Rerun the flagged slowdowns on this checkout; (kept, cleared)."""
-    from . import provenance
-    from .confirm import ConfirmError, rerun
-    from .runner import RunError, repo_root
+    from .history import provenance
+    from .bench.confirm import ConfirmError, rerun
+    from .runner import RunError
 
     meta = new.meta()
-    try:
-        head = provenance.git_commit(repo_root())
-    except RunError as exc:
-        raise UsageError(str(exc)) from None
+    head = provenance.git_commit(paths.repo_root())
     if head != meta.get("commit"):
         raise UsageError(f"--confirm reruns this checkout (commit {str(head)[:8]}), but run {new.id} is of "
                          f"commit {str(meta.get('commit'))[:8]}: check that commit out first")
@@ -272,7 +270,7 @@ def _confirm(new, findings, args, confirm_findings):
     keys = [f.key for f in findings if f.kind == "slower"]
     print(f"confirming {len(keys)} flagged benchmarks with a rerun on this checkout", flush=True)
     try:
-        rows = rerun(keys, meta.get("grid") or "full", progress=not args.no_progress)
+        rows = rerun(keys, meta.get("grid") or "full", head, progress=not args.no_progress)
     except (ConfirmError, RunError, KeyError) as exc:
         raise UsageError(str(exc).strip("'\"")) from None
     return confirm_findings(findings, rows, args.factor, args.min_delta)
@@ -295,8 +293,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", action="append", metavar="DEV", help="device (repeatable; default every present one)")
     p.add_argument("--quick", action="store_true", help="only the quick cases")
     p.add_argument("--timeout", type=positive_seconds, default=60.0, metavar="S", help="per-case time limit in seconds")
-    p.add_argument("--jobs", type=positive_int, default=check_run.DEFAULT_JOBS, metavar="N",
-                   help=f"worker processes at a time (default {check_run.DEFAULT_JOBS})")
+    p.add_argument("--jobs", type=positive_int, default=isolated.DEFAULT_JOBS, metavar="N",
+                   help=f"worker processes at a time (default {isolated.DEFAULT_JOBS})")
     p.add_argument("--json", metavar="PATH", help="write one record per (impl, op, dtype, case) as JSON")
     p.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
     _add_plugins(p)
@@ -346,7 +344,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from .store import StoreError
+    from .stored import StoreError
 
     try:
         _load_plugins(getattr(args, "plugin", None) or [])  # every command: a bad plugin is always named

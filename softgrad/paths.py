@@ -69,3 +69,12 @@ def reports_dir() -> Path:
 def cache_dir() -> Path:
     """Caches that only save time (the checker's XLA compilation cache); safe to delete."""
     return results_dir() / "cache"
+
+
+def repo_root() -> Path:
+    """The checkout holding ``asv.conf.json`` and ``benchmarks/``: the project root, else softgrad's source."""
+    for candidate in (root(), Path(__file__).resolve().parent.parent):
+        if (candidate / "asv.conf.json").is_file() and (candidate / "benchmarks").is_dir():
+            return candidate
+    raise PathError("asv.conf.json and benchmarks/ not found: run from the softgrad checkout "
+                    "(or set SOFTGRAD_HOME to it)")

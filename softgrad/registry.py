@@ -165,6 +165,7 @@ def _built(impl: Implementation, device: str) -> Mapping[str, Callable[..., Any]
             reason = impl.unavailable_reason()
             if reason:
                 raise RuntimeError(f"{impl.name}: {reason}")
+            get_backend(impl.backend).setup_process()  # the same settings for every entry of a framework
             ops = dict(impl.build(device))
             absent = [op for op in impl.ops if op not in ops]
             if absent:

@@ -18,23 +18,23 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import os
-import re
 import shutil
-import subprocess
 import sys
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from . import children, grid, paths, provenance, registry, store, threads
+from . import paths, registry
+from .bench import grid, threads
+from .bench.asv_driver import (Progress, RunError, asv_config, asv_results_file, ensure_machine, families,
+                               measure_build, publish, run_family, stamp_versions, validate_asv_results)
+from .history import provenance, store
+from .history.dashboard import vendor_dashboard
+from .stored import read_json, write_json
 
-
-class RunError(Exception):
-    """A run cannot start or continue; the message is one line for the user."""
+__all__ = ["RunError", "RunOptions", "run"]
 
 
 @dataclass
@@ -51,231 +51,24 @@ class RunOptions:
     extra_asv_args: list[str] = field(default_factory=list)
 
 
-def repo_root() -> Path:
-    """The checkout holding ``asv.conf.json`` and ``benchmarks/``: the project root, else softgrad's source."""
-    for candidate in (paths.root(), Path(__file__).resolve().parent.parent):
-        if (candidate / "asv.conf.json").is_file() and (candidate / "benchmarks").is_dir():
-            return candidate
-    raise RunError("asv.conf.json and benchmarks/ not found: run from the softgrad checkout "
-                   "(or set SOFTGRAD_HOME to it)")
-
-
-def _branch(repo: Path) -> str | None:
-    out = subprocess.run(["git", "-C", str(repo), "rev-parse", "--abbrev-ref", "HEAD"], capture_output=True, text=True)
-    name = out.stdout.strip()
-    return name if out.returncode == 0 and name and name != "HEAD" else None
-
-
-def asv_config(repo: Path, folder: Path | None = None) -> Path:
-    """Write the asv configuration for runs in the current environment (absolute paths) and return it;
-    ``folder`` puts the configuration, results and HTML there instead (a scratch run)."""
-    conf = {
-        "version": 1,
-        "project": "softgrad",
-        "project_url": "",
-        "repo": str(repo),
-        "dvcs": "git",
-        "environment_type": "virtualenv",
-        "benchmark_dir": str(repo / "benchmarks"),
-        "results_dir": str(folder / "asv" if folder else paths.asv_results_dir()),
-        "html_dir": str(folder / "html" if folder else paths.asv_html_dir()),
-        "env_dir": str(paths.results_dir() / "asv-env"),
-        "show_commit_url": "",
-    }
-    branch = _branch(repo)
-    if branch:
-        conf["branches"] = [branch]
-    path = (folder or paths.results_dir()) / "asv.conf.json"
-    store.write_json(path, conf)
-    return path
-
-
-def validate_asv_results() -> None:
-    """Every JSON file under asv's results folder must parse; a corrupt one is named in a :class:`RunError`."""
-    root = paths.asv_results_dir()
-    if not root.is_dir():
-        return
-    for path in sorted(root.rglob("*.json")):
-        try:
-            data = store.read_json(path)
-        except store.StoreError as exc:
-            raise RunError(str(exc)) from None
-        if not isinstance(data, dict) or "version" not in data:
-            raise RunError(f"{path}: not an asv results file (no 'version' field)")
-        for key in ("params", "requirements", "results", "durations"):  # what softgrad reads or stamps
-            if path.name not in ("machine.json", "benchmarks.json") and not isinstance(data.get(key, {}), dict):
-                raise RunError(f"{path}: not an asv results file ('{key}' is not an object)")
-
-
-def _asv(*args: str) -> list[str]:
-    return children.python("-m", "asv", *args)
-
-
-def _run_python(cmd: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    """A short child Python, from a neutral folder with a safe ``sys.path`` (see :mod:`softgrad.children`)."""
-    return subprocess.run(cmd, capture_output=True, text=True, check=False, env=children.python_env(env),
-                          cwd=children.neutral_cwd())
-
-
-def families(impls: list[registry.Implementation]) -> dict[str, list[registry.Implementation]]:
-    """Available implementations grouped by family, in registry order."""
-    out: dict[str, list[registry.Implementation]] = {}
-    for impl in impls:
-        if impl.available:
-            out.setdefault(impl.family, []).append(impl)
-    return out
-
-
-def bench_regex(impls: list[registry.Implementation]) -> str:
-    names = "|".join(re.escape(grid.class_name(i.name)) for i in impls)
-    return rf"^bench_ops\.({names})\."
-
-
-def asv_results_file(commit: str, root: Path | None = None) -> Path | None:
-    """asv's results file for ``commit`` in the current environment (the newest if several)."""
-    root = root or paths.asv_results_dir()
-    found = [p for p in root.glob(f"*/{commit[:8]}-*.json")] if root.is_dir() else []
-    return max(found, key=lambda p: p.stat().st_mtime) if found else None
-
-
-def stamp_versions(path: Path, versions: dict[str, str], threads_info: dict) -> None:
-    """Record library versions and thread counts in asv's results file (params show on the dashboard)."""
-    data = store.read_json(path)
-    for name, version in versions.items():
-        if version and name != "softgrad":
-            data.setdefault("params", {})[name] = version
-            data.setdefault("requirements", {})[name] = version
-    data.setdefault("params", {})["threads"] = str(threads_info.get("requested") or "default")
-    store.write_json(path, data)
-
-
 def snapshot_results(results: Path, run_: store.Run, impl_names: list[str]) -> None:
     """Copy asv's results into the run, keeping only this run's implementations: asv's file for a commit
     also holds what earlier runs of that commit measured for other implementations."""
-    data = store.read_json(results)
+    data = read_json(results)
     prefixes = tuple(f"bench_ops.{grid.class_name(n)}." for n in impl_names)
     for key in ("results", "durations"):
         data[key] = {k: v for k, v in (data.get(key) or {}).items() if k.startswith(prefixes)}
-    store.write_json(run_.folder / "asv.json", data)
-
-
-class _Progress:
-    def __init__(self, enabled: bool, stream: IO[str]):
-        self.enabled = enabled
-        self.stream = stream
-        self.tty = enabled and stream.isatty()
-
-    def line(self, text: str) -> None:
-        if self.enabled:
-            if self.tty:
-                self.stream.write("\r\033[K")
-            self.stream.write(text + "\n")
-            self.stream.flush()
-
-    def status(self, text: str) -> None:
-        if self.tty:
-            self.stream.write("\r\033[K" + text[: shutil.get_terminal_size().columns - 1])
-            self.stream.flush()
-
-
-def measure_build(names: list[str]) -> dict[str, float | None]:
-    """Cold build time of each entry (import and JIT compile), in a fresh process."""
-    out = _run_python(children.python("-m", "softgrad.buildtime", *names))
-    try:
-        times = json.loads(out.stdout.strip().splitlines()[-1])
-    except (IndexError, ValueError):
-        times = None
-    if not isinstance(times, dict):
-        return {n: None for n in names}
-    return {n: times[n] if isinstance(times.get(n), (int, float)) else None for n in names}
-
-
-#: glibc keeps freed blocks up to 32 MiB in its heap instead of returning them to the OS, so a benchmark's
-#: repeated calls reuse memory that is already mapped (as a training loop's would) instead of paying
-#: fresh page faults on every call: those made the median of an allocating call swing by a third
-#: between two identical runs.
-MALLOC_TUNABLES = "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824"
-
-
-def run_family(cfg: Path, commit: str, family: str, impls: list[registry.Implementation], opts: RunOptions,
-               log_path: Path, progress: _Progress, label: str, bench: list[str] | None = None) -> tuple[int, str]:
-    """One ``asv run`` over one family's benchmarks (or the ``bench`` regexes, each selecting one
-    benchmark and parameter combination); returns asv's exit code and how far it got."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "SOFTGRAD_BENCH_FAMILY": family,
-           grid.GRID_ENV: "quick" if opts.quick else "full", "GLIBC_TUNABLES": MALLOC_TUNABLES}
-    selection = [a for regex in (bench or [bench_regex(impls)]) for a in ("--bench", regex)]
-    cmd = _asv("run", "--config", str(cfg), "--python=same", "--set-commit-hash", commit,
-               *selection, "--launch-method", "forkserver", "-a", f"rounds={opts.rounds}",
-               *opts.extra_asv_args)
-    from .asv_suite import PROGRESS_ENV, combinations
-
-    counter = log_path.with_suffix(".progress")
-    counter.write_text("")
-    env[PROGRESS_ENV] = str(counter)
-    total = opts.rounds * (len(bench) if bench else sum(combinations(i, env[grid.GRID_ENV]) for i in impls))
-    done = threading.Event()
-
-    def count() -> str:
-        with open(counter) as f:
-            return f"{sum(1 for _ in f)}/{total} benchmark processes"
-
-    def report() -> None:
-        last = time.monotonic()
-        while not done.wait(1.0):
-            progress.status(f"{label} {family}: {count()}")
-            if not progress.tty and time.monotonic() - last > 60:  # a log gets a line a minute
-                progress.line(f"{label} {family}: {count()}")
-                last = time.monotonic()
-
-    with open(log_path, "w") as log:
-        # under a guard that kills asv's whole tree if this process dies, and holds the run's lock till then
-        proc = subprocess.Popen(children.guarded(cmd), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                env=children.python_env(env), cwd=children.neutral_cwd(), start_new_session=True,
-                                pass_fds=_held_locks())
-        watcher = threading.Thread(target=report, daemon=True)
-        watcher.start()
-        try:
-            assert proc.stdout is not None
-            for line in proc.stdout:
-                log.write(line)
-            code = proc.wait()
-            done.set()
-            watcher.join()
-            return code, count()
-        except BaseException:
-            children.stop(proc)
-            raise
-        finally:
-            done.set()
-            watcher.join()
-            counter.unlink(missing_ok=True)
-
-
-def ensure_machine(cfg: Path) -> None:
-    """asv needs a machine description; write the default one if this user has none."""
-    if not (Path.home() / ".asv-machine.json").exists():
-        _run_python(_asv("machine", "--yes", "--config", str(cfg)))
-
-
-def publish(cfg: Path) -> Path:
-    out = _run_python(_asv("publish", "--config", str(cfg)))
-    if out.returncode != 0:
-        last = (out.stderr or out.stdout).strip().splitlines()[-1:] or ["(no output)"]
-        raise RunError(f"asv publish failed: {last[0]}")
-    from .dashboard import vendor_dashboard
-
-    vendor_dashboard(paths.asv_html_dir())  # the CDN scripts, shipped with softgrad: works offline
-    return paths.asv_html_dir() / "index.html"
+    write_json(run_.folder / "asv.json", data)
 
 
 def run(opts: RunOptions, stream: IO[str] | None = None) -> int:
     """The main job; returns the exit status (0 ok, 1 when a check failed or a family's benchmarks errored)."""
     stream = stream or sys.stderr
-    progress = _Progress(opts.progress, stream)
+    progress = Progress(opts.progress, stream)
     if opts.threads is not None:
         threads.apply(opts.threads)
     threads.requested()  # a malformed SOFTGRAD_THREADS fails here, before any work
-    repo = repo_root()
+    repo = paths.repo_root()
     commit = provenance.git_commit(repo)
     if not commit:
         raise RunError(f"{repo} is not a git checkout with a commit: asv stores results per commit")
@@ -359,7 +152,7 @@ def _families_stored(run_: store.Run, fams: dict[str, list[registry.Implementati
     return [f for f in claimed if f in fams and all(grid.class_name(i.name) in present for i in fams[f])]
 
 
-def _run_locked(opts: RunOptions, progress: "_Progress", stream: IO[str], repo: Path, commit: str) -> int:
+def _run_locked(opts: RunOptions, progress: "Progress", stream: IO[str], repo: Path, commit: str) -> int:
     validate_asv_results()
     t_start = time.perf_counter()
 
@@ -388,14 +181,14 @@ def _run_locked(opts: RunOptions, progress: "_Progress", stream: IO[str], repo: 
 
     # 1. correctness
     if opts.check and not (run_.folder / "checks.json").exists():
-        from .check_run import CheckSelection, run_checks, summarize
+        from .check.isolated import CheckSelection, run_checks, summarize
 
         sel = CheckSelection(impls=[i.name for i in impls], quick=opts.quick, timeout_s=opts.check_timeout_s,
                              dtypes=grid.dtypes("quick") if opts.quick else None)
         sel.validate()
         progress.line("run [1/4] correctness check")
         records = run_checks(sel, progress=opts.progress, stream=stream)
-        store.write_json(run_.folder / "checks.json", [r.to_dict() for r in records])
+        write_json(run_.folder / "checks.json", [r.to_dict() for r in records])
         import io
 
         table = io.StringIO()
@@ -407,7 +200,7 @@ def _run_locked(opts: RunOptions, progress: "_Progress", stream: IO[str], repo: 
 
     # 2. roofline
     if "copy_bandwidth" not in meta:
-        from .bandwidth import copy_bandwidth
+        from .bench.bandwidth import copy_bandwidth
 
         progress.line("run [2/4] measuring this machine's copy bandwidth")
         bw = copy_bandwidth()
@@ -429,8 +222,10 @@ def _run_locked(opts: RunOptions, progress: "_Progress", stream: IO[str], repo: 
         jit = [i.name for i in fams[family] if i.compiles]
         if jit:
             meta = run_.update_meta(build_s={**meta.get("build_s", {}), **measure_build(jit)})
-        code, reached = run_family(cfg, commit, family, fams[family], opts, run_.folder / f"asv-{family}.log",
-                                   progress, f"run [3/4] [{k}/{len(todo)}]")
+        code, reached = run_family(cfg, commit, family, fams[family], "quick" if opts.quick else "full",
+                                   opts.rounds or 1, run_.folder / f"asv-{family}.log", progress,
+                                   f"run [3/4] [{k}/{len(todo)}]", extra_args=opts.extra_asv_args,
+                                   keep_fds=_held_locks())
         results = asv_results_file(commit)
         if results is not None:
             stamp_versions(results, meta["versions"], meta["threads"])
@@ -453,12 +248,13 @@ def _run_locked(opts: RunOptions, progress: "_Progress", stream: IO[str], repo: 
                        f"{run_.folder}); `softgrad run --resume` times them again")
     progress.line("run [4/4] publishing the dashboard")
     index = publish(cfg)
+    vendor_dashboard(paths.asv_html_dir())  # the CDN scripts, shipped with softgrad: works offline
     shutil.rmtree(paths.cache_dir() / f"numba-{run_.id}", ignore_errors=True)
     meta = run_.update_meta(complete=True, seconds=round(time.perf_counter() - t_start + meta.get("seconds", 0), 1))
     progress.line(f"run: dashboard {index}")
     if opts.report:
         try:
-            from .report import write_report
+            from .history.report import write_report
         except ImportError as exc:
             progress.line(f"run: no report ({exc})")
         else:

@@ -16,8 +16,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from . import registry
-from .cases import CATALOGUE, get_case
-from .checker import JACOBIAN_ELEMENT_BUDGET, check_case
+from .check.cases import CATALOGUE, get_case
+from .check.checker import JACOBIAN_ELEMENT_BUDGET, check_case
 
 
 def conformance_params(names: Iterable[str] | None = None, *, quick_only: bool = False) -> list:

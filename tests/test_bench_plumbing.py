@@ -8,7 +8,9 @@ import os
 import numpy as np
 import pytest
 
-from softgrad import asv_suite, grid, registry, store, threads
+from softgrad.bench import asv_suite, grid, threads
+from softgrad import registry
+from softgrad.history import store
 
 
 @pytest.fixture
@@ -172,7 +174,7 @@ def test_asv_discovery_imports_only_the_named_family_and_starts_no_threads():
 
 
 def test_last_level_cache_is_the_largest_data_cache(tmp_path):
-    from softgrad import provenance
+    from softgrad.history import provenance
 
     for index, kind, size in (("index0", "Data", "48K"), ("index1", "Instruction", "64M"),
                               ("index2", "Unified", "2048K"), ("index3", "Unified", "32M")):

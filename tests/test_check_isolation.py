@@ -15,9 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from softgrad import check_run, registry
-from softgrad.check_run import run_plan
-from softgrad.checker import Record
+from softgrad.check import isolated as check_run
+from softgrad import registry
+from softgrad.check.isolated import run_plan
+from softgrad.check.checker import Record
 
 PLUGINS = Path(__file__).parent / "plugins"
 CASES = ("normal-1", "normal-10")

@@ -6,7 +6,7 @@ import pytest
 
 pd = pytest.importorskip("pandas")
 
-from softgrad.choose import recommend  # noqa: E402
+from softgrad.history.choose import recommend  # noqa: E402
 
 
 def _row(impl, t, q25, q75, passed=True):

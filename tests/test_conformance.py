@@ -11,7 +11,7 @@ its case instead of the session); each test then asserts its own case's record.
 import pytest
 
 from softgrad import registry
-from softgrad.check_run import run_plan
+from softgrad.check.isolated import run_plan
 
 from softgrad.testing import conformance_params
 

@@ -170,7 +170,7 @@ def test_check_json_naming_a_folder_is_refused_before_checking(tmp_path):
 
 def test_report_names_the_folder_it_could_not_write(tmp_path, monkeypatch):
     monkeypatch.setenv("SOFTGRAD_HOME", str(tmp_path))
-    from softgrad import report
+    from softgrad.history import report
 
     def fail(out, warn=None):
         raise PermissionError(13, "Permission denied", str(out))
@@ -272,7 +272,7 @@ def test_numbers_that_are_not_finite_are_refused_by_the_gate_and_the_check():
 # --- a resumed run keeps its own settings --------------------------------------------------------------
 
 def _incomplete_run(home: Path, **fields) -> Path:
-    from softgrad import provenance, store
+    from softgrad.history import provenance, store
 
     commit = provenance.git_commit(REPO)
     folder = home / "results" / "runs" / store.new_run_id(commit)

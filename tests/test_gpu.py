@@ -11,8 +11,8 @@ import importlib.util
 import pytest
 
 from softgrad import registry
-from softgrad.cases import get_case
-from softgrad.checker import check_case
+from softgrad.check.cases import get_case
+from softgrad.check.checker import check_case
 
 pytestmark = pytest.mark.gpu
 
@@ -64,9 +64,9 @@ def test_gpu_timing_is_synchronised_and_the_copy_is_measured():
     read the clock before the kernels finished would report the launch time."""
     import torch
 
-    from softgrad import timer
+    from softgrad.bench import timer
     from softgrad.backends import get_backend
-    from softgrad.bandwidth import gpu_copy_bandwidth
+    from softgrad.bench.bandwidth import gpu_copy_bandwidth
 
     copy = gpu_copy_bandwidth()
     assert copy is not None and copy.gbps > 0, copy
@@ -97,6 +97,6 @@ def test_without_cuda_no_entry_offers_a_gpu():
         if impl.available:
             assert "cuda" not in impl.available_devices(), impl.name
     if importlib.util.find_spec("torch"):
-        from softgrad.bandwidth import gpu_copy_bandwidth
+        from softgrad.bench.bandwidth import gpu_copy_bandwidth
 
         assert gpu_copy_bandwidth() is None

@@ -60,7 +60,7 @@ def at_home(home, monkeypatch):
 
 def test_each_run_is_stored_with_machine_commit_and_versions(at_home):
     home = at_home
-    from softgrad import provenance, results, store
+    from softgrad.history import provenance, results, store
 
     runs = store.complete_runs()
     assert len(runs) == 3
@@ -104,7 +104,7 @@ def test_gate_passes_identical_reruns_and_flags_a_30_percent_slowdown(at_home):
     1.5x slower in one of two runs 20 s apart). The implementation slowed by 30% is flagged, and the
     rerun (of the same slowed code) confirms it."""
     home = at_home
-    from softgrad import store
+    from softgrad.history import store
 
     first, second, slowed = (r.id for r in store.complete_runs())
     raw, raw_flags = _gate(home, first, second)
@@ -125,7 +125,7 @@ def test_gate_passes_identical_reruns_and_flags_a_30_percent_slowdown(at_home):
 
 def test_choose_matches_the_stored_timings_and_skips_the_failing_fastest(at_home):
     home = at_home
-    from softgrad import results
+    from softgrad.history import results
 
     out = softgrad(home, "choose", "--op", "vjp", "--n", "1024", "--batch", "256", "--dtype", "float32", "--json",
                    "--plugin", str(PLUGINS / "slowable.py"), "--plugin", str(PLUGINS / "fast_wrong.py"))
@@ -160,7 +160,7 @@ def test_report_has_every_plot(home):
 
 def test_a_killed_run_keeps_what_it_stored_and_resume_completes_it(at_home):
     home = at_home
-    from softgrad import store
+    from softgrad.history import store
 
     before = {r.id for r in store.all_runs()}
     env = {**os.environ, "SOFTGRAD_HOME": str(home)}

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 import softgrad
-from softgrad.cases import CATALOGUE
-from softgrad.checker import check_case
+from softgrad.check.cases import CATALOGUE
+from softgrad.check.checker import check_case
 
 from mutants import MUTANTS, Mutant, _ops
 

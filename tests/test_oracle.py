@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from softgrad import oracle
+from softgrad.check import oracle
 
 
 def test_uniform_row_is_exactly_uniform():

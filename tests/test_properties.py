@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from softgrad import oracle, properties
-from softgrad.tolerance import tolerance
+from softgrad.check import oracle, properties
+from softgrad.check.tolerance import tolerance
 
 X = np.random.default_rng(7).standard_normal((3, 9))
 G = np.random.default_rng(8).standard_normal((3, 9))

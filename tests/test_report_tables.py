@@ -9,7 +9,7 @@ import pytest
 
 pd = pytest.importorskip("pandas")
 
-from softgrad import report, units  # noqa: E402
+from softgrad.history import report, units  # noqa: E402
 
 
 def _row(impl, op, n, t, q25=None, q75=None, passed=True, batch=1, dtype="float64"):
@@ -52,7 +52,7 @@ def test_writeup_claim_needs_the_claimed_entry():
 
 
 def test_compile_cost_between_tracked_sizes_comes_from_the_nearest_tracked_n():
-    from softgrad import results
+    from softgrad.history import results
 
     df = pd.DataFrame({"run": "r", "impl": "jit", "op": "vjp", "batch": 1, "dtype": "float32", "device": "cpu",
                        "n": [2, 4, 16, 32, 512, 2048, 4096]})

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from softgrad import provenance
+from softgrad.history import provenance
 
 ROOFLINE = Path(__file__).resolve().parents[1] / "benchmarks" / "roofline.py"
 

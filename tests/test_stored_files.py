@@ -27,7 +27,8 @@ pd = pytest.importorskip("pandas")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from softgrad import grid, results, store  # noqa: E402
+from softgrad.bench import asv_results, grid  # noqa: E402
+from softgrad.history import results, store  # noqa: E402
 from softgrad.cli import main  # noqa: E402
 
 IMPLS = ("numpy", "fake-impl")
@@ -168,7 +169,7 @@ def test_nan_and_infinity_in_asv_results_still_load(tmp_path):
     entry = doc["results"][f"bench_ops.{grid.class_name('numpy')}.time_op"]
     entry[0][0], entry[0][1], entry[7][0] = math.nan, math.inf, -math.inf
     _write_store(tmp_path, {(RUN_IDS[1], "asv.json"): json.dumps(doc)})  # NaN and Infinity: asv's JSON
-    rows = results._asv_rows(store.read_json(tmp_path / "results" / "runs" / RUN_IDS[1] / "asv.json"),
+    rows = asv_results.rows(store.read_json(tmp_path / "results" / "runs" / RUN_IDS[1] / "asv.json"),
                              {grid.class_name("numpy"): "numpy"}, "asv.json")
     first, second = (rows[("numpy", "softmax", "1x8", d, "cpu")] for d in DTYPES)
     assert math.isnan(first["time_s"]) and second["time_s"] == math.inf and first["q25_s"] == -math.inf
@@ -389,7 +390,8 @@ def test_report_names_a_hostile_file(tmp_path, case):
 ], ids=["rounds", "threads", "plugins", "impls", "grid", "5000-digits"])
 def test_run_resume_names_a_hostile_meta_json(tmp_path, monkeypatch, change, says):
     """``run --resume`` reads the interrupted run's meta.json before it starts anything."""
-    from softgrad import provenance, runner
+    from softgrad.history import provenance
+    from softgrad import paths, runner
 
     def no_asv(*args, **kwargs):
         raise AssertionError("the damaged meta.json was not caught: the resumed run would start asv")
@@ -401,7 +403,7 @@ def test_run_resume_names_a_hostile_meta_json(tmp_path, monkeypatch, change, say
     _write_store(tmp_path)
     rid = "20260103T000000000000Z-aaaaaaaa"
     meta = {**_meta(rid), "complete": False, "families_done": [],
-            "commit": provenance.git_commit(runner.repo_root())}  # the checkout's: the commit test passes
+            "commit": provenance.git_commit(paths.repo_root())}  # the checkout's: the commit test passes
     path = tmp_path / "results" / "runs" / rid / "meta.json"
     path.parent.mkdir()
     path.write_text(change if isinstance(change, str) else json.dumps({**meta, **change}))

@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from softgrad import contract, oracle
-from softgrad.checker import accuracy
-from softgrad.tolerance import tolerance
+from softgrad import contract
+from softgrad.check import oracle
+from softgrad.check.checker import accuracy
+from softgrad.check.tolerance import tolerance
 
 
 def test_bfloat16_rounding_matches_round_to_nearest_even():

@@ -1,19 +1,15 @@
-"""softgrad's run history on disk: one folder per run, written atomically, never rewritten.
+"""softgrad's JSON files, the one way they are written and read (every layer uses this, it uses nothing).
 
-``results/runs/<run id>/`` holds ``meta.json`` (machine, commit, versions, threads, copy bandwidth, grid,
-whether the run completed), ``checks.json`` (the correctness records) and ``asv.json`` (a copy of asv's
-results for the run's commit, taken when the run ends). asv itself keeps one results file per machine x
-commit x environment, so two runs of one commit would leave one point there; this history keeps both.
-
-Every file is written to a temporary name and renamed into place, so an interrupted run never leaves a
-half-written file. Reading is the other boundary: a file that cannot be read or parsed, or whose fields do
-not have the types softgrad's readers use (:data:`META`, :data:`CHECK_RECORD`, :func:`check_asv`), gets
-:class:`StoreError`, one line naming the file and the field, never a traceback from deeper in.
+- :func:`write_json`: to a temporary name, then renamed into place: an interrupted write never leaves a
+  half-written file.
+- :func:`read_json`: every way a file can fail to read or parse (not JSON, not UTF-8, an integer past
+  Python's digit limit, nesting too deep, a folder) is a :class:`StoreError` naming the file.
+- :class:`Shape` and its combinators describe what a stored value must look like; :func:`check` turns a
+  mismatch into one line naming the file and the field.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 import tempfile
@@ -21,17 +17,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import paths
-
-FORMAT = "softgrad-run/1"
-
 
 class StoreError(Exception):
     """A stored file is corrupt or foreign; the message names it."""
-
-
-def runs_dir() -> Path:
-    return paths.results_dir() / "runs"
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -94,7 +82,7 @@ def _utf8(text: str) -> bool:
     return True
 
 
-def _kind(value: Any) -> str:
+def kind_of(value: Any) -> str:
     """A stored value's JSON type, as a message names it."""
     if value is None:
         return "null"
@@ -131,7 +119,7 @@ class Shape:
 
     def mismatch(self, value: Any, path: str) -> str:
         where = f"field '{path}' " if path else ""
-        return f"{where}must be {self.what}, not {_kind(value)}"
+        return f"{where}must be {self.what}, not {kind_of(value)}"
 
     def or_null(self) -> "Shape":
         return _OrNull(self)
@@ -240,167 +228,8 @@ OBJECT = Shape("an object", lambda v: isinstance(v, dict))
 SCALAR = Shape("a str, number, bool or null", lambda v: v is None or isinstance(v, (bool, float)) or _is_int(v)
                or STR.problem(v) is None)
 
-#: ``meta.json``: what :func:`softgrad.provenance.snapshot` and the runner write, as the readers use it
-#: (results, report, choose, compare, ``run --resume``). Every field but ``format`` may be missing (a run
-#: stores its meta in steps).
-META = Fields({
-    "format": STR,
-    "id": STR,
-    "date": STR.or_null(),
-    "commit": STR.or_null(),
-    "dirty": BOOL,
-    "complete": BOOL,
-    "machine": STR.or_null(),
-    "cpu": STR.or_null(),
-    "cores": POSITIVE_INT.or_null(),
-    "memory_gib": NUMBER.or_null(),
-    "llc_bytes": COUNT.or_null(),
-    "os": STR.or_null(),
-    "arch": STR.or_null(),
-    "python": STR.or_null(),
-    "grid": OneOf("full", "quick"),
-    "impls": ListOf(STR, "a list of str"),
-    "rounds": POSITIVE_INT,
-    "plugins": ListOf(STR, "a list of str"),
-    "families_done": ListOf(STR, "a list of str"),
-    "versions": MapOf(STR.or_null(), "an object of str"),
-    "threads": Fields({"requested": POSITIVE_INT.or_null()}, rest=SCALAR),
-    "copy_bandwidth": Fields({"gbps": NUMBER, "method": STR, "buffer_bytes": COUNT, "repeats": COUNT}),
-    "build_s": MapOf(NUMBER.or_null(), "an object of numbers"),
-    "seconds": NUMBER,
-}, required=("format",))
-
-#: one record of ``checks.json`` (:class:`softgrad.checker.Record`): the fields the readers use are required
-CHECK_RECORD = Fields({
-    "impl": STR,
-    "family": STR,
-    "op": STR,
-    "dtype": STR,
-    "device": STR,
-    "case": STR,
-    "shape": ListOf(COUNT, "a list of non-negative integers"),
-    "verdict": OneOf("pass", "fail", "skip"),
-    "failed": ListOf(STR, "a list of str"),
-    "max_abs_err": NUMBER.or_null(),
-    "max_rel_err": NUMBER.or_null(),
-    "max_ulp_err": NUMBER.or_null(),
-    "ratio": NUMBER.or_null(),
-    "tolerance": STR,
-    "message": STR.or_null(),
-    "seconds": NUMBER,
-}, required=("impl", "op", "dtype", "device", "case", "verdict", "message"), what="a check record")
-
-_NUMBERS = ListOf(NUMBER.or_null(), "a list of numbers").or_null()
-#: the columns of one asv result row that softgrad reads, and what each must be
-ASV_COLUMNS = {"result": _NUMBERS, "params": ListOf(ListOf(STR, "a list of str"), "a list of lists of str"),
-               **{f"stats_{s}": _NUMBERS for s in ("ci_99_a", "ci_99_b", "q_25", "q_75", "repeat")}}
-#: ``asv.json``: asv's results file for the run's commit (results: benchmark name -> one row per
-#: ``result_columns``)
-ASV = Fields({"results": MapOf(Shape("a list", lambda v: isinstance(v, list)), "an object of lists"),
-              "result_columns": ListOf(STR, "a list of str"),
-              "params": OBJECT}, required=("results", "params"), what="an asv results object")
-
-
 def check(shape: Shape, data: Any, path: Path | str, where: str = "") -> None:
     """:class:`StoreError` naming ``path`` (and ``where`` in it) when ``data`` does not fit ``shape``."""
     problem = shape.problem(data)
     if problem:
         raise StoreError(f"{path}: {where}{one_line(problem, 300)}")
-
-
-def check_asv(data: Any, path: Path | str) -> dict[str, Any]:
-    """``data`` (an asv results file's contents) when each benchmark's row has the columns softgrad reads
-    in the types it reads them; else :class:`StoreError` naming the file and the benchmark."""
-    check(ASV, data, path, "not an asv results file: ")
-    cols = data.get("result_columns") or []
-    for name, row in data["results"].items():
-        rec = dict(zip(cols, row))
-        for col, shape in ASV_COLUMNS.items():
-            if col in rec:
-                p = shape.problem(rec[col], col)
-                if p:
-                    raise StoreError(f"{path}: benchmark {one_line(name, 80)}: {one_line(p, 200)}")
-    return data
-
-
-def new_run_id(commit: str | None) -> str:
-    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
-    return f"{stamp}-{(commit or 'nocommit')[:8]}"
-
-
-class Run:
-    """One stored run (a folder under :func:`runs_dir`)."""
-
-    def __init__(self, folder: Path):
-        self.folder = Path(folder)
-
-    @property
-    def id(self) -> str:
-        return self.folder.name
-
-    @property
-    def meta_path(self) -> Path:
-        return self.folder / "meta.json"
-
-    def meta(self) -> dict[str, Any]:
-        """The run's ``meta.json``; :class:`StoreError` naming the file and the field when a field
-        softgrad reads has the wrong type (see :data:`META`)."""
-        meta = read_json(self.meta_path)
-        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-            raise StoreError(f"{self.meta_path}: not a softgrad run (expected format {FORMAT!r})")
-        check(META, meta, self.meta_path)
-        return meta
-
-    def update_meta(self, **fields: Any) -> dict[str, Any]:
-        meta = self.meta() if self.meta_path.exists() else {"format": FORMAT, "id": self.id}
-        meta.update(fields)
-        write_json(self.meta_path, meta)
-        return meta
-
-    @property
-    def complete(self) -> bool:
-        """Whether the run finished; a corrupt or foreign ``meta.json`` raises :class:`StoreError`."""
-        return bool(self.meta().get("complete"))
-
-    def checks(self) -> list[dict[str, Any]]:
-        """The run's correctness records ([] without ``checks.json``); :class:`StoreError` naming the file,
-        the record and the field when one lacks a field softgrad reads or has it in the wrong type."""
-        path = self.folder / "checks.json"
-        if not path.exists():
-            return []
-        data = read_json(path)
-        if not isinstance(data, list):
-            raise StoreError(f"{path}: not a list of softgrad check records (a {_kind(data)})")
-        for k, record in enumerate(data):
-            check(CHECK_RECORD, record, path, f"record {k}: ")
-        return data
-
-    def asv(self) -> dict[str, Any] | None:
-        """The run's copy of asv's results (None without ``asv.json``), checked by :func:`check_asv`."""
-        path = self.folder / "asv.json"
-        if not path.exists():
-            return None
-        return check_asv(read_json(path), path)
-
-
-def create_run(commit: str | None) -> Run:
-    run = Run(runs_dir() / new_run_id(commit))
-    run.folder.mkdir(parents=True, exist_ok=False)
-    return run
-
-
-def all_runs() -> list[Run]:
-    """Every stored run, oldest first (run ids sort by time)."""
-    if not runs_dir().is_dir():
-        return []
-    return [Run(p) for p in sorted(runs_dir().iterdir()) if p.is_dir() and not p.name.startswith(".")]
-
-
-def complete_runs() -> list[Run]:
-    """Runs that finished, oldest first; a corrupt or foreign ``meta.json`` raises :class:`StoreError`."""
-    return [r for r in all_runs() if r.meta_path.exists() and r.meta().get("complete")]
-
-
-def latest_incomplete() -> Run | None:
-    runs = [r for r in all_runs() if r.meta_path.exists() and not r.complete]
-    return runs[-1] if runs else None

@@ -1,6 +1,6 @@
 """This machine's memory-copy bandwidth, the limit that softmax and its VJP are measured against.
 
-Counted as bytes read plus bytes written per second, like :func:`softgrad.grid.bytes_moved`. The copy
+Counted as bytes read plus bytes written per second, like :func:`softgrad.bench.grid.bytes_moved`. The copy
 must use every core: NumPy's copy runs on one thread and is not the limit (on the project's 2-core
 machines it reaches about half), so torch's ``copy_`` or a Numba ``prange`` copy is preferred, and a
 NumPy figure is labelled as a single-thread lower bound.

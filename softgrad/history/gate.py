@@ -15,7 +15,7 @@ A **correctness regression** is an error that crossed its tolerance since the ol
 ``track_error_ratio`` now over 1, or a check case that now fails); one failing in both runs is a known
 failure, not a regression. Exit status: 0 clean, 1 any regression, 2 usage error.
 
-With ``--confirm`` each flagged slowdown is timed again on this checkout (:mod:`softgrad.confirm`) and
+With ``--confirm`` each flagged slowdown is timed again on this checkout (:mod:`softgrad.bench.confirm`) and
 kept only if the rerun is slower by the same test; the ones that do not reproduce are listed as cleared.
 """
 
@@ -100,7 +100,7 @@ class Finding:
 
 def compare_frames(old, new, factor: float = DEFAULT_FACTOR, min_delta_s: float = DEFAULT_MIN_DELTA_S,
                    new_checks=None, old_checks=None) -> tuple[list[Finding], int]:
-    """Findings between two runs' rows (as from :func:`softgrad.results.load`) and the number compared."""
+    """Findings between two runs' rows (as from :func:`softgrad.history.results.load`) and the number compared."""
     keys = ["impl", "op", "shape", "dtype", "device"]
     merged = old.merge(new, on=keys, suffixes=("_old", "_new"))
     timed = merged[np.isfinite(merged["time_s_old"]) & np.isfinite(merged["time_s_new"])]

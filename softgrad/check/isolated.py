@@ -26,11 +26,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from . import paths, registry
+from .. import paths, registry
 from .cases import CATALOGUE, Case, get_case
 from .checker import Record, check_case
-from .children import die_with_parent
-from .contract import OPS, check_dtype, check_op
+from ..children import die_with_parent
+from ..contract import OPS, check_dtype, check_op
 
 #: worker processes at a time (one implementation and dtype each); two on this project's 2-core machines
 DEFAULT_JOBS = max(1, min(2, os.cpu_count() or 1))

@@ -25,7 +25,7 @@ import warnings
 
 import numpy as np
 
-from .contract import DTYPE_INFO, check_dtype
+from ..contract import DTYPE_INFO, check_dtype
 from .oracle import EXT, softmax as oracle_softmax
 
 C0 = 8.0

@@ -12,22 +12,11 @@ from __future__ import annotations
 import os
 import sys
 
-ENV = "SOFTGRAD_THREADS"
+from ..backends import THREADS_ENV, requested_threads
+
+ENV = THREADS_ENV
 _LIBRARY_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS")
-
-
-def requested() -> int | None:
-    """The thread count asked for through ``SOFTGRAD_THREADS``, or None; ValueError if malformed."""
-    raw = os.environ.get(ENV, "").strip()
-    if not raw:
-        return None
-    try:
-        n = int(raw)
-    except ValueError:
-        raise ValueError(f"{ENV} must be a positive integer, not {raw!r}") from None
-    if n < 1:
-        raise ValueError(f"{ENV} must be a positive integer, not {raw!r}")
-    return n
+requested = requested_threads
 
 
 def apply(n: int | None = None) -> int | None:
@@ -45,18 +34,10 @@ def apply(n: int | None = None) -> int | None:
         if "xla_cpu_multi_thread_eigen" not in flags:
             os.environ["XLA_FLAGS"] = (flags + " --xla_cpu_multi_thread_eigen=false").strip()
     if "torch" in sys.modules:
-        set_torch_threads()
+        from ..backends import get_backend
+
+        get_backend("torch").setup_process()
     return n
-
-
-def set_torch_threads() -> None:
-    """Tell an imported torch the requested intra-op thread count (a no-op when none is requested)."""
-    n = requested()
-    if n is not None:
-        import torch
-
-        if torch.get_num_threads() != n:
-            torch.set_num_threads(n)
 
 
 def in_use() -> dict[str, int | str | None]:

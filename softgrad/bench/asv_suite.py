@@ -2,7 +2,7 @@
 
 ``benchmarks/bench_ops.py`` calls :func:`install` to put a class ``Impl_<name>`` into its namespace for
 every registered implementation (plugins from ``SOFTGRAD_PLUGINS`` included). Each class is
-parametrized over ``(op, shape, dtype, device)`` with shapes ``"BxN"`` from :mod:`softgrad.grid` and has
+parametrized over ``(op, shape, dtype, device)`` with shapes ``"BxN"`` from :mod:`softgrad.bench.grid` and has
 
 - ``time_op``: one call, with the device synchronised inside the timed body (the full grid of shapes);
 - ``track_error_ratio``: worst error against the oracle divided by the tolerance (above 1 fails), so a
@@ -10,15 +10,15 @@ parametrized over ``(op, shape, dtype, device)`` with shapes ``"BxN"`` from :mod
 - ``peakmem_op``: the peak resident memory of a process that runs the op once;
 - ``track_first_call_s``, for entries that compile (the registry's ``compiles``): the first call in a
   fresh process (JAX compiles per shape on first call; Numba's kernels are compiled when the entry is
-  built, a cost the runner measures once per run in a cold process, see :mod:`softgrad.buildtime`).
+  built, a cost the runner measures once per run in a cold process, see :mod:`softgrad.bench.buildtime`).
 
 asv starts a process for every combination of every kind, which is most of a sweep's time; the three
-that are not timings run over :func:`softgrad.grid.track_shapes`, a coarser set of row lengths (asv reads
+that are not timings run over :func:`softgrad.bench.grid.track_shapes`, a coarser set of row lengths (asv reads
 ``params`` from the method before the class).
 
 ``setup`` raises ``NotImplementedError`` (asv's way to skip) for a combination the entry does not
-declare, an output past :func:`softgrad.grid.max_output_bytes`, or a warm call slower than
-:data:`softgrad.grid.MAX_CALL_SECONDS`. Inputs move to the device and the first call and a warm-up call
+declare, an output past :func:`softgrad.bench.grid.max_output_bytes`, or a warm call slower than
+:data:`softgrad.bench.grid.MAX_CALL_SECONDS`. Inputs move to the device and the first call and a warm-up call
 happen in ``setup``, never in the timed body.
 
 asv runs every combination in a process forked from one that imported this module. When
@@ -38,10 +38,11 @@ from typing import Any
 
 import numpy as np
 
-from . import grid, registry, threads
-from .backends import get_backend
-from .checker import JACOBIAN_ELEMENT_BUDGET, accuracy
-from .contract import DTYPE_INFO
+from . import grid, threads
+from .. import registry
+from ..backends import get_backend
+from ..check.checker import JACOBIAN_ELEMENT_BUDGET, accuracy
+from ..contract import DTYPE_INFO
 from .timer import make_inputs
 
 FAMILY_ENV = "SOFTGRAD_BENCH_FAMILY"
@@ -50,7 +51,7 @@ FAMILY_ENV = "SOFTGRAD_BENCH_FAMILY"
 PROGRESS_ENV = "SOFTGRAD_BENCH_PROGRESS"
 #: benchmark kinds per class (each runs every parameter combination in a process of its own)
 KINDS = ("time_op", "peakmem_op", "track_error_ratio", "track_first_call_s")
-#: the kinds over the coarser shapes of :func:`softgrad.grid.track_shapes`
+#: the kinds over the coarser shapes of :func:`softgrad.bench.grid.track_shapes`
 TRACK_KINDS = ("peakmem_op", "track_error_ratio", "track_first_call_s")
 
 

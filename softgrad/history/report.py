@@ -18,7 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from . import paths, results, store
+from .. import paths
+from . import results, store
 from .units import format_seconds
 
 #: Size bands of the choice table: (label, smallest n, largest n).

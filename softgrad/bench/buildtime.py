@@ -1,4 +1,4 @@
-"""Cold build time of implementations, measured in a fresh process: ``python -m softgrad.buildtime NAME...``.
+"""Cold build time of implementations, measured in a fresh process: ``python -m softgrad.bench.buildtime NAME...``.
 
 Building an entry imports its framework and, for Numba, compiles its kernels for every declared dtype.
 The runner measures it once per run in a process of its own, with an empty Numba cache folder, and the
@@ -12,7 +12,7 @@ import json
 import sys
 import time
 
-from . import registry
+from .. import registry
 
 
 def measure(names: list[str]) -> dict[str, float | None]:

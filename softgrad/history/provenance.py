@@ -10,7 +10,7 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
-from . import threads
+from ..bench import threads
 
 #: Libraries whose versions are stored with every run (a regression can come from an upgrade).
 TRACKED = ("numpy", "numba", "llvmlite", "torch", "jax", "jaxlib", "asv", "pandas", "softgrad")

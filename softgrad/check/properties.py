@@ -2,7 +2,7 @@
 
 Each function takes an implementation's own results (as float64/longdouble NumPy) for the rows the
 non-finite policy defines, and returns a list of ``(check name, message)`` for what fails. Slack is
-expressed in the same per-element tolerances as the oracle comparison (:mod:`softgrad.tolerance`).
+expressed in the same per-element tolerances as the oracle comparison (:mod:`softgrad.check.tolerance`).
 """
 
 from __future__ import annotations

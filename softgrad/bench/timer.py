@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .backends import get_backend
-from .contract import round_to_dtype
-from .registry import Implementation
+from ..backends import get_backend
+from ..contract import round_to_dtype
+from ..registry import Implementation
 
 
 @dataclass(frozen=True)

@@ -17,10 +17,10 @@ from typing import Any
 import numpy as np
 
 from . import oracle, properties
-from .backends import get_backend
+from ..backends import get_backend
 from .cases import Case, view
-from .contract import DTYPE_INFO, output_problem
-from .registry import Implementation
+from ..contract import DTYPE_INFO, output_problem
+from ..registry import Implementation
 from .tolerance import tolerance
 
 #: Largest Jacobian (elements, batch included) the checker builds; larger cases are skipped.
@@ -90,14 +90,14 @@ def _ulp(values: np.ndarray, dtype: str) -> np.ndarray:
 def accuracy(op: str, dtype: str, x: np.ndarray, g: np.ndarray | None, out: np.ndarray,
              tol: np.ndarray | None = None) -> tuple[dict[str, Any], list[tuple[str, str]]]:
     """Compare ``out`` with the oracle; return the metrics and the problems found. ``tol`` is
-    :func:`softgrad.tolerance.tolerance` for these inputs, when the caller has it already."""
+    :func:`softgrad.check.tolerance.tolerance` for these inputs, when the caller has it already."""
     ref = oracle.reference(op, x, g)
     tol = tolerance(op, dtype, x, g) if tol is None else tol
     got = np.asarray(out, dtype=oracle.EXT)
     want_nan = np.isnan(ref)
     got_nan = np.isnan(got)
     problems: list[tuple[str, str]] = []
-    metrics: dict[str, Any] = {"tolerance": f"u*G(n)*scale, u={DTYPE_INFO[dtype].eps:.3g}, see softgrad.tolerance"}
+    metrics: dict[str, Any] = {"tolerance": f"u*G(n)*scale, u={DTYPE_INFO[dtype].eps:.3g}, see softgrad.check.tolerance"}
     mismatch = want_nan != got_nan
     if mismatch.any():
         idx = tuple(int(i) for i in np.argwhere(mismatch)[0])

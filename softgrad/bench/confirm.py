@@ -19,7 +19,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from . import grid, paths, provenance, registry, store
+from .. import paths, registry
+from ..stored import read_json
+from . import asv_driver, asv_results, grid
 
 #: processes per flagged benchmark in the rerun, pooled (asv ``rounds``)
 CONFIRM_ROUNDS = 2
@@ -37,36 +39,30 @@ def selection_regex(impl: str, op: str, shape: str, dtype: str, device: str) -> 
     return "^" + re.escape(f"bench_ops.{grid.class_name(impl)}.time_op({params})") + "$"
 
 
-def rerun(keys: list[tuple[str, str, str, str, str]], grid_name: str, rounds: int = CONFIRM_ROUNDS,
+def rerun(keys: list[tuple[str, str, str, str, str]], grid_name: str, commit: str, rounds: int = CONFIRM_ROUNDS,
           progress: bool = True) -> dict[tuple, dict[str, float]]:
-    """Time the ``(impl, op, shape, dtype, device)`` combinations again on this checkout; returns their
-    rows (``time_s``, ``q25_s``, ``q75_s``, ...) keyed like the input."""
-    from . import runner
-    from .results import _asv_rows
-
-    repo = runner.repo_root()
-    commit = provenance.git_commit(repo)
-    if not commit:
-        raise ConfirmError(f"{repo} is not a git checkout with a commit")
+    """Time the ``(impl, op, shape, dtype, device)`` combinations again on this checkout (at ``commit``,
+    which asv records them under); returns their rows (``time_s``, ``q25_s``, ``q75_s``, ...) keyed like
+    the input."""
+    repo = paths.repo_root()
     by_family: dict[str, list[tuple]] = {}
     for key in keys:
         by_family.setdefault(registry.get(key[0]).family, []).append(key)
     paths.cache_dir().mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix="confirm-", dir=paths.cache_dir()))
     try:
-        cfg = runner.asv_config(repo, scratch)
-        runner.ensure_machine(cfg)
-        opts = runner.RunOptions(quick=grid_name == "quick", rounds=rounds, progress=progress)
-        status = runner._Progress(progress, sys.stderr)
+        cfg = asv_driver.asv_config(repo, scratch)
+        asv_driver.ensure_machine(cfg)
+        status = asv_driver.Progress(progress, sys.stderr)
         for family, fam_keys in by_family.items():
             impls = [registry.get(n) for n in dict.fromkeys(k[0] for k in fam_keys)]
-            runner.run_family(cfg, commit, family, impls, opts, scratch / f"asv-{family}.log", status,
-                              f"confirm {family}", bench=[selection_regex(*k) for k in fam_keys])
-        found = runner.asv_results_file(commit, scratch / "asv")
+            asv_driver.run_family(cfg, commit, family, impls, grid_name, rounds, scratch / f"asv-{family}.log",
+                                  status, f"confirm {family}", bench=[selection_regex(*k) for k in fam_keys])
+        found = asv_driver.asv_results_file(commit, scratch / "asv")
         if found is None:
             raise ConfirmError(f"the rerun stored no results (asv's logs are kept in {scratch})")
         impl_of = {grid.class_name(k[0]): k[0] for k in keys}
-        rows = _asv_rows(store.read_json(found), impl_of, str(found))
+        rows = asv_results.rows(read_json(found), impl_of, str(found))
     except BaseException:
         raise  # the scratch folder stays, with asv's logs
     shutil.rmtree(scratch, ignore_errors=True)

@@ -6,11 +6,11 @@ relative to tolerance at that shape, first-call and build (JIT) times, peak memo
 achieved bandwidth as a fraction of the copy bandwidth measured in the same run (``in_cache``: the bytes
 fit in the machine's last-level cache, so that figure is not a memory bandwidth), and the
 implementation's correctness verdict from the run's check. :func:`load_checks` gives one row per check
-record. Both read ``results/runs`` (see :mod:`softgrad.store`).
+record. Both read ``results/runs`` (see :mod:`softgrad.history.store`).
 
 Example::
 
-    from softgrad import results
+    from softgrad.history import results
     df = results.load()                      # every run
     last = results.latest(df)                # the newest complete run on this machine
     last.query("op == 'vjp' and n == 1024 and batch == 256 and dtype == 'float32'")
@@ -18,22 +18,14 @@ Example::
 
 from __future__ import annotations
 
-import ast
-import itertools
 import math
-import re
 from typing import Any
 
-from . import grid, registry, store
-from .contract import DTYPE_INFO, DTYPES, OPS
+from .. import registry
+from ..bench import asv_results, grid
+from ..contract import DTYPE_INFO
+from . import store
 
-#: asv benchmark kind -> DataFrame column
-KINDS = {
-    "time_op": "time_s",
-    "track_error_ratio": "error_ratio",
-    "track_first_call_s": "first_call_s",
-    "peakmem_op": "peakmem_bytes",
-}
 RUN_COLUMNS = ("run", "date", "machine", "cpu", "cores", "commit", "grid", "threads", "copy_gbps", "llc_bytes")
 VERSION_COLUMNS = ("numpy", "numba", "torch", "jax")
 
@@ -49,92 +41,6 @@ def clear_win(fastest_q75_s: float, runner_up_q25_s: float) -> bool | None:
 def _class_to_impl(names: list[str]) -> dict[str, str]:
     known = list(dict.fromkeys([*names, *(i.name for i in registry.all_implementations())]))
     return {grid.class_name(n): n for n in known}
-
-
-#: largest batch or row length a stored shape may name
-MAX_DIM = 2**31
-#: a benchmark moves fewer bytes than this (the ``bytes_moved`` column is an int64)
-MAX_BYTES = 2**62
-
-
-def _param_problem(label: str, value: Any) -> str | None:
-    """What is wrong with one of a benchmark's parameter values (op, shape, dtype, device), or None."""
-    if store.STR.problem(value) is not None:
-        return f"{label} {store.one_line(repr(value), 40)} is not a str of UTF-8 text"
-    if label == "op" and value not in OPS:
-        return f"op {store.one_line(repr(value), 40)} is not one of {', '.join(OPS)}"
-    if label == "dtype" and value not in DTYPES:
-        return f"dtype {store.one_line(repr(value), 40)} is not one of {', '.join(DTYPES)}"
-    if label == "shape":
-        m = re.fullmatch(r"([0-9]{1,10})x([0-9]{1,10})", value)
-        if not m or not all(1 <= int(d) <= MAX_DIM for d in m.groups()):
-            return f"shape {store.one_line(repr(value), 40)} is not BxN (batch and row length from 1 to 2**31)"
-    if label == "device" and not value:
-        return "device is empty"
-    return None
-
-
-def _params(rec: dict[str, Any], name: str, source: str) -> list[list[str]]:
-    """A ``bench_ops`` benchmark's parameter lists (op, shape, dtype, device), every value checked."""
-    raw = rec.get("params")
-    if not isinstance(raw, list) or len(raw) != 4:
-        raise store.StoreError(f"{source}: benchmark {name} has malformed params (not 4 lists: op, shape, "
-                               f"dtype, device)")
-    params = []
-    for label, texts in zip(("op", "shape", "dtype", "device"), raw):
-        values = []
-        for text in texts:
-            try:  # asv stores each value as its repr; a hostile string can also exhaust the parser
-                value = ast.literal_eval(text)
-            except (ValueError, SyntaxError, TypeError, RecursionError, MemoryError):
-                raise store.StoreError(f"{source}: benchmark {name} has malformed params: {label} "
-                                       f"{store.one_line(repr(text), 40)} is not a Python literal") from None
-            problem = _param_problem(label, value)
-            if problem:
-                raise store.StoreError(f"{source}: benchmark {name} has malformed params: {problem}")
-            values.append(value)
-        params.append(values)
-    return params
-
-
-def _asv_rows(data: dict[str, Any], impl_of: dict[str, str], source: str) -> dict[tuple, dict[str, Any]]:
-    """The ``bench_ops`` results of one asv results file (``data``, read from ``source``), keyed by
-    (impl, op, shape, dtype, device); :class:`store.StoreError` naming ``source`` and the benchmark when
-    the file is not what asv writes."""
-    store.check_asv(data, source)
-    cols = data.get("result_columns") or []
-    rows: dict[tuple, dict[str, Any]] = {}
-    for name, entry in data["results"].items():
-        parts = name.split(".")
-        if len(parts) != 3 or parts[0] != "bench_ops" or parts[2] not in KINDS:
-            continue
-        impl = impl_of.get(parts[1])
-        if impl is None:
-            continue
-        rec = dict(zip(cols, entry))
-        bench = store.one_line(name, 80)
-        params = _params(rec, bench, source)
-        values = rec.get("result")
-        if not isinstance(values, list):
-            continue
-        column = KINDS[parts[2]]
-        for k, (op, shape, dtype, device) in enumerate(itertools.product(*params)):
-            if k >= len(values):
-                break
-            value = values[k]
-            if grid.bytes_moved(op, *grid.parse_shape(shape), DTYPE_INFO[dtype].itemsize) >= MAX_BYTES:
-                raise store.StoreError(f"{source}: benchmark {bench} has malformed params: {op} {dtype} at shape "
-                                       f"{shape} would move 2**62 bytes or more")
-            key = (impl, op, shape, dtype, device)
-            row = rows.setdefault(key, {})
-            row[column] = math.nan if value is None else float(value)
-            if column == "time_s":
-                for stat, out in (("stats_q_25", "q25_s"), ("stats_q_75", "q75_s"),
-                                  ("stats_ci_99_a", "ci99_low_s"), ("stats_ci_99_b", "ci99_high_s"),
-                                  ("stats_repeat", "repeats")):
-                    seq = rec.get(stat)
-                    row[out] = float(seq[k]) if isinstance(seq, list) and k < len(seq) and seq[k] is not None else math.nan
-    return rows
 
 
 def checks_for(run: store.Run) -> store.Run | None:
@@ -205,7 +111,7 @@ def load(runs: list[store.Run] | None = None, complete_only: bool = True):
         info["checks_from"] = source.id if source else ""
         checks = _check_summary(source.checks()) if source else {}
         impl_of = _class_to_impl(list(meta.get("impls", [])))
-        measured = _asv_rows(data, impl_of, str(run.folder / "asv.json"))
+        measured = asv_results.rows(data, impl_of, str(run.folder / "asv.json"))
         if not measured and meta.get("complete"):
             warnings.append(f"run {run.id} is complete but its {run.folder / 'asv.json'} holds no softgrad "
                             f"benchmark results: left out")

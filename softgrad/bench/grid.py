@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 
-from . import registry
+from .. import registry
 
 #: Row lengths: powers of two from 2 to 4096.
 N_VALUES: tuple[int, ...] = tuple(2**k for k in range(1, 13))

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .contract import OPS, round_to_dtype
+from ..contract import OPS, round_to_dtype
 
 MakeFn = Callable[[np.random.Generator, tuple[int, ...]], np.ndarray]
 LAYOUTS = ("contiguous", "transposed", "sliced")

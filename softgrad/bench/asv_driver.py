@@ -1,0 +1,225 @@
+"""Driving asv: its configuration, one ``asv run`` per family under a guard, publish, and the results file.
+
+:func:`run_family` runs one family's benchmarks (``--python=same``, asv's fork server, the allocator
+settings of :mod:`softgrad.bench.allocator`) with a progress count of benchmark processes started (asv
+reports only when a benchmark's whole grid is done, minutes apart); asv runs under
+:func:`softgrad.children.guarded` with a safe ``sys.path`` from an empty folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO
+
+from .. import children, paths, registry
+from ..stored import StoreError, read_json, write_json
+from . import grid
+from .allocator import MALLOC_TUNABLES
+from .asv_suite import PROGRESS_ENV, combinations
+
+
+class RunError(Exception):
+    """A run cannot start or continue; the message is one line for the user."""
+
+
+def _branch(repo: Path) -> str | None:
+    out = subprocess.run(["git", "-C", str(repo), "rev-parse", "--abbrev-ref", "HEAD"], capture_output=True, text=True)
+    name = out.stdout.strip()
+    return name if out.returncode == 0 and name and name != "HEAD" else None
+
+
+def asv_config(repo: Path, folder: Path | None = None) -> Path:
+    """Write the asv configuration for runs in the current environment (absolute paths) and return it;
+    ``folder`` puts the configuration, results and HTML there instead (a scratch run)."""
+    conf = {
+        "version": 1,
+        "project": "softgrad",
+        "project_url": "",
+        "repo": str(repo),
+        "dvcs": "git",
+        "environment_type": "virtualenv",
+        "benchmark_dir": str(repo / "benchmarks"),
+        "results_dir": str(folder / "asv" if folder else paths.asv_results_dir()),
+        "html_dir": str(folder / "html" if folder else paths.asv_html_dir()),
+        "env_dir": str(paths.results_dir() / "asv-env"),
+        "show_commit_url": "",
+    }
+    branch = _branch(repo)
+    if branch:
+        conf["branches"] = [branch]
+    path = (folder or paths.results_dir()) / "asv.conf.json"
+    write_json(path, conf)
+    return path
+
+
+def validate_asv_results() -> None:
+    """Every JSON file under asv's results folder must parse; a corrupt one is named in a :class:`RunError`."""
+    root = paths.asv_results_dir()
+    if not root.is_dir():
+        return
+    for path in sorted(root.rglob("*.json")):
+        try:
+            data = read_json(path)
+        except StoreError as exc:
+            raise RunError(str(exc)) from None
+        if not isinstance(data, dict) or "version" not in data:
+            raise RunError(f"{path}: not an asv results file (no 'version' field)")
+        for key in ("params", "requirements", "results", "durations"):  # what softgrad reads or stamps
+            if path.name not in ("machine.json", "benchmarks.json") and not isinstance(data.get(key, {}), dict):
+                raise RunError(f"{path}: not an asv results file ('{key}' is not an object)")
+
+
+def _asv(*args: str) -> list[str]:
+    return children.python("-m", "asv", *args)
+
+
+def _run_python(cmd: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """A short child Python, from a neutral folder with a safe ``sys.path`` (see :mod:`softgrad.children`)."""
+    return subprocess.run(cmd, capture_output=True, text=True, check=False, env=children.python_env(env),
+                          cwd=children.neutral_cwd())
+
+
+def families(impls: list[registry.Implementation]) -> dict[str, list[registry.Implementation]]:
+    """Available implementations grouped by family, in registry order."""
+    out: dict[str, list[registry.Implementation]] = {}
+    for impl in impls:
+        if impl.available:
+            out.setdefault(impl.family, []).append(impl)
+    return out
+
+
+def bench_regex(impls: list[registry.Implementation]) -> str:
+    names = "|".join(re.escape(grid.class_name(i.name)) for i in impls)
+    return rf"^bench_ops\.({names})\."
+
+
+def asv_results_file(commit: str, root: Path | None = None) -> Path | None:
+    """asv's results file for ``commit`` in the current environment (the newest if several)."""
+    root = root or paths.asv_results_dir()
+    found = [p for p in root.glob(f"*/{commit[:8]}-*.json")] if root.is_dir() else []
+    return max(found, key=lambda p: p.stat().st_mtime) if found else None
+
+
+def stamp_versions(path: Path, versions: dict[str, str], threads_info: dict) -> None:
+    """Record library versions and thread counts in asv's results file (params show on the dashboard)."""
+    data = read_json(path)
+    for name, version in versions.items():
+        if version and name != "softgrad":
+            data.setdefault("params", {})[name] = version
+            data.setdefault("requirements", {})[name] = version
+    data.setdefault("params", {})["threads"] = str(threads_info.get("requested") or "default")
+    write_json(path, data)
+
+
+class Progress:
+    """Progress lines on a stream (a status line that rewrites itself on a terminal)."""
+
+    def __init__(self, enabled: bool, stream: IO[str]):
+        self.enabled = enabled
+        self.stream = stream
+        self.tty = enabled and stream.isatty()
+
+    def line(self, text: str) -> None:
+        if self.enabled:
+            if self.tty:
+                self.stream.write("\r\033[K")
+            self.stream.write(text + "\n")
+            self.stream.flush()
+
+    def status(self, text: str) -> None:
+        if self.tty:
+            self.stream.write("\r\033[K" + text[: shutil.get_terminal_size().columns - 1])
+            self.stream.flush()
+
+
+def measure_build(names: list[str]) -> dict[str, float | None]:
+    """Cold build time of each entry (import and JIT compile), in a fresh process."""
+    out = _run_python(children.python("-m", "softgrad.bench.buildtime", *names))
+    try:
+        times = json.loads(out.stdout.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        times = None
+    if not isinstance(times, dict):
+        return {n: None for n in names}
+    return {n: times[n] if isinstance(times.get(n), (int, float)) else None for n in names}
+
+
+
+
+def run_family(cfg: Path, commit: str, family: str, impls: list[registry.Implementation], grid_name: str,
+               rounds: int, log_path: Path, progress: Progress, label: str, bench: list[str] | None = None,
+               extra_args: Sequence[str] = (), keep_fds: Sequence[int] = ()) -> tuple[int, str]:
+    """One ``asv run`` over one family's benchmarks (or the ``bench`` regexes, each selecting one
+    benchmark and parameter combination) on the ``grid_name`` grid; returns asv's exit code and how far
+    it got. asv runs under :func:`softgrad.children.guarded`, which inherits ``keep_fds`` (a run's lock)."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "SOFTGRAD_BENCH_FAMILY": family,
+           grid.GRID_ENV: grid_name, "GLIBC_TUNABLES": MALLOC_TUNABLES}
+    selection = [a for regex in (bench or [bench_regex(impls)]) for a in ("--bench", regex)]
+    cmd = _asv("run", "--config", str(cfg), "--python=same", "--set-commit-hash", commit,
+               *selection, "--launch-method", "forkserver", "-a", f"rounds={rounds}", *extra_args)
+
+    counter = log_path.with_suffix(".progress")
+    counter.write_text("")
+    env[PROGRESS_ENV] = str(counter)
+    total = rounds * (len(bench) if bench else sum(combinations(i, env[grid.GRID_ENV]) for i in impls))
+    done = threading.Event()
+
+    def count() -> str:
+        with open(counter) as f:
+            return f"{sum(1 for _ in f)}/{total} benchmark processes"
+
+    def report() -> None:
+        last = time.monotonic()
+        while not done.wait(1.0):
+            progress.status(f"{label} {family}: {count()}")
+            if not progress.tty and time.monotonic() - last > 60:  # a log gets a line a minute
+                progress.line(f"{label} {family}: {count()}")
+                last = time.monotonic()
+
+    with open(log_path, "w") as log:
+        # under a guard that kills asv's whole tree if this process dies, and holds the run's lock till then
+        proc = subprocess.Popen(children.guarded(cmd), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                env=children.python_env(env), cwd=children.neutral_cwd(), start_new_session=True,
+                                pass_fds=tuple(keep_fds))
+        watcher = threading.Thread(target=report, daemon=True)
+        watcher.start()
+        try:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                log.write(line)
+            code = proc.wait()
+            done.set()
+            watcher.join()
+            return code, count()
+        except BaseException:
+            children.stop(proc)
+            raise
+        finally:
+            done.set()
+            watcher.join()
+            counter.unlink(missing_ok=True)
+
+
+def ensure_machine(cfg: Path) -> None:
+    """asv needs a machine description; write the default one if this user has none."""
+    if not (Path.home() / ".asv-machine.json").exists():
+        _run_python(_asv("machine", "--yes", "--config", str(cfg)))
+
+
+def publish(cfg: Path) -> Path:
+    """``asv publish``: the dashboard's HTML under :func:`softgrad.paths.asv_html_dir`; its index.html."""
+    out = _run_python(_asv("publish", "--config", str(cfg)))
+    if out.returncode != 0:
+        last = (out.stderr or out.stdout).strip().splitlines()[-1:] or ["(no output)"]
+        raise RunError(f"asv publish failed: {last[0]}")
+    return paths.asv_html_dir() / "index.html"
+
+

@@ -1,0 +1,136 @@
+"""asv's results files, read: what softgrad takes from them and how it checks them first.
+
+:func:`rows` gives the ``bench_ops`` benchmarks of one results file keyed by ``(impl, op, shape, dtype,
+device)``; :func:`check_asv` is the structure check it (and the run history) applies before reading.
+"""
+
+from __future__ import annotations
+
+import ast
+import itertools
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+from ..contract import DTYPE_INFO, DTYPES, OPS
+from . import grid
+from ..stored import NUMBER, OBJECT, STR, Fields, ListOf, MapOf, Shape, StoreError, check, one_line
+
+#: asv benchmark kind -> DataFrame column
+KINDS = {
+    "time_op": "time_s",
+    "track_error_ratio": "error_ratio",
+    "track_first_call_s": "first_call_s",
+    "peakmem_op": "peakmem_bytes",
+}
+_NUMBERS = ListOf(NUMBER.or_null(), "a list of numbers").or_null()
+#: the columns of one asv result row that softgrad reads, and what each must be
+ASV_COLUMNS = {"result": _NUMBERS, "params": ListOf(ListOf(STR, "a list of str"), "a list of lists of str"),
+               **{f"stats_{s}": _NUMBERS for s in ("ci_99_a", "ci_99_b", "q_25", "q_75", "repeat")}}
+#: ``asv.json``: asv's results file for the run's commit (results: benchmark name -> one row per
+#: ``result_columns``)
+ASV = Fields({"results": MapOf(Shape("a list", lambda v: isinstance(v, list)), "an object of lists"),
+              "result_columns": ListOf(STR, "a list of str"),
+              "params": OBJECT}, required=("results", "params"), what="an asv results object")
+
+
+def check_asv(data: Any, path: Path | str) -> dict[str, Any]:
+    """``data`` (an asv results file's contents) when each benchmark's row has the columns softgrad reads
+    in the types it reads them; else :class:`StoreError` naming the file and the benchmark."""
+    check(ASV, data, path, "not an asv results file: ")
+    cols = data.get("result_columns") or []
+    for name, row in data["results"].items():
+        rec = dict(zip(cols, row))
+        for col, shape in ASV_COLUMNS.items():
+            if col in rec:
+                p = shape.problem(rec[col], col)
+                if p:
+                    raise StoreError(f"{path}: benchmark {one_line(name, 80)}: {one_line(p, 200)}")
+    return data
+
+
+#: largest batch or row length a stored shape may name
+MAX_DIM = 2**31
+#: a benchmark moves fewer bytes than this (the ``bytes_moved`` column is an int64)
+MAX_BYTES = 2**62
+
+
+def _param_problem(label: str, value: Any) -> str | None:
+    """What is wrong with one of a benchmark's parameter values (op, shape, dtype, device), or None."""
+    if STR.problem(value) is not None:
+        return f"{label} {one_line(repr(value), 40)} is not a str of UTF-8 text"
+    if label == "op" and value not in OPS:
+        return f"op {one_line(repr(value), 40)} is not one of {', '.join(OPS)}"
+    if label == "dtype" and value not in DTYPES:
+        return f"dtype {one_line(repr(value), 40)} is not one of {', '.join(DTYPES)}"
+    if label == "shape":
+        m = re.fullmatch(r"([0-9]{1,10})x([0-9]{1,10})", value)
+        if not m or not all(1 <= int(d) <= MAX_DIM for d in m.groups()):
+            return f"shape {one_line(repr(value), 40)} is not BxN (batch and row length from 1 to 2**31)"
+    if label == "device" and not value:
+        return "device is empty"
+    return None
+
+
+def _params(rec: dict[str, Any], name: str, source: str) -> list[list[str]]:
+    """A ``bench_ops`` benchmark's parameter lists (op, shape, dtype, device), every value checked."""
+    raw = rec.get("params")
+    if not isinstance(raw, list) or len(raw) != 4:
+        raise StoreError(f"{source}: benchmark {name} has malformed params (not 4 lists: op, shape, "
+                               f"dtype, device)")
+    params = []
+    for label, texts in zip(("op", "shape", "dtype", "device"), raw):
+        values = []
+        for text in texts:
+            try:  # asv stores each value as its repr; a hostile string can also exhaust the parser
+                value = ast.literal_eval(text)
+            except (ValueError, SyntaxError, TypeError, RecursionError, MemoryError):
+                raise StoreError(f"{source}: benchmark {name} has malformed params: {label} "
+                                       f"{one_line(repr(text), 40)} is not a Python literal") from None
+            problem = _param_problem(label, value)
+            if problem:
+                raise StoreError(f"{source}: benchmark {name} has malformed params: {problem}")
+            values.append(value)
+        params.append(values)
+    return params
+
+
+def rows(data: dict[str, Any], impl_of: dict[str, str], source: str) -> dict[tuple, dict[str, Any]]:
+    """The ``bench_ops`` results of one asv results file (``data``, read from ``source``), keyed by
+    (impl, op, shape, dtype, device); :class:`StoreError` naming ``source`` and the benchmark when
+    the file is not what asv writes."""
+    check_asv(data, source)
+    cols = data.get("result_columns") or []
+    rows: dict[tuple, dict[str, Any]] = {}
+    for name, entry in data["results"].items():
+        parts = name.split(".")
+        if len(parts) != 3 or parts[0] != "bench_ops" or parts[2] not in KINDS:
+            continue
+        impl = impl_of.get(parts[1])
+        if impl is None:
+            continue
+        rec = dict(zip(cols, entry))
+        bench = one_line(name, 80)
+        params = _params(rec, bench, source)
+        values = rec.get("result")
+        if not isinstance(values, list):
+            continue
+        column = KINDS[parts[2]]
+        for k, (op, shape, dtype, device) in enumerate(itertools.product(*params)):
+            if k >= len(values):
+                break
+            value = values[k]
+            if grid.bytes_moved(op, *grid.parse_shape(shape), DTYPE_INFO[dtype].itemsize) >= MAX_BYTES:
+                raise StoreError(f"{source}: benchmark {bench} has malformed params: {op} {dtype} at shape "
+                                       f"{shape} would move 2**62 bytes or more")
+            key = (impl, op, shape, dtype, device)
+            row = rows.setdefault(key, {})
+            row[column] = math.nan if value is None else float(value)
+            if column == "time_s":
+                for stat, out in (("stats_q_25", "q25_s"), ("stats_q_75", "q75_s"),
+                                  ("stats_ci_99_a", "ci99_low_s"), ("stats_ci_99_b", "ci99_high_s"),
+                                  ("stats_repeat", "repeats")):
+                    seq = rec.get(stat)
+                    row[out] = float(seq[k]) if isinstance(seq, list) and k < len(seq) and seq[k] is not None else math.nan
+    return rows

@@ -1,0 +1,165 @@
+"""softgrad's run history on disk: one folder per run, written atomically, never rewritten.
+
+``results/runs/<run id>/`` holds ``meta.json`` (machine, commit, versions, threads, copy bandwidth, grid,
+whether the run completed), ``checks.json`` (the correctness records) and ``asv.json`` (a copy of asv's
+results for the run's commit, taken when the run ends). asv itself keeps one results file per machine x
+commit x environment, so two runs of one commit would leave one point there; this history keeps both.
+
+Each file is checked where it is read (:data:`META`, :data:`CHECK_RECORD`,
+:func:`softgrad.bench.asv_results.check_asv`): a file that cannot be read or parsed, or whose fields do
+not have the types softgrad's readers use, is a :class:`StoreError` naming the file and the field.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+from .. import paths
+from ..bench.asv_results import check_asv
+from ..stored import (BOOL, COUNT, NUMBER, POSITIVE_INT, SCALAR, STR, Fields, ListOf, MapOf, OneOf, StoreError,
+                      check, kind_of, read_json, write_json)
+
+__all__ = ["FORMAT", "META", "CHECK_RECORD", "Run", "StoreError", "all_runs", "complete_runs", "create_run",
+           "latest_incomplete", "new_run_id", "read_json", "runs_dir", "write_json"]
+
+FORMAT = "softgrad-run/1"
+
+
+def runs_dir() -> Path:
+    return paths.results_dir() / "runs"
+
+
+#: ``meta.json``: what :func:`softgrad.history.provenance.snapshot` and the runner write, as the readers use it
+#: (results, report, choose, compare, ``run --resume``). Every field but ``format`` may be missing (a run
+#: stores its meta in steps).
+META = Fields({
+    "format": STR,
+    "id": STR,
+    "date": STR.or_null(),
+    "commit": STR.or_null(),
+    "dirty": BOOL,
+    "complete": BOOL,
+    "machine": STR.or_null(),
+    "cpu": STR.or_null(),
+    "cores": POSITIVE_INT.or_null(),
+    "memory_gib": NUMBER.or_null(),
+    "llc_bytes": COUNT.or_null(),
+    "os": STR.or_null(),
+    "arch": STR.or_null(),
+    "python": STR.or_null(),
+    "grid": OneOf("full", "quick"),
+    "impls": ListOf(STR, "a list of str"),
+    "rounds": POSITIVE_INT,
+    "plugins": ListOf(STR, "a list of str"),
+    "families_done": ListOf(STR, "a list of str"),
+    "versions": MapOf(STR.or_null(), "an object of str"),
+    "threads": Fields({"requested": POSITIVE_INT.or_null()}, rest=SCALAR),
+    "copy_bandwidth": Fields({"gbps": NUMBER, "method": STR, "buffer_bytes": COUNT, "repeats": COUNT}),
+    "build_s": MapOf(NUMBER.or_null(), "an object of numbers"),
+    "seconds": NUMBER,
+}, required=("format",))
+
+#: one record of ``checks.json`` (:class:`softgrad.check.checker.Record`): the fields the readers use are required
+CHECK_RECORD = Fields({
+    "impl": STR,
+    "family": STR,
+    "op": STR,
+    "dtype": STR,
+    "device": STR,
+    "case": STR,
+    "shape": ListOf(COUNT, "a list of non-negative integers"),
+    "verdict": OneOf("pass", "fail", "skip"),
+    "failed": ListOf(STR, "a list of str"),
+    "max_abs_err": NUMBER.or_null(),
+    "max_rel_err": NUMBER.or_null(),
+    "max_ulp_err": NUMBER.or_null(),
+    "ratio": NUMBER.or_null(),
+    "tolerance": STR,
+    "message": STR.or_null(),
+    "seconds": NUMBER,
+}, required=("impl", "op", "dtype", "device", "case", "verdict", "message"), what="a check record")
+
+
+def new_run_id(commit: str | None) -> str:
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    return f"{stamp}-{(commit or 'nocommit')[:8]}"
+
+
+class Run:
+    """One stored run (a folder under :func:`runs_dir`)."""
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+
+    @property
+    def id(self) -> str:
+        return self.folder.name
+
+    @property
+    def meta_path(self) -> Path:
+        return self.folder / "meta.json"
+
+    def meta(self) -> dict[str, Any]:
+        """The run's ``meta.json``; :class:`StoreError` naming the file and the field when a field
+        softgrad reads has the wrong type (see :data:`META`)."""
+        meta = read_json(self.meta_path)
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+            raise StoreError(f"{self.meta_path}: not a softgrad run (expected format {FORMAT!r})")
+        check(META, meta, self.meta_path)
+        return meta
+
+    def update_meta(self, **fields: Any) -> dict[str, Any]:
+        meta = self.meta() if self.meta_path.exists() else {"format": FORMAT, "id": self.id}
+        meta.update(fields)
+        write_json(self.meta_path, meta)
+        return meta
+
+    @property
+    def complete(self) -> bool:
+        """Whether the run finished; a corrupt or foreign ``meta.json`` raises :class:`StoreError`."""
+        return bool(self.meta().get("complete"))
+
+    def checks(self) -> list[dict[str, Any]]:
+        """The run's correctness records ([] without ``checks.json``); :class:`StoreError` naming the file,
+        the record and the field when one lacks a field softgrad reads or has it in the wrong type."""
+        path = self.folder / "checks.json"
+        if not path.exists():
+            return []
+        data = read_json(path)
+        if not isinstance(data, list):
+            raise StoreError(f"{path}: not a list of softgrad check records (a {kind_of(data)})")
+        for k, record in enumerate(data):
+            check(CHECK_RECORD, record, path, f"record {k}: ")
+        return data
+
+    def asv(self) -> dict[str, Any] | None:
+        """The run's copy of asv's results (None without ``asv.json``), checked by :func:`check_asv`."""
+        path = self.folder / "asv.json"
+        if not path.exists():
+            return None
+        return check_asv(read_json(path), path)
+
+
+def create_run(commit: str | None) -> Run:
+    run = Run(runs_dir() / new_run_id(commit))
+    run.folder.mkdir(parents=True, exist_ok=False)
+    return run
+
+
+def all_runs() -> list[Run]:
+    """Every stored run, oldest first (run ids sort by time)."""
+    if not runs_dir().is_dir():
+        return []
+    return [Run(p) for p in sorted(runs_dir().iterdir()) if p.is_dir() and not p.name.startswith(".")]
+
+
+def complete_runs() -> list[Run]:
+    """Runs that finished, oldest first; a corrupt or foreign ``meta.json`` raises :class:`StoreError`."""
+    return [r for r in all_runs() if r.meta_path.exists() and r.meta().get("complete")]
+
+
+def latest_incomplete() -> Run | None:
+    runs = [r for r in all_runs() if r.meta_path.exists() and not r.complete]
+    return runs[-1] if runs else None
