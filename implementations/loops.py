@@ -87,6 +87,7 @@ def vjp(x: np.ndarray, g: np.ndarray) -> np.ndarray:
 @softgrad.implementation(
     "loops",
     family="loops",
+    tags=("writeup",),  # the write-up's first way to get J: nested loops filling a NumPy array
     dtypes=("float64", "float32", "float16"),
     max_n={"softmax": 1 << 16, "vjp": 1 << 16, "jacobian": 1024},
     description="pure-Python nested loops over Python floats filling a NumPy array (the textbook reference)",

@@ -94,6 +94,7 @@ def build_native(device: str):
 @softgrad.implementation(
     "torch-autograd",
     dtypes=_ALL_DTYPES,
+    tags=("writeup", "writeup-claimed"),  # torch.autograd.functional.jacobian, "the fastest" per the write-up
     max_n={"jacobian": 2048},
     description="autograd: autograd.grad for the VJP, autograd.functional.jacobian for J",
     **_FAMILY,
@@ -158,6 +159,7 @@ def build_func(device: str):
 @softgrad.implementation(
     "torch-loops",
     family="torch",
+    tags=("writeup",),  # the write-up's second way: the loops filling a torch tensor element by element
     backend="torch",
     requires=("torch",),
     devices=("cpu",),

@@ -64,6 +64,11 @@ class Implementation:
     compiles: bool = False
     description: str = ""
     source: str = ""
+    #: roles, as data: the report's speedups are over the ``baseline`` entry; tags name groups a report
+    #: section speaks of (``writeup``: the write-up's three ways to get J; ``writeup-claimed``: the one it
+    #: calls the fastest)
+    baseline: bool = False
+    tags: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.name or not self.family:
@@ -86,6 +91,7 @@ class Implementation:
         object.__setattr__(self, "dtypes", tuple(self.dtypes))
         object.__setattr__(self, "devices", tuple(self.devices))
         object.__setattr__(self, "requires", tuple(self.requires))
+        object.__setattr__(self, "tags", tuple(self.tags))
 
     def missing(self) -> list[str]:
         """Modules this entry needs that are not installed (checked without importing them)."""
@@ -108,8 +114,8 @@ class Implementation:
         present = get_backend(self.backend).devices()
         return tuple(d for d in self.devices if d in present)
 
-    def unsupported(self, op: str, dtype: str, device: str = "cpu", n: int | None = None,
-                    size: int | None = None) -> str | None:
+    def unsupported_reason(self, op: str, dtype: str, device: str = "cpu", n: int | None = None,
+                           size: int | None = None) -> str | None:
         """Why this entry does not run ``op`` for ``dtype`` on ``device`` at row length ``n`` and input
         ``size`` (elements), or None."""
         if op not in self.ops:
@@ -125,6 +131,8 @@ class Implementation:
         if size is not None and limit is not None and size > limit:
             return f"{self.name} {op} is limited to inputs of <= {limit} elements"
         return self.unavailable_reason()
+
+    unsupported = unsupported_reason  # the name before unsupported_reason
 
     def ops_for(self, device: str = "cpu") -> Mapping[str, Callable[..., Any]]:
         """The op callables for ``device``, built once and cached."""
@@ -144,6 +152,8 @@ class Implementation:
             "max_n": dict(self.max_n),
             "max_elements": dict(self.max_elements),
             "compiles": self.compiles,
+            "baseline": self.baseline,
+            "tags": list(self.tags),
             "available": reason is None,
             "reason": reason,
             "description": self.description,
@@ -210,6 +220,8 @@ def implementation(
     max_elements: Mapping[str, int] | None = None,
     compiles: bool = False,
     description: str = "",
+    baseline: bool = False,
+    tags: tuple[str, ...] = (),
 ) -> Callable[[BuildFn], BuildFn]:
     """Decorator registering a build function ``build(device) -> {op: callable}`` as an implementation.
 
@@ -239,6 +251,8 @@ def implementation(
                 compiles=compiles,
                 description=description or (build.__doc__ or "").strip().split("\n")[0],
                 source=_source_of(build),
+                baseline=baseline,
+                tags=tags,
             )
         )
         return build
@@ -360,6 +374,11 @@ def all_implementations() -> list[Implementation]:
     return sorted(_REGISTRY.values(), key=lambda i: (i.family, i.name))
 
 
+def with_role(tag: str | None = None, *, baseline: bool = False) -> list[Implementation]:
+    """Registered entries carrying ``tag`` (or, with ``baseline=True``, the baseline entries), by name."""
+    return [i for i in all_implementations() if (baseline and i.baseline) or (tag is not None and tag in i.tags)]
+
+
 def get(name: str) -> Implementation:
     """The implementation called ``name``; ``KeyError`` listing the known names otherwise."""
     load_builtins()
@@ -385,4 +404,5 @@ __all__ = [
     "loaded_plugins",
     "register",
     "unregister",
+    "with_role",
 ]

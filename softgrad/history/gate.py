@@ -1,22 +1,11 @@
 """``softgrad compare``: the regression gate between two stored runs (default: the last two complete ones).
 
-A benchmark is a **speed regression** when its median got slower by more than ``factor`` *and* the two
-runs' interquartile ranges do not overlap (the new run's first quartile is above the old run's third), so
-noise that the samples themselves show is not flagged, *and* it got slower by more than ``min_delta_s``
-(50 us) in absolute terms: each run times a benchmark in a fresh process, and at tens of microseconds
-the process itself (where the allocator's pages land) moves the median by up to 2x on these machines
-(measured on two identical runs: a 24 us allocation-bound call read 42 us in the second).
-
-Times are compared after dividing out the machine's drift between the runs (the median ratio over all
-benchmarks' lower quartile, when it is a slowdown): shared 2-core machines run 10-30% slower for minutes at a time, so
-only ratios within a run are trustworthy, not absolute times across runs.
-
-A **correctness regression** is an error that crossed its tolerance since the old run (a
-``track_error_ratio`` now over 1, or a check case that now fails); one failing in both runs is a known
-failure, not a regression. Exit status: 0 clean, 1 any regression, 2 usage error.
-
-With ``--confirm`` each flagged slowdown is timed again on this checkout (:mod:`softgrad.bench.confirm`) and
-kept only if the rerun is slower by the same test; the ones that do not reproduce are listed as cleared.
+A benchmark is a **speed regression** when, after dividing out the machine's drift between the runs
+(:func:`machine_drift`), its median is slower by more than ``factor``, the interquartile ranges do not
+overlap, and it lost more than ``min_delta_s`` (:func:`slower`). A **correctness regression** is an error
+that crossed its tolerance since the old run, or a check case that now fails (one failing in both runs is
+a known failure). :func:`compare_runs` gives the findings; :func:`confirm_findings` keeps the slowdowns a
+rerun (:mod:`softgrad.bench.confirm`) reproduces.
 """
 
 from __future__ import annotations
@@ -29,6 +18,9 @@ import numpy as np
 from . import results, store
 
 DEFAULT_FACTOR = 1.2
+#: each run times a benchmark in a fresh process, and at tens of microseconds the process itself (where the
+#: allocator's pages land) moved the median by up to 2x on the 2-core machines (a 24 us allocation-bound call
+#: read 42 us in the second of two identical runs): smaller absolute slowdowns are not flagged
 DEFAULT_MIN_DELTA_S = 50e-6
 
 
@@ -37,7 +29,8 @@ MIN_FOR_DRIFT = 8
 
 
 def machine_drift(ratios) -> float:
-    """How much slower the whole machine ran the new run: the lower quartile of the new/old ratios over all
+    """How much slower the whole machine ran the new run (shared 2-core machines ran 10-30% slower for
+    minutes at a time, so only ratios within a run are trustworthy): the lower quartile of the new/old ratios over all
     benchmarks (it assumes at least a quarter of them did not get slower; a median would absorb a
     regression of one implementation out of three), 1 when too few to tell. Never below 1: a faster
     machine must not hide a slowdown, and a uniformly slower one is not a regression of the code."""

@@ -18,17 +18,23 @@ from typing import Any
 
 import numpy as np
 
-from .. import paths
+from .. import paths, registry
 from . import results, store
 from .units import format_seconds
 
 #: Size bands of the choice table: (label, smallest n, largest n).
 BANDS = (("n <= 64", 1, 64), ("64 < n <= 1024", 65, 1024), ("n > 1024", 1025, 1 << 62))
 OPS = ("softmax", "vjp", "jacobian")
-#: The write-up softgrad grew from shows three ways to get J and calls the last "the fastest and most
-#: efficient"; the report checks that claim against the run.
-WRITEUP_JACOBIANS = ("loops", "torch-loops", "torch-autograd")
-WRITEUP_CLAIMED = "torch-autograd"
+
+
+def roles() -> tuple[str, tuple[str, ...], str | None]:
+    """From the registry's role data: the baseline entry of the speedups, the write-up's three ways to get
+    J (tag ``writeup``) and the one it calls "the fastest and most efficient" (tag ``writeup-claimed``),
+    whose claim the report checks against the run."""
+    baseline = next((i.name for i in registry.with_role(baseline=True)), "numpy")
+    writeup = tuple(i.name for i in registry.with_role("writeup"))
+    claimed = next((i.name for i in registry.with_role("writeup-claimed")), None)
+    return baseline, writeup, claimed
 
 
 class ReportError(Exception):
@@ -260,46 +266,50 @@ def _separated(best: tuple, second: tuple | None) -> str:
 def writeup_claim(df, dtype: str):
     """The write-up's three ways to get J against each other and against the fastest passing entry, per
     n at batch 1, and a one-line verdict on its claim that ``torch.autograd.functional.jacobian`` (the
-    ``torch-autograd`` entry) is the fastest. Returns ``(table, verdict)``; an empty table if the run did
-    not measure the claimed entry."""
+    entry tagged ``writeup-claimed``) is the fastest. Returns ``(table, verdict)``; an empty table if the
+    run did not measure the claimed entry."""
     import pandas as pd
+
+    _, writeup, claimed = roles()
+    if claimed is None:
+        return pd.DataFrame(), ""
 
     sub = df[(df["op"] == "jacobian") & (df["batch"] == 1) & (df["dtype"] == dtype) & (df["device"] == "cpu")
              & np.isfinite(df["time_s"])]
-    if WRITEUP_CLAIMED not in set(sub["impl"]):
+    if claimed not in set(sub["impl"]):
         return pd.DataFrame(), ""
     rows = []
     for n, g in sub.groupby("n"):
         times = dict(zip(g["impl"], g["time_s"]))
-        if not any(impl in times for impl in WRITEUP_JACOBIANS):
+        if not any(impl in times for impl in writeup):
             continue  # past every one's size limit
         passing = g[g["passed"]]
         row: dict[str, Any] = {"n": int(n)}
-        for impl in WRITEUP_JACOBIANS:
+        for impl in writeup:
             row[impl] = times.get(impl, math.nan)
-        three = {k: v for k, v in times.items() if k in WRITEUP_JACOBIANS}
+        three = {k: v for k, v in times.items() if k in writeup}
         row["fastest of the three"] = min(three, key=three.get) if len(three) > 1 else "(only one measured)"
         if not passing.empty:
             best = passing.loc[passing["time_s"].idxmin()]
             row["fastest overall"] = best["impl"]
-            row[f"{WRITEUP_CLAIMED} / fastest"] = times[WRITEUP_CLAIMED] / float(best["time_s"]) \
-                if WRITEUP_CLAIMED in times else math.nan
+            row[f"{claimed} / fastest"] = times[claimed] / float(best["time_s"]) \
+                if claimed in times else math.nan
         rows.append(row)
     table = pd.DataFrame(rows)
     if table.empty:
         return table, ""
     raced = table[table["fastest of the three"] != "(only one measured)"]
-    wins = raced[raced["fastest of the three"] == WRITEUP_CLAIMED]["n"].tolist()
-    loses = raced[raced["fastest of the three"] != WRITEUP_CLAIMED]["n"].tolist()
+    wins = raced[raced["fastest of the three"] == claimed]["n"].tolist()
+    loses = raced[raced["fastest of the three"] != claimed]["n"].tolist()
     top = table.iloc[-1]
-    verdict = (f"Among the write-up's three ways, {WRITEUP_CLAIMED} is fastest at n = "
+    verdict = (f"Among the write-up's three ways, {claimed} is fastest at n = "
                f"{', '.join(map(str, wins)) or 'none of the sizes measured'}"
                + (f" and not at n = {', '.join(map(str, loses))}" if loses else "") + ". ")
-    if top.get("fastest overall") == WRITEUP_CLAIMED:
+    if top.get("fastest overall") == claimed:
         verdict += f"At n = {top['n']} it is also the fastest of every entry measured."
     else:
         verdict += (f"Against every entry that passed the correctness check it is "
-                    f"{top[f'{WRITEUP_CLAIMED} / fastest']:.3g}x slower than {top['fastest overall']} at "
+                    f"{top[f'{claimed} / fastest']:.3g}x slower than {top['fastest overall']} at "
                     f"n = {top['n']} (the largest n it was measured at): \"the fastest and most efficient\" "
                     f"holds, at best, among the three.")
     return table, verdict
@@ -360,7 +370,8 @@ def write_report(out_dir: Path | None = None, warn: Callable[[str], None] | None
         figures.append((f"Time vs n, batch {batch}", "median time per call; band: interquartile range",
                         _panels(df, int(batch), dtype, "time_s", "seconds per call", f"time per call ({dtype})",
                                 out_dir / f"time_vs_n_batch{batch}.png", band=("q25_s", "q75_s"))))
-    numpy_t = df[df["impl"] == "numpy"].set_index(["op", "shape", "dtype", "device"])["time_s"]
+    baseline, writeup, _ = roles()
+    numpy_t = df[df["impl"] == baseline].set_index(["op", "shape", "dtype", "device"])["time_s"]
     df = df.copy()
     df["speedup_vs_numpy"] = [numpy_t.get((o, s, d, v), math.nan) / t for o, s, d, v, t in
                               zip(df["op"], df["shape"], df["dtype"], df["device"], df["time_s"])]
@@ -387,7 +398,7 @@ def write_report(out_dir: Path | None = None, warn: Callable[[str], None] | None
     choices = choice_table(df)
     choice_seconds = ("time (geo-mean)", "compile")
     claim, claim_verdict = writeup_claim(df, "float64" if "float64" in set(df["dtype"]) else dtype)
-    claim_seconds = WRITEUP_JACOBIANS
+    claim_seconds = writeup
     meta_rows = pd.DataFrame([
         {"field": k, "value": v} for k, v in (
             ("run", run_id), ("date", meta.get("date")), ("machine", meta.get("machine")), ("cpu", meta.get("cpu")),
