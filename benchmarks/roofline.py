@@ -1,26 +1,15 @@
 """Roofline probe: this machine's copy bandwidth and each implementation's achieved bandwidth, in one run.
 
     python benchmarks/roofline.py                       # the standard set (below), every implementation
-    python benchmarks/roofline.py --impl numba-parallel --impl torch-native
+    python benchmarks/roofline.py --impl NAME --impl NAME2   # some entries (softgrad list names them)
     python benchmarks/roofline.py --op vjp --shape 256x100000 --dtype float32   # one combination
     python benchmarks/roofline.py --threads 2 --json roofline.json
 
-Standard set: softmax and VJP at 4096 x 1024 in float32 and float64 (32 to 96 MiB moved: one to three
-times a 32 MiB last-level cache), the Jacobian at 1 x 2048 (float64; its 32 MiB output can stay in a
-32 MiB last-level cache between calls), at 8 x 2048 (256 MiB, past any cache and past glibc's 32 MiB
-mmap ceiling: each call maps its output afresh and pays the page faults, as a caller would) and at
-64 x 256. Outputs over 32 MiB are all like that (softmax at 16384 x 1024 float32 took 7x the time of
-4096 x 1024 for 4x the data). ``bytes/LLC`` is the bytes moved over the size of the
-last-level cache: at about 1 or below, repeated calls find much of their data in the cache, so the GB/s
-is partly the cache's, not memory's, and can exceed the copy bandwidth (a 32 MiB Jacobian written into a
-32 MiB L3 ran at 1.6x the copy bandwidth). Bytes counted are those that must move (read x, and g, write the
-result; n^2 written per row for the Jacobian), over the median time, as a fraction of the copy bandwidth
-(read + write of a 256 MiB buffer with every core: torch ``copy_``; measured before and after each
-family, whose fractions are of the better of the two). Each family runs in a process of its
-own (frameworks' thread pools disturb each other), with the same thread count for all (``--threads``)
-and the same allocator settings as the asv sweep (``softgrad.bench.allocator.MALLOC_TUNABLES``: without them glibc
-hands a 16 MiB output back to the OS after each call and the next call pays its page faults again; torch's
-native VJP at 4096 x 1024 float32 read 2 ms or 11 ms from one process to the next).
+GB/s counts the bytes that must move (read x, and g; write the result, n^2 per row for the Jacobian) over
+the median time, also as a fraction of the copy bandwidth measured before and after each family (the better
+of the two). Each family runs in a process of its own, with one thread count for all (``--threads``) and
+the asv sweep's allocator settings. What an entry does not declare, or one call would take longer than
+:data:`MAX_CALL_SECONDS` (estimated from one row), is left out.
 """
 
 from __future__ import annotations
@@ -32,30 +21,41 @@ import os
 import subprocess
 import sys
 
+#: softmax and VJP at 4096 x 1024 (32 to 96 MiB moved: one to three times a 32 MiB last-level cache); the
+#: Jacobian at 1 x 2048 float64 (its 32 MiB output can stay in a 32 MiB cache between calls), at 8 x 2048
+#: (256 MiB, past any cache and glibc's 32 MiB mmap ceiling: each call maps its output afresh and pays the
+#: page faults, as a caller would; softmax at 16384 x 1024 float32 took 7x the time of 4096 x 1024 for 4x the
+#: data) and at 64 x 256. ``bytes/LLC`` (bytes moved over the last-level cache): at about 1 or below, repeated
+#: calls find much of their data in the cache and GB/s can pass the copy bandwidth (a 32 MiB Jacobian written
+#: into a 32 MiB L3 ran at 1.6x it). The copy: read + write of a 256 MiB buffer with every core (torch ``copy_``).
 STANDARD = [
     ("softmax", "4096x1024", "float32"), ("softmax", "4096x1024", "float64"),
     ("vjp", "4096x1024", "float32"), ("vjp", "4096x1024", "float64"),
     ("jacobian", "1x2048", "float64"), ("jacobian", "8x2048", "float64"),
     ("jacobian", "64x256", "float32"), ("jacobian", "64x256", "float64"),
 ]
+#: a combination whose one call is estimated (from one row cut to ``PROBE_N``) to take longer is left out:
+#: each is called at least 8 times; the asv grid covers slow entries at small n
+MAX_CALL_SECONDS = 1.0
 
 
 def worker(names: list[str], combos: list[tuple[str, str, str]], device: str, budget_s: float) -> list[dict]:
+    from softgrad.applicability import applicable
     from softgrad.bench import grid, timer
     from softgrad import registry
     from softgrad.contract import DTYPE_INFO
+    from softgrad.prepared import PROBE_N, too_slow
 
     rows = []
     for name in names:
         impl = registry.get(name)
         for op, shape, dtype in combos:
             batch, n = grid.parse_shape(shape)
-            if impl.unsupported(op, dtype, device, n, batch * n) or device not in impl.available_devices():
+            if applicable(impl, op, dtype, device, (batch, n)):
                 continue
-            if impl.family == "loops" or name.endswith("-loops"):
-                continue  # minutes per call at these sizes: the asv grid covers them at small n
-            if name == "torch-autograd" and op == "jacobian" and n > 512:
-                continue  # one backward pass per output row: minutes at n = 2048
+            if too_slow(impl, op, dtype, device, *timer.make_inputs((batch, n), dtype), budget_s=MAX_CALL_SECONDS,
+                        row_n=PROBE_N):
+                continue
             t = timer.time_op(impl, op, (batch, n), dtype, device, min_time=budget_s)
             moved = grid.bytes_moved(op, batch, n, DTYPE_INFO[dtype].itemsize)
             rows.append({"impl": name, "op": op, "shape": shape, "dtype": dtype, "device": device,

@@ -4,7 +4,9 @@
     pytest benchmarks/ --benchmark-compare --benchmark-compare-fail=median:20%   # fail if 20% slower
 
 Every available implementation x op at a few sizes, float32 on CPU (and CUDA when present), JIT warm-up
-and device transfer done before timing, the device synchronised inside the timed call.
+and device transfer done before timing, the device synchronised inside the timed call. What an entry does
+not declare, an output past the quick grid's memory budget, or a call estimated (from one row) to take
+longer than :data:`MAX_CALL_SECONDS` is skipped.
 
 Nothing happens at import: asv's discovery imports every module in ``benchmarks/`` inside its fork
 server, and a device probe here (``jax.devices``) started XLA's thread pool there, so every JAX benchmark
@@ -16,9 +18,11 @@ from __future__ import annotations
 import pytest
 
 from softgrad import registry
+from softgrad.applicability import applicable
 from softgrad.bench import grid
-from softgrad.bench.asv_suite import inputs
-from softgrad.backends import get_backend
+from softgrad.bench.timer import make_inputs
+from softgrad.contract import DTYPE_INFO
+from softgrad.prepared import PROBE_N, prepare, too_slow
 
 try:
     import pytest_benchmark  # noqa: F401
@@ -27,21 +31,22 @@ except ImportError:
 
 SHAPES = ("256x64", "256x1024", "1x1024")
 DTYPE = "float32"
+#: a local gate: pytest-benchmark calls each at least 5 times, for about a second; slower calls (pure-Python
+#: code over a batch, element-by-element tensor writes) are left to the asv grid
+MAX_CALL_SECONDS = 0.05
 
 
 def _params():
     out = []
+    budget = grid.QUICK_MAX_OUTPUT_BYTES // DTYPE_INFO[DTYPE].itemsize
     for impl in registry.all_implementations():
         if not impl.available:
             continue
         for device in impl.available_devices():
             for op in impl.ops:
                 for shape in SHAPES:
-                    batch, n = grid.parse_shape(shape)
-                    if impl.unsupported(op, DTYPE, device, n, batch * n) or (impl.family == "loops" and batch > 1):
+                    if applicable(impl, op, DTYPE, device, grid.parse_shape(shape), max_output_elements=budget):
                         continue
-                    if op == "jacobian" and batch > 1 and n > 256 or impl.name == "torch-loops" and n > 64:
-                        continue  # seconds per call: the asv grid covers these
                     out.append(pytest.param(impl.name, op, shape, device, id=f"{impl.name}-{op}-{shape}-{device}"))
     return out
 
@@ -53,14 +58,12 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 def test_speed(benchmark, name, op, shape, device):
     impl = registry.get(name)
-    backend = get_backend(impl.backend)
-    fn = impl.ops_for(device)[op]
-    batch, n = grid.parse_shape(shape)
-    x, g = inputs(batch, n, DTYPE)
-    args = (backend.from_numpy(x, DTYPE, device),)
-    if op == "vjp":
-        args += (backend.from_numpy(g, DTYPE, device),)
-    backend.wait(fn(*args), device)  # compile and warm up outside the timing
+    x, g = make_inputs(grid.parse_shape(shape), DTYPE)
+    reason = too_slow(impl, op, DTYPE, device, x, g, budget_s=MAX_CALL_SECONDS, row_n=PROBE_N)
+    if reason:
+        pytest.skip(reason)
+    call = prepare(impl, op, DTYPE, device, x, g)
+    call()  # compile and warm up outside the timing
     benchmark.group = f"{op} {shape} {DTYPE} {device}"
     benchmark.extra_info.update(impl=name, family=impl.family)
-    benchmark(lambda: backend.wait(fn(*args), device))
+    benchmark(call)

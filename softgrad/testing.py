@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from . import registry
+from .applicability import applicable
 from .check.cases import CATALOGUE, get_case
 from .check.checker import JACOBIAN_ELEMENT_BUDGET, check_case
 
@@ -25,7 +26,7 @@ def conformance_params(names: Iterable[str] | None = None, *, quick_only: bool =
 
     An implementation whose framework is missing yields one param marked skip with the reason;
     combinations it does not declare (a dtype, an op, a row length past its ``max_n``, a Jacobian past
-    the checker's memory budget) are not generated at all.
+    the checker's memory budget: :func:`softgrad.applicability.applicable`) are not generated at all.
     """
     import pytest
 
@@ -43,9 +44,8 @@ def conformance_params(names: Iterable[str] | None = None, *, quick_only: bool =
                     for case in CATALOGUE:
                         if quick_only and not case.quick:
                             continue
-                        if impl.unsupported(op, dtype, device, case.n, case.rows * case.n) or op not in case.ops:
-                            continue
-                        if op == "jacobian" and case.rows * case.n * case.n > JACOBIAN_ELEMENT_BUDGET:
+                        if op not in case.ops or applicable(impl, op, dtype, device, case.shape,
+                                                            max_output_elements=JACOBIAN_ELEMENT_BUDGET):
                             continue
                         marks = () if case.quick else (pytest.mark.slow,)
                         params.append(pytest.param(impl.name, op, dtype, device, case.name, marks=marks,

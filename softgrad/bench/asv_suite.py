@@ -1,31 +1,12 @@
-"""The asv benchmark classes, generated from the registry: one class per implementation, no copies.
+"""The asv benchmark classes, generated from the registry: one class ``Impl_<name>`` per implementation.
 
-``benchmarks/bench_ops.py`` calls :func:`install` to put a class ``Impl_<name>`` into its namespace for
-every registered implementation (plugins from ``SOFTGRAD_PLUGINS`` included). Each class is
-parametrized over ``(op, shape, dtype, device)`` with shapes ``"BxN"`` from :mod:`softgrad.bench.grid` and has
-
-- ``time_op``: one call, with the device synchronised inside the timed body (the full grid of shapes);
-- ``track_error_ratio``: worst error against the oracle divided by the tolerance (above 1 fails), so a
-  correctness drift shows on the dashboard next to the timings;
-- ``peakmem_op``: the peak resident memory of a process that runs the op once;
-- ``track_first_call_s``, for entries that compile (the registry's ``compiles``): the first call in a
-  fresh process (JAX compiles per shape on first call; Numba's kernels are compiled when the entry is
-  built, a cost the runner measures once per run in a cold process, see :mod:`softgrad.bench.buildtime`).
-
-asv starts a process for every combination of every kind, which is most of a sweep's time; the three
-that are not timings run over :func:`softgrad.bench.grid.track_shapes`, a coarser set of row lengths (asv reads
-``params`` from the method before the class).
-
-``setup`` raises ``NotImplementedError`` (asv's way to skip) for a combination the entry does not
-declare, an output past :func:`softgrad.bench.grid.max_output_bytes`, or a warm call slower than
-:data:`softgrad.bench.grid.MAX_CALL_SECONDS`. Inputs move to the device and the first call and a warm-up call
-happen in ``setup``, never in the timed body.
-
-asv runs every combination in a process forked from one that imported this module. When
-``SOFTGRAD_BENCH_FAMILY`` names a family, that family's framework is imported in that parent process, so
-each forked child starts without the import cost; nothing is built or run there (a thread pool started
-before ``fork`` would break the children: GNU OpenMP refuses). ``softgrad run`` runs asv once per family
-this way (frameworks never share a process, and a crash loses one family's run).
+``benchmarks/bench_ops.py`` calls :func:`install`. Each class is parametrized over ``(op, shape, dtype,
+device)`` (shapes ``"BxN"`` from :mod:`softgrad.bench.grid`) with ``time_op``, ``peakmem_op``,
+``track_error_ratio`` (worst error / tolerance) and, for entries that compile, ``track_first_call_s``.
+``setup`` asks :func:`softgrad.applicability.applicable` and skips (``NotImplementedError``) what does not
+apply or would be too slow; it prepares the call (:func:`softgrad.prepared.prepare`) and makes the first and
+a warm-up call, so the timed body is the call alone. ``SOFTGRAD_BENCH_FAMILY`` names a family whose
+framework is imported before asv forks its benchmark processes.
 """
 
 from __future__ import annotations
@@ -36,22 +17,29 @@ import shutil
 import time
 from typing import Any
 
-import numpy as np
-
-from . import grid, threads
 from .. import registry
+from ..applicability import applicable
 from ..backends import get_backend
 from ..check.checker import JACOBIAN_ELEMENT_BUDGET, accuracy
 from ..contract import DTYPE_INFO
+from ..prepared import prepare, too_slow
+from . import grid, threads
 from .timer import make_inputs
 
+#: a family whose framework is imported in the process asv forks every benchmark process from, so each
+#: starts without the import cost; nothing is built or run there (a thread pool started before ``fork``
+#: breaks the children: GNU OpenMP refuses). ``softgrad run`` runs asv once per family this way
+#: (frameworks never share a process, and a crash loses one family's run).
 FAMILY_ENV = "SOFTGRAD_BENCH_FAMILY"
 #: a file each benchmark process appends one line to as it starts (``softgrad run`` counts them: asv
 #: itself reports only when a benchmark's whole parameter grid is done, minutes apart in the full grid)
 PROGRESS_ENV = "SOFTGRAD_BENCH_PROGRESS"
-#: benchmark kinds per class (each runs every parameter combination in a process of its own)
+#: benchmark kinds per class (each runs every parameter combination in a process of its own);
+#: ``track_first_call_s`` is the first call in a fresh process, for entries that compile (JAX compiles per
+#: shape on first call; Numba compiles when the entry is built, timed once per run by ``bench.buildtime``)
 KINDS = ("time_op", "peakmem_op", "track_error_ratio", "track_first_call_s")
-#: the kinds over the coarser shapes of :func:`softgrad.bench.grid.track_shapes`
+#: the kinds over the coarser shapes of :func:`softgrad.bench.grid.track_shapes`: asv starts a process for
+#: every combination of every kind, most of a sweep's time (asv reads ``params`` from the method first)
 TRACK_KINDS = ("peakmem_op", "track_error_ratio", "track_first_call_s")
 
 
@@ -63,11 +51,6 @@ def kinds(impl: registry.Implementation) -> tuple[str, ...]:
 def devices() -> list[str]:
     """Devices the grid covers: ``cpu``, and ``cuda`` where an NVIDIA driver is installed (no import)."""
     return ["cpu", "cuda"] if shutil.which("nvidia-smi") else ["cpu"]
-
-
-def inputs(batch: int, n: int, dtype: str) -> tuple[np.ndarray, np.ndarray]:
-    """The benchmark's logits (normal, scale 2) and cotangent, fixed by the shape, exact in ``dtype``."""
-    return make_inputs((batch, n), dtype, seed=batch * 100_003 + n)
 
 
 _announced = False
@@ -99,53 +82,34 @@ class OpBenchmark:
         _announce(f"{self.impl_name} {op} {shape} {dtype} {device}")
         impl = registry.get(self.impl_name)
         batch, n = grid.parse_shape(shape)
-        reason = impl.unsupported(op, dtype, device, n, batch * n)
-        if reason is None and device not in impl.available_devices():
-            reason = f"{device} is not present"
-        if reason is None and grid.output_bytes(op, batch, n, DTYPE_INFO[dtype].itemsize) > grid.max_output_bytes():
-            reason = "output larger than the benchmark memory budget"
+        reason = applicable(impl, op, dtype, device, (batch, n), budget="memory",
+                            max_output_elements=grid.max_output_bytes() // DTYPE_INFO[dtype].itemsize)
         if reason:
             raise NotImplementedError(reason)
-        self.backend = get_backend(impl.backend)
-        self.device = device
-        self.fn = impl.ops_for(device)[op]
-        self.x, self.g = inputs(batch, n, dtype)
+        self.x, self.g = make_inputs((batch, n), dtype)
         self.op, self.dtype = op, dtype
-        self.args = (self.backend.from_numpy(self.x, dtype, device),)
-        if op == "vjp":
-            self.args += (self.backend.from_numpy(self.g, dtype, device),)
-        if batch > 1 and not impl.compiles:
-            # Interpreted code (the loops) is linear in the batch: one row predicts the call, so a
-            # combination minutes long is skipped without running it.
-            row = (self.backend.from_numpy(self.x[:1], dtype, device),)
-            if op == "vjp":
-                row += (self.backend.from_numpy(self.g[:1], dtype, device),)
-            self.backend.wait(self.fn(*row), device)  # first calls may pay one-off costs
-            t0 = time.perf_counter()
-            self.backend.wait(self.fn(*row), device)
-            estimate = (time.perf_counter() - t0) * batch
-            if estimate > grid.MAX_CALL_SECONDS:
-                raise NotImplementedError(f"one call would take about {estimate:.2g} s, over the "
-                                          f"{grid.MAX_CALL_SECONDS:g} s budget")
+        if batch > 1:
+            # Interpreted code (the loops) is linear in the batch: one full row predicts the call, so a
+            # combination minutes long is skipped without running it (one probe: what asv's history had).
+            reason = too_slow(impl, op, dtype, device, self.x, self.g, budget_s=grid.MAX_CALL_SECONDS,
+                              refine=False)
+            if reason:
+                raise NotImplementedError(reason)
+        self.call = prepare(impl, op, dtype, device, self.x, self.g)
         t0 = time.perf_counter()
-        self.out = self.backend.to_numpy(self._call())
+        self.out = get_backend(impl.backend).to_numpy(self.call())
         self.first_call_s = time.perf_counter() - t0
         t0 = time.perf_counter()
-        self._call()
+        self.call()
         warm = time.perf_counter() - t0
         if warm > grid.MAX_CALL_SECONDS:
             raise NotImplementedError(f"one call takes {warm:.2g} s, over the {grid.MAX_CALL_SECONDS:g} s budget")
 
-    def _call(self) -> Any:
-        result = self.fn(*self.args)
-        self.backend.wait(result, self.device)
-        return result
-
     def time_op(self, op: str, shape: str, dtype: str, device: str) -> None:
-        self.backend.wait(self.fn(*self.args), self.device)
+        self.call()
 
     def peakmem_op(self, op: str, shape: str, dtype: str, device: str) -> None:
-        self._call()
+        self.call()
 
     def track_error_ratio(self, op: str, shape: str, dtype: str, device: str) -> float:
         if op == "jacobian" and self.x.shape[0] * self.x.shape[1] ** 2 > JACOBIAN_ELEMENT_BUDGET:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..contract import OPS, round_to_dtype
+from ..prepared import view  # noqa: F401  (the layouts' view, applied by the one prepared call)
 
 MakeFn = Callable[[np.random.Generator, tuple[int, ...]], np.ndarray]
 LAYOUTS = ("contiguous", "transposed", "sliced")
@@ -68,15 +69,6 @@ def _to_base(a: np.ndarray, layout: str, base: tuple[int, ...], rng: np.random.G
         out = rng.standard_normal(base) * 1e3  # junk between the used columns, visible if read by mistake
         out[..., ::2] = a
         return out
-    return a
-
-
-def view(a, layout: str):
-    """Apply a case's layout to a native array (NumPy, torch and jax all share this indexing)."""
-    if layout == "transposed":
-        return a.swapaxes(-1, -2) if hasattr(a, "swapaxes") else a.transpose(-1, -2)
-    if layout == "sliced":
-        return a[..., ::2]
     return a
 
 

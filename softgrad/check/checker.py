@@ -17,9 +17,11 @@ from typing import Any
 import numpy as np
 
 from . import oracle, properties
+from ..applicability import applicable
 from ..backends import get_backend
 from .cases import Case, view
 from ..contract import DTYPE_INFO, output_problem
+from ..prepared import prepare
 from ..registry import Implementation
 from .tolerance import tolerance
 
@@ -141,11 +143,10 @@ def check_case(impl: Implementation, op: str, dtype: str, case: Case, device: st
                determinism: bool = True, properties_on: bool = True) -> Record:
     """Run every applicable check of ``impl`` on one op, dtype, device and case."""
     rec = Record(impl.name, impl.family, op, dtype, device, case.name, list(case.shape), "pass")
-    reason = impl.unsupported(op, dtype, device, case.n, case.rows * case.n)
+    reason = applicable(impl, op, dtype, device, case.shape, max_output_elements=JACOBIAN_ELEMENT_BUDGET,
+                        budget="checker's")
     if reason is None and op not in case.ops:
         reason = f"case {case.name} does not apply to {op}"
-    if reason is None and op == "jacobian" and case.rows * case.n * case.n > JACOBIAN_ELEMENT_BUDGET:
-        reason = f"Jacobian of {case.rows}x{case.n}x{case.n} exceeds the checker's budget of {JACOBIAN_ELEMENT_BUDGET} elements"
     if reason is not None:
         rec.verdict, rec.message = "skip", reason
         return rec
@@ -168,21 +169,12 @@ def check_case(impl: Implementation, op: str, dtype: str, case: Case, device: st
 def _run_checks(impl: Implementation, op: str, dtype: str, case: Case, device: str, rec: Record,
                 determinism: bool, properties_on: bool) -> list[tuple[str, str]]:
     backend = get_backend(impl.backend)
-    ops = impl.ops_for(device)
-    fn = ops[op]
     x_base, g_base = case.inputs(dtype)
     x = view(x_base, case.layout)
     g = view(g_base, case.layout)
-    x_nat = view(backend.from_numpy(x_base, dtype, device), case.layout)
-    g_nat = view(backend.from_numpy(g_base, dtype, device), case.layout)
-    args = (x_nat, g_nat) if op == "vjp" else (x_nat,)
-
-    def call(*a: Any) -> Any:
-        result = fn(*a)
-        backend.wait(result, device)
-        return result
-
-    result = call(*args)
+    call = prepare(impl, op, dtype, device, x_base, g_base, layout=case.layout)
+    x_nat = call.x
+    result = call()
     problem = output_problem(op, x.shape, dtype, result, backend.dtype_name(result))
     if problem:
         return [("contract", problem)]
@@ -192,11 +184,11 @@ def _run_checks(impl: Implementation, op: str, dtype: str, case: Case, device: s
     for key in ("max_abs_err", "max_rel_err", "max_ulp_err", "ratio", "tolerance"):
         if key in metrics:
             setattr(rec, key, metrics[key])
-    for name, nat, want in (("x", x_nat, x), ("g", g_nat, g)):
+    for name, nat, want in (("x", x_nat, x), ("g", call.g, g)):
         if (name == "x" or op == "vjp") and not _same_bits(backend.to_numpy(nat).astype(np.float64), want):
             problems.append(("input-modified", f"the input {name} was overwritten by the call"))
     if determinism and case.rows * case.n <= 1 << 20:
-        again = backend.to_numpy(call(*args))
+        again = backend.to_numpy(call())
         if not _same_bits(again, out):
             diff = np.argwhere(~((again == out) | (np.isnan(again) & np.isnan(out))))
             problems.append(("deterministic", f"a second call differed at {diff.shape[0]} entries, first at {diff[0].tolist()}"))

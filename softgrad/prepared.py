@@ -1,0 +1,132 @@
+"""One prepared call of an entry's op, used alike by the checker, the timer, the asv and pytest suites.
+
+:func:`prepare` moves NumPy inputs to the backend's native arrays on the device, applies a case layout
+(:func:`view`), binds ``g`` for the VJP and returns a zero-argument :class:`Prepared` whose call waits for
+the device and returns the native result. :func:`estimate_seconds` predicts one call from a call on one row;
+:func:`too_slow` turns that into a reason to skip, the same for every entry (no entry is skipped by name).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .backends import Backend, get_backend
+from .registry import Implementation
+
+#: the row length a cost probe is cut to (:func:`estimate_seconds`): the pure-Python Jacobian of one such
+#: row takes about 25 ms, torch.autograd.functional.jacobian's about 30 ms
+PROBE_N = 256
+
+
+def view(a: Any, layout: str | None) -> Any:
+    """Apply a case's layout to an array (NumPy, torch and jax all share this indexing): ``transposed``
+    swaps the last two axes, ``sliced`` takes every second column; anything else leaves ``a`` as it is."""
+    if layout == "transposed":
+        return a.swapaxes(-1, -2) if hasattr(a, "swapaxes") else a.transpose(-1, -2)
+    if layout == "sliced":
+        return a[..., ::2]
+    return a
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """``impl``'s ``op`` with its native inputs bound: ``prepared()`` runs it, waits for the device and
+    returns the native result. ``x`` and ``g`` are the native inputs (``g`` is None unless the op is the VJP)."""
+
+    impl: Implementation
+    op: str
+    dtype: str
+    device: str
+    backend: Backend
+    fn: Callable[..., Any]
+    args: tuple[Any, ...]
+
+    def __call__(self) -> Any:
+        result = self.fn(*self.args)
+        self.backend.wait(result, self.device)
+        return result
+
+    @property
+    def x(self) -> Any:
+        return self.args[0]
+
+    @property
+    def g(self) -> Any:
+        return self.args[1] if len(self.args) > 1 else None
+
+
+def prepare(impl: Implementation, op: str, dtype: str, device: str, x: np.ndarray, g: np.ndarray | None = None,
+            *, layout: str | None = None) -> Prepared:
+    """The call of ``impl``'s ``op`` on ``x`` (and ``g`` for the VJP) as native ``dtype`` arrays on ``device``,
+    each seen through ``layout`` (a case's layout: ``x`` and ``g`` are then its base arrays)."""
+    backend = get_backend(impl.backend)
+    fn = impl.ops_for(device)[op]
+    args: tuple[Any, ...] = (view(backend.from_numpy(x, dtype, device), layout),)
+    if op == "vjp":
+        if g is None:
+            raise ValueError(f"{impl.name} vjp needs a cotangent g")
+        args += (view(backend.from_numpy(g, dtype, device), layout),)
+    return Prepared(impl, op, dtype, device, backend, fn, args)
+
+
+def estimate_seconds(impl: Implementation, op: str, dtype: str, device: str, x: np.ndarray,
+                     g: np.ndarray | None = None, *, row_n: int | None = None, budget_s: float | None = None) -> float:
+    """About how long one warm call on ``x`` (rows of ``n``) takes, without running it: a warm call on the
+    first row, cut to ``row_n`` entries (default: all ``n``), scaled by the rows and by ``n / row_n``
+    (``(n / row_n)^2`` for the Jacobian, whose work is its n^2 output); the probe's first call runs untimed.
+
+    That is right for interpreted code, linear in its output; a fixed per-call cost is scaled up with it, and
+    code whose cost grows faster with the batch (``torch.autograd.functional.jacobian``) is underestimated.
+    With ``budget_s``, a probe estimated over it is taken again (best of two calls) on twice the rows, then
+    twice the row length, until the estimate fits, the probe alone passes ``budget_s``, the probe is the whole
+    input, or the probe's time grew about as its work did, within a factor of 1.5, twice in a row (not flat, so
+    per-call costs no longer dominate; not a jump, such as a thread pool waking for a second row).
+    """
+    n = x.shape[-1]
+    rows = math.prod(x.shape[:-1])
+    if rows == 0 or n == 0:
+        return 0.0
+    xs = np.reshape(x, (rows, n))
+    gs = None if g is None else np.reshape(g, (rows, n))
+    power = 2 if op == "jacobian" else 1
+    r, m = 1, n if row_n is None else max(1, min(row_n, n))
+    previous: tuple[float, float] | None = None  # (seconds, work) of the last probe
+    steady = 0  # probes in a row whose time grew as their work did
+    while True:
+        call = prepare(impl, op, dtype, device, xs[:r, :m], None if gs is None else gs[:r, :m])
+        call()
+        t = math.inf
+        for _ in range(1 if budget_s is None else 2):
+            t0 = time.perf_counter()
+            call()
+            t = min(t, time.perf_counter() - t0)
+        work = r * m**power
+        estimate = t * rows * n**power / work
+        grew = (t / previous[0]) / (work / previous[1]) if previous and previous[0] > 0 else 0.0
+        steady = steady + 1 if 1 / 1.5 <= grew <= 1.5 else 0
+        if budget_s is None or work == rows * n**power or estimate <= budget_s or t > budget_s or steady == 2:
+            return estimate
+        previous = (t, work)
+        r, m = (min(rows, 2 * r), m) if r < rows else (r, min(n, 2 * m))
+
+
+def too_slow(impl: Implementation, op: str, dtype: str, device: str, x: np.ndarray, g: np.ndarray | None = None,
+             *, budget_s: float, row_n: int | None = None, refine: bool = True) -> str | None:
+    """Why one call on ``x`` would take longer than ``budget_s`` (:func:`estimate_seconds`, with ``budget_s``
+    unless ``refine`` is false: then from the one probe alone), or None. Entries that compile are not
+    estimated: a probe would compile its own shape, and compiled code is fast."""
+    if impl.compiles:
+        return None
+    estimate = estimate_seconds(impl, op, dtype, device, x, g, row_n=row_n, budget_s=budget_s if refine else None)
+    if estimate > budget_s:
+        return f"one call would take about {estimate:.2g} s, over the {budget_s:g} s budget"
+    return None
+
+
+__all__ = ["PROBE_N", "Prepared", "estimate_seconds", "prepare", "too_slow", "view"]

@@ -1,0 +1,134 @@
+"""The one applicability rule and the one prepared call: every reason, g bound, a layout, the cost probe."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from softgrad import registry
+from softgrad.applicability import applicable, output_elements
+from softgrad.check import oracle
+from softgrad.prepared import estimate_seconds, prepare, too_slow
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _numpy_ops(device: str):
+    def softmax(x):
+        e = np.exp(x - x.max(-1, keepdims=True))
+        return e / e.sum(-1, keepdims=True)
+
+    def jacobian(x):
+        s = softmax(x)
+        return s[..., :, None] * (np.eye(x.shape[-1]) - s[..., None, :])
+
+    def vjp(x, g):
+        s = softmax(x)
+        return s * (g - (s * g).sum(-1, keepdims=True))
+
+    return {"softmax": softmax, "jacobian": jacobian, "vjp": vjp}
+
+
+@pytest.fixture
+def entry():
+    """A throwaway NumPy entry: softmax and vjp only, float64, cpu and (declared, never present) cuda."""
+    impl = registry.register(registry.Implementation(
+        name="applicability-probe", family="applicability-probe", build=_numpy_ops, ops=("softmax", "vjp"),
+        dtypes=("float64",), devices=("cpu", "cuda"), max_n={"softmax": 64}, max_elements={"vjp": 1000}))
+    yield impl
+    registry.unregister(impl.name)
+
+
+def test_applicable_gives_each_reason(entry):
+    assert applicable(entry, "softmax", "float64", "cpu", (4, 64)) is None
+    assert "does not implement jacobian" in applicable(entry, "jacobian", "float64", "cpu", (4, 8))
+    assert "does not support float32" in applicable(entry, "softmax", "float32", "cpu", (4, 8))
+    assert "does not run on mps" in applicable(entry, "softmax", "float64", "mps", (4, 8))
+    assert "limited to n <= 64" in applicable(entry, "softmax", "float64", "cpu", (1, 65))
+    assert "inputs of <= 1000 elements" in applicable(entry, "vjp", "float64", "cpu", (2, 501))
+    assert applicable(entry, "softmax", "float64", "cuda", (4, 8)) == "cuda is not present"
+
+
+def test_output_budget_counts_the_result():
+    impl = registry.get("numpy")
+    assert output_elements("jacobian", (2, 3, 4)) == 6 * 16 and output_elements("vjp", (5,)) == 5
+    assert applicable(impl, "jacobian", "float64", "cpu", (4, 8), max_output_elements=256) is None
+    assert applicable(impl, "jacobian", "float64", "cpu", (4, 8), max_output_elements=255) == (
+        "Jacobian of 4x8x8 exceeds the output budget of 255 elements")
+    assert applicable(impl, "softmax", "float64", "cpu", (4, 8), max_output_elements=31,
+                      budget="memory") == "softmax of 4x8 exceeds the memory budget of 31 elements"
+    assert applicable(impl, "softmax", "float64", "cpu", (4, 8), max_output_elements=32) is None
+
+
+def test_prepare_binds_g_for_the_vjp():
+    rng = np.random.default_rng(1)
+    x, g = rng.standard_normal((3, 5)), rng.standard_normal((3, 5))
+    call = prepare(registry.get("numpy"), "vjp", "float64", "cpu", x, g)
+    assert call.g is not None and np.array_equal(call.g, g) and call.g is not g  # native copies
+    np.testing.assert_allclose(call(), oracle.reference("vjp", x, g), rtol=1e-12, atol=1e-15)
+    assert prepare(registry.get("numpy"), "softmax", "float64", "cpu", x, g).args == (pytest.approx(x),)
+    with pytest.raises(ValueError, match="cotangent"):
+        prepare(registry.get("numpy"), "vjp", "float64", "cpu", x)
+
+
+def test_prepare_applies_a_transposed_layout():
+    base = np.random.default_rng(2).standard_normal((6, 4))  # (n, batch): the implementation sees base.T
+    call = prepare(registry.get("numpy"), "softmax", "float32", "cpu", base, layout="transposed")
+    assert call.x.shape == (4, 6) and not call.x.flags.c_contiguous and call.x.dtype == np.float32
+    np.testing.assert_allclose(call(), oracle.reference("softmax", base.T.astype(np.float32), None), rtol=1e-6)
+
+
+def test_estimate_probes_one_short_row_and_scales(entry):
+    seen: list[tuple[int, ...]] = []
+
+    def slow_ops(device):
+        def softmax(x):
+            seen.append(x.shape)
+            time.sleep(0.002 * x.shape[0])
+            return x
+
+        return {"softmax": softmax, "vjp": lambda x, g: x}
+
+    impl = registry.register(registry.Implementation(name="applicability-slow", family="applicability-slow",
+                                                     build=slow_ops, ops=("softmax", "vjp"), dtypes=("float64",)))
+    try:
+        x = np.zeros((50, 16))
+        estimate = estimate_seconds(impl, "softmax", "float64", "cpu", x, row_n=4)
+        assert seen == [(1, 4), (1, 4)] and 0.002 * 50 * 4 <= estimate < 1.0 * 50 * 4
+        assert "over the 0.01 s budget" in too_slow(impl, "softmax", "float64", "cpu", x, budget_s=0.01)
+        assert too_slow(impl, "softmax", "float64", "cpu", x, budget_s=1e3) is None
+        assert estimate_seconds(impl, "softmax", "float64", "cpu", np.zeros((0, 16))) == 0.0
+    finally:
+        registry.unregister(impl.name)
+
+
+def test_a_fixed_per_call_cost_is_not_scaled_by_the_batch():
+    def fixed_ops(device):
+        def softmax(x):
+            time.sleep(0.005)  # the same for one row or fifty: a per-call cost
+            return x
+
+        return {"softmax": softmax}
+
+    impl = registry.register(registry.Implementation(name="applicability-fixed", family="applicability-fixed",
+                                                     build=fixed_ops, ops=("softmax",), dtypes=("float64",)))
+    try:
+        x = np.zeros((50, 8))
+        assert estimate_seconds(impl, "softmax", "float64", "cpu", x) >= 0.005 * 50  # one probe: scaled
+        assert estimate_seconds(impl, "softmax", "float64", "cpu", x, budget_s=0.1) <= 0.1  # more rows probed
+        assert too_slow(impl, "softmax", "float64", "cpu", x, budget_s=0.1) is None
+        assert too_slow(impl, "softmax", "float64", "cpu", x, budget_s=0.1, refine=False) is not None
+    finally:
+        registry.unregister(impl.name)
+
+
+def test_no_entry_is_skipped_by_name_in_the_benchmark_scripts():
+    names = [impl.name for impl in registry.all_implementations()]
+    for path in (ROOT / "benchmarks" / "roofline.py", ROOT / "benchmarks" / "test_speed.py"):
+        text = path.read_text()
+        found = [n for n in names if re.search(rf"(?<![\w.+-]){re.escape(n)}(?![\w.+-])", text)]
+        assert not found, f"{path.name} names registered entries {found}"
