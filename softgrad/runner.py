@@ -36,6 +36,13 @@ from .stored import read_json, write_json
 
 __all__ = ["RunError", "RunOptions", "run"]
 
+# names this module had before asv's driving moved to softgrad.bench.asv_driver
+from .bench.allocator import MALLOC_TUNABLES  # noqa: E402,F401
+from .bench.asv_driver import bench_regex  # noqa: E402,F401
+
+repo_root = paths.repo_root
+_Progress = Progress
+
 
 @dataclass
 class RunOptions:

@@ -26,6 +26,10 @@ from ..bench import asv_results, grid
 from ..contract import DTYPE_INFO
 from . import store
 
+#: names this module had before reading asv's files moved to softgrad.bench.asv_results
+KINDS = asv_results.KINDS
+_asv_rows = asv_results.rows
+
 RUN_COLUMNS = ("run", "date", "machine", "cpu", "cores", "commit", "grid", "threads", "copy_gbps", "llc_bytes")
 VERSION_COLUMNS = ("numpy", "numba", "torch", "jax")
 
