@@ -139,28 +139,28 @@ def _kill_tree() -> None:
                 break
 
 
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+
 def _guard(parent: int, cmd: list[str]) -> int:
     adopted = _prctl(_PR_SET_CHILD_SUBREAPER, 1)
-    stopping = False
 
     def on_signal(signum: int, frame: object) -> None:
-        nonlocal stopping
-        stopping = True
+        for sig in _STOP_SIGNALS:  # a second signal must not interrupt the cleanup below
+            signal.signal(sig, signal.SIG_IGN)
         raise KeyboardInterrupt
 
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+    for sig in _STOP_SIGNALS:
         signal.signal(sig, on_signal)
     die_with_parent(parent, signal.SIGTERM)
-    code = 1
     try:
-        child = subprocess.Popen(cmd)
-        code = child.wait()
+        code = subprocess.Popen(cmd).wait()
     except KeyboardInterrupt:
         code = 128 + signal.SIGTERM
     finally:
         if adopted:
             _kill_tree()
-    return code if not stopping else 128 + signal.SIGTERM
+    return code
 
 
 def main(argv: Sequence[str]) -> int:

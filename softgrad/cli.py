@@ -19,6 +19,7 @@ from typing import NoReturn
 from .check import isolated
 from . import paths, registry
 from .contract import DTYPES, OPS
+from .stored import StoreError, one_line
 
 DEBUG_ENV = "SOFTGRAD_DEBUG"
 
@@ -58,8 +59,6 @@ slowdown_factor = _number(float, "a factor >= 1", lambda v: v >= 1)
 
 
 def _one_line(text: object) -> str:
-    from .stored import one_line
-
     return one_line(text, limit=2000) or "(no message)"
 
 
@@ -160,7 +159,6 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from .runner import RunError, RunOptions, run
-    from .stored import StoreError
 
     registry.export_plugins()  # asv's benchmark processes load the same plugins
     for name in args.impl or []:
@@ -173,19 +171,18 @@ def cmd_run(args: argparse.Namespace) -> int:
                       check=not args.no_check, report=not args.no_report, progress=not args.no_progress)
     try:
         return run(opts)
-    except (RunError, StoreError, ValueError) as exc:
+    except (RunError, ValueError) as exc:
         raise UsageError(str(exc)) from None
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     from .history.report import ReportError, write_report
-    from .stored import StoreError
 
     out = Path(args.out) if args.out else paths.reports_dir()
     try:
         index = write_report(out, warn=lambda text: print(f"softgrad report: warning: {_one_line(text)}",
                                                             file=sys.stderr))
-    except (ReportError, StoreError) as exc:
+    except ReportError as exc:
         raise UsageError(str(exc)) from None
     except OSError as exc:
         raise UsageError(f"cannot write the report to {out}: {exc.strerror or exc}") from None
@@ -196,14 +193,10 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_choose(args: argparse.Namespace) -> int:
     from .history import results
     from .history.choose import NoResult, recommend
-    from .stored import StoreError
 
     _check_devices([args.device])
-    try:
-        loaded = results.load()
-        df = results.latest(loaded)
-    except StoreError as exc:
-        raise UsageError(str(exc)) from None
+    loaded = results.load()  # a bad stored file: StoreError, one line from main
+    df = results.latest(loaded)
     _warn(args, loaded)
     if df.empty:
         raise UsageError("no complete run stored yet: run `softgrad run --quick` (or `make bench`) first")
@@ -233,12 +226,8 @@ def _warn(args: argparse.Namespace, df: object) -> None:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from .history.gate import compare_runs, confirm_findings
-    from .stored import StoreError
 
-    try:
-        old, new, findings, n = compare_runs(args.old, args.new, args.factor, args.min_delta)
-    except StoreError as exc:
-        raise UsageError(str(exc)) from None
+    old, new, findings, n = compare_runs(args.old, args.new, args.factor, args.min_delta)
     print(f"compared {n} benchmarks: {old.id} -> {new.id}")
     cleared = []
     if args.confirm and any(f.kind == "slower" for f in findings):
@@ -344,12 +333,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from .stored import StoreError
-
     try:
         _load_plugins(getattr(args, "plugin", None) or [])  # every command: a bad plugin is always named
         return int(args.func(args) or 0)
-    except (UsageError, registry.PluginError, StoreError, paths.PathError) as exc:
+    except (UsageError, registry.PluginError, StoreError, paths.PathError) as exc:  # one line, exit 2
         print(f"softgrad {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -79,14 +79,16 @@ def run(opts: RunOptions, stream: IO[str] | None = None) -> int:
     commit = provenance.git_commit(repo)
     if not commit:
         raise RunError(f"{repo} is not a git checkout with a commit: asv stores results per commit")
-    with _exclusive(paths.results_dir()):
-        return _run_locked(opts, progress, stream, repo, commit)
+    with _exclusive(paths.results_dir()) as lock_fd:
+        return _run_locked(opts, progress, stream, repo, commit, lock_fd)
 
 
 @contextlib.contextmanager
 def _exclusive(results: Path):
     """One ``softgrad run`` at a time per results folder: two would write the same asv results file
-    (one per machine and commit) and the same run's families."""
+    (one per machine and commit) and the same run's families. Yields the lock's file descriptor: asv's
+    guard inherits it, so the lock stays held while any benchmark process of the run lives (a flock is
+    released when its last descriptor closes)."""
     import fcntl
 
     results.mkdir(parents=True, exist_ok=True)
@@ -103,21 +105,10 @@ def _exclusive(results: Path):
         lock.truncate()
         lock.write(str(os.getpid()))
         lock.flush()
-        _LOCK_FDS.append(lock.fileno())
         try:
-            yield
+            yield lock.fileno()
         finally:
-            _LOCK_FDS.remove(lock.fileno())
             fcntl.flock(lock, fcntl.LOCK_UN)
-
-
-#: file descriptors of the run locks this process holds: asv's guard inherits them, so a lock stays held
-#: while any benchmark process of the run lives (a flock is released when its last descriptor closes)
-_LOCK_FDS: list[int] = []
-
-
-def _held_locks() -> tuple[int, ...]:
-    return tuple(_LOCK_FDS)
 
 
 def _resumed(opts: RunOptions, meta: dict) -> RunOptions:
@@ -159,7 +150,8 @@ def _families_stored(run_: store.Run, fams: dict[str, list[registry.Implementati
     return [f for f in claimed if f in fams and all(grid.class_name(i.name) in present for i in fams[f])]
 
 
-def _run_locked(opts: RunOptions, progress: "Progress", stream: IO[str], repo: Path, commit: str) -> int:
+def _run_locked(opts: RunOptions, progress: "Progress", stream: IO[str], repo: Path, commit: str,
+                lock_fd: int) -> int:
     validate_asv_results()
     t_start = time.perf_counter()
 
@@ -232,7 +224,7 @@ def _run_locked(opts: RunOptions, progress: "Progress", stream: IO[str], repo: P
         code, reached = run_family(cfg, commit, family, fams[family], "quick" if opts.quick else "full",
                                    opts.rounds or 1, run_.folder / f"asv-{family}.log", progress,
                                    f"run [3/4] [{k}/{len(todo)}]", extra_args=opts.extra_asv_args,
-                                   keep_fds=_held_locks())
+                                   keep_fds=(lock_fd,))
         results = asv_results_file(commit)
         if results is not None:
             stamp_versions(results, meta["versions"], meta["threads"])
