@@ -117,7 +117,7 @@ class TorchBackend(Backend):
     def from_numpy(self, x: np.ndarray, dtype: str, device: str) -> Any:
         torch = self._torch()
         check_dtype(dtype)
-        return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64)).to(device=device, dtype=getattr(torch, dtype))
+        return torch.from_numpy(np.array(x, dtype=np.float64, order="C")).to(device=device, dtype=getattr(torch, dtype))
 
     def to_numpy(self, a: Any) -> np.ndarray:
         torch = self._torch()

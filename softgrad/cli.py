@@ -208,6 +208,12 @@ def cmd_choose(args: argparse.Namespace) -> int:
         else:
             print(f"softgrad choose: {exc}", file=sys.stderr)
         return 1
+    from .history import store
+
+    runs = {r.id: r for r in store.complete_runs()}
+    line = results.agreement_warning(runs[choice.run]) if choice.run in runs else None
+    if line:
+        print(f"softgrad choose: {line}", file=sys.stderr)
     if args.json:
         print(json.dumps(choice.to_dict(), indent=1, default=float))
     else:
@@ -227,8 +233,14 @@ def _warn(args: argparse.Namespace, df: object) -> None:
 def cmd_compare(args: argparse.Namespace) -> int:
     from .history.gate import compare_runs, confirm_findings
 
+    from .history.results import agreement_warning
+
     old, new, findings, n = compare_runs(args.old, args.new, args.factor, args.min_delta)
     print(f"compared {n} benchmarks: {old.id} -> {new.id}")
+    for run in (old, new):
+        line = agreement_warning(run)
+        if line:
+            print(f"softgrad compare: {line}", file=sys.stderr)
     cleared = []
     if args.confirm and any(f.kind == "slower" for f in findings):
         findings, cleared = _confirm(new, findings, args, confirm_findings)
@@ -255,7 +267,12 @@ def _confirm(new, findings, args, confirm_findings):
     if head != meta.get("commit"):
         raise UsageError(f"--confirm reruns this checkout (commit {str(head)[:8]}), but run {new.id} is of "
                          f"commit {str(meta.get('commit'))[:8]}: check that commit out first")
-    registry.export_plugins()  # asv's benchmark processes load the same plugins
+    registry.export_plugins()  # the rerun's workers load the same plugins
+    asked = (meta.get("threads") or {}).get("requested")
+    if asked is not None:
+        from .bench import threads
+
+        threads.apply(int(asked))  # the rerun times with the run's thread count
     keys = [f.key for f in findings if f.kind == "slower"]
     print(f"confirming {len(keys)} flagged benchmarks with a rerun on this checkout", flush=True)
     try:
@@ -289,13 +306,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_plugins(p)
     p.set_defaults(func=cmd_check)
 
-    p = sub.add_parser("run", help="the main job: check, asv speed sweep, dashboard, report")
+    p = sub.add_parser("run", help="the main job: check, speed sweep (asv results), dashboard, report")
     p.add_argument("--quick", action="store_true", help="the quick grid and quick cases (a few minutes)")
     p.add_argument("--impl", action="append", metavar="NAME", help="implementation (repeatable; default all)")
     p.add_argument("--threads", type=positive_int, metavar="N", help="threads for every family (sets SOFTGRAD_THREADS)")
     p.add_argument("--resume", action="store_true", help="continue the latest interrupted run")
     p.add_argument("--rounds", type=positive_int, metavar="N",
-                   help="time each benchmark in N separate processes, pooled (steadier; N times longer; default 1)")
+                   help="passes over each family's benchmarks, samples pooled (steadier; longer; default 3)")
     p.add_argument("--no-check", action="store_true", help="skip the correctness check")
     p.add_argument("--no-report", action="store_true", help="skip the report")
     p.add_argument("--no-progress", action="store_true", help="no progress on stderr")

@@ -1,14 +1,15 @@
-"""``softgrad run``: the main job. Check correctness, sweep speed with asv, publish the dashboard, report.
+"""``softgrad run``: the main job. Check correctness, sweep speed, publish the dashboard, report.
 
 Steps, each with progress on stderr:
 
 1. ``softgrad check`` over the selected implementations (records stored with the run);
 2. this machine's copy bandwidth (the roofline for the report);
-3. one ``asv run --python=same`` per family, in the current environment, each family's framework
-   imported once in asv's fork server (``SOFTGRAD_BENCH_FAMILY``). asv saves its results only at the
-   end of a run, so running it per family means an interruption loses at most the family in progress;
-   after each family the library versions are written into asv's results file (asv does not record
-   them with ``--python=same``);
+3. per family: one worker process times the family's grid (:mod:`softgrad.bench.sweep`), its records kept
+   in the run folder as they come; the timings go into asv's results file for the commit (with the
+   library versions, which asv does not record with ``--python=same``), each time over the machine's speed
+   into ``speed.json``, the machine's load before and after into ``meta.json``, and a sample of points
+   timed again by the frameworks' own timers into ``agreement.json`` (:mod:`softgrad.bench.agreement`).
+   An interruption loses at most the family in progress;
 4. ``asv publish`` (HTML under ``results/html``) and ``softgrad report``.
 
 ``--resume`` continues the latest interrupted run, skipping the families it already stored.
@@ -27,9 +28,10 @@ from pathlib import Path
 from typing import IO
 
 from . import paths, registry
-from .bench import grid, threads
-from .bench.asv_driver import (Progress, RunError, asv_config, asv_results_file, ensure_machine, families,
-                               measure_build, publish, run_family, stamp_versions, validate_asv_results)
+from .bench import agreement, grid, threads
+from .bench.asv_driver import (Progress, RunError, asv_config, ensure_machine, families, measure_build, publish,
+                               stamp_versions, validate_asv_results)
+from .bench.sweep import DEFAULT_ROUNDS, discover, store_normalized, sweep_family, write_asv
 from .history import provenance, store
 from .history.dashboard import vendor_dashboard
 from .stored import read_json, write_json
@@ -38,7 +40,6 @@ __all__ = ["RunError", "RunOptions", "run"]
 
 # names this module had before asv's driving moved to softgrad.bench.asv_driver
 from .bench.allocator import MALLOC_TUNABLES  # noqa: E402,F401
-from .bench.asv_driver import bench_regex  # noqa: E402,F401
 
 repo_root = paths.repo_root
 _Progress = Progress
@@ -54,8 +55,8 @@ class RunOptions:
     report: bool = True
     progress: bool = True
     check_timeout_s: float = 60.0
-    rounds: int | None = None  # None: 1, or the resumed run's own
-    extra_asv_args: list[str] = field(default_factory=list)
+    rounds: int | None = None  # None: DEFAULT_ROUNDS, or the resumed run's own
+    agreement: bool = True  # time a sample of each family again with the frameworks' own timers
 
 
 def snapshot_results(results: Path, run_: store.Run, impl_names: list[str]) -> None:
@@ -120,7 +121,7 @@ def _resumed(opts: RunOptions, meta: dict) -> RunOptions:
                        f"({', '.join(stored)}); drop --impl")
     if opts.quick and meta.get("grid") != "quick":
         raise RunError(f"--resume continues run {meta.get('id')} on its {meta.get('grid')} grid; drop --quick")
-    rounds = int(meta.get("rounds") or 1)
+    rounds = int(meta.get("rounds") or DEFAULT_ROUNDS)
     if opts.rounds is not None and opts.rounds != rounds:
         raise RunError(f"--resume continues run {meta.get('id')} with --rounds {rounds}; drop --rounds")
     asked = (meta.get("threads") or {}).get("requested")
@@ -164,7 +165,7 @@ def _run_locked(opts: RunOptions, progress: "Progress", stream: IO[str], repo: P
             raise RunError(f"run {run_.id} was for commit {str(meta.get('commit'))[:8]}, the checkout is at "
                            f"{commit[:8]}")
         opts = _resumed(opts, {**meta, "id": run_.id})
-    opts = dataclasses.replace(opts, rounds=opts.rounds or 1)
+    opts = dataclasses.replace(opts, rounds=opts.rounds or DEFAULT_ROUNDS)
     try:
         impls = [registry.get(n) for n in opts.impls] if opts.impls else registry.all_implementations()
     except KeyError as exc:  # a resumed run's entry that no plugin registers any more
@@ -212,31 +213,43 @@ def _run_locked(opts: RunOptions, progress: "Progress", stream: IO[str], repo: P
     fams = families(impls)
     done = _families_stored(run_, fams, meta.get("families_done", []))
     todo = [f for f in fams if f not in done]
-    progress.line(f"run [3/4] asv sweep: {len(fams)} families ({', '.join(fams)}); {len(todo)} to run")
+    progress.line(f"run [3/4] speed sweep: {len(fams)} families ({', '.join(fams)}); {len(todo)} to run")
     # Numba compiles when an entry is built: measure that once, cold, in a process of its own with an
     # empty cache folder; asv's benchmark processes then load the kernels from that folder.
     os.environ["NUMBA_CACHE_DIR"] = str(paths.cache_dir() / f"numba-{run_.id}")
+    if todo:
+        discover(cfg, commit)
     for k, family in enumerate(todo, 1):
         t0 = time.perf_counter()
         jit = [i.name for i in fams[family] if i.compiles]
         if jit:
             meta = run_.update_meta(build_s={**meta.get("build_s", {}), **measure_build(jit)})
-        code, reached = run_family(cfg, commit, family, fams[family], "quick" if opts.quick else "full",
-                                   opts.rounds or 1, run_.folder / f"asv-{family}.log", progress,
-                                   f"run [3/4] [{k}/{len(todo)}]", extra_args=opts.extra_asv_args,
-                                   keep_fds=(lock_fd,))
-        results = asv_results_file(commit)
-        if results is not None:
-            stamp_versions(results, meta["versions"], meta["threads"])
-            snapshot_results(results, run_, [i.name for i in impls])
+        (run_.folder / f"sweep-{family}.jsonl").unlink(missing_ok=True)  # a family is timed again whole
+        load_before = provenance.machine_load()
+        code, records, reached = sweep_family(family, fams[family], "quick" if opts.quick else "full",
+                                              opts.rounds or DEFAULT_ROUNDS, run_.folder, progress,
+                                              f"run [3/4] [{k}/{len(todo)}]", keep_fds=(lock_fd,))
+        meta = run_.update_meta(load={**meta.get("load", {}), family: {"before": load_before,
+                                                                        "after": provenance.machine_load()}})
+        store_normalized(run_.folder / "speed.json", records)
+        if opts.agreement:
+            progress.status(f"run [3/4] [{k}/{len(todo)}] {family}: the frameworks' own timers on a sample")
+            points = agreement.check_family(records, family, "quick" if opts.quick else "full", run_.folder,
+                                            per_impl=agreement.QUICK_PER_IMPL if opts.quick else agreement.PER_IMPL)
+            held = [p for p in points if p.get("held")]
+            reached += (f"; agreement with the frameworks' own timers: {len(held) - len(agreement.outside(points))}"
+                        f" of {len(held)} sampled points within bound")
+        results = write_asv(cfg, commit, fams[family], records, time.perf_counter() - t0)
+        stamp_versions(results, meta["versions"], meta["threads"])
+        snapshot_results(results, run_, [i.name for i in impls])
         if _families_stored(run_, {family: fams[family]}, [family]):
             done.append(family)
             meta = run_.update_meta(families_done=done)
         else:
             code = code or 1
             reached += ", no results stored"
-        note = "" if code == 0 else f" (asv exit code {code}: some benchmarks failed, see asv-{family}.log)"
-        progress.line(f"run [3/4] [{k}/{len(todo)}] {family}: {reached}, {time.perf_counter() - t0:.0f} s{note}")
+        note = "" if code == 0 else f" (some benchmarks failed: see sweep-{family}.jsonl and .log)"
+        progress.line(f"run [3/4] [{k}/{len(todo)}] {family}: {reached}{note}")
         if code != 0:
             status = 1
 

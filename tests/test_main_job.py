@@ -156,6 +156,27 @@ def test_report_has_every_plot(home):
         assert (home / "report" / png).stat().st_size > 1000
         assert png in page
     assert "Choice table" in page and "fast-wrong" not in page.split("id='choice'")[1].split("</table>")[0]
+    agreement = page.split("id='agreement'")[1].split("</table>")[0]
+    assert "numpy" in agreement and "slowable" in agreement, "every family's sampled points are shown"
+    assert "id='load'" in page
+
+
+def test_each_run_stores_the_machine_speed_its_load_and_its_agreement(at_home):
+    from softgrad.history import results, store
+
+    for run in store.complete_runs():
+        speed = run.speed()
+        df = results.load([run])
+        timed = df[df["time_s"].notna()]
+        assert set(map(tuple, timed[["impl", "op", "shape", "dtype", "device"]].to_numpy())) <= set(speed)
+        assert (timed["norm"] > 0).all() and (timed["speed_s"] > 0).all()
+        assert set(run.meta()["load"]) == {"numpy", "plugin"}
+        points = run.agreement()
+        assert {p["key"].split()[0] for p in points} == {"numpy", "slowable", "fast-wrong"}
+        assert all(len(p["independent_s"]) == 2 and p["ratio"] > 0 for p in points if "error" not in p)
+        # the pure-Python loops (milliseconds a call) agree with timeit in the same process
+        loops = [p for p in points if p["key"].startswith("slowable") and p["held"]]
+        assert loops and all(abs(p["ratio"] - 1) <= p["bound"] for p in loops), loops
 
 
 def test_a_killed_run_keeps_what_it_stored_and_resume_completes_it(at_home):

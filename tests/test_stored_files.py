@@ -1,4 +1,5 @@
-"""No stored file makes a softgrad command crash: a run's ``meta.json``, ``checks.json`` or ``asv.json``
+"""No stored file makes a softgrad command crash: a run's ``meta.json``, ``checks.json``, ``asv.json``,
+``speed.json`` or ``agreement.json``
 that is unreadable, not JSON, JSON that Python cannot hold (a 5000-digit integer, nesting 200000 deep), or
 JSON of the wrong shape (a field of the wrong type, a missing field, strings for numbers, params that are
 not literals, a shape that is not BxN) gets exit status 2 and one line naming the file, and a complete run
@@ -86,12 +87,30 @@ def _asv(slow: float) -> dict:
             "durations": {}, "version": 2}
 
 
+def _speed(slow: float) -> dict:
+    """``speed.json``: each benchmark's time over the machine's speed (fake-impl ``slow`` times numpy's)."""
+    keys = [f"{impl} {op} {shape} {dtype} cpu" for impl in IMPLS for op in OPS for shape in SHAPES for dtype in DTYPES]
+    return {"format": "softgrad-speed/1", "reference": "a loop",
+            "benchmarks": {k: {"norm": m, "norm_q25": 0.97 * m, "norm_q75": 1.03 * m, "speed_s": 3e-5}
+                           for k in keys for m in [(slow if k.startswith("fake") else 1.0) * 3.0]}}
+
+
+def _agreement() -> dict:
+    """``agreement.json``: one point within its bound."""
+    return {"format": "softgrad-agreement/1", "bound": 0.1, "min_call_s": 1e-5,
+            "points": [{"key": "numpy vjp 256x16 float32 cpu", "softgrad_s": 2e-5, "independent_s": [2e-5, 2.1e-5],
+                        "softgrad_here_s": [2e-5, 2e-5], "ratio": 0.98, "stored_ratio": 0.98, "spread": 0.05,
+                        "bound": 0.1, "held": True, "agrees": True}]}
+
+
 #: (run id, file name) -> the file's valid contents; the newer run's fake-impl got 3x slower
 VALID = {}
 for _rid, _slow in zip(RUN_IDS, (0.5, 1.5)):
     VALID[(_rid, "meta.json")] = _meta(_rid)
     VALID[(_rid, "checks.json")] = _checks()
     VALID[(_rid, "asv.json")] = _asv(_slow)
+    VALID[(_rid, "speed.json")] = _speed(_slow)
+    VALID[(_rid, "agreement.json")] = _agreement()
 TARGETS = sorted(VALID)
 
 
@@ -315,6 +334,12 @@ EXPLICIT = {
     "surrogate-device": ((RUN_IDS[1], "asv.json"), "surrogate-device", "device '\\ud800' is not a str of UTF-8"),
     "stats-str": ((RUN_IDS[0], "asv.json"), "stats-as-strings",
                   "field 'stats_q_25[0]' must be a number or null, not str"),
+    "norm-str": ((RUN_IDS[1], "speed.json"), {"benchmarks": {"numpy vjp 1x8 float32 cpu": {
+        "norm": "3", "norm_q25": 2.9, "norm_q75": 3.1}}}, "must be a number, not str"),
+    "speed-key-short": ((RUN_IDS[1], "speed.json"), {"benchmarks": {"numpy vjp": {
+        "norm": 3.0, "norm_q25": 2.9, "norm_q75": 3.1}}}, "is not 'impl op shape dtype device'"),
+    "agreement-points-object": ((RUN_IDS[1], "agreement.json"), {"points": {"a": 1}},
+                                "field 'points' must be a list of points, not object"),
 }
 
 
@@ -329,6 +354,8 @@ def _explicit_text(rid: str, name: str, change) -> str | bytes:
         return json.dumps({**VALID[(rid, name)], **change})
     if name == "checks.json":
         return json.dumps(change)
+    if name in ("speed.json", "agreement.json"):
+        return json.dumps({**VALID[(rid, name)], **change})
     doc = copy.deepcopy(VALID[(rid, name)])
     time_op = doc["results"][f"bench_ops.{grid.class_name('numpy')}.time_op"]
     if change == "results-as-strings":

@@ -1,29 +1,18 @@
-"""Driving asv: its configuration, one ``asv run`` per family under a guard, publish, and the results file.
-
-:func:`run_family` runs one family's benchmarks (``--python=same``, asv's fork server, the allocator
-settings of :mod:`softgrad.bench.allocator`) with a progress count of benchmark processes started (asv
-reports only when a benchmark's whole grid is done, minutes apart); asv runs under
-:func:`softgrad.children.guarded` with a safe ``sys.path`` from an empty folder.
+"""Driving asv: its configuration, the machine file, the results files' checks and library versions,
+publish, and the progress lines and cold build timing the sweep shares. Child Pythons run with a safe
+``sys.path`` from an empty folder (:mod:`softgrad.children`).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import re
 import shutil
 import subprocess
-import threading
-import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
 
 from .. import children, paths, registry
 from ..stored import StoreError, read_json, write_json
-from . import grid
-from .allocator import MALLOC_TUNABLES
-from .asv_suite import PROGRESS_ENV, combinations
 
 
 class RunError(Exception):
@@ -96,18 +85,6 @@ def families(impls: list[registry.Implementation]) -> dict[str, list[registry.Im
     return out
 
 
-def bench_regex(impls: list[registry.Implementation]) -> str:
-    names = "|".join(re.escape(grid.class_name(i.name)) for i in impls)
-    return rf"^bench_ops\.({names})\."
-
-
-def asv_results_file(commit: str, root: Path | None = None) -> Path | None:
-    """asv's results file for ``commit`` in the current environment (the newest if several)."""
-    root = root or paths.asv_results_dir()
-    found = [p for p in root.glob(f"*/{commit[:8]}-*.json")] if root.is_dir() else []
-    return max(found, key=lambda p: p.stat().st_mtime) if found else None
-
-
 def stamp_versions(path: Path, versions: dict[str, str], threads_info: dict) -> None:
     """Record library versions and thread counts in asv's results file (params show on the dashboard)."""
     data = read_json(path)
@@ -152,60 +129,6 @@ def measure_build(names: list[str]) -> dict[str, float | None]:
     return {n: times[n] if isinstance(times.get(n), (int, float)) else None for n in names}
 
 
-
-
-def run_family(cfg: Path, commit: str, family: str, impls: list[registry.Implementation], grid_name: str,
-               rounds: int, log_path: Path, progress: Progress, label: str, bench: list[str] | None = None,
-               extra_args: Sequence[str] = (), keep_fds: Sequence[int] = ()) -> tuple[int, str]:
-    """One ``asv run`` over one family's benchmarks (or the ``bench`` regexes, each selecting one
-    benchmark and parameter combination) on the ``grid_name`` grid; returns asv's exit code and how far
-    it got. asv runs under :func:`softgrad.children.guarded`, which inherits ``keep_fds`` (a run's lock)."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "SOFTGRAD_BENCH_FAMILY": family,
-           grid.GRID_ENV: grid_name, "GLIBC_TUNABLES": MALLOC_TUNABLES}
-    selection = [a for regex in (bench or [bench_regex(impls)]) for a in ("--bench", regex)]
-    cmd = _asv("run", "--config", str(cfg), "--python=same", "--set-commit-hash", commit,
-               *selection, "--launch-method", "forkserver", "-a", f"rounds={rounds}", *extra_args)
-
-    counter = log_path.with_suffix(".progress")
-    counter.write_text("")
-    env[PROGRESS_ENV] = str(counter)
-    total = rounds * (len(bench) if bench else sum(combinations(i, env[grid.GRID_ENV]) for i in impls))
-    done = threading.Event()
-
-    def count() -> str:
-        with open(counter) as f:
-            return f"{sum(1 for _ in f)}/{total} benchmark processes"
-
-    def report() -> None:
-        last = time.monotonic()
-        while not done.wait(1.0):
-            progress.status(f"{label} {family}: {count()}")
-            if not progress.tty and time.monotonic() - last > 60:  # a log gets a line a minute
-                progress.line(f"{label} {family}: {count()}")
-                last = time.monotonic()
-
-    with open(log_path, "w") as log:
-        # under a guard that kills asv's whole tree if this process dies, and holds the run's lock till then
-        proc = subprocess.Popen(children.guarded(cmd), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                env=children.python_env(env), cwd=children.neutral_cwd(), start_new_session=True,
-                                pass_fds=tuple(keep_fds))
-        watcher = threading.Thread(target=report, daemon=True)
-        watcher.start()
-        try:
-            assert proc.stdout is not None
-            for line in proc.stdout:
-                log.write(line)
-            code = proc.wait()
-            done.set()
-            watcher.join()
-            return code, count()
-        except BaseException:
-            children.stop(proc)
-            raise
-        finally:
-            done.set()
-            watcher.join()
-            counter.unlink(missing_ok=True)
 
 
 def ensure_machine(cfg: Path) -> None:

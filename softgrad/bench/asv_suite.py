@@ -5,8 +5,11 @@ device)`` (shapes ``"BxN"`` from :mod:`softgrad.bench.grid`) with ``time_op``, `
 ``track_error_ratio`` (worst error / tolerance) and, for entries that compile, ``track_first_call_s``.
 ``setup`` asks :func:`softgrad.applicability.applicable` and skips (``NotImplementedError``) what does not
 apply or would be too slow; it prepares the call (:func:`softgrad.prepared.prepare`) and makes the first and
-a warm-up call, so the timed body is the call alone. ``SOFTGRAD_BENCH_FAMILY`` names a family whose
-framework is imported before asv forks its benchmark processes.
+a warm-up call, so the timed body is the call alone (:func:`setup_benchmark`, shared with softgrad's own
+sweep). ``softgrad run`` does not time through asv (:mod:`softgrad.bench.sweep`): asv discovers these
+classes, stores the sweep's results and draws the dashboard; a plain ``asv run`` still times them, and
+``SOFTGRAD_BENCH_FAMILY`` then names a family whose framework is imported before asv forks its benchmark
+processes.
 """
 
 from __future__ import annotations
@@ -15,14 +18,17 @@ import math
 import os
 import shutil
 import time
+from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 from .. import registry
 from ..applicability import applicable
 from ..backends import get_backend
 from ..check.checker import JACOBIAN_ELEMENT_BUDGET, accuracy
 from ..contract import DTYPE_INFO
-from ..prepared import prepare, too_slow
+from ..prepared import Prepared, prepare, too_slow
 from . import grid, threads
 from .timer import make_inputs
 
@@ -31,9 +37,6 @@ from .timer import make_inputs
 #: breaks the children: GNU OpenMP refuses). ``softgrad run`` runs asv once per family this way
 #: (frameworks never share a process, and a crash loses one family's run).
 FAMILY_ENV = "SOFTGRAD_BENCH_FAMILY"
-#: a file each benchmark process appends one line to as it starts (``softgrad run`` counts them: asv
-#: itself reports only when a benchmark's whole parameter grid is done, minutes apart in the full grid)
-PROGRESS_ENV = "SOFTGRAD_BENCH_PROGRESS"
 #: benchmark kinds per class (each runs every parameter combination in a process of its own);
 #: ``track_first_call_s`` is the first call in a fresh process, for entries that compile (JAX compiles per
 #: shape on first call; Numba compiles when the entry is built, timed once per run by ``bench.buildtime``)
@@ -53,57 +56,26 @@ def devices() -> list[str]:
     return ["cpu", "cuda"] if shutil.which("nvidia-smi") else ["cpu"]
 
 
-_announced = False
-
-
-def _announce(what: str) -> None:
-    """Append one line per benchmark process (asv calls setup again before every sample)."""
-    global _announced
-    progress = os.environ.get(PROGRESS_ENV)
-    if progress and not _announced:
-        _announced = True
-        with open(progress, "a") as f:
-            f.write(what + "\n")
-
-
 class OpBenchmark:
     """Base class; :func:`make_class` sets ``impl_name`` and ``params``."""
 
     impl_name = ""
     param_names = ["op", "shape", "dtype", "device"]
     params: list[list[str]] = []
-    # asv timing: one round, 1 to 5 samples within 0.3 s, warm-up 0.02 s (setup already warmed up).
+    #: asv's history of a benchmark restarts when its version changes; without this attribute the version
+    #: is a hash of the code, so every edit of setup broke the dashboard's lines. Raise it when what a
+    #: benchmark measures changes (2: softgrad's own sweep, blocks of calls in three passes).
+    version = "2"
+    # plain `asv run`: one round, 1 to 5 samples within 0.3 s, warm-up 0.02 s (setup already warmed up).
     rounds = 1
     repeat = (1, 5, 0.3)
     warmup_time = 0.02
     timeout = 120
 
     def setup(self, op: str, shape: str, dtype: str, device: str) -> None:
-        _announce(f"{self.impl_name} {op} {shape} {dtype} {device}")
-        impl = registry.get(self.impl_name)
-        batch, n = grid.parse_shape(shape)
-        reason = applicable(impl, op, dtype, device, (batch, n), budget="memory",
-                            max_output_elements=grid.max_output_bytes() // DTYPE_INFO[dtype].itemsize)
-        if reason:
-            raise NotImplementedError(reason)
-        self.x, self.g = make_inputs((batch, n), dtype)
+        bench = setup_benchmark(registry.get(self.impl_name), op, shape, dtype, device)
+        self.x, self.g, self.call, self.out, self.first_call_s = bench.x, bench.g, bench.call, bench.out, bench.first_call_s
         self.op, self.dtype = op, dtype
-        if batch > 1:
-            # Interpreted code (the loops) is linear in the batch: one full row predicts the call, so a
-            # combination minutes long is skipped without running it (one probe: what asv's history had).
-            reason = too_slow(impl, op, dtype, device, self.x, self.g, budget_s=grid.MAX_CALL_SECONDS,
-                              refine=False)
-            if reason:
-                raise NotImplementedError(reason)
-        self.call = prepare(impl, op, dtype, device, self.x, self.g)
-        t0 = time.perf_counter()
-        self.out = get_backend(impl.backend).to_numpy(self.call())
-        self.first_call_s = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        self.call()
-        warm = time.perf_counter() - t0
-        if warm > grid.MAX_CALL_SECONDS:
-            raise NotImplementedError(f"one call takes {warm:.2g} s, over the {grid.MAX_CALL_SECONDS:g} s budget")
 
     def time_op(self, op: str, shape: str, dtype: str, device: str) -> None:
         self.call()
@@ -112,12 +84,7 @@ class OpBenchmark:
         self.call()
 
     def track_error_ratio(self, op: str, shape: str, dtype: str, device: str) -> float:
-        if op == "jacobian" and self.x.shape[0] * self.x.shape[1] ** 2 > JACOBIAN_ELEMENT_BUDGET:
-            return math.nan  # the oracle's Jacobian would not fit the checker's budget
-        metrics, problems = accuracy(op, dtype, self.x, self.g if op == "vjp" else None, self.out)
-        if any(kind == "nan-policy" for kind, _ in problems):
-            return math.inf
-        return float(metrics.get("ratio", 0.0))
+        return error_ratio(op, dtype, self.x, self.g, self.out)
 
     track_error_ratio.unit = "error/tolerance"  # type: ignore[attr-defined]
 
@@ -127,11 +94,58 @@ class OpBenchmark:
     track_first_call_s.unit = "seconds"  # type: ignore[attr-defined]
 
 
-def combinations(impl: registry.Implementation, grid_name: str | None = None) -> int:
-    """Benchmark processes asv starts for one implementation per round (skipped ones included)."""
-    per_shape = len(impl.ops) * len(grid.dtypes(grid_name)) * len(devices())
-    return per_shape * sum(len(grid.track_shapes(grid_name) if kind in TRACK_KINDS else grid.shapes(grid_name))
-                           for kind in kinds(impl))
+@dataclass
+class Benchmark:
+    """One combination set up for timing: its NumPy inputs, the prepared call, the first call's output
+    (as NumPy) and how long that first call took."""
+
+    x: np.ndarray
+    g: np.ndarray
+    call: Prepared
+    out: np.ndarray
+    first_call_s: float
+
+
+def setup_benchmark(impl: registry.Implementation, op: str, shape: str, dtype: str, device: str,
+                    grid_name: str | None = None,
+                    inputs: tuple[np.ndarray, np.ndarray] | None = None) -> Benchmark:
+    """Inputs, prepared call, first call (timed) and one warm call of ``impl``'s ``op`` at ``shape``;
+    :class:`NotImplementedError` with the reason when it does not apply or would be too slow. Shared by the
+    asv classes and softgrad's own sweep (:mod:`softgrad.bench.family_worker`); ``inputs`` are
+    :func:`~softgrad.bench.timer.make_inputs` for the shape when the caller has them already."""
+    batch, n = grid.parse_shape(shape)
+    reason = applicable(impl, op, dtype, device, (batch, n), budget="memory",
+                        max_output_elements=grid.max_output_bytes(grid_name) // DTYPE_INFO[dtype].itemsize)
+    if reason:
+        raise NotImplementedError(reason)
+    x, g = inputs if inputs is not None else make_inputs((batch, n), dtype)
+    if batch > 1:
+        # Interpreted code (the loops) is linear in the batch: one full row predicts the call, so a
+        # combination minutes long is skipped without running it (one probe: what asv's history had).
+        reason = too_slow(impl, op, dtype, device, x, g, budget_s=grid.MAX_CALL_SECONDS, refine=False)
+        if reason:
+            raise NotImplementedError(reason)
+    call = prepare(impl, op, dtype, device, x, g)
+    t0 = time.perf_counter()
+    out = get_backend(impl.backend).to_numpy(call())
+    first_call_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    call()
+    warm = time.perf_counter() - t0
+    if warm > grid.MAX_CALL_SECONDS:
+        raise NotImplementedError(f"one call takes {warm:.2g} s, over the {grid.MAX_CALL_SECONDS:g} s budget")
+    return Benchmark(x, g, call, out, first_call_s)
+
+
+def error_ratio(op: str, dtype: str, x: np.ndarray, g: np.ndarray, out: np.ndarray) -> float:
+    """The worst error of ``out`` over its tolerance (inf for a NaN where a number is due; NaN when the
+    oracle's Jacobian would not fit the checker's budget)."""
+    if op == "jacobian" and x.shape[0] * x.shape[1] ** 2 > JACOBIAN_ELEMENT_BUDGET:
+        return math.nan
+    metrics, problems = accuracy(op, dtype, x, g if op == "vjp" else None, out)
+    if any(kind == "nan-policy" for kind, _ in problems):
+        return math.inf
+    return float(metrics.get("ratio", 0.0))
 
 
 def _with_params(method: Any, params: list[list[str]]) -> Any:

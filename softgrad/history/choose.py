@@ -42,6 +42,8 @@ class Choice:
     #: the runner-up's lower quartile is above the fastest's upper quartile (None: no runner-up or no
     #: quartiles); when False the two are within the measured spread and may swap places on a rerun
     clear_win: bool | None = None
+    #: the winner or the runner-up was timed while the whole machine ran slow (``slow_machine``)
+    slow_machine: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -56,7 +58,9 @@ class Choice:
             why.append(f"compile {self.compile_s:.2g} s once")
         where = "" if (self.measured_n, self.measured_batch) == (self.n, self.batch) else \
             f" (measured at batch {self.measured_batch}, n {self.measured_n})"
-        return ", ".join(why) + where
+        note = ("; note: measured while the machine ran slow (other load), rerun to be sure"
+                if self.slow_machine else "")
+        return ", ".join(why) + where + note
 
 
 def measure_command(op: str, n: int, batch: int, dtype: str, device: str) -> str:
@@ -100,4 +104,5 @@ def recommend(df, op: str, n: int, batch: int = 1, dtype: str = "float32", devic
         speedup=None if second is None else float(second["time_s"] / best["time_s"]),
         passed_cases=int(best["check_passed"]), compile_s=compile_s,
         run=str(best["run"]), commit=str(best["commit"]), excluded=excluded, clear_win=clear_win,
+        slow_machine=bool(best.get("slow_machine", False) or (second is not None and second.get("slow_machine", False))),
     )

@@ -1,7 +1,8 @@
 """``softgrad compare``: the regression gate between two stored runs (default: the last two complete ones).
 
-A benchmark is a **speed regression** when, after dividing out the machine's drift between the runs
-(:func:`machine_drift`), its median is slower by more than ``factor``, the interquartile ranges do not
+A benchmark is a **speed regression** when its median is slower (compared over the machine's speed
+measured beside it in both runs, ``norm`` of :func:`softgrad.bench.sweep.normalized`, where both runs have
+it; else in seconds), after dividing out what drift remains between the runs (:func:`machine_drift`), by more than ``factor``, the interquartile ranges do not
 overlap, and it lost more than ``min_delta_s`` (:func:`slower`). A **correctness regression** is an error
 that crossed its tolerance since the old run, or a check case that now fails (one failing in both runs is
 a known failure). :func:`compare_runs` gives the findings; :func:`confirm_findings` keeps the slowdowns a
@@ -10,6 +11,7 @@ rerun (:mod:`softgrad.bench.confirm`) reproduces.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -55,17 +57,20 @@ def confirm_findings(findings: list["Finding"], rerun_rows: dict[tuple, dict[str
     cleared: list[Finding] = []
     for f in findings:
         row = rerun_rows.get(f.key) if f.kind == "slower" else None
-        if row is None:
+        col = "norm" if f.basis == "norm" else "time_s"
+        if row is None or not math.isfinite(row.get(col, math.nan)):
             kept.append(f)
             continue
+        now = row[col]
+        q25 = row.get("norm_q25" if f.basis == "norm" else "q25_s", math.nan)
+        q25 = q25 if math.isfinite(q25) else now
+        old_time = f.old_time_s if math.isfinite(f.old_time_s) else f.old_s
         t = row["time_s"]
-        q25 = row.get("q25_s", math.nan)
-        q25 = q25 if math.isfinite(q25) else t
-        if slower(f.old_s, f.old_q75_s, t, q25, factor, min_delta_s):
-            kept.append(Finding(f.kind, *f.key, f"{f.detail}; rerun {t * 1e6:.4g} us", f.old_s, f.old_q75_s))
+        still = slower(f.old_s, f.old_q75_s, now, q25, factor, 0.0) and t - old_time > min_delta_s
+        if still:
+            kept.append(dataclasses.replace(f, detail=f"{f.detail}; rerun {t * 1e6:.4g} us"))
         else:
-            cleared.append(Finding(f.kind, *f.key, f"{f.detail}; rerun {t * 1e6:.4g} us: not reproduced",
-                                   f.old_s, f.old_q75_s))
+            cleared.append(dataclasses.replace(f, detail=f"{f.detail}; rerun {t * 1e6:.4g} us: not reproduced"))
     return kept, cleared
 
 
@@ -82,6 +87,10 @@ class Finding:
     #: new time was tested against)
     old_s: float = math.nan
     old_q75_s: float = math.nan
+    #: what ``old_s`` and ``old_q75_s`` are: "time" (seconds) or "norm" (over the machine's speed)
+    basis: str = "time"
+    #: the old run's time in seconds, scaled by the drift (the minimum-delta test is in seconds)
+    old_time_s: float = math.nan
 
     @property
     def key(self) -> tuple[str, str, str, str, str]:
@@ -97,18 +106,33 @@ def compare_frames(old, new, factor: float = DEFAULT_FACTOR, min_delta_s: float 
     keys = ["impl", "op", "shape", "dtype", "device"]
     merged = old.merge(new, on=keys, suffixes=("_old", "_new"))
     timed = merged[np.isfinite(merged["time_s_old"]) & np.isfinite(merged["time_s_new"])]
-    drift = machine_drift(timed["time_s_new"] / timed["time_s_old"])
+    # times over the machine's speed measured beside them, where both runs have it; else the raw times
+    # and one drift for the whole run
+    has_norm = {"norm_old", "norm_new", "norm_q25_new", "norm_q75_old"} <= set(timed.columns)
+    raw = (timed["time_s_new"] / timed["time_s_old"]).to_numpy(dtype=float)
+    if has_norm:
+        normed = (np.isfinite(timed["norm_old"]) & np.isfinite(timed["norm_new"])).to_numpy()
+        ratios = np.where(normed, (timed["norm_new"] / timed["norm_old"]).to_numpy(dtype=float), raw)
+    else:
+        normed, ratios = np.zeros(len(timed), dtype=bool), raw
+    drift = machine_drift(ratios)
     findings: list[Finding] = []
-    for r in timed.itertuples(index=False):
-        # the old run's times as this machine would have measured them during the new run
-        t_old, t_new = r.time_s_old * drift, r.time_s_new
-        q75_old = (r.q75_s_old if math.isfinite(r.q75_s_old) else r.time_s_old) * drift
-        q25_new = r.q25_s_new if math.isfinite(r.q25_s_new) else t_new
-        if slower(t_old, q75_old, t_new, q25_new, factor, min_delta_s):
+    for r, by_speed in zip(timed.itertuples(index=False), normed):
+        if by_speed:  # dimensionless: calls of the reference kernel per call
+            base, base_q75, now, now_q25 = r.norm_old, r.norm_q75_old, r.norm_new, r.norm_q25_new
+        else:
+            base, now = r.time_s_old, r.time_s_new
+            base_q75 = r.q75_s_old if math.isfinite(r.q75_s_old) else base
+            now_q25 = r.q25_s_new if math.isfinite(r.q25_s_new) else now
+        # the old run's figures as this machine would have measured them during the new run
+        t_old, q75_old = base * drift, base_q75 * drift
+        if slower(t_old, q75_old, now, now_q25, factor, 0.0) and r.time_s_new - r.time_s_old * drift > min_delta_s:
+            basis = "over the machine's speed beside them" if by_speed else "raw"
             findings.append(Finding("slower", r.impl, r.op, r.shape, r.dtype, r.device,
-                                    f"{r.time_s_old * 1e6:.4g} us -> {t_new * 1e6:.4g} us ({t_new / t_old:.2f}x "
-                                    f"after the machine's drift of {drift:.2f}x; threshold {factor:.2f}x; "
-                                    f"IQRs do not overlap)", old_s=t_old, old_q75_s=q75_old))
+                                    f"{r.time_s_old * 1e6:.4g} us -> {r.time_s_new * 1e6:.4g} us ({now / t_old:.2f}x "
+                                    f"{basis}, after a drift of {drift:.2f}x; threshold {factor:.2f}x; IQRs do not "
+                                    f"overlap)", old_s=t_old, old_q75_s=q75_old,
+                                    basis="norm" if by_speed else "time", old_time_s=r.time_s_old * drift))
     compared = len(timed)
     # correctness: an error that crossed its tolerance since the old run (one already failing there is
     # not a regression; it is counted in ``known``)

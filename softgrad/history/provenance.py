@@ -111,3 +111,21 @@ def snapshot(repo: Path) -> dict[str, object]:
         "threads": threads.in_use(),
         **machine(),
     }
+
+
+def machine_load() -> dict[str, float]:
+    """The machine's load now: the 1-minute load average and the processes running (``/proc/stat``, this
+    one included); empty where neither is readable."""
+    out: dict[str, float] = {}
+    try:
+        out["loadavg_1m"] = round(os.getloadavg()[0], 2)
+    except (OSError, AttributeError):
+        pass
+    try:
+        with open("/proc/stat") as f:
+            for line in f:
+                if line.startswith("procs_running"):
+                    out["procs_running"] = int(line.split()[1])
+    except OSError:
+        pass
+    return out

@@ -30,6 +30,9 @@ from . import store
 KINDS = asv_results.KINDS
 _asv_rows = asv_results.rows
 
+#: a point is marked ``slow_machine`` when the machine's speed beside it read this many times its best in the run
+SLOW_MACHINE = 1.25
+
 RUN_COLUMNS = ("run", "date", "machine", "cpu", "cores", "commit", "grid", "threads", "copy_gbps", "llc_bytes")
 VERSION_COLUMNS = ("numpy", "numba", "torch", "jax")
 
@@ -116,13 +119,15 @@ def load(runs: list[store.Run] | None = None, complete_only: bool = True):
         checks = _check_summary(source.checks()) if source else {}
         impl_of = _class_to_impl(list(meta.get("impls", [])))
         measured = asv_results.rows(data, impl_of, str(run.folder / "asv.json"))
+        speed = run.speed()
         if not measured and meta.get("complete"):
             warnings.append(f"run {run.id} is complete but its {run.folder / 'asv.json'} holds no softgrad "
                             f"benchmark results: left out")
         for (impl, op, shape, dtype, device), values in measured.items():
             batch, n = grid.parse_shape(shape)
             row = {**info, "impl": impl, "op": op, "shape": shape, "batch": batch, "n": n, "dtype": dtype,
-                   "device": device, "build_s": (meta.get("build_s") or {}).get(impl), **values}
+                   "device": device, "build_s": (meta.get("build_s") or {}).get(impl), **values,
+                   **speed.get((impl, op, shape, dtype, device), {})}
             c = checks.get(impl)
             row["checked"] = c is not None
             row["check_passed"] = c["check_passed"] if c else 0
@@ -134,7 +139,8 @@ def load(runs: list[store.Run] | None = None, complete_only: bool = True):
     df.attrs["warnings"] = warnings
     if df.empty:
         return df
-    for col in ("time_s", "q25_s", "q75_s", "error_ratio", "first_call_s", "build_s", "peakmem_bytes"):
+    for col in ("time_s", "q25_s", "q75_s", "error_ratio", "first_call_s", "build_s", "peakmem_bytes", "norm",
+                "norm_q25", "norm_q75", "speed_s"):
         df[col] = pd.to_numeric(df[col], errors="coerce") if col in df else math.nan
     entries = {name: _entry(name) for name in df["impl"].unique()}
     df["family"] = df["impl"].map(lambda n: entries[n].family if entries[n] else "")
@@ -152,7 +158,18 @@ def load(runs: list[store.Run] | None = None, complete_only: bool = True):
     excess = _nearest_tracked((df["first_call_s"] - df["time_s"]).clip(lower=0), df)
     df["compile_s"] = (excess.fillna(0) + df["build_s"].fillna(0)).where(jit, 0.0)
     df["passed"] = df["checked"] & (df["check_failed"] == 0) & ~(df["error_ratio"] > 1)
+    # measured while the whole machine ran slow (other tenants): the reference kernel beside the point took
+    # SLOW_MACHINE times its best reading of the run, or longer
+    best = df.groupby("run")["speed_s"].transform("min")
+    df["slow_machine"] = df["speed_s"] > SLOW_MACHINE * best
     return df
+
+
+def agreement_warning(run: store.Run) -> str | None:
+    """A line when some of the run's points disagree with the frameworks' own timers beyond their bound."""
+    from ..bench.agreement import warning
+
+    return warning(run.agreement(), run.id)
 
 
 def _nearest_tracked(values, df):

@@ -26,6 +26,26 @@ __all__ = ["FORMAT", "META", "CHECK_RECORD", "Run", "StoreError", "all_runs", "c
 
 FORMAT = "softgrad-run/1"
 
+#: ``speed.json``: per benchmark ("impl op shape dtype device"), its per-call time over the reference kernel's
+#: time measured beside it (median and quartiles of the pooled samples; :func:`softgrad.bench.sweep.normalized`)
+SPEED = Fields({
+    "format": STR,
+    "reference": STR,
+    "benchmarks": MapOf(Fields({"norm": NUMBER, "norm_q25": NUMBER, "norm_q75": NUMBER, "speed_s": NUMBER},
+                               required=("norm", "norm_q25", "norm_q75")), "an object of objects"),
+}, required=("benchmarks",), what="a softgrad speed file")
+
+#: ``agreement.json``: softgrad's medians beside the frameworks' own timers (:mod:`softgrad.bench.agreement`)
+AGREEMENT = Fields({
+    "format": STR,
+    "bound": NUMBER,
+    "points": ListOf(Fields({"key": STR, "softgrad_s": NUMBER, "independent_s": ListOf(NUMBER, "a list of numbers"),
+                             "softgrad_here_s": ListOf(NUMBER, "a list of numbers"), "ratio": NUMBER,
+                             "stored_ratio": NUMBER, "spread": NUMBER, "bound": NUMBER, "held": BOOL,
+                             "agrees": BOOL,
+                             "error": STR}, required=("key",), what="an agreement point"), "a list of points"),
+}, required=("points",), what="a softgrad agreement file")
+
 
 def runs_dir() -> Path:
     return paths.results_dir() / "runs"
@@ -59,6 +79,7 @@ META = Fields({
     "copy_bandwidth": Fields({"gbps": NUMBER, "method": STR, "buffer_bytes": COUNT, "repeats": COUNT}),
     "build_s": MapOf(NUMBER.or_null(), "an object of numbers"),
     "seconds": NUMBER,
+    "load": MapOf(MapOf(MapOf(NUMBER, "an object of numbers"), "an object of objects"), "an object of objects"),
 }, required=("format",))
 
 #: one record of ``checks.json`` (:class:`softgrad.check.checker.Record`): the fields the readers use are required
@@ -140,6 +161,31 @@ class Run:
         if not path.exists():
             return None
         return check_asv(read_json(path), path)
+
+    def speed(self) -> dict[tuple[str, ...], dict[str, float]]:
+        """The run's times over the machine's speed (``speed.json``, :func:`softgrad.bench.sweep.normalized`)
+        keyed by (impl, op, shape, dtype, device); {} without the file."""
+        path = self.folder / "speed.json"
+        if not path.exists():
+            return {}
+        data = read_json(path)
+        check(SPEED, data, path)
+        out = {}
+        for label, values in data["benchmarks"].items():
+            key = tuple(label.split(" "))
+            if len(key) != 5:
+                raise StoreError(f"{path}: benchmark {label[:80]!r} is not 'impl op shape dtype device'")
+            out[key] = {k: float(values[k]) for k in ("norm", "norm_q25", "norm_q75", "speed_s") if k in values}
+        return out
+
+    def agreement(self) -> list[dict[str, Any]]:
+        """The run's agreement points ([] without ``agreement.json``), checked by :data:`AGREEMENT`."""
+        path = self.folder / "agreement.json"
+        if not path.exists():
+            return []
+        data = read_json(path)
+        check(AGREEMENT, data, path)
+        return data["points"]
 
 
 def create_run(commit: str | None) -> Run:

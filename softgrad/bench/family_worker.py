@@ -1,0 +1,164 @@
+"""One family's benchmarks in one process: ``python -m softgrad.bench.family_worker SPEC.json``.
+
+The process imports its framework once, builds each entry once, and times every combination of
+:func:`softgrad.bench.plan.combos` in ``rounds`` passes over the whole list, so a benchmark's samples are
+spread over the family's run. The first pass sets each combination up as the asv classes do
+(:func:`~softgrad.bench.asv_suite.setup_benchmark`: applicability, cost probe, the first call timed, a warm
+call) and records the first call (JIT compile included), the error against the tolerance and the peak
+memory where the combination tracks them; later passes prepare the same call again from the same seeded
+inputs and make one untimed call. Each pass takes :func:`softgrad.bench.sampling.sample`'s blocks, with the
+machine's speed read before and after them.
+
+Every event is one JSON line (with its wall-clock time ``t``) appended and flushed to the spec's ``records``
+file: ``start`` before a
+combination is set up, then ``setup`` (first pass), ``samples``, ``skip`` (with asv's meaning: does not
+apply) or ``failed``. A worker started on a records file that has lines already goes on after them, so the
+parent (:mod:`softgrad.bench.sweep`) restarts a crashed or hung worker without losing what it measured.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from .. import registry
+from ..children import die_with_parent
+from ..prepared import prepare
+from . import grid, plan, sampling, threads
+from .asv_suite import error_ratio, setup_benchmark
+from .timer import make_inputs
+
+#: the most one pass spends sampling one combination (a call of a second gets one block a pass)
+MAX_ROUND_S = 0.25
+#: later passes make one untimed call after preparing the call again, unless a call takes this long
+WARMUP_BELOW_S = 0.05
+
+
+def read_records(path: Path) -> list[dict[str, Any]]:
+    """The records a worker wrote to ``path`` (a last line cut short by a crash is left out)."""
+    out = []
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except FileNotFoundError:
+        return []
+    for line in lines:
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(rec, dict) and isinstance(rec.get("key"), list) and len(rec["key"]) == 5:
+            rec["key"] = tuple(str(k) for k in rec["key"])
+            out.append(rec)
+    return out
+
+
+class _Writer:
+    def __init__(self, path: Path):
+        self.f = open(path, "a", encoding="utf-8")
+
+    def __call__(self, kind: str, key: tuple, **fields: Any) -> None:
+        self.f.write(json.dumps({"kind": kind, "key": list(key), "t": round(time.time(), 3), **fields}) + "\n")
+        self.f.flush()
+
+
+@functools.lru_cache(maxsize=None)
+def inputs(shape: str, dtype: str) -> tuple[Any, Any]:
+    """The benchmark inputs of a grid shape, made once per process (every entry and op of the family reads
+    the same ones; the full grid's are about 64 MiB in all; backends copy them into native arrays)."""
+    x, g = make_inputs(grid.parse_shape(shape), dtype)
+    x.flags.writeable = g.flags.writeable = False
+    return x, g
+
+
+def run(spec: dict[str, Any]) -> int:
+    threads.apply()
+    registry.load_env_plugins()
+    impls = [registry.get(name) for name in spec["impls"]]
+    select = {tuple(k) for k in spec["select"]} if spec.get("select") is not None else None
+    todo = plan.combos(impls, spec["grid"], select)
+    records_path = Path(spec["records"])
+    previous = read_records(records_path)
+    ended = {r["key"] for r in previous if r["kind"] in ("skip", "failed")} | {tuple(k) for k in spec.get("skip", [])}
+    passes: dict[tuple, set[int]] = {}
+    numbers: dict[tuple, int] = {}
+    warm_s: dict[tuple, float] = {}  # a warm call's time, from the first pass
+    for r in previous:
+        if r["kind"] == "samples":
+            passes.setdefault(r["key"], set()).add(int(r["round"]))
+        elif r["kind"] == "setup":
+            numbers[r["key"]] = int(r["number"])
+        if r["kind"] == "samples" and r.get("samples"):
+            warm_s[r["key"]] = min(float(v) for v in r["samples"])
+    emit = _Writer(records_path)
+    for rnd in range(int(spec["rounds"])):
+        for combo in todo:
+            key = combo.key
+            if key in ended or rnd in passes.get(key, ()):
+                continue
+            if rnd > 0 and "time_op" not in combo.kinds:
+                continue
+            emit("start", key, round=rnd)
+            try:
+                if rnd == 0:
+                    bench = setup_benchmark(registry.get(combo.impl), combo.op, combo.shape, combo.dtype,
+                                            combo.device, spec["grid"], inputs(combo.shape, combo.dtype))
+                    call = bench.call
+                else:  # the checks and the first call were the first pass's; prepare the same call again
+                    call = prepare(registry.get(combo.impl), combo.op, combo.dtype, combo.device,
+                                   *inputs(combo.shape, combo.dtype))
+                    if warm_s.get(key, 0.0) < WARMUP_BELOW_S:
+                        call()
+            except NotImplementedError as exc:
+                emit("skip", key, reason=str(exc))
+                ended.add(key)
+                continue
+            except Exception as exc:  # the entry's failure fails its combination only
+                emit("failed", key, error=f"{type(exc).__name__}: {exc}"[:500])
+                ended.add(key)
+                continue
+            try:
+                if key not in numbers:
+                    warmup = sampling.WARMUP_S if registry.get(combo.impl).compiles else 0.0
+                    numbers[key] = sampling.calibrate(call, warmup_s=warmup) if "time_op" in combo.kinds else 1
+                    emit("setup", key, number=numbers[key],
+                         first_call_s=bench.first_call_s if "track_first_call_s" in combo.kinds else None,
+                         error_ratio=(error_ratio(combo.op, combo.dtype, bench.x, bench.g, bench.out)
+                                      if "track_error_ratio" in combo.kinds else None),
+                         peakmem_bytes=sampling.peak_rss_during(call) if "peakmem_op" in combo.kinds else None)
+                before = sampling.machine_speed()
+                samples = (sampling.sample(call, numbers[key], max_s=MAX_ROUND_S)
+                           if "time_op" in combo.kinds else [])
+                speed = (before + sampling.machine_speed()) / 2  # the machine's speed around the samples
+                if samples:
+                    warm_s[key] = min(samples)
+                emit("samples", key, round=rnd, number=numbers[key], samples=samples, speed_s=speed)
+            except Exception as exc:
+                emit("failed", key, error=f"{type(exc).__name__}: {exc}"[:500])
+                ended.add(key)
+            finally:
+                bench = call = None  # freed here by reference counting (a gc.collect() per combination
+                # cost about 0.1 s in a process holding JAX or Numba: most of a family's time)
+    emit("done", ("", "", "", "", ""))
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 1:
+        print("usage: python -m softgrad.bench.family_worker SPEC.json", file=sys.stderr)
+        return 2
+    spec = json.loads(Path(argv[0]).read_text())
+    die_with_parent(int(spec["parent"]))
+    try:
+        return run(spec)
+    except Exception:
+        traceback.print_exc()
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

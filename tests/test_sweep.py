@@ -1,0 +1,234 @@
+"""softgrad's own sweep: the block timer, the family worker (crash, hang, resume), the machine's speed, the
+normalized gate, and the records turned into asv's results."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from softgrad import registry
+from softgrad.bench import family_worker, grid, plan, sampling, sweep
+from softgrad.bench.asv_driver import Progress
+from softgrad.history import gate
+
+PLUGINS = Path(__file__).parent / "plugins"
+
+
+def test_the_block_timer_reads_a_known_sleep_within_10_percent():
+    calls = []
+
+    def sleeps():
+        calls.append(1)
+        time.sleep(0.003)
+
+    number = sampling.calibrate(sleeps)
+    assert number == 1, "a 3 ms call is one call a block"
+    blocks = sampling.sample(sleeps, number, min_blocks=5, round_s=0.02)
+    assert len(blocks) >= 5
+    assert np.median(blocks) == pytest.approx(0.003, rel=0.10)
+
+
+def test_calibration_makes_a_block_of_short_calls_last_a_millisecond():
+    def short():
+        return sum(range(20))
+
+    number = sampling.calibrate(short)
+    assert number > 8
+    t0 = time.perf_counter()
+    for _ in range(number):
+        short()
+    assert time.perf_counter() - t0 >= sampling.BLOCK_S / 4  # the machine may have sped up since
+
+
+def test_the_machine_speed_is_a_positive_reading_that_tracks_a_slower_machine(monkeypatch):
+    fast = sampling.machine_speed()
+    assert 0 < fast < 0.01
+    real = sampling._reference_kernel
+
+    def slowed():  # a machine twice as slow runs the kernel in twice the time
+        real()
+        return real()
+
+    monkeypatch.setattr(sampling, "_reference_kernel", slowed)
+    assert sampling.machine_speed() > 1.5 * fast
+
+
+def test_records_cut_short_by_a_crash_are_left_out(tmp_path):
+    path = tmp_path / "r.jsonl"
+    path.write_text(json.dumps({"kind": "start", "key": ["a", "softmax", "1x2", "float32", "cpu"], "round": 0})
+                    + "\n" + '{"kind": "samples", "key": ["a", "sof')
+    records = family_worker.read_records(path)
+    assert [r["kind"] for r in records] == ["start"]
+    assert records[0]["key"] == ("a", "softmax", "1x2", "float32", "cpu")
+
+
+def test_the_plan_covers_the_asv_grids_and_a_selection_times_only():
+    numpy = registry.get("numpy")
+    combos = plan.combos([numpy], "full")
+    timed = [c for c in combos if "time_op" in c.kinds]
+    assert len(timed) == len(numpy.ops) * len(grid.shapes("full")) * len(grid.dtypes("full"))
+    tracked = {c.shape for c in combos if "track_error_ratio" in c.kinds}
+    assert tracked == set(grid.track_shapes("full"))
+    key = ("numpy", "vjp", "256x1024", "float64", "cpu")
+    assert [c.kinds for c in plan.combos([numpy], "full", {key})] == [("time_op",)]
+
+
+@pytest.fixture
+def faults(monkeypatch):
+    registry.load_plugin(str(PLUGINS / "sweep_faults.py"))
+    registry.export_plugins()
+    return [registry.get(n) for n in ("sweep-crashes", "sweep-hangs", "sweep-sleeps")]
+
+
+def test_a_crash_and_a_hang_fail_their_combination_only_and_the_rest_is_measured(faults, tmp_path):
+    stream = io.StringIO()
+    code, records, reached = sweep.sweep_family("sweepfaults", faults, "quick", 2, tmp_path, Progress(True, stream),
+                                                "test", hang_s=4.0)
+    assert code == 1
+    failed = {r["key"]: r["error"] for r in records if r["kind"] == "failed"}
+    assert set(failed) == {("sweep-crashes", "softmax", "256x1024", "float32", "cpu"),
+                           ("sweep-hangs", "softmax", "256x16", "float32", "cpu")}
+    assert "died (exit code 3)" in failed[("sweep-crashes", "softmax", "256x1024", "float32", "cpu")]
+    assert "no result in 4 s" in failed[("sweep-hangs", "softmax", "256x16", "float32", "cpu")]
+    timed = {r["key"] for r in records if r["kind"] == "samples" and r["samples"]}
+    assert len(timed) == 9 - 2, "every other combination was timed after the restarts"
+    rounds = [r["round"] for r in records if r["kind"] == "samples"
+              and r["key"] == ("sweep-crashes", "softmax", "1x1024", "float32", "cpu")]
+    assert rounds == [0, 1], "each pass measured once, none twice across the restarts"
+    sleeps = [s for r in records if r["kind"] == "samples" and r["key"][0] == "sweep-sleeps" for s in r["samples"]]
+    assert np.median(sleeps) == pytest.approx(0.003, rel=0.10)
+    assert "restarting the worker" in stream.getvalue()
+
+
+def test_a_worker_that_cannot_start_fails_the_family_in_one_line(tmp_path, monkeypatch):
+    numpy = registry.get("numpy")
+    monkeypatch.setenv("SOFTGRAD_THREADS", "not-a-number")  # the worker's start-up refuses it
+    stream = io.StringIO()
+    code, records, _ = sweep.sweep_family("numpy", [numpy], "quick", 1, tmp_path, Progress(True, stream), "test")
+    assert code == 1 and not records
+    assert "stopped outside any benchmark" in stream.getvalue()
+
+
+def _records(key, rounds):
+    """Synthetic worker records: each round's samples and the machine's speed read beside them."""
+    return [{"kind": "samples", "key": key, "round": r, "number": 1, "samples": list(s), "speed_s": speed}
+            for r, (s, speed) in enumerate(rounds)]
+
+
+def test_normalized_times_divide_each_round_by_its_own_machine_speed():
+    key = ("numpy", "vjp", "256x1024", "float32", "cpu")
+    # the machine ran twice as slowly in the second round, and the call with it
+    records = _records(key, [([1.0, 1.0, 1.0], 0.5), ([2.0, 2.0, 2.0], 1.0)])
+    norm = sweep.normalized(records)[" ".join(key)]
+    assert norm["norm"] == pytest.approx(2.0) and norm["norm_q25"] == norm["norm_q75"] == pytest.approx(2.0)
+    assert norm["speed_s"] == pytest.approx(0.75)
+
+
+def _frame(time_s, norm, spread=0.02):
+    rows = [{"impl": f"e{k}", "op": "vjp", "shape": "256x1024", "dtype": "float32", "device": "cpu",
+             "time_s": t, "q25_s": t * (1 - spread), "q75_s": t * (1 + spread), "error_ratio": 0.1,
+             "norm": m, "norm_q25": m * (1 - spread), "norm_q75": m * (1 + spread)}
+            for k, (t, m) in enumerate(zip(time_s, norm))]
+    return pd.DataFrame(rows)
+
+
+def test_the_gate_compares_times_over_the_machine_speed_beside_them():
+    old = _frame([1e-3] * 10, [10.0] * 10)
+    # a slow minute: two entries read 1.5x in seconds, as did the reference kernel beside them
+    noisy = _frame([1.5e-3, 1.5e-3, *[1e-3] * 8], [10.0] * 10)
+    findings, n = gate.compare_frames(old, noisy)
+    assert n == 10 and findings == []
+    # the same raw times with no speed reading are flagged
+    raw = gate.compare_frames(old.drop(columns=["norm", "norm_q25", "norm_q75"]),
+                              noisy.drop(columns=["norm", "norm_q25", "norm_q75"]))[0]
+    assert {f.impl for f in raw} == {"e0", "e1"}
+    # a real 30% slowdown shows over the machine's speed
+    slowed = _frame([1.3e-3, *[1e-3] * 9], [13.0, *[10.0] * 9])
+    findings = gate.compare_frames(old, slowed)[0]
+    assert [(f.impl, f.basis) for f in findings] == [("e0", "norm")]
+    # the rerun clears it when it is back to 10 reference calls, keeps it at 13
+    f = findings[0]
+    back = {f.key: {"time_s": 1.3e-3, "q25_s": 1.28e-3, "norm": 10.0, "norm_q25": 9.9}}
+    kept, cleared = gate.confirm_findings(findings, back)
+    assert not kept and len(cleared) == 1 and "not reproduced" in cleared[0].detail
+    again = {f.key: {"time_s": 1.3e-3, "q25_s": 1.28e-3, "norm": 13.0, "norm_q25": 12.9}}
+    kept, cleared = gate.confirm_findings(findings, again)
+    assert len(kept) == 1 and not cleared
+
+
+def test_records_become_asv_results_nan_for_a_skip_none_for_a_failure():
+    bench = {"name": "bench_ops.Impl_x.time_op", "params": [["'softmax'"], ["'1x2'", "'1x4'", "'1x8'"],
+                                                           ["'float32'"], ["'cpu'"]]}
+    records = [
+        *_records(("x", "softmax", "1x2", "float32", "cpu"), [([3.0, 1.0, 2.0], 1.0), ([5.0, 4.0], 1.0)]),
+        {"kind": "skip", "key": ("x", "softmax", "1x4", "float32", "cpu"), "reason": "too big"},
+        {"kind": "failed", "key": ("x", "softmax", "1x8", "float32", "cpu"), "error": "RuntimeError: boom"},
+    ]
+    result = sweep.benchmark_result(bench, "x", "time_op", sweep._values(records))
+    assert result.result[0] == 3.0 and math.isnan(result.result[1]) and result.result[2] is None
+    assert sorted(result.samples[0]) == [1.0, 2.0, 3.0, 4.0, 5.0]
+    assert result.errcode == 1 and "RuntimeError: boom" in result.stderr
+
+
+def test_agreement_points_are_judged_on_the_method_and_on_the_stored_figure():
+    from softgrad.bench import agreement
+
+    key = ("e", "vjp", "256x1024", "float32", "cpu")
+    same = agreement.agreement_point(key, 1.0e-3, [1.0e-3, 1.02e-3], [1.01e-3, 1.0e-3])
+    assert same["agrees"] and same["bound"] == pytest.approx(agreement.BOUND)
+    method = agreement.agreement_point(key, 1.0e-3, [1.0e-3, 1.0e-3], [1.3e-3, 1.3e-3])
+    assert not method["agrees"] and method["ratio"] == pytest.approx(1.3)
+    # a noisy independent timer widens the bound to its own spread
+    noisy = agreement.agreement_point(key, 1.0e-3, [1.0e-3, 1.4e-3], [1.3e-3, 1.3e-3])
+    assert noisy["bound"] == pytest.approx(0.4) and noisy["agrees"]
+    stored = agreement.agreement_point(key, 3.0e-3, [1.0e-3, 1.0e-3], [1.0e-3, 1.0e-3])
+    assert not stored["agrees"] and stored["stored_ratio"] == pytest.approx(3.0)
+    short = agreement.agreement_point(key, 2e-6, [1e-6, 1e-6], [2e-6, 2e-6])
+    assert short["agrees"] and not short["held"], "calls under 10 us are shown, not held"
+    assert agreement.outside([same, method, stored, short]) == [method, stored]
+    assert "2 of 3 sampled points disagree" in agreement.warning([same, method, stored, short], "r1")
+
+
+def test_points_are_picked_per_implementation_from_shortest_to_longest():
+    from softgrad.bench import agreement
+
+    medians = {("a", "softmax", f"1x{n}", "float32", "cpu"): n * 1e-6 for n in (2, 8, 32, 64, 128)}
+    medians[("b", "vjp", "1x2", "float32", "cpu")] = 5e-5
+    picked = agreement.pick_points(medians, 3)
+    assert picked[:3] == [("a", "softmax", "1x32", "float32", "cpu"), ("a", "softmax", "1x128", "float32", "cpu"),
+                          ("a", "softmax", "1x64", "float32", "cpu")]
+    assert picked[3:] == [("b", "vjp", "1x2", "float32", "cpu")]
+
+
+@pytest.fixture
+def lazy(monkeypatch):
+    registry.load_plugin(str(PLUGINS / "lazy_device.py"))
+    registry.export_plugins()
+    return [registry.get("lazy-softmax")]
+
+
+@pytest.mark.parametrize("plant", ["", "no-wait"])
+def test_the_agreement_step_catches_a_sweep_that_forgets_the_device_wait(lazy, plant, tmp_path, monkeypatch):
+    from softgrad.bench import agreement
+
+    monkeypatch.setenv("SOFTGRAD_TEST_PLANT", plant)
+    code, records, _ = sweep.sweep_family("lazy", lazy, "quick", 1, tmp_path, Progress(False, io.StringIO()), "t")
+    assert code == 0
+    points = agreement.check_family(records, "lazy", "quick", tmp_path, per_impl=2)
+    assert len(points) == 2 and all("error" not in p for p in points), points
+    for p in points:  # the device's 2 ms and a softmax, read by the framework's timer in a plain process
+        assert 0.002 <= np.median(p["independent_s"]) < 0.004
+    if plant:
+        assert all(p["softgrad_s"] < 2e-4 for p in points), "the planted bug times the launch"
+        assert all(not p["agrees"] and p["stored_ratio"] < 0.5 for p in points)
+    else:
+        assert all(p["agrees"] for p in points), points
+    stored = json.loads((tmp_path / "agreement.json").read_text())
+    assert [p["key"] for p in stored["points"]] == [p["key"] for p in points]
