@@ -168,7 +168,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise UsageError(str(exc).strip("'\"")) from None
     paths.require_writable(paths.results_dir())
     opts = RunOptions(quick=args.quick, impls=args.impl, threads=args.threads, resume=args.resume, rounds=args.rounds,
-                      check=not args.no_check, report=not args.no_report, progress=not args.no_progress)
+                      check=not args.no_check, report=not args.no_report, progress=not args.no_progress,
+                      agreement=not args.no_agreement)
     try:
         return run(opts)
     except (RunError, ValueError) as exc:
@@ -314,6 +315,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rounds", type=positive_int, metavar="N",
                    help="passes over each family's benchmarks, samples pooled (steadier; longer; default 3)")
     p.add_argument("--no-check", action="store_true", help="skip the correctness check")
+    p.add_argument("--no-agreement", action="store_true",
+                   help="skip re-timing a sample of points with the frameworks' own timers")
     p.add_argument("--no-report", action="store_true", help="skip the report")
     p.add_argument("--no-progress", action="store_true", help="no progress on stderr")
     _add_plugins(p)

@@ -224,7 +224,7 @@ def _run_locked(opts: RunOptions, progress: "Progress", stream: IO[str], repo: P
         jit = [i.name for i in fams[family] if i.compiles]
         if jit:
             meta = run_.update_meta(build_s={**meta.get("build_s", {}), **measure_build(jit)})
-        (run_.folder / f"sweep-{family}.jsonl").unlink(missing_ok=True)  # a family is timed again whole
+        # a family interrupted before (--resume) goes on after the records it kept
         load_before = provenance.machine_load()
         code, records, reached = sweep_family(family, fams[family], "quick" if opts.quick else "full",
                                               opts.rounds or DEFAULT_ROUNDS, run_.folder, progress,

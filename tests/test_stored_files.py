@@ -156,6 +156,18 @@ def home(tmp_path, monkeypatch):
     return tmp_path
 
 
+def test_points_timed_while_the_machine_ran_slow_are_marked(tmp_path, monkeypatch):
+    monkeypatch.setenv("SOFTGRAD_HOME", str(tmp_path))
+    speed = copy.deepcopy(VALID[(RUN_IDS[1], "speed.json")])
+    slow = "numpy vjp 256x16 float32 cpu"
+    speed["benchmarks"][slow]["speed_s"] = 2 * 3e-5  # the reference kernel took twice its best beside it
+    _write_store(tmp_path, {(RUN_IDS[1], "speed.json"): json.dumps(speed)})
+    df = results.load([store.Run(tmp_path / "results" / "runs" / RUN_IDS[1])])
+    marked = df[df["slow_machine"]]
+    assert list(zip(marked["impl"], marked["op"], marked["shape"], marked["dtype"])) == [("numpy", "vjp", "256x16",
+                                                                                        "float32")]
+
+
 # --- (a) a valid store answers -----------------------------------------------------------------------------
 
 

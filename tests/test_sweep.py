@@ -105,6 +105,16 @@ def test_a_crash_and_a_hang_fail_their_combination_only_and_the_rest_is_measured
     sleeps = [s for r in records if r["kind"] == "samples" and r["key"][0] == "sweep-sleeps" for s in r["samples"]]
     assert np.median(sleeps) == pytest.approx(0.003, rel=0.10)
     assert "restarting the worker" in stream.getvalue()
+    # the agreement step: the framework's own timer reads the same known sleep (and a softmax) as the sweep
+    from softgrad.bench import agreement
+
+    points = {p["key"]: p for p in agreement.check_family(records, "sweepfaults", "quick", tmp_path, per_impl=2)}
+    sleeps = [points[k] for k in points if k.startswith("sweep-sleeps")]
+    assert len(sleeps) == 2
+    assert min(np.median(p["independent_s"]) for p in sleeps) == pytest.approx(0.003, rel=0.10)
+    for p in sleeps:
+        assert 0.003 <= np.median(p["independent_s"]) < 0.0045
+        assert p["softgrad_s"] == pytest.approx(np.median(p["independent_s"]), rel=0.10) and p["agrees"], p
 
 
 def test_a_worker_that_cannot_start_fails_the_family_in_one_line(tmp_path, monkeypatch):
@@ -232,3 +242,22 @@ def test_the_agreement_step_catches_a_sweep_that_forgets_the_device_wait(lazy, p
         assert all(p["agrees"] for p in points), points
     stored = json.loads((tmp_path / "agreement.json").read_text())
     assert [p["key"] for p in stored["points"]] == [p["key"] for p in points]
+
+
+def test_an_interrupted_family_goes_on_after_the_records_it_kept(tmp_path):
+    numpy = registry.get("numpy")
+    progress = Progress(False, io.StringIO())
+    code, records, _ = sweep.sweep_family("numpy", [numpy], "quick", 2, tmp_path, progress, "t")
+    assert code == 0
+    whole = sorted((r["key"], r["round"]) for r in records if r["kind"] == "samples")
+    path = tmp_path / "sweep-numpy.jsonl"
+    lines = path.read_text().splitlines()
+    first_of_round_1 = next(i for i, line in enumerate(lines) if '"round": 1' in line)
+    kept = lines[:first_of_round_1 + 1]  # killed just after starting the second pass
+    path.write_text("\n".join(kept) + "\n")
+    before = [r for r in family_worker.read_records(path) if r["kind"] == "samples"]
+    code, records, _ = sweep.sweep_family("numpy", [numpy], "quick", 2, tmp_path, progress, "t")
+    assert code == 0
+    samples = [r for r in records if r["kind"] == "samples"]
+    assert samples[:len(before)] == before, "what was measured before the interruption is kept as it was"
+    assert sorted((r["key"], r["round"]) for r in samples) == whole, "every pass once, none twice"
