@@ -110,12 +110,10 @@ def test_a_crash_and_a_hang_fail_their_combination_only_and_the_rest_is_measured
 
     points = {p["key"]: p for p in agreement.check_family(records, "sweepfaults", "quick", tmp_path, per_impl=2)}
     sleeps = [points[k] for k in points if k.startswith("sweep-sleeps")]
-    assert len(sleeps) == 2
-    assert min(np.median(p["independent_s"]) for p in sleeps) == pytest.approx(0.003, rel=0.10)
-    for p in sleeps:
-        assert 0.003 <= np.median(p["independent_s"]) < 0.0045
-        assert p["softgrad_s"] == pytest.approx(np.median(p["independent_s"]), rel=0.10) and p["agrees"], p
-
+    assert len(sleeps) == 2 and all(p["agrees"] for p in sleeps), sleeps
+    short = min(sleeps, key=lambda p: p["softgrad_s"])  # the sleep, and a softmax of at most 1024 numbers
+    assert short["softgrad_s"] == pytest.approx(0.003, rel=0.10)
+    assert np.median(short["independent_s"]) == pytest.approx(0.003, rel=0.10)
 
 def test_a_worker_that_cannot_start_fails_the_family_in_one_line(tmp_path, monkeypatch):
     numpy = registry.get("numpy")
@@ -233,10 +231,12 @@ def test_the_agreement_step_catches_a_sweep_that_forgets_the_device_wait(lazy, p
     assert code == 0
     points = agreement.check_family(records, "lazy", "quick", tmp_path, per_impl=2)
     assert len(points) == 2 and all("error" not in p for p in points), points
-    for p in points:  # the device's 2 ms and a softmax, read by the framework's timer in a plain process
-        assert 0.002 <= np.median(p["independent_s"]) < 0.004
+    for p in points:  # the device's time and a softmax, read by the framework's timer in a plain process
+        rows, n = grid.parse_shape(p["key"].split()[2])
+        expected = 0.002 * rows * n / 16384
+        assert expected <= np.median(p["independent_s"]) < 3 * expected + 1e-3
     if plant:
-        assert all(p["softgrad_s"] < 2e-4 for p in points), "the planted bug times the launch"
+        assert all(p["softgrad_s"] < 0.2 * np.median(p["independent_s"]) for p in points), "it times the launch"
         assert all(not p["agrees"] and p["stored_ratio"] < 0.5 for p in points)
     else:
         assert all(p["agrees"] for p in points), points

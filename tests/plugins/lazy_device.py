@@ -1,5 +1,5 @@
 """An asynchronous "device" for the agreement tests: the op returns at once and the work (a softmax and a
-2 ms sleep) happens in the backend's ``wait``, as on a GPU. With ``SOFTGRAD_TEST_PLANT=no-wait`` this plugin
+sleep of 2 ms per 16384 elements) happens in the backend's ``wait``, as on a GPU. With ``SOFTGRAD_TEST_PLANT=no-wait`` this plugin
 plants a methodology bug in the sweep's worker process only: the prepared call stops waiting for the
 device, so the sweep times the launch; the agreement step must catch it."""
 
@@ -13,6 +13,11 @@ import softgrad
 from softgrad.backends import NumpyBackend, register_backend
 
 
+def device_seconds(size):
+    """The device's time for an input of ``size`` elements (linear, as the cost probe assumes)."""
+    return 0.002 * size / 16384
+
+
 class Pending:
     """A result not computed yet."""
 
@@ -22,7 +27,7 @@ class Pending:
 
     def finish(self):
         if self.value is None:
-            time.sleep(0.002)
+            time.sleep(device_seconds(self.x.size))
             e = np.exp(self.x - self.x.max(-1, keepdims=True))
             self.value = e / e.sum(-1, keepdims=True)
         return self.value
@@ -45,7 +50,7 @@ register_backend(LazyBackend())
 
 
 @softgrad.implementation("lazy-softmax", family="lazy", backend="lazy-test", ops=("softmax",), dtypes=("float32",),
-                         description="a softmax computed when waited for (2 ms)")
+                         description="a softmax computed when waited for (2 ms per 16384 elements)")
 def build(device):
     return {"softmax": Pending}
 
