@@ -211,8 +211,7 @@ def cmd_choose(args: argparse.Namespace) -> int:
         return 1
     from .history import store
 
-    runs = {r.id: r for r in store.complete_runs()}
-    line = results.agreement_warning(runs[choice.run]) if choice.run in runs else None
+    line = results.agreement_warning(store.Run(store.runs_dir() / choice.run))
     if line:
         print(f"softgrad choose: {line}", file=sys.stderr)
     if args.json:

@@ -17,6 +17,7 @@ report shows them, and ``compare`` and ``choose`` warn about a run with a point 
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 from pathlib import Path
@@ -25,6 +26,8 @@ from typing import Any
 from .. import children
 from ..stored import read_json, write_json
 from .allocator import MALLOC_TUNABLES
+from .sampling import median
+from .sweep import pooled
 
 #: softgrad's median may differ from the independent timer's by this much (or by that timer's own spread)
 BOUND = 0.10
@@ -40,12 +43,6 @@ PER_IMPL = 3
 #: points per implementation in a quick run (its shortest and longest)
 QUICK_PER_IMPL = 2
 FORMAT = "softgrad-agreement/1"
-
-
-def _median(values: list[float]) -> float:
-    ordered = sorted(values)
-    mid = len(ordered) // 2
-    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
 
 
 def pick_points(medians: dict[tuple, float], per_impl: int = PER_IMPL) -> list[tuple]:
@@ -95,11 +92,11 @@ def agreement_point(key: tuple, softgrad_s: float, independent_s: list[float], h
     sweep's stored median over the independent median, minutes apart and in another process (at the
     machine's speed during the independent readings where both speeds are known), judged against
     :data:`STORED_FACTOR`."""
-    indep = _median(independent_s)
+    indep = median(independent_s)
     low, high = min(independent_s), max(independent_s)
     spread = high / low - 1 if low > 0 else float("inf")
     bound = max(BOUND, spread)
-    mine = _median(here_s) if here_s else softgrad_s
+    mine = median(here_s) if here_s else softgrad_s
     ratio = mine / indep if indep > 0 else float("inf")
     stored = softgrad_s / indep if indep > 0 else float("inf")
     if softgrad_speed_s and independent_speed_s:
@@ -116,10 +113,8 @@ def agreement_point(key: tuple, softgrad_s: float, independent_s: list[float], h
 def check_family(records: list[dict[str, Any]], family: str, grid_name: str, folder: Path,
                  per_impl: int = PER_IMPL) -> list[dict[str, Any]]:
     """Time a sample of this family's points independently and merge the points into ``agreement.json``."""
-    medians, speeds = {}, {}
-    for key, samples in _pooled(records).items():
-        if samples:
-            medians[key] = _median(samples)
+    medians = {key: median(samples) for key, samples in pooled(records).items() if samples}
+    speeds: dict[tuple, list[float]] = {}
     for r in records:
         if r["kind"] == "samples" and isinstance(r.get("speed_s"), (int, float)):
             speeds.setdefault(r["key"], []).append(float(r["speed_s"]))
@@ -132,20 +127,12 @@ def check_family(records: list[dict[str, Any]], family: str, grid_name: str, fol
             speed = rec.get("speed_s") if isinstance(rec.get("speed_s"), (int, float)) else None
             points.append(agreement_point(key, medians[key], [float(v) for v in rec["independent_s"]],
                                           [float(v) for v in rec.get("softgrad_here_s") or []],
-                                          _median(speeds[key]) if key in speeds else None, speed))
+                                          median(speeds[key]) if key in speeds else None, speed))
         else:
             points.append({"key": " ".join(key), "softgrad_s": medians[key], "error":
                            (rec or {}).get("error", "the independent timer gave no reading")})
     store_points(folder / "agreement.json", points)
     return points
-
-
-def _pooled(records: list[dict[str, Any]]) -> dict[tuple, list[float]]:
-    out: dict[tuple, list[float]] = {}
-    for r in records:
-        if r["kind"] == "samples":
-            out.setdefault(r["key"], []).extend(float(v) for v in r.get("samples") or [])
-    return out
 
 
 def store_points(path: Path, points: list[dict[str, Any]]) -> None:
@@ -173,8 +160,6 @@ def warning(points: list[dict[str, Any]], run_id: str) -> str | None:
 def judged(point: dict[str, Any]) -> float:
     """The point's ratio furthest from 1 relative to its own limit (the method's, or the stored median's)."""
     ratio, stored = point.get("ratio", float("nan")), point.get("stored_ratio", float("nan"))
-    import math
-
     if math.isfinite(stored) and not 1 / STORED_FACTOR <= stored <= STORED_FACTOR:
         return stored
     return ratio

@@ -50,11 +50,9 @@ def rerun(keys: list[tuple[str, str, str, str, str]], grid_name: str, commit: st
         _, records, _ = sweep.sweep_family(family, impls, grid_name, rounds, scratch, status, "confirm",
                                            select=set(fam_keys))
         norms = sweep.normalized(records)
-        pooled: dict[tuple, list[float]] = {}
-        for r in records:
-            if r["kind"] == "samples" and r.get("samples"):
-                pooled.setdefault(r["key"], []).extend(float(v) for v in r["samples"])
-        for key, values in pooled.items():
+        for key, values in sweep.pooled(records).items():
+            if not values:
+                continue
             q25, med, q75 = np.percentile(values, [25, 50, 75])
             out[key] = {"time_s": float(med), "q25_s": float(q25), "q75_s": float(q75),
                         **norms.get(" ".join(key), {})}

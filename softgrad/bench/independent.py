@@ -45,8 +45,7 @@ def time_call(call: Any, backend: str) -> float:
     number = 1
     while timer.timeit(number) < MIN_RUN_S:
         number *= 2
-    per_call = sorted(t / number for t in timer.repeat(repeat=REPEATS, number=number))
-    return per_call[len(per_call) // 2]
+    return sampling.median([t / number for t in timer.repeat(repeat=REPEATS, number=number)])
 
 
 def run(spec: dict[str, Any]) -> int:
@@ -61,8 +60,7 @@ def run(spec: dict[str, Any]) -> int:
                 number = sampling.calibrate(bench.call, warmup_s=sampling.WARMUP_S if impl.compiles else 0.0)
                 speeds, mine, theirs = [sampling.machine_speed()], [], []
                 for _ in range(PAIRS):
-                    blocks = sorted(sampling.sample(bench.call, number, max_s=MAX_ROUND_S))
-                    mine.append(blocks[len(blocks) // 2])
+                    mine.append(sampling.median(sampling.sample(bench.call, number, max_s=MAX_ROUND_S)))
                     theirs.append(time_call(bench.call, impl.backend))
                     speeds.append(sampling.machine_speed())
                 rec = {"key": key, "independent_s": theirs, "softgrad_here_s": mine, "speed_s": sum(speeds) / len(speeds)}

@@ -39,6 +39,13 @@ WARMUP_S = 0.03
 MAX_NUMBER = 1_000_000
 
 
+def median(values: list[float]) -> float:
+    """The median of ``values`` (the mean of the middle two for an even count)."""
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
 def calibrate(call: Callable[[], Any], block_s: float = BLOCK_S, warmup_s: float = 0.0) -> int:
     """Calls per block: doubled from 1 until a block takes at least ``block_s``, after calls for ``warmup_s``
     (at least one; :data:`WARMUP_S` for code that compiles)."""
@@ -97,8 +104,7 @@ def machine_speed() -> float:
         for _ in range(REFERENCE_NUMBER):
             _reference_kernel()
         blocks.append((time.perf_counter() - t0) / REFERENCE_NUMBER)
-    blocks.sort()
-    return blocks[len(blocks) // 2]
+    return median(blocks)
 
 
 def _vm_hwm() -> int | None:

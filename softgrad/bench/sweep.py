@@ -27,6 +27,7 @@ from . import grid, plan
 from .allocator import MALLOC_TUNABLES
 from .asv_driver import Progress, RunError
 from .family_worker import read_records
+from .sampling import median
 
 #: passes over a family's combinations (``softgrad run --rounds``)
 DEFAULT_ROUNDS = 3
@@ -34,13 +35,13 @@ DEFAULT_ROUNDS = 3
 HANG_S = 180.0
 
 
-def planned_units(combos: Sequence[plan.Combo], rounds: int) -> int:
-    """Records of kind ``samples`` a worker writes for ``combos``: one per round for timed combinations."""
-    return sum(rounds if "time_op" in c.kinds else 1 for c in combos)
-
-
-def _ended(records: list[dict[str, Any]]) -> set[tuple]:
-    return {r["key"] for r in records if r["kind"] in ("skip", "failed")}
+def pooled(records: list[dict[str, Any]]) -> dict[tuple, list[float]]:
+    """Per key, the per-call seconds of every pass's samples, pooled in the order they came."""
+    out: dict[tuple, list[float]] = {}
+    for r in records:
+        if r["kind"] == "samples":
+            out.setdefault(r["key"], []).extend(float(v) for v in r.get("samples") or [])
+    return out
 
 
 def _in_progress(records: list[dict[str, Any]]) -> tuple | None:
@@ -99,7 +100,6 @@ def sweep_family(family: str, impls: list[registry.Implementation], grid_name: s
     """Time one family's combinations (or the ``select``ed keys) in ``rounds`` passes; returns (0 or 1 when
     a combination failed or the worker could not start, the records, how far it got)."""
     combos = plan.combos(impls, grid_name, select)
-    total = planned_units(combos, rounds)
     records_path = folder / f"sweep-{family}.jsonl"
     spec_path = folder / f"sweep-{family}.spec.json"
     log_path = folder / f"sweep-{family}.log"
@@ -111,6 +111,7 @@ def sweep_family(family: str, impls: list[registry.Implementation], grid_name: s
     t0 = time.monotonic()
 
     counter = _Counter(records_path, combos, rounds)
+    total = sum(counter.units.values())  # one samples record per pass of a timed combination
 
     def reached() -> str:
         done = counter.update()
@@ -180,13 +181,13 @@ def discover(cfg: Path, commit: str) -> None:
 def _values(records: list[dict[str, Any]]) -> dict[tuple, dict[str, Any]]:
     """Per key: ``samples`` (per-call seconds, every round pooled), ``number``, the setup's fields,
     ``skip`` or ``failed``."""
+    samples = pooled(records)
     out: dict[tuple, dict[str, Any]] = {}
     for r in records:
         if r["kind"] == "start" or r["kind"] == "done":
             continue
-        v = out.setdefault(r["key"], {"samples": []})
+        v = out.setdefault(r["key"], {"samples": samples.get(r["key"], [])})
         if r["kind"] == "samples":
-            v["samples"] += [float(s) for s in r.get("samples") or []]
             v["number"] = int(r["number"])
         elif r["kind"] == "setup":
             v.update({k: r.get(k) for k in ("first_call_s", "error_ratio", "peakmem_bytes")})
@@ -225,8 +226,7 @@ def benchmark_result(bench: dict[str, Any], impl: str, kind: str, values: dict[t
                 samples.append(None)
                 number.append(None)
                 continue
-            ordered = sorted(v["samples"])
-            result.append(ordered[len(ordered) // 2])
+            result.append(median(v["samples"]))
             samples.append(v["samples"])
             number.append(v.get("number", 1))
         else:
@@ -303,5 +303,5 @@ def write_asv(cfg: Path, commit: str, impls: list[registry.Implementation], reco
     return Path(conf.results_dir) / get_filename(params["machine"], commit, env.name)
 
 
-__all__ = ["DEFAULT_ROUNDS", "HANG_S", "REFERENCE", "benchmark_result", "discover", "normalized", "planned_units",
+__all__ = ["DEFAULT_ROUNDS", "HANG_S", "REFERENCE", "benchmark_result", "discover", "normalized", "pooled",
            "store_normalized", "sweep_family", "write_asv"]
