@@ -19,20 +19,28 @@ from softgrad.bench.asv_driver import Progress
 from softgrad.history import gate
 
 PLUGINS = Path(__file__).parent / "plugins"
+SLEEP_S = 0.003
 
 
-def test_the_block_timer_reads_a_known_sleep_within_10_percent():
+def _reads_the_sleep(seconds: float) -> bool:
+    """A timer read the known 3 ms sleep: never shorter (a sleep does not return early, so a lower reading is a
+    missed wait or a wrong division), at most 25% longer (the wake-up is late when both cores are busy; 12% was
+    seen under the parallel test run, while a counted warm-up or a wrong number of calls is off by a factor)."""
+    return SLEEP_S * 0.999 <= seconds <= SLEEP_S * 1.25
+
+
+def test_the_block_timer_reads_a_known_sleep():
     calls = []
 
     def sleeps():
         calls.append(1)
-        time.sleep(0.003)
+        time.sleep(SLEEP_S)
 
     number = sampling.calibrate(sleeps)
     assert number == 1, "a 3 ms call is one call a block"
     blocks = sampling.sample(sleeps, number, min_blocks=5, round_s=0.02)
     assert len(blocks) >= 5
-    assert np.median(blocks) == pytest.approx(0.003, rel=0.10)
+    assert _reads_the_sleep(np.median(blocks)), np.median(blocks)
 
 
 def test_calibration_makes_a_block_of_short_calls_last_a_millisecond():
@@ -48,16 +56,17 @@ def test_calibration_makes_a_block_of_short_calls_last_a_millisecond():
 
 
 def test_the_machine_speed_is_a_positive_reading_that_tracks_a_slower_machine(monkeypatch):
-    fast = sampling.machine_speed()
+    fast = min(sampling.machine_speed() for _ in range(3))  # a slow phase of the machine lasts seconds
     assert 0 < fast < 0.01
     real = sampling._reference_kernel
 
-    def slowed():  # a machine twice as slow runs the kernel in twice the time
+    def slowed():  # a machine three times as slow runs the kernel in three times the time
+        real()
         real()
         return real()
 
     monkeypatch.setattr(sampling, "_reference_kernel", slowed)
-    assert sampling.machine_speed() > 1.5 * fast
+    assert sampling.machine_speed() > 1.5 * fast, "still read slower in a phase 1.6x faster than the fast reading"
 
 
 def test_records_cut_short_by_a_crash_are_left_out(tmp_path):
@@ -103,7 +112,7 @@ def test_a_crash_and_a_hang_fail_their_combination_only_and_the_rest_is_measured
               and r["key"] == ("sweep-crashes", "softmax", "1x1024", "float32", "cpu")]
     assert rounds == [0, 1], "each pass measured once, none twice across the restarts"
     sleeps = [s for r in records if r["kind"] == "samples" and r["key"][0] == "sweep-sleeps" for s in r["samples"]]
-    assert np.median(sleeps) == pytest.approx(0.003, rel=0.10)
+    assert _reads_the_sleep(np.median(sleeps)), np.median(sleeps)
     assert "restarting the worker" in stream.getvalue()
     # the agreement step: the framework's own timer reads the same known sleep (and a softmax) as the sweep
     from softgrad.bench import agreement
@@ -112,8 +121,8 @@ def test_a_crash_and_a_hang_fail_their_combination_only_and_the_rest_is_measured
     sleeps = [points[k] for k in points if k.startswith("sweep-sleeps")]
     assert len(sleeps) == 2 and all(p["agrees"] for p in sleeps), sleeps
     short = min(sleeps, key=lambda p: p["softgrad_s"])  # the sleep, and a softmax of at most 1024 numbers
-    assert short["softgrad_s"] == pytest.approx(0.003, rel=0.10)
-    assert np.median(short["independent_s"]) == pytest.approx(0.003, rel=0.10)
+    assert _reads_the_sleep(short["softgrad_s"]), short
+    assert _reads_the_sleep(np.median(short["independent_s"])), short
 
 def test_a_worker_that_cannot_start_fails_the_family_in_one_line(tmp_path, monkeypatch):
     numpy = registry.get("numpy")

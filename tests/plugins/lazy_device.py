@@ -1,5 +1,5 @@
 """An asynchronous "device" for the agreement tests: the op returns at once and the work (a softmax and a
-sleep of 2 ms per 16384 elements) happens in the backend's ``wait``, as on a GPU. With ``SOFTGRAD_TEST_PLANT=no-wait`` this plugin
+busy wait of 2 ms per 16384 elements) happens in the backend's ``wait``, as on a GPU. With ``SOFTGRAD_TEST_PLANT=no-wait`` this plugin
 plants a methodology bug in the sweep's worker process only: the prepared call stops waiting for the
 device, so the sweep times the launch; the agreement step must catch it."""
 
@@ -27,7 +27,9 @@ class Pending:
 
     def finish(self):
         if self.value is None:
-            time.sleep(device_seconds(self.x.size))
+            end = time.perf_counter() + device_seconds(self.x.size)
+            while time.perf_counter() < end:  # a busy device: a sleep this short wakes 0.1-0.25 ms late under load
+                pass
             e = np.exp(self.x - self.x.max(-1, keepdims=True))
             self.value = e / e.sum(-1, keepdims=True)
         return self.value
