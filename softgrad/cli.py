@@ -108,6 +108,8 @@ def cmd_list(args: argparse.Namespace) -> int:
     rows = [("name", "family", "ops", "dtypes", "devices", "status")]
     for d in entries:
         status = "available" if d["available"] else f"unavailable ({d['reason']})"
+        if d["distribution"]:
+            status += f", from {d['distribution']['distribution']} {d['distribution']['version']}".rstrip()
         devices = ",".join(d["devices_present"] or d["devices"])
         dtypes = ",".join(x.replace("float", "f").replace("bf16", "bf16") for x in d["dtypes"])
         rows.append((d["name"], d["family"], ",".join(d["ops"]), dtypes, devices, status))

@@ -8,6 +8,8 @@ files every command, pytest run and asv run loads.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import importlib
 import importlib.util
 import json
@@ -18,7 +20,7 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import MappingProxyType
+from types import MappingProxyType, ModuleType
 from typing import Any
 
 from .backends import get_backend
@@ -29,6 +31,7 @@ BuildFn = Callable[[str], Mapping[str, Callable[..., Any]]]
 
 BUILTIN_MODULES: tuple[str, ...] = ("loops", "numpy_vectorized", "numba_jit", "torch_impls", "jax_impls")
 PLUGINS_ENV = "SOFTGRAD_PLUGINS"
+ENTRY_POINT_GROUP = "softgrad.implementations"
 #: how a process hands its loaded plugin files to its children: a JSON list, so a path may hold ``:``
 PLUGINS_JSON_ENV = "SOFTGRAD_PLUGIN_FILES"
 #: names and families: they become benchmark class names, file names and command-line arguments
@@ -138,6 +141,34 @@ class Implementation:
         """The op callables for ``device``, built once and cached."""
         return _built(self, device)
 
+    @classmethod
+    def from_ops(cls, name: str, *, softmax: Callable[..., Any] | None = None,
+                 jacobian: Callable[..., Any] | None = None, vjp: Callable[..., Any] | None = None,
+                 family: str | None = None, **declared: Any) -> Implementation:
+        """An entry made of plain callables, with no build function: the ops given (any subset of
+        softmax(x), jacobian(x), vjp(x, g)), the same callables on every device. ``family`` defaults to
+        ``name``; other keywords are the entry's fields (``backend``, ``dtypes``, ``devices``, ...)::
+
+            ENTRY = softgrad.register(softgrad.Implementation.from_ops("mine", softmax=my_softmax, backend="torch"))
+        """
+        given = {op: fn for op, fn in (("softmax", softmax), ("jacobian", jacobian), ("vjp", vjp)) if fn is not None}
+        if not given:
+            raise ValueError(f"implementation {name!r}: give at least one of softmax=, jacobian=, vjp=")
+        for op, fn in given.items():
+            if not callable(fn):
+                raise TypeError(f"implementation {name!r}: {op}= must be callable, not {type(fn).__name__}")
+        first = next(iter(given.values()))
+        declared.setdefault("description", (getattr(first, "__doc__", None) or "").strip().split("\n")[0])
+        declared.setdefault("source", _source_of(first))
+        return cls(name=name, family=family or name, build=FixedOps(given), ops=tuple(given), **declared)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled as its fields (the read-only mappings as dicts), so an entry made of importable callables
+        can be sent to a worker process."""
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        fields["max_n"], fields["max_elements"] = dict(self.max_n), dict(self.max_elements)
+        return (functools.partial(Implementation, **fields), ())
+
     def describe(self) -> dict[str, Any]:
         """A JSON-ready description (availability included)."""
         reason = self.unavailable_reason()
@@ -158,20 +189,36 @@ class Implementation:
             "reason": reason,
             "description": self.description,
             "source": self.source,
+            "distribution": distributions().get(self.name),
         }
 
 
+class FixedOps:
+    """The build function of :meth:`Implementation.from_ops`: the same op callables for every device."""
+
+    def __init__(self, ops: Mapping[str, Callable[..., Any]]) -> None:
+        self.ops = dict(ops)
+
+    def __call__(self, device: str) -> Mapping[str, Callable[..., Any]]:
+        return dict(self.ops)
+
+
 _REGISTRY: dict[str, Implementation] = {}
-_BUILT: dict[tuple[str, str], Mapping[str, Callable[..., Any]]] = {}
+#: (name, device) -> (the entry, its built ops): an unregistered entry of a registered entry's name
+#: (``softgrad.testing.check``) is built for itself, never handed the other's ops
+_BUILT: dict[tuple[str, str], tuple[Implementation, Mapping[str, Callable[..., Any]]]] = {}
 _LOCK = threading.RLock()
 _LOADED_PLUGINS: set[Path] = set()
+_DISTRIBUTIONS: dict[str, dict[str, str]] = {}
+#: set once a broken entry point was reported, so the worker processes of one command stay quiet
+_WARNED_ENV = "SOFTGRAD_ENTRY_POINTS_WARNED"
 _builtins_loaded = False
 
 
 def _built(impl: Implementation, device: str) -> Mapping[str, Callable[..., Any]]:
     key = (impl.name, device)
     with _LOCK:
-        if key not in _BUILT:
+        if key not in _BUILT or _BUILT[key][0] is not impl:
             reason = impl.unavailable_reason()
             if reason:
                 raise RuntimeError(f"{impl.name}: {reason}")
@@ -180,15 +227,26 @@ def _built(impl: Implementation, device: str) -> Mapping[str, Callable[..., Any]
             absent = [op for op in impl.ops if op not in ops]
             if absent:
                 raise RuntimeError(f"{impl.name}: build() returned no callable for {', '.join(absent)}")
-            _BUILT[key] = MappingProxyType(ops)
-        return _BUILT[key]
+            _BUILT[key] = (impl, MappingProxyType(ops))
+        return _BUILT[key][1]
+
+
+def forget_built(impl: Implementation) -> None:
+    """Drop what was built for ``impl`` (and only for that object): a throwaway entry leaves nothing behind."""
+    with _LOCK:
+        for key in [k for k, (built_for, _) in _BUILT.items() if built_for is impl]:
+            del _BUILT[key]
 
 
 def register(impl: Implementation) -> Implementation:
-    """Add ``impl`` to the registry; a second entry with the same name is an error."""
+    """Add ``impl`` to the registry and return the registered entry. Registering the same entry again
+    (the same object, or an equal definition from the same source file: a module imported by a test and
+    also loaded as a plugin) keeps the first; another entry with the same name is an error."""
     with _LOCK:
         old = _REGISTRY.get(impl.name)
-        if old is not None and old is not impl:
+        if old is not None and (old is impl or (old == impl and old.source)):
+            return old
+        if old is not None:
             raise ValueError(f"an implementation named {impl.name!r} is already registered (from {old.source})")
         twin = next((o for o in _REGISTRY.values() if o.name != impl.name
                      and identifier(o.name) == identifier(impl.name)), None)
@@ -266,7 +324,8 @@ def _source_of(fn: Callable[..., Any]) -> str:
 
 
 def load_builtins() -> None:
-    """Import the built-in implementation modules (each imports no framework at import time)."""
+    """Import the built-in implementation modules (each imports no framework at import time), then the
+    entries installed distributions declare (:func:`load_entry_points`)."""
     global _builtins_loaded
     with _LOCK:
         if _builtins_loaded:
@@ -275,6 +334,70 @@ def load_builtins() -> None:
         _ensure_implementations_package()
         for mod in BUILTIN_MODULES:
             importlib.import_module(f"softgrad.implementations.{mod}")
+        for problem in load_entry_points():
+            _warn_once(problem)
+
+
+def load_entry_points() -> list[str]:
+    """Register the entries of every installed distribution's ``softgrad.implementations`` entry points
+    and return a one-line problem per entry point that failed (nothing raises).
+
+    An entry point names a module that registers entries when imported, an :class:`Implementation`, or a
+    list of them::
+
+        [project.entry-points."softgrad.implementations"]
+        mylib = "mylib.softgrad_entries"
+    """
+    from importlib.metadata import entry_points
+
+    problems = []
+    try:
+        found = list(entry_points(group=ENTRY_POINT_GROUP))
+    except Exception as exc:  # a broken metadata folder elsewhere on the path
+        return [f"entry points of group {ENTRY_POINT_GROUP!r} could not be read ({type(exc).__name__}: {exc})"]
+    for ep in found:
+        dist = getattr(ep, "dist", None)
+        dist_name = getattr(dist, "name", None) or "an unknown distribution"
+        version = getattr(dist, "version", None) or ""
+        where = f"entry point {ep.name!r} ({ep.value}) of distribution {dist_name} {version}".rstrip()
+        with _LOCK:
+            before = set(_REGISTRY)
+            try:
+                loaded = ep.load()
+                for impl in _entries_of(loaded):
+                    register(impl)
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:  # a library's broken entry must not break softgrad's command
+                what = (f"called sys.exit({exc.code!r})" if isinstance(exc, SystemExit)
+                        else f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".rstrip(": "))
+                problems.append(f"{where} failed to load, its entries are left out: {what}")
+            for name in set(_REGISTRY) - before:
+                _DISTRIBUTIONS[name] = {"distribution": dist_name, "version": version}
+    return problems
+
+
+def _entries_of(loaded: Any) -> list[Implementation]:
+    if isinstance(loaded, ModuleType):
+        return []  # importing it registered its entries
+    if isinstance(loaded, Implementation):
+        return [loaded]
+    if isinstance(loaded, (list, tuple)) and all(isinstance(i, Implementation) for i in loaded):
+        return list(loaded)
+    raise TypeError(f"it gave a {type(loaded).__name__}, not a module, an Implementation or a list of them")
+
+
+def _warn_once(problem: str) -> None:
+    """One line on stderr, once for a process and the softgrad processes it starts."""
+    if os.environ.get(_WARNED_ENV) != "1":
+        print(f"softgrad: warning: {problem}", file=sys.stderr)
+    os.environ[_WARNED_ENV] = "1"
+
+
+def distributions() -> dict[str, dict[str, str]]:
+    """Entries that came from an installed distribution's entry point: name -> its distribution and version."""
+    with _LOCK:
+        return {name: dict(d) for name, d in sorted(_DISTRIBUTIONS.items()) if name in _REGISTRY}
 
 
 def _ensure_implementations_package() -> None:
@@ -391,14 +514,19 @@ def get(name: str) -> Implementation:
 
 __all__ = [
     "DTYPES",
+    "ENTRY_POINT_GROUP",
     "OPS",
     "BuildFn",
+    "FixedOps",
     "Implementation",
     "PluginError",
     "all_implementations",
+    "distributions",
+    "forget_built",
     "get",
     "implementation",
     "load_builtins",
+    "load_entry_points",
     "load_env_plugins",
     "load_plugin",
     "loaded_plugins",

@@ -174,6 +174,7 @@ def _run_locked(opts: RunOptions, progress: "Progress", stream: IO[str], repo: P
         run_ = store.create_run(commit)
         run_.update_meta(complete=False, grid="quick" if opts.quick else "full", impls=[i.name for i in impls],
                          rounds=opts.rounds, plugins=registry.loaded_plugins(), families_done=[],
+                         distributions={i.name: d for i in impls if (d := registry.distributions().get(i.name))},
                          **provenance.snapshot(repo))
     meta = run_.meta()
     progress.line(f"run {run_.id}: {len(impls)} implementations, {meta['grid']} grid, results in {run_.folder}")

@@ -137,12 +137,13 @@ def _worker_environment() -> None:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
-def _worker(name: str, plugins: list[str], tasks: list[Task], out: Any, parent_pid: int) -> None:
+def _worker(entry: str | registry.Implementation, plugins: list[str], tasks: list[Task], out: Any,
+            parent_pid: int) -> None:
     die_with_parent(parent_pid)  # a kill -9 of softgrad must not leave a hung worker behind
     _worker_environment()
     for path in plugins:
         registry.load_plugin(path)
-    impl = registry.get(name)
+    impl = registry.get(entry) if isinstance(entry, str) else entry
     for device in dict.fromkeys(t[2] for t in tasks):
         try:
             impl.ops_for(device)  # import the framework before the per-case clock starts
@@ -211,13 +212,24 @@ def _start_up(conn: Any, proc: Any, limit_s: float) -> tuple[str, str] | None:
     return None
 
 
+def _sendable(impl: registry.Implementation) -> str | registry.Implementation:
+    """What the worker rebuilds ``impl`` from: the name of a registered entry (the worker loads the same
+    plugins and finds it), else the entry itself, pickled (its callables must be importable by name)."""
+    try:
+        if registry.get(impl.name) is impl:
+            return impl.name
+    except KeyError:
+        pass
+    return impl
+
+
 def _run_worker(impl: registry.Implementation, pending: list[Task], timeout_s: float, startup_timeout_s: float,
                 startup_failures: StartupFailures, emit: Any) -> int:
     """Check ``pending`` in one fresh worker until it is done, hangs, dies or breaks the protocol; the number
     of tasks settled (0 when it failed to start: that goes to ``startup_failures``)."""
     ctx = mp.get_context("spawn")
     conn, child_end = ctx.Pipe(duplex=False)
-    args = (impl.name, registry.loaded_plugins(), pending, child_end, os.getpid())
+    args = (_sendable(impl), registry.loaded_plugins(), pending, child_end, os.getpid())
     proc = ctx.Process(target=_worker, args=args, daemon=True)
     proc.start()
     done = 0

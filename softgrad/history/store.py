@@ -73,6 +73,8 @@ META = Fields({
     "impls": ListOf(STR, "a list of str"),
     "rounds": POSITIVE_INT,
     "plugins": ListOf(STR, "a list of str"),
+    "distributions": MapOf(Fields({"distribution": STR, "version": STR}, what="a distribution"),
+                           "an object of distributions"),
     "families_done": ListOf(STR, "a list of str"),
     "versions": MapOf(STR.or_null(), "an object of str"),
     "threads": Fields({"requested": POSITIVE_INT.or_null()}, rest=SCALAR),

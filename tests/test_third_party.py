@@ -1,0 +1,351 @@
+"""softgrad.testing for library authors: plain callables checked with no registration, expected failures,
+one pytest test per case, entries made of callables, entry points of installed distributions, and the
+README's example files."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import softgrad
+import softgrad.testing
+from softgrad import registry
+from softgrad.testing import check, parametrize_with_checks
+
+from mutants import MUTANTS, Mutant, jacobian, softmax, vjp
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = Path(__file__).parent / "examples"
+
+
+def _failures(exc: pytest.ExceptionInfo) -> list[str]:
+    return str(exc.value).splitlines()[1:]
+
+
+# --- check() with plain callables -----------------------------------------------------------------------
+
+
+def test_correct_callables_pass_and_leave_nothing_behind():
+    names = [i.name for i in registry.all_implementations()]
+    records = check(softmax=softmax, jacobian=jacobian, vjp=vjp, dtypes=("float64", "float32", "float16"),
+                    expected_failures=None)
+    assert {r.op for r in records} == {"softmax", "jacobian", "vjp"}
+    assert {r.verdict for r in records} <= {"pass", "skip"} and sum(r.verdict == "pass" for r in records) > 100
+    assert [i.name for i in registry.all_implementations()] == names, "nothing registered"
+    assert not [k for k in registry._BUILT if k[0] == softgrad.testing.UNDER_TEST], "nothing left built"
+
+
+@pytest.mark.parametrize("mutant", MUTANTS, ids=[m.name for m in MUTANTS])
+def test_every_planted_bug_passed_as_plain_callables_is_caught_with_its_check_named(mutant: Mutant):
+    with pytest.raises(AssertionError) as exc:
+        check(**mutant.ops, dtypes=mutant.dtypes, name=f"mutant-{mutant.name}")
+    lines = _failures(exc)
+    assert lines and all(line.strip().startswith(f"mutant-{mutant.name} ") or "expected failure" in line
+                         for line in lines)
+    named = set(re.findall(r"\[([^\]]*)\]", "\n".join(lines)))
+    fired = {c.strip() for group in named for c in group.split(",")}
+    assert fired & mutant.caught_by, (mutant.name, fired)
+
+
+def test_a_bug_only_past_1024_names_exactly_those_cases_and_the_numbers():
+    def tail_dropped(x):  # a kernel whose second 1024-block is never added to the sum
+        e = np.exp(x - x.max(-1, keepdims=True, initial=-np.inf))
+        total = e[..., :1024].sum(-1, keepdims=True) if x.shape[-1] > 1024 else e.sum(-1, keepdims=True)
+        return (e / total).astype(x.dtype)
+
+    with pytest.raises(AssertionError) as exc:
+        check(softmax=tail_dropped, dtypes=("float32",))
+    lines = _failures(exc)
+    assert {re.search(r" case (\S+) ", x).group(1) for x in lines} == {"n-1025", "uniform-4096"}, lines
+    line = next(x for x in lines if "n-1025" in x)
+    assert "softmax float32 cpu case n-1025 (2, 1025): FAIL [accuracy" in line
+    assert re.search(r"worst [0-9.e+]+x tolerance", line) and "want" in line
+    assert "(guards: n one past a block size" in line
+
+
+def test_an_expected_failure_is_accepted_and_one_that_passes_is_reported():
+    def no_empty_rows(x):
+        if x.shape[-1] == 0:
+            raise ValueError("empty last axis")
+        return softmax(x)
+
+    check(softmax=no_empty_rows, expected_failures={"empty-row": "raises on an empty last axis, on purpose"})
+    with pytest.raises(AssertionError) as exc:
+        check(softmax=softmax, expected_failures={"empty-row": "raises on an empty last axis, on purpose",
+                                                  "ties/vjp": "does not apply: no vjp given"})
+    lines = _failures(exc)
+    assert sum("PASSED but is declared an expected failure (empty-row: raises" in x for x in lines) == 2
+    assert any("expected failure 'ties/vjp'" in x and "matches no case" in x for x in lines)
+    # narrowed to an op and a dtype: the float64 failure is still one
+    with pytest.raises(AssertionError, match="softmax float64 cpu case empty-row"):
+        check(softmax=no_empty_rows, expected_failures={"empty-row/softmax/float32": "float32 only"})
+
+
+@pytest.mark.parametrize("declared,message", [
+    ({"no-such-case": "x"}, "unknown case 'no-such-case'"),
+    ({"ties/backward": "x"}, "unknown op 'backward'"),
+    ({"ties/vjp/float8": "x"}, "unknown dtype 'float8'"),
+    ({"ties/vjp/float32/cpu": "x"}, "write 'case', 'case/op' or 'case/op/dtype'"),
+    ({"ties": ""}, "non-empty string"),
+])
+def test_a_bad_expected_failure_is_a_clear_error(declared, message):
+    with pytest.raises((ValueError, KeyError), match=re.escape(message)):
+        check(softmax=softmax, expected_failures=declared)
+
+
+def test_bad_arguments_are_clear_errors():
+    with pytest.raises(ValueError, match="give at least one of softmax="):
+        check()
+    with pytest.raises(ValueError, match="unknown backend 'tensorflow'"):
+        check(softmax=softmax, backend="tensorflow")
+    with pytest.raises(TypeError, match="vjp= must be callable"):
+        check(softmax=softmax, vjp=np.zeros(3))
+    with pytest.raises(ValueError, match="unknown dtype"):
+        check(softmax=softmax, dtypes=("float128",))
+    with pytest.raises(ValueError, match="importable by name"):
+        check(softmax=lambda x: softmax(x), isolate=True)
+
+
+def test_a_callable_under_test_never_gets_a_registered_entrys_ops():
+    """The name under test may be a registered entry's: the build cache holds each object's own ops."""
+    numpy_entry = registry.get("numpy")
+    numpy_entry.ops_for("cpu")  # built and cached
+
+    def wrong(x):
+        return softmax(x) * 2
+
+    with pytest.raises(AssertionError, match=r"numpy softmax float64 cpu case normal-1 .*FAIL"):
+        check(softmax=wrong, name="numpy", dtypes=("float64",))
+    assert registry.get("numpy") is numpy_entry and numpy_entry.ops_for("cpu")["softmax"] is not wrong
+
+
+# --- isolation: a hang or a crash fails its case, the session goes on ------------------------------------
+
+
+def hangs_on_long_rows(x):
+    if x.shape[-1] > 1000:
+        time.sleep(3600)
+    return softmax(x)
+
+
+def dies_on_ties(x):
+    if x.size and np.all(x == np.round(x)) and x.shape[-1] == 29:
+        os._exit(7)
+    return softmax(x)
+
+
+def test_isolated_a_hang_and_a_crash_each_fail_their_case_only():
+    with pytest.raises(AssertionError) as exc:
+        check(softmax=hangs_on_long_rows, dtypes=("float64",), isolate=True, timeout_s=3,
+              cases=["normal-1", "n-1025", "ties", "sliced"])
+    lines = _failures(exc)
+    assert len(lines) == 1 and "case n-1025" in lines[0] and "[timeout]" in lines[0], lines
+    with pytest.raises(AssertionError) as exc:
+        check(softmax=dies_on_ties, dtypes=("float64",), isolate=True, cases=["normal-1", "ties", "sliced"])
+    lines = _failures(exc)
+    assert len(lines) == 1 and "case ties" in lines[0] and "died (exit code 7)" in lines[0], lines
+
+
+# --- parametrize_with_checks ---------------------------------------------------------------------------
+
+
+def _no_empty_rows(x):
+    if x.shape[-1] == 0:
+        raise ValueError("empty last axis")
+    return softmax(x)
+
+
+def test_parametrize_makes_one_test_per_case_with_strict_xfails():
+    mark = parametrize_with_checks(softmax=_no_empty_rows, vjp=vjp, dtypes=("float32",),
+                                   expected_failures={"empty-row/softmax": "raises on an empty last axis"})
+    assert mark.args[0] == "check"
+    params = mark.args[1]
+    ids = [p.id for p in params]
+    assert "softmax-float32-normal-1" in ids and "vjp-float32-masked-neg-inf" in ids and len(ids) == len(set(ids))
+    xfails = {p.id: m.kwargs for p in params for m in p.marks if m.name == "xfail"}
+    assert xfails == {"softmax-float32-empty-row": {"strict": True, "reason": "raises on an empty last axis"}}
+    by_id = {p.id: p.values[0] for p in params}
+    assert by_id["softmax-float32-n-1025"].description.startswith("n one past a block size")
+    assert by_id["softmax-float32-normal-1"]().verdict == "pass"
+    with pytest.raises(AssertionError, match="case empty-row"):
+        by_id["softmax-float32-empty-row"]()
+
+
+def test_in_a_pytest_run_a_bug_fails_its_case_and_an_unneeded_xfail_fails_strictly(tmp_path):
+    test_file = tmp_path / "test_lib.py"
+    test_file.write_text(textwrap.dedent("""
+        import numpy as np
+        import softgrad.testing
+
+        def softmax(x):  # no max shift: overflows at logits near 1e4
+            e = np.exp(x)
+            return (e / e.sum(-1, keepdims=True)).astype(x.dtype)
+
+        @softgrad.testing.parametrize_with_checks(softmax=softmax, dtypes=("float64",),
+                                                  expected_failures={"ties": "claimed, but it passes"})
+        def test_case(check):
+            check()
+    """))
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
+                           str(test_file)], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    out = proc.stdout
+    assert proc.returncode == 1, out
+    failed = set(re.findall(r"FAILED \S+::test_case\[([^\]]+)\]", out))
+    assert "softmax-float64-large-1e4" in failed and "softmax-float64-ties" in failed, out
+    assert "softmax-float64-normal-1" not in failed
+    assert "[XPASS(strict)] claimed, but it passes" in out
+
+
+@parametrize_with_checks(softmax=_no_empty_rows, vjp=vjp, dtypes=("float64",),
+                         expected_failures={"empty-row/softmax": "raises on an empty last axis, on purpose"})
+def test_this_suite_through_the_decorator(check):
+    check()
+
+
+# --- Implementation.from_ops and registering twice -----------------------------------------------------
+
+
+def test_from_ops_makes_an_entry_without_a_build_function():
+    impl = softgrad.Implementation.from_ops("from-ops-demo", softmax=softmax, vjp=vjp, dtypes=("float32",))
+    assert impl.ops == ("softmax", "vjp") and impl.family == "from-ops-demo" and impl.dtypes == ("float32",)
+    assert impl.source.endswith("mutants.py") and impl.build("cpu") == {"softmax": softmax, "vjp": vjp}
+    try:
+        assert softgrad.register(impl) is impl
+        assert softgrad.register(impl) is impl, "the same object twice is not an error"
+        with pytest.raises(ValueError, match="already registered"):
+            softgrad.register(softgrad.Implementation.from_ops("from-ops-demo", softmax=jacobian))
+    finally:
+        softgrad.unregister(impl.name)
+
+
+def test_a_plugin_module_imported_by_a_test_and_loaded_as_a_plugin_registers_once(tmp_path, monkeypatch):
+    plugin = tmp_path / "my_entries.py"
+    plugin.write_text(textwrap.dedent("""
+        import scipy.special
+        import softgrad
+
+        def softmax(x):
+            return scipy.special.softmax(x, axis=-1)
+
+        ENTRY = softgrad.register(softgrad.Implementation.from_ops("twice-demo", softmax=softmax))
+    """))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        import my_entries  # the test suite imports the module ...
+
+        registry.load_plugin(plugin)  # ... and SOFTGRAD_PLUGINS names the same file
+        assert registry.get("twice-demo") is my_entries.ENTRY
+    finally:
+        registry.unregister("twice-demo")
+        registry._LOADED_PLUGINS.discard(plugin.resolve())
+        sys.modules.pop("my_entries", None)
+
+
+# --- entry points of installed distributions -------------------------------------------------------------
+
+
+def _distribution(site: Path, name: str, version: str, entry_points: str, modules: dict[str, str]) -> None:
+    info = site / f"{name}-{version}.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+    (info / "entry_points.txt").write_text(f"[softgrad.implementations]\n{entry_points}\n")
+    for module, text in modules.items():
+        (site / f"{module}.py").write_text(textwrap.dedent(text))
+
+
+@pytest.fixture
+def site(tmp_path):
+    site = tmp_path / "site"
+    _distribution(site, "goodlib", "1.2.3", "goodlib = goodlib_softgrad:ENTRIES", {"goodlib_softgrad": """
+        import numpy as np
+        import softgrad
+
+        def softmax(x):
+            e = np.exp(x - x.max(-1, keepdims=True)) if x.shape[-1] else x.copy()
+            return (e / e.sum(-1, keepdims=True)).astype(x.dtype) if x.shape[-1] else e
+
+        ENTRIES = [softgrad.Implementation.from_ops("goodlib-softmax", softmax=softmax)]
+    """})
+    _distribution(site, "brokenlib", "0.1", "brokenlib = brokenlib_softgrad", {"brokenlib_softgrad": """
+        raise ImportError("brokenlib needs a GPU driver")
+    """})
+    return site
+
+
+def _softgrad(*args: str, site: Path, home: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(ROOT)]), "SOFTGRAD_HOME": str(home)}
+    env.pop("SOFTGRAD_ENTRY_POINTS_WARNED", None)
+    return subprocess.run([sys.executable, "-m", "softgrad.cli", *args], capture_output=True, text=True, env=env,
+                          cwd=home, timeout=600)
+
+
+def test_an_installed_distributions_entries_are_listed_and_a_broken_one_is_a_one_line_warning(site, tmp_path):
+    proc = _softgrad("list", site=site, home=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    row = next(line for line in proc.stdout.splitlines() if line.startswith("goodlib-softmax"))
+    assert "available, from goodlib 1.2.3" in row
+    warnings = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(warnings) == 1, proc.stderr
+    assert warnings[0].startswith("softgrad: warning: entry point 'brokenlib'") and "brokenlib 0.1" in warnings[0]
+    assert "ImportError: brokenlib needs a GPU driver" in warnings[0]
+    proc = _softgrad("check", "--impl", "goodlib-softmax", "--quick", "--dtype", "float64", site=site,
+                     home=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stderr.count("softgrad: warning:") == 1, "the check's workers stay quiet"
+
+
+def test_entry_points_register_in_process_and_go_into_a_runs_metadata(site, monkeypatch):
+    monkeypatch.syspath_prepend(str(site))
+    try:
+        problems = registry.load_entry_points()
+        assert len(problems) == 1 and "brokenlib" in problems[0]
+        assert registry.get("goodlib-softmax").describe()["distribution"] == {"distribution": "goodlib",
+                                                                              "version": "1.2.3"}
+        assert registry.distributions()["goodlib-softmax"]["version"] == "1.2.3"
+        assert registry.load_entry_points() == problems, "loading again registers nothing twice"
+    finally:
+        registry.unregister("goodlib-softmax")
+        sys.modules.pop("goodlib_softgrad", None)
+    assert "goodlib-softmax" not in registry.distributions()
+
+
+# --- the README's examples -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("example", sorted(p.name for p in EXAMPLES.glob("test_*.py")))
+def test_the_readme_shows_each_example_file_exactly(example):
+    text = (EXAMPLES / example).read_text()
+    readme = (ROOT / "README.md").read_text()
+    assert f"```python\n{text}```" in readme, f"README's copy of tests/examples/{example} differs from the file"
+
+
+def test_the_readme_torch_function_with_the_sum_dropped_from_its_backward_is_caught():
+    pytest.importorskip("torch")
+    spec = importlib.util.spec_from_file_location("example_torch_function", EXAMPLES / "test_check_torch_function.py")
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+
+    class Shipped(example.Softmax):
+        @staticmethod
+        def backward(ctx, g):  # the shipped bug: s * g, without - sum(g * s)
+            (s,) = ctx.saved_tensors
+            return s * g
+
+    def vjp(x, g):
+        x = x.detach().requires_grad_(True)
+        return example.torch.autograd.grad(Shipped.apply(x), x, g)[0]
+
+    with pytest.raises(AssertionError) as exc:
+        check(softmax=Shipped.apply, vjp=vjp, backend="torch", dtypes=("float32",))
+    lines = _failures(exc)
+    assert lines and all(" vjp float32 cpu case " in x for x in lines), "the forward is right, the backward not"
+    assert any("case normal-1 (8, 37): FAIL [accuracy, vjp-sums-to-zero" in x for x in lines), lines
