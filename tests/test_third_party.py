@@ -5,6 +5,7 @@ README's example files."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import re
 import subprocess
@@ -288,7 +289,7 @@ def _softgrad(*args: str, site: Path, home: Path) -> subprocess.CompletedProcess
                           cwd=home, timeout=600)
 
 
-def test_an_installed_distributions_entries_are_listed_and_a_broken_one_is_a_one_line_warning(site, tmp_path):
+def test_an_installed_distributions_entries_are_listed_checked_run_and_chosen_and_a_broken_one_warns(site, tmp_path):
     proc = _softgrad("list", site=site, home=tmp_path)
     assert proc.returncode == 0, proc.stderr
     row = next(line for line in proc.stdout.splitlines() if line.startswith("goodlib-softmax"))
@@ -301,6 +302,15 @@ def test_an_installed_distributions_entries_are_listed_and_a_broken_one_is_a_one
                      home=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stderr.count("softgrad: warning:") == 1, "the check's workers stay quiet"
+    # timed like a built-in (asv drops PYTHONPATH: the distribution is still discovered), stored with its version
+    proc = _softgrad("run", "--quick", "--impl", "goodlib-softmax", "--no-agreement", site=site, home=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (meta,) = (tmp_path / "results" / "runs").glob("*/meta.json")
+    assert json.loads(meta.read_text())["distributions"] == {"goodlib-softmax": {"distribution": "goodlib",
+                                                                                 "version": "1.2.3"}}
+    proc = _softgrad("choose", "--op", "softmax", "--n", "1024", "--batch", "1", "--dtype", "float32", site=site,
+                     home=tmp_path)
+    assert proc.returncode == 0 and proc.stdout.startswith("goodlib-softmax: "), proc.stdout + proc.stderr
 
 
 def test_entry_points_register_in_process_and_go_into_a_runs_metadata(site, monkeypatch):

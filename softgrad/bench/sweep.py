@@ -170,6 +170,8 @@ def sweep_family(family: str, impls: list[registry.Implementation], grid_name: s
 def discover(cfg: Path, commit: str) -> None:
     """asv's discovery of the benchmark classes (``benchmarks.json`` in the results folder), no timing."""
     env = children.python_env({"PYTHONUNBUFFERED": "1"})
+    if env.get("PYTHONPATH") and "ASV_PYTHONPATH" not in env:
+        env["ASV_PYTHONPATH"] = env["PYTHONPATH"]  # asv drops PYTHONPATH: entries found there must be discovered too
     out = subprocess.run(children.python("-m", "asv", "run", "--config", str(cfg), "--python=same",
                                          "--set-commit-hash", commit, "--bench", "just-discover"),
                          capture_output=True, text=True, env=env, cwd=children.neutral_cwd())
