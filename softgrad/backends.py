@@ -64,6 +64,10 @@ class Backend:
         """A NumPy copy of a native array; 16-bit formats NumPy lacks come back widened exactly."""
         raise NotImplementedError
 
+    def broadcast_to(self, a: Any, shape: tuple[int, ...]) -> Any:
+        """A read-only view of ``a`` repeated to ``shape`` (stride 0 along the repeated axes), no copy."""
+        return np.broadcast_to(a, shape)
+
     def dtype_name(self, a: Any) -> str | None:
         """The softgrad dtype name of a native array, or None if it is not one of ours."""
         raise NotImplementedError
@@ -119,6 +123,9 @@ class TorchBackend(Backend):
         check_dtype(dtype)
         return torch.from_numpy(np.array(x, dtype=np.float64, order="C")).to(device=device, dtype=getattr(torch, dtype))
 
+    def broadcast_to(self, a: Any, shape: tuple[int, ...]) -> Any:
+        return a.expand(shape)
+
     def to_numpy(self, a: Any) -> np.ndarray:
         torch = self._torch()
         a = a.detach().to("cpu")
@@ -167,6 +174,11 @@ class JaxBackend(Backend):
         # Convert on the host (ml_dtypes gives NumPy a bfloat16): a device-side astype would compile per shape.
         host = np.asarray(x, dtype=np.float64).astype(jnp.dtype(dtype))
         return jax.device_put(host, self._device(device)).block_until_ready()
+
+    def broadcast_to(self, a: Any, shape: tuple[int, ...]) -> Any:
+        import jax.numpy as jnp
+
+        return jnp.broadcast_to(a, shape)
 
     def to_numpy(self, a: Any) -> np.ndarray:
         import jax.numpy as jnp

@@ -24,13 +24,40 @@ from .registry import Implementation
 PROBE_N = 256
 
 
-def view(a: Any, layout: str | None) -> Any:
-    """Apply a case's layout to an array (NumPy, torch and jax all share this indexing): ``transposed``
-    swaps the last two axes, ``sliced`` takes every second column; anything else leaves ``a`` as it is."""
-    if layout == "transposed":
+#: how an input is laid out in memory: ``contiguous``; ``transposed`` (a column-major view: ``base.T`` of an
+#: ``(..., n, rows)`` array); ``sliced`` (every second column of rows twice as long)
+LAYOUTS: tuple[str, ...] = ("contiguous", "transposed", "sliced")
+#: and for the cotangent ``g`` also: ``broadcast`` (one row repeated over the leading axes, stride 0: the
+#: gradient of ``sum(w * softmax(x))``) and ``scalar`` (one value, every stride 0: the gradient of a sum loss)
+G_LAYOUTS: tuple[str, ...] = (*LAYOUTS, "broadcast", "scalar")
+
+
+def base_shape(shape: tuple[int, ...], layout: str | None) -> tuple[int, ...]:
+    """The shape of the array a ``layout`` view of logical ``shape`` is taken from."""
+    shape = tuple(shape)
+    if layout == "transposed" and len(shape) >= 2:
+        return (*shape[:-2], shape[-1], shape[-2])
+    if layout == "sliced":
+        return (*shape[:-1], 2 * shape[-1])
+    if layout == "broadcast":
+        return shape[-1:]
+    if layout == "scalar":
+        return ()
+    return shape
+
+
+def view(a: Any, layout: str | None, shape: tuple[int, ...] | None = None, backend: Backend | None = None) -> Any:
+    """Apply a layout to its base array (NumPy, torch and jax all share this indexing): ``transposed`` swaps
+    the last two axes, ``sliced`` takes every second column, ``broadcast`` and ``scalar`` repeat the base to
+    the logical ``shape`` through ``backend`` (NumPy's by default); anything else leaves ``a`` as it is."""
+    if layout == "transposed" and len(a.shape) >= 2:
         return a.swapaxes(-1, -2) if hasattr(a, "swapaxes") else a.transpose(-1, -2)
     if layout == "sliced":
         return a[..., ::2]
+    if layout in ("broadcast", "scalar"):
+        if shape is None:
+            raise ValueError(f"a {layout} view needs the logical shape")
+        return (backend or get_backend("numpy")).broadcast_to(a, tuple(shape))
     return a
 
 
@@ -62,16 +89,18 @@ class Prepared:
 
 
 def prepare(impl: Implementation, op: str, dtype: str, device: str, x: np.ndarray, g: np.ndarray | None = None,
-            *, layout: str | None = None) -> Prepared:
+            *, layout: str | None = None, g_layout: str | None = None) -> Prepared:
     """The call of ``impl``'s ``op`` on ``x`` (and ``g`` for the VJP) as native ``dtype`` arrays on ``device``,
-    each seen through ``layout`` (a case's layout: ``x`` and ``g`` are then its base arrays)."""
+    ``x`` seen through ``layout`` and ``g`` through ``g_layout`` (default: ``layout``); with a layout, ``x``
+    and ``g`` are the base arrays of :func:`base_shape`."""
     backend = get_backend(impl.backend)
     fn = impl.ops_for(device)[op]
     args: tuple[Any, ...] = (view(backend.from_numpy(x, dtype, device), layout),)
     if op == "vjp":
         if g is None:
             raise ValueError(f"{impl.name} vjp needs a cotangent g")
-        args += (view(backend.from_numpy(g, dtype, device), layout),)
+        g_layout = layout if g_layout is None else g_layout
+        args += (view(backend.from_numpy(g, dtype, device), g_layout, tuple(args[0].shape), backend),)
     return Prepared(impl, op, dtype, device, backend, fn, args)
 
 
@@ -129,4 +158,5 @@ def too_slow(impl: Implementation, op: str, dtype: str, device: str, x: np.ndarr
     return None
 
 
-__all__ = ["PROBE_N", "Prepared", "estimate_seconds", "prepare", "too_slow", "view"]
+__all__ = ["G_LAYOUTS", "LAYOUTS", "PROBE_N", "Prepared", "base_shape", "estimate_seconds", "prepare", "too_slow",
+           "view"]

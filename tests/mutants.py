@@ -52,6 +52,8 @@ class Mutant:
     ops: dict[str, Fn]
     caught_by: frozenset[str]  # checks that must fire (at least these)
     dtypes: tuple[str, ...] = ("float64", "float32", "float16")
+    #: ``"g-layout"``: the bug shows only in cases whose g is laid out unlike x (the rest must pass)
+    only_where: str | None = None
 
 
 def _ops(softmax_fn: Fn = softmax, jacobian_fn: Fn = jacobian, vjp_fn: Fn = vjp) -> dict[str, Fn]:
@@ -143,6 +145,19 @@ def _ignores_strides(x):
     return softmax(flat)
 
 
+def _g_in_x_order(x, g):
+    """A fused kernel that walks g's buffer in x's memory order (one set of strides for both)."""
+    order = "F" if x.ndim >= 2 and x.flags.f_contiguous and not x.flags.c_contiguous else "C"
+    return vjp(x, np.asarray(g).ravel(order="K").reshape(x.shape, order=order))
+
+
+def _zero_stride_g_is_constant(x, g):
+    """The sum loss's fast path (g constant, so the VJP is 0) taken for any g with a zero stride."""
+    if 0 in np.asarray(g).strides and g.size > 1:
+        return np.zeros_like(x)
+    return vjp(x, g)
+
+
 def _wrong_dtype(x):
     return softmax(x.astype(np.float64))
 
@@ -192,6 +207,10 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant("zero-for-undefined-rows", "all -inf / NaN rows give 0 instead of NaN", _ops(_safe_softmax_zero_rows),
            frozenset({"nan-policy"})),
     Mutant("raises", "the softmax raises", _ops(_raises), frozenset({"error"})),
+    Mutant("g-in-x-order", "the VJP reads g's buffer with x's layout", _ops(vjp_fn=_g_in_x_order),
+           frozenset({"accuracy"}), only_where="g-layout"),
+    Mutant("zero-stride-g-is-constant", "a broadcast g taken for the constant g of a sum loss (VJP 0)",
+           _ops(vjp_fn=_zero_stride_g_is_constant), frozenset({"accuracy"}), only_where="g-layout"),
     Mutant("wrong-shape-jacobian", "jacobian returns an (..., n) array", _ops(jacobian_fn=_wrong_shape_jacobian),
            frozenset({"contract"})),
 )

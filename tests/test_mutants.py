@@ -46,6 +46,18 @@ def test_mutant_is_caught(mutant: Mutant):
     print(f"{mutant.name}: caught by {', '.join(sorted(fired))}; e.g. {lines[0]}")
 
 
+@pytest.mark.parametrize("mutant", [m for m in MUTANTS if m.only_where == "g-layout"], ids=lambda m: m.name)
+def test_a_g_layout_bug_fails_exactly_the_cases_where_g_is_laid_out_unlike_x(mutant: Mutant):
+    impl = _register(f"mutant-{mutant.name}", mutant.ops, mutant.dtypes)
+    try:
+        _, lines = _fired(impl)
+    finally:
+        softgrad.unregister(impl.name)
+    failing = {line.split(" case ")[1].split()[0] for line in lines}
+    own_layout = {c.name for c in CATALOGUE if c.quick and c.g_layout not in (None, c.layout)}
+    assert failing and failing <= own_layout, f"{mutant.name} failed outside the g-layout cases: {failing - own_layout}"
+
+
 def test_control_is_not_flagged():
     """The mutants' unmodified base passes every quick case: no false alarm from the same harness."""
     impl = _register("mutant-control", _ops(), ("float64", "float32", "float16"))

@@ -4,8 +4,11 @@ One catalogue serves the conformance tests, ``softgrad check`` and the benchmark
 A case makes float64 logits ``x`` and a cotangent ``g`` from a seed derived from its name, rounded to the
 target dtype, so the oracle sees exactly what the implementation sees.
 
-Layouts: ``contiguous``; ``transposed`` (the implementation gets ``base.T`` of a ``(n, batch)`` array, a
-column-major view); ``sliced`` (it gets ``base[..., ::2]`` of a row twice as long).
+Layouts (:data:`softgrad.prepared.LAYOUTS`): ``contiguous``; ``transposed`` (the implementation gets
+``base.T`` of a ``(n, batch)`` array, a column-major view); ``sliced`` (it gets ``base[..., ::2]`` of a row
+twice as long). The cotangent ``g`` has a layout of its own (by default ``x``'s), which may also be
+``broadcast`` (one row, stride 0 over the batch) or ``scalar`` (one value, every stride 0), as the
+gradients of ``sum(w * softmax(x))`` and of a sum loss are.
 """
 
 from __future__ import annotations
@@ -17,10 +20,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..contract import OPS, round_to_dtype
+from ..prepared import G_LAYOUTS, LAYOUTS, base_shape
 from ..prepared import view  # noqa: F401  (the layouts' view, applied by the one prepared call)
 
 MakeFn = Callable[[np.random.Generator, tuple[int, ...]], np.ndarray]
-LAYOUTS = ("contiguous", "transposed", "sliced")
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,17 @@ class Case:
     layout: str = "contiguous"
     ops: tuple[str, ...] = OPS
     quick: bool = True  # part of the quick set (``softgrad check --quick`` and the benchmark tracks)
+    g_layout: str | None = None  # the cotangent's layout; None: the same as ``x``'s
+
+    def __post_init__(self) -> None:
+        if self.layout not in LAYOUTS:
+            raise ValueError(f"case {self.name}: layout {self.layout!r} is not one of {', '.join(LAYOUTS)}")
+        if self.g_layout is not None and self.g_layout not in G_LAYOUTS:
+            raise ValueError(f"case {self.name}: g layout {self.g_layout!r} is not one of {', '.join(G_LAYOUTS)}")
+
+    @property
+    def layout_of_g(self) -> str:
+        return self.layout if self.g_layout is None else self.g_layout
 
     @property
     def n(self) -> int:
@@ -44,25 +58,27 @@ class Case:
         return int(np.prod(self.shape[:-1], dtype=np.int64))
 
     def base_shape(self) -> tuple[int, ...]:
-        """Shape of the array the layout's view is taken from."""
-        if self.layout == "transposed":
-            return (*self.shape[:-2], self.shape[-1], self.shape[-2])
-        if self.layout == "sliced":
-            return (*self.shape[:-1], 2 * self.shape[-1])
-        return self.shape
+        """Shape of the array the layout's view of ``x`` is taken from."""
+        return base_shape(self.shape, self.layout)
 
     def inputs(self, dtype: str) -> tuple[np.ndarray, np.ndarray]:
-        """``(x, g)`` as float64 arrays holding values exact in ``dtype``, in the layout's base form."""
+        """``(x, g)`` as float64 arrays holding values exact in ``dtype``, each in its layout's base form."""
         rng = np.random.default_rng(zlib.crc32(self.name.encode()))
-        base = self.base_shape()
         logical = np.asarray(self.make(rng, self.shape), dtype=np.float64).reshape(self.shape)
         g = rng.standard_normal(self.shape)
-        return round_to_dtype(_to_base(logical, self.layout, base, rng), dtype), round_to_dtype(
-            _to_base(g, self.layout, base, rng), dtype
+        g_base = base_shape(self.shape, self.layout_of_g)
+        if self.layout_of_g == "broadcast":  # what is repeated: one row of g ...
+            g = g.reshape(-1, self.n)[0].copy() if g.size else np.zeros(self.n)
+        elif self.layout_of_g == "scalar":  # ... or the 1 of a sum loss
+            g = np.ones(())
+        return round_to_dtype(_to_base(logical, self.layout, self.base_shape(), rng), dtype), round_to_dtype(
+            _to_base(g, self.layout_of_g, g_base, rng), dtype
         )
 
 
 def _to_base(a: np.ndarray, layout: str, base: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+    if layout in ("broadcast", "scalar"):
+        return a  # made in its base form
     if layout == "transposed":
         return np.ascontiguousarray(np.swapaxes(a, -1, -2))
     if layout == "sliced":
@@ -139,6 +155,14 @@ CATALOGUE: tuple[Case, ...] = (
     Case("transposed", (8, 33), normal(2.0), "column-major input: code assuming contiguous rows", "transposed"),
     Case("sliced", (8, 33), normal(2.0), "strided rows (x[:, ::2]): code ignoring strides", "sliced"),
     Case("leading-3d", (2, 3, 17), normal(2.0), "several leading dims: reshape and axis mistakes"),
+    Case("x-transposed-g-contiguous", (8, 33), normal(2.0), "x column-major, g row-major: g read in x's layout",
+         "transposed", ops=("vjp",), g_layout="contiguous"),
+    Case("x-sliced-g-transposed", (2, 5, 33), normal(2.0), "x strided, g column-major: one stride for both",
+         "sliced", ops=("vjp",), g_layout="transposed"),
+    Case("g-broadcast", (8, 33), normal(2.0), "g one row over the batch (stride 0), as for sum(w * softmax(x))",
+         ops=("vjp",), g_layout="broadcast"),
+    Case("g-scalar", (2, 3, 17), normal(2.0), "g of a sum loss: one 1 with every stride 0; the VJP is 0",
+         ops=("vjp",), g_layout="scalar"),
     Case("n-517", (2, 517), normal(2.0), "n just off a power of two: vector tail handling"),
     Case("n-1023", (2, 1023), normal(2.0), "n one short of a block size"),
     Case("n-1025", (2, 1025), normal(2.0), "n one past a block size: a second, partial block"),

@@ -171,8 +171,8 @@ def _run_checks(impl: Implementation, op: str, dtype: str, case: Case, device: s
     backend = get_backend(impl.backend)
     x_base, g_base = case.inputs(dtype)
     x = view(x_base, case.layout)
-    g = view(g_base, case.layout)
-    call = prepare(impl, op, dtype, device, x_base, g_base, layout=case.layout)
+    g = view(g_base, case.layout_of_g, x.shape)
+    call = prepare(impl, op, dtype, device, x_base, g_base, layout=case.layout, g_layout=case.layout_of_g)
     x_nat = call.x
     result = call()
     problem = output_problem(op, x.shape, dtype, result, backend.dtype_name(result))
