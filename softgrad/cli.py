@@ -8,6 +8,7 @@ shows the traceback). 130 when interrupted.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from .check import isolated
-from . import paths, registry
+from . import paths, registry, workloads
 from .contract import DTYPES, OPS
 from .stored import StoreError, one_line
 
@@ -128,7 +129,20 @@ def _print_table(rows: Sequence[Sequence[str]]) -> None:
 def cmd_check(args: argparse.Namespace) -> int:
     from .check.isolated import CheckSelection, run_checks, summarize
 
-    sel = CheckSelection(impls=args.impl, ops=args.op, dtypes=args.dtype, cases=args.case,
+    cases, ops, dtypes = args.case, args.op, args.dtype
+    if args.workload is not None:
+        w = _workload(args.workload)
+        if args.case or args.quick:
+            raise UsageError("--workload names its own cases: leave out --case and --quick")
+        cases = workloads.check_cases(w)
+        ops = [op for op in w.ops if not args.op or op in args.op]
+        dtypes = [d for d in w.dtypes if not args.dtype or d in args.dtype]
+        if not ops or not dtypes:
+            raise UsageError(f"workload {w.name} has ops {', '.join(w.ops)} and dtypes {', '.join(w.dtypes)}: "
+                             f"--op and --dtype leave none")
+        print(f"softgrad check: workload {w.name}: {len(cases)} cases at its shapes (rows cut to at most "
+              f"{workloads.CHECK_ELEMENTS} elements), {', '.join(ops)}, {', '.join(dtypes)}", file=sys.stderr)
+    sel = CheckSelection(impls=args.impl, ops=ops, dtypes=dtypes, cases=cases,
                          devices=args.device, quick=args.quick, timeout_s=args.timeout,
                          jobs=args.jobs)
     try:
@@ -157,6 +171,35 @@ def cmd_check(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 1
     return 0 if ok else 1
+
+
+def _workload(spec: str) -> workloads.Workload:
+    try:
+        return workloads.load(spec)
+    except workloads.WorkloadError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def cmd_workloads(args: argparse.Namespace) -> int:
+    found = dict(workloads.PRESETS)
+    try:
+        found.update(workloads.from_pyproject(Path.cwd()))
+    except workloads.WorkloadError as exc:
+        raise UsageError(str(exc)) from None
+    if args.json:
+        json.dump([{**dataclasses.asdict(w), "check_cases": workloads.check_cases(w)} for w in found.values()],
+                  sys.stdout, indent=2)
+        print()
+        return 0
+    rows = [("name", "shapes", "dtypes", "ops", "layouts x / g", "values")]
+    for w in found.values():
+        shapes = ", ".join("x".join(map(str, s)) for s in w.shapes)
+        rows.append((w.name, shapes, ",".join(w.dtypes), ",".join(w.ops), f"{','.join(w.x_layouts)} / "
+                     f"{','.join(w.g_layouts)}", ",".join(w.values)))
+    _print_table(rows)
+    for w in found.values():
+        print(f"{w.name}: {w.description}" + (f" ({w.sources})" if w.sources else ""))
+    return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -293,6 +336,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_plugins(p)
     p.set_defaults(func=cmd_list)
 
+    p = sub.add_parser("workloads", help="the workload presets and ./pyproject.toml's workloads")
+    p.add_argument("--json", action="store_true", help="print JSON (with each workload's correctness cases)")
+    p.set_defaults(func=cmd_workloads)
+
     p = sub.add_parser("check", help="check implementations against the oracle, properties and policies")
     p.add_argument("--impl", action="append", metavar="NAME", help="implementation (repeatable; default all available)")
     p.add_argument("--op", action="append", choices=OPS, help="op (repeatable; default all)")
@@ -300,6 +347,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--case", action="append", metavar="CASE", help="case from the catalogue (repeatable)")
     p.add_argument("--device", action="append", metavar="DEV", help="device (repeatable; default every present one)")
     p.add_argument("--quick", action="store_true", help="only the quick cases")
+    p.add_argument("--workload", metavar="NAME|FILE",
+                   help="check at a workload's shapes, dtypes and layouts instead of the catalogue: a preset "
+                        "(softgrad workloads), a .toml file, or a [tool.softgrad.workloads.NAME] of ./pyproject.toml")
     p.add_argument("--timeout", type=positive_seconds, default=60.0, metavar="S", help="per-case time limit in seconds")
     p.add_argument("--jobs", type=positive_int, default=isolated.DEFAULT_JOBS, metavar="N",
                    help=f"worker processes at a time (default {isolated.DEFAULT_JOBS})")

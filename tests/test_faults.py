@@ -214,14 +214,14 @@ BASE = {
     "check": ["--impl", "numpy", "--op", "softmax", "--dtype", "float64", "--case", "normal-1"],
     "run": ["--impl", "numpy", "--quick", "--no-check", "--no-report"],
     "choose": ["--op", "vjp", "--n", "8"],
-    "list": [], "report": [], "compare": [],
+    "list": [], "report": [], "compare": [], "workloads": [],
 }
 NUMERIC_BAD = ["abc", "nan", "inf", "-inf", "-1", "0", "1e999", "", "0x10", "2.5.1"]
 #: wrong values of flags that take a name, file or folder
 NAMED_BAD = {
     "--impl": ["no-such-impl", ""], "--case": ["no-such-case"], "--plugin": ["/no/such/plugin.py", ""],
     "--device": ["nope", ""], "--json": ["/no/such/folder/r.json"], "--out": ["/proc/no-such-folder"],
-    "--op": ["hessian"], "--dtype": ["float8"],
+    "--op": ["hessian"], "--dtype": ["float8"], "--workload": ["no-such-workload", "", "/no/such/w.toml"],
 }
 
 

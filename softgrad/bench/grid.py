@@ -11,14 +11,15 @@ import os
 import re
 
 from .. import registry
+from ..workloads import DEFAULT_BATCHES, DEFAULT_N_VALUES
 
-#: Row lengths: powers of two from 2 to 4096.
-N_VALUES: tuple[int, ...] = tuple(2**k for k in range(1, 13))
+#: Row lengths: powers of two from 2 to 4096 (the ``default`` workload's).
+N_VALUES: tuple[int, ...] = DEFAULT_N_VALUES
 #: Row lengths for what is not a timing (error against tolerance, peak memory, first call): one process
 #: per combination is the sweep's main cost, and these change slowly with n.
 TRACK_N_VALUES: tuple[int, ...] = (2, 32, 512, 4096)
 #: Batch sizes: one row, and a batch of 256 rows.
-BATCHES: tuple[int, ...] = (1, 256)
+BATCHES: tuple[int, ...] = DEFAULT_BATCHES
 #: The quick grid: short rows in a batch, long rows alone and in a batch; float32 only.
 QUICK_SHAPES: tuple[str, ...] = ("256x16", "1x1024", "256x1024")
 QUICK_DTYPES: tuple[str, ...] = ("float32",)

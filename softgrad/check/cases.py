@@ -13,6 +13,7 @@ gradients of ``sum(w * softmax(x))`` and of a sum loss are.
 
 from __future__ import annotations
 
+import re
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -173,10 +174,43 @@ CATALOGUE: tuple[Case, ...] = (
 
 CASES: dict[str, Case] = {c.name: c for c in CATALOGUE}
 
+# --- cases at a caller's own shape (a workload's), named so that any process rebuilds them from the name ---
+
+#: what the logits of a shape case look like: ordinary scores, attention scores under a causal-like -inf
+#: mask, or rows with one dominant entry (a confident classifier, a peaked vocabulary distribution)
+VALUES: dict[str, MakeFn] = {"normal": normal(3.0), "masked": masked, "dominant": dominant}
+_SHAPE_CASE = re.compile(r"shape-(\d+(?:x\d+)*)-(\w+)-x-(\w+)-g-(\w+)")
+
+
+def shape_case_name(shape: tuple[int, ...], values: str = "normal", layout: str = "contiguous",
+                    g_layout: str = "contiguous") -> str:
+    """``shape-16x262144-normal-x-contiguous-g-broadcast``: the name :func:`get_case` rebuilds the case from."""
+    return f"shape-{'x'.join(str(int(d)) for d in shape)}-{values}-x-{layout}-g-{g_layout}"
+
+
+def shape_case(name: str) -> Case:
+    """The case a :func:`shape_case_name` names; ``KeyError`` for a name that is not one."""
+    m = _SHAPE_CASE.fullmatch(name)
+    if not m or m.group(2) not in VALUES or m.group(3) not in LAYOUTS or m.group(4) not in G_LAYOUTS:
+        raise KeyError(f"unknown case {name!r}: a shape case is shape-<dims>-<{'|'.join(VALUES)}>-x-<layout>-g-"
+                       f"<layout> (layouts of x: {', '.join(LAYOUTS)}; of g also broadcast, scalar)")
+    shape = tuple(int(d) for d in m.group(1).split("x"))
+    values, layout, g_layout = m.group(2), m.group(3), m.group(4)
+    if layout == "transposed" and len(shape) < 2:
+        raise KeyError(f"unknown case {name!r}: a transposed x needs two dims or more")
+    what = {"normal": "logits ~ N(0, 9)", "masked": "about half the logits -inf", "dominant": "one dominant logit"}
+    ops = OPS if g_layout == "contiguous" else ("vjp",)  # only the VJP reads g: the others are the same case
+    return Case(name, shape, VALUES[values], f"the caller's own shape {shape}: {what[values]}, x {layout}, "
+                f"g {g_layout}", layout, ops=ops, g_layout=g_layout, quick=False)
+
 
 def get_case(name: str) -> Case:
-    """The case called ``name``; ``KeyError`` listing the known names otherwise."""
+    """The case called ``name`` (from the catalogue, or a :func:`shape_case_name`); ``KeyError`` listing the
+    known names otherwise."""
+    if name.startswith("shape-"):
+        return shape_case(name)
     try:
         return CASES[name]
     except KeyError:
-        raise KeyError(f"unknown case {name!r}; known: {', '.join(CASES)}") from None
+        raise KeyError(f"unknown case {name!r}; known: {', '.join(CASES)}, or a shape case "
+                       f"(shape-<dims>-<values>-x-<layout>-g-<layout>)") from None

@@ -1,0 +1,249 @@
+"""Workloads: the shapes, dtypes, ops and layouts a user chooses a softmax for, as data.
+
+A workload names shapes (any leading dims, the last one is the softmax axis), dtypes, ops, the layouts
+of ``x`` and of the VJP's ``g`` (each on its own: :data:`softgrad.prepared.LAYOUTS`,
+:data:`softgrad.prepared.G_LAYOUTS`) and what the logits look like (:data:`softgrad.check.cases.VALUES`).
+Built-in presets (:data:`PRESETS`) cover vocabulary rows, attention scores and classifier heads; a user's
+own comes from a TOML file or from ``[tool.softgrad.workloads.<name>]`` in ``pyproject.toml``.
+
+Every shape of a workload is also a correctness case (:func:`check_cases`): the same row length and the
+same number of leading dims, with the rows cut (leading dims from the left) to at most
+:data:`CHECK_ELEMENTS` elements, so every boundary along the row that a kernel has (block sizes, vector
+tails, a 16-bit running sum) is crossed exactly as at the real shape, at an oracle cost of seconds.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .check.cases import VALUES, shape_case_name
+from .contract import DTYPE_INFO, DTYPES, OPS
+from .prepared import G_LAYOUTS, LAYOUTS
+
+#: the largest correctness case made from a workload's shape (elements of x): 2 to 3.5 s and 0.35 to 0.6 GB for
+#: the oracle and the checks of one VJP on this project's 2-core machines
+CHECK_ELEMENTS = 1 << 21
+#: rows a correctness case keeps at least (one row alone hides row-stride bugs)
+CHECK_MIN_ROWS = 2
+#: a workload whose VJP (x, g and the result) in its widest dtype needs more than this share of the
+#: machine's memory is refused: frameworks add temporaries of the same size
+MEMORY_SHARE = 0.25
+KEYS = ("name", "description", "shapes", "dtypes", "ops", "x_layouts", "g_layouts", "values", "sources")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}")
+
+
+class WorkloadError(ValueError):
+    """A workload that cannot be used: the message is one line naming the file, the key and what is allowed."""
+
+
+@dataclass(frozen=True)
+class Workload:
+    """Shapes, dtypes, ops and layouts to check and time; ``sources`` says where the numbers come from."""
+
+    name: str
+    description: str
+    shapes: tuple[tuple[int, ...], ...]
+    dtypes: tuple[str, ...]
+    ops: tuple[str, ...] = ("softmax", "vjp")
+    x_layouts: tuple[str, ...] = ("contiguous",)
+    g_layouts: tuple[str, ...] = ("contiguous",)
+    values: tuple[str, ...] = ("normal",)
+    sources: str = ""
+    origin: str = "preset"
+
+    def largest_bytes(self) -> int:
+        """Bytes of x, g and the result of the VJP at the largest shape in the widest dtype."""
+        widest = max(DTYPE_INFO[d].itemsize for d in self.dtypes)
+        return 3 * widest * max(math.prod(s) for s in self.shapes)
+
+
+def check_shape(shape: tuple[int, ...], budget: int = CHECK_ELEMENTS) -> tuple[int, ...]:
+    """The correctness case's shape for a workload shape: the same row length and number of dims, leading
+    dims cut from the left until at most ``budget`` elements, keeping :data:`CHECK_MIN_ROWS` rows where the
+    shape has them."""
+    *original, n = shape
+    lead = list(original)
+    for i in range(len(lead)):
+        if math.prod(lead) * n <= budget:
+            break
+        lead[i] = max(1, min(lead[i], budget // (math.prod(lead[i + 1:]) * n)))
+    if math.prod(lead) < CHECK_MIN_ROWS <= math.prod(original):
+        i = max(k for k, d in enumerate(original) if d >= 2)  # a dim that has rows to give
+        lead[i] = max(lead[i], min(original[i], CHECK_MIN_ROWS))
+    return (*lead, n)
+
+
+def check_cases(w: Workload) -> list[str]:
+    """Names of the correctness cases of ``w``: every checked shape with each kind of values and each layout
+    of x (and of g, which only the VJP reads), without repeats."""
+    names: dict[str, None] = {}
+    for shape in w.shapes:
+        small = check_shape(shape)
+        for values in w.values:
+            for layout in w.x_layouts:
+                if layout == "transposed" and len(small) < 2:
+                    continue
+                g_layouts = w.g_layouts if "vjp" in w.ops else ("contiguous",)
+                for g_layout in g_layouts:
+                    names[shape_case_name(small, values, layout, g_layout)] = None
+    return list(names)
+
+
+# --- the presets -----------------------------------------------------------------------------------------
+
+#: vocabulary sizes of public model configs: Llama 2 (32000), GPT-2 (50257), Llama 3 (128256),
+#: Qwen 2 (151936), Gemma 3 (262144)
+VOCAB_SIZES = (32000, 50257, 128256, 151936, 262144)
+
+#: the default grid (the nightly trend line): rows of 2 to 4096, alone and in a batch of 256
+DEFAULT_N_VALUES: tuple[int, ...] = tuple(2**k for k in range(1, 13))
+DEFAULT_BATCHES: tuple[int, ...] = (1, 256)
+
+PRESETS: dict[str, Workload] = {w.name: w for w in (
+    Workload("default", "the default grid: the nightly trend line (every shape fits this machine's cache)",
+             tuple((b, n) for b in DEFAULT_BATCHES for n in DEFAULT_N_VALUES), ("float32", "float64"), OPS,
+             sources="powers of two from 2 to 4096; one row and a batch of 256"),
+    Workload("vocab", "LM head and loss: one row per token over the vocabulary",
+             tuple((tokens, v) for tokens in (512, 2048) for v in VOCAB_SIZES if tokens * v <= 1 << 27),
+             ("bfloat16", "float16", "float32"), g_layouts=("contiguous", "broadcast"),
+             sources="vocab_size of Llama 2, GPT-2, Llama 3, Qwen 2, Gemma 3 configs; 512 and 2048 tokens per step "
+                     "(16384 in training, cut to fit 24 GiB: 128M elements at most, 512 MiB a float32 array)"),
+    Workload("attention", "attention scores: batch x heads x queries over the keys, masked and not",
+             ((8, 12, 128, 128), (1, 32, 512, 512), (1, 32, 1024, 1024), (1, 8, 256, 4096), (1, 8, 64, 16384)),
+             ("bfloat16", "float16", "float32"), values=("normal", "masked"), g_layouts=("contiguous", "transposed"),
+             sources="32 heads (Llama 2 7B, Llama 3 8B), 12 (GPT-2 small), 8 key-value groups; keys 128 to 16384: "
+                     "sequence lengths of the same models (4096 Llama 2, 8192 Llama 3), queries cut to fit 24 GiB"),
+    Workload("classifier", "classifier heads: a batch of rows over 2 to 1000 classes",
+             ((1, 2), (1, 10), (256, 10), (65536, 10), (4096, 2), (256, 1000), (65536, 1000)),
+             ("float32", "float64"), values=("normal", "dominant"), x_layouts=("contiguous", "sliced"),
+             sources="binary, CIFAR-10 and ImageNet-1k class counts; batches of 1 to 65536 rows"),
+)}
+
+
+def _table_of(data: Mapping[str, Any], where: str) -> Mapping[str, Any]:
+    if not isinstance(data, Mapping):
+        raise WorkloadError(f"{where}: a workload is a TOML table")
+    return data
+
+
+def parse(table: Mapping[str, Any], where: str, default_name: str) -> Workload:
+    """A :class:`Workload` from a TOML table; :class:`WorkloadError` naming ``where``, the key and what is
+    allowed for anything else."""
+    table = _table_of(table, where)
+    unknown = [k for k in table if k not in KEYS]
+    if unknown:
+        raise WorkloadError(f"{where}: unknown key {unknown[0]!r}; allowed: {', '.join(KEYS)}")
+    name = table.get("name", default_name)
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise WorkloadError(f"{where}: key 'name': {name!r} is not allowed; use 1 to 64 letters, digits and _.+-")
+    if "shapes" not in table:
+        raise WorkloadError(f"{where}: key 'shapes' is missing; give a list such as [\"4096x50257\", [8, 16, 1024, 1024]]")
+    shapes = tuple(_shape(s, where) for s in _list(table["shapes"], "shapes", where))
+    dtypes = _choices(table.get("dtypes", ["float32"]), "dtypes", DTYPES, where)
+    ops = _choices(table.get("ops", ["softmax", "vjp"]), "ops", OPS, where)
+    x_layouts = _choices(table.get("x_layouts", ["contiguous"]), "x_layouts", LAYOUTS, where)
+    g_layouts = _choices(table.get("g_layouts", ["contiguous"]), "g_layouts", G_LAYOUTS, where)
+    values = _choices(table.get("values", ["normal"]), "values", tuple(VALUES), where)
+    texts = {}
+    for key in ("description", "sources"):
+        value = table.get(key, "")
+        if not isinstance(value, str):
+            raise WorkloadError(f"{where}: key {key!r}: give a string, not {type(value).__name__}")
+        texts[key] = value
+    w = Workload(name, texts["description"], shapes, dtypes, ops, x_layouts, g_layouts, values, texts["sources"],
+                 origin=where)
+    if "transposed" in x_layouts and all(len(s) < 2 for s in shapes):
+        raise WorkloadError(f"{where}: key 'x_layouts': transposed needs shapes of two dims or more")
+    memory = _memory_bytes()
+    if memory and w.largest_bytes() > MEMORY_SHARE * memory:
+        big = max(shapes, key=math.prod)
+        raise WorkloadError(f"{where}: key 'shapes': {'x'.join(map(str, big))} needs {w.largest_bytes() / 2**30:.1f} "
+                            f"GiB for x, g and the VJP's result, over {MEMORY_SHARE:.0%} of this machine's "
+                            f"{memory / 2**30:.0f} GiB")
+    return w
+
+
+def _list(value: Any, key: str, where: str) -> list[Any]:
+    if isinstance(value, str) or not isinstance(value, list) or not value:
+        raise WorkloadError(f"{where}: key {key!r}: give a non-empty list")
+    return value
+
+
+def _choices(value: Any, key: str, allowed: Iterable[str], where: str) -> tuple[str, ...]:
+    allowed = tuple(allowed)
+    items = _list(value, key, where)
+    for item in items:
+        if item not in allowed:
+            raise WorkloadError(f"{where}: key {key!r}: {item!r} is not allowed; choose from {', '.join(allowed)}")
+    return tuple(dict.fromkeys(items))
+
+
+def _shape(value: Any, where: str) -> tuple[int, ...]:
+    if isinstance(value, str):
+        if not re.fullmatch(r"\d+(x\d+)*", value):
+            raise WorkloadError(f"{where}: key 'shapes': {value!r} is not a shape; write \"4096x50257\" or [4096, 50257]")
+        dims = [int(d) for d in value.split("x")]
+    elif isinstance(value, list) and value and all(isinstance(d, int) and not isinstance(d, bool) for d in value):
+        dims = list(value)
+    else:
+        raise WorkloadError(f"{where}: key 'shapes': {value!r} is not a shape; write \"4096x50257\" or [4096, 50257]")
+    if any(d < 1 for d in dims) or len(dims) > 8:
+        raise WorkloadError(f"{where}: key 'shapes': {value!r}: give 1 to 8 dims of at least 1")
+    return tuple(dims)
+
+
+def _memory_bytes() -> int | None:
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise WorkloadError(f"workload file {str(path)!r} not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise WorkloadError(f"workload file {path}: not valid TOML ({exc})") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise WorkloadError(f"workload file {path}: cannot be read ({exc})") from None
+
+
+def from_pyproject(folder: Path) -> dict[str, Workload]:
+    """The workloads of ``[tool.softgrad.workloads.<name>]`` in ``folder/pyproject.toml`` (none if absent)."""
+    path = folder / "pyproject.toml"
+    if not path.is_file():
+        return {}
+    tables = _read_toml(path).get("tool", {}).get("softgrad", {}).get("workloads", {})
+    if not isinstance(tables, Mapping):
+        raise WorkloadError(f"{path}: [tool.softgrad.workloads] must hold one table per workload")
+    return {name: parse(t, f"{path} [tool.softgrad.workloads.{name}]", name) for name, t in tables.items()}
+
+
+def load(spec: str, folder: Path | None = None) -> Workload:
+    """The workload ``spec`` names: a preset, a ``.toml`` file, or a workload of ``folder``'s (default: the
+    working directory's) ``pyproject.toml``."""
+    if spec in PRESETS:
+        return PRESETS[spec]
+    path = Path(spec).expanduser()
+    if spec.endswith(".toml") or os.sep in spec:
+        data = _read_toml(path)
+        return parse(data, f"workload file {path}", path.stem)
+    own = from_pyproject(folder or Path.cwd())
+    if spec in own:
+        return own[spec]
+    known = ", ".join([*PRESETS, *own])
+    raise WorkloadError(f"unknown workload {spec!r}; presets and pyproject.toml workloads: {known}, or a .toml file")
+
+
+__all__ = ["CHECK_ELEMENTS", "DEFAULT_BATCHES", "DEFAULT_N_VALUES", "KEYS", "PRESETS", "VOCAB_SIZES", "Workload", "WorkloadError", "check_cases",
+           "check_shape", "from_pyproject", "load", "parse"]
