@@ -20,6 +20,7 @@ from typing import NoReturn
 from .check import isolated
 from . import paths, registry, workloads
 from .contract import DTYPES, OPS
+from .prepared import G_LAYOUTS, LAYOUTS
 from .stored import StoreError, one_line
 
 DEBUG_ENV = "SOFTGRAD_DEBUG"
@@ -211,10 +212,13 @@ def cmd_run(args: argparse.Namespace) -> int:
             registry.get(name)
         except KeyError as exc:
             raise UsageError(str(exc).strip("'\"")) from None
+    w = _workload(args.workload) if args.workload is not None else None
+    if w is not None and w.name == "default":
+        w = None  # the default workload is the default grid
     paths.require_writable(paths.results_dir())
     opts = RunOptions(quick=args.quick, impls=args.impl, threads=args.threads, resume=args.resume, rounds=args.rounds,
                       check=not args.no_check, report=not args.no_report, progress=not args.no_progress,
-                      agreement=not args.no_agreement)
+                      agreement=not args.no_agreement, workload=w)
     try:
         return run(opts)
     except (RunError, ValueError) as exc:
@@ -242,12 +246,12 @@ def cmd_choose(args: argparse.Namespace) -> int:
 
     _check_devices([args.device])
     loaded = results.load()  # a bad stored file: StoreError, one line from main
-    df = results.latest(loaded)
+    df = results.latest_per_workload(loaded)
     _warn(args, loaded)
     if df.empty:
         raise UsageError("no complete run stored yet: run `softgrad run --quick` (or `make bench`) first")
     try:
-        choice = recommend(df, args.op, args.n, args.batch, args.dtype, args.device)
+        choice = recommend(df, args.op, args.n, args.batch, args.dtype, args.device, args.x_layout, args.g_layout)
     except NoResult as exc:
         if args.json:
             print(json.dumps({"recommendation": None, "reason": str(exc)}, indent=1))
@@ -359,7 +363,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("run", help="the main job: check, speed sweep (asv results), dashboard, report")
-    p.add_argument("--quick", action="store_true", help="the quick grid and quick cases (a few minutes)")
+    p.add_argument("--quick", action="store_true", help="the quick grid and quick cases (a few minutes); with "
+                                                         "--workload, its first shape only")
+    p.add_argument("--workload", metavar="NAME|FILE",
+                   help="time (and check) a workload's shapes, dtypes and layouts instead of the default grid")
     p.add_argument("--impl", action="append", metavar="NAME", help="implementation (repeatable; default all)")
     p.add_argument("--threads", type=positive_int, metavar="N", help="threads for every family (sets SOFTGRAD_THREADS)")
     p.add_argument("--resume", action="store_true", help="continue the latest interrupted run")
@@ -380,7 +387,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("choose", help="which implementation to use for an op, size, dtype and device")
     p.add_argument("--op", required=True, choices=OPS)
     p.add_argument("--n", required=True, type=positive_int, help="row length")
-    p.add_argument("--batch", type=positive_int, default=1, help="rows (default 1)")
+    p.add_argument("--batch", type=positive_int, default=1, help="rows: the leading dims' product (default 1)")
+    p.add_argument("--x-layout", default="contiguous", choices=LAYOUTS, help="how x is laid out (default contiguous)")
+    p.add_argument("--g-layout", default="contiguous", choices=G_LAYOUTS,
+                   help="how the VJP's g is laid out (default contiguous)")
     p.add_argument("--dtype", default="float32", choices=DTYPES)
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", action="store_true", help="print the recommendation as JSON")

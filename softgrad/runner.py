@@ -27,14 +27,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from . import paths, registry
+from . import paths, registry, workloads
 from .bench import agreement, grid, threads
+from .bench.asv_suite import benchmark_class
 from .bench.asv_driver import (Progress, RunError, asv_config, ensure_machine, families, measure_build, publish,
                                stamp_versions, validate_asv_results)
 from .bench.sweep import DEFAULT_ROUNDS, discover, store_normalized, sweep_family, write_asv
 from .history import provenance, store
 from .history.dashboard import vendor_dashboard
 from .stored import read_json, write_json
+from .workloads import Workload
 
 __all__ = ["RunError", "RunOptions", "run"]
 
@@ -57,13 +59,21 @@ class RunOptions:
     check_timeout_s: float = 60.0
     rounds: int | None = None  # None: DEFAULT_ROUNDS, or the resumed run's own
     agreement: bool = True  # time a sample of each family again with the frameworks' own timers
+    workload: Workload | None = None  # None: the default grid
+
+    @property
+    def grid_name(self) -> str:
+        """The sweep's grid: ``quick``, ``full``, or the workload's (``workload:NAME[:quick]``)."""
+        if self.workload is not None:
+            return grid.workload_grid(self.workload.name, self.quick)
+        return "quick" if self.quick else "full"
 
 
-def snapshot_results(results: Path, run_: store.Run, impl_names: list[str]) -> None:
-    """Copy asv's results into the run, keeping only this run's implementations: asv's file for a commit
-    also holds what earlier runs of that commit measured for other implementations."""
+def snapshot_results(results: Path, run_: store.Run, impl_names: list[str], grid_name: str | None = None) -> None:
+    """Copy asv's results into the run, keeping only this run's implementations on its grid: asv's file for
+    a commit also holds what earlier runs of that commit measured for other implementations and workloads."""
     data = read_json(results)
-    prefixes = tuple(f"bench_ops.{grid.class_name(n)}." for n in impl_names)
+    prefixes = tuple(f"{benchmark_class(n, grid_name)}." for n in impl_names)
     for key in ("results", "durations"):
         data[key] = {k: v for k, v in (data.get(key) or {}).items() if k.startswith(prefixes)}
     write_json(run_.folder / "asv.json", data)
@@ -116,6 +126,12 @@ def _resumed(opts: RunOptions, meta: dict) -> RunOptions:
     """The options of a resumed run come from the run itself (its implementations, grid, rounds, thread
     count and plugins), so its families stay comparable; a flag that contradicts them is an error."""
     stored = list(meta.get("impls") or [])
+    own = workloads.from_json(meta["workload"]) if meta.get("workload") else None
+    if opts.workload is not None and (own is None or opts.workload.name != own.name):
+        raise RunError(f"--resume continues run {meta.get('id')} on "
+                       f"{'the workload ' + own.name if own else 'the default grid'}; drop --workload")
+    if own is not None:
+        workloads.export(own)
     if opts.impls and sorted(opts.impls) != sorted(stored):
         raise RunError(f"--resume continues run {meta.get('id')} with its own implementations "
                        f"({', '.join(stored)}); drop --impl")
@@ -139,16 +155,17 @@ def _resumed(opts: RunOptions, meta: dict) -> RunOptions:
         except registry.PluginError as exc:
             raise RunError(f"run {meta.get('id')} used a plugin that no longer loads: {exc}") from None
     registry.export_plugins()  # asv's benchmark processes load the same plugins
-    return dataclasses.replace(opts, impls=stored or None, quick=meta.get("grid") == "quick", rounds=rounds)
+    return dataclasses.replace(opts, impls=stored or None, quick=meta.get("grid") == "quick", rounds=rounds,
+                               workload=own)
 
 
 def _families_stored(run_: store.Run, fams: dict[str, list[registry.Implementation]],
-                     claimed: list[str]) -> list[str]:
+                     claimed: list[str], grid_name: str | None = None) -> list[str]:
     """The families of ``claimed`` whose timings are in the run's ``asv.json`` (a family marked done whose
     results were lost, or never written, is timed again rather than taken as done)."""
     data = run_.asv()
-    present = {name.split(".")[1] for name in (data or {}).get("results", {}) if name.count(".") == 2}
-    return [f for f in claimed if f in fams and all(grid.class_name(i.name) in present for i in fams[f])]
+    present = {name.rsplit(".", 1)[0] for name in (data or {}).get("results", {}) if name.count(".") == 2}
+    return [f for f in claimed if f in fams and all(benchmark_class(i.name, grid_name) in present for i in fams[f])]
 
 
 def _run_locked(opts: RunOptions, progress: "Progress", stream: IO[str], repo: Path, commit: str,
@@ -170,14 +187,19 @@ def _run_locked(opts: RunOptions, progress: "Progress", stream: IO[str], repo: P
         impls = [registry.get(n) for n in opts.impls] if opts.impls else registry.all_implementations()
     except KeyError as exc:  # a resumed run's entry that no plugin registers any more
         raise RunError(str(exc).strip("'\"")) from None
+    if opts.workload is not None:
+        workloads.export(opts.workload)  # the sweep's workers and asv's discovery resolve it by name
     if run_ is None:
         run_ = store.create_run(commit)
+        if opts.workload is not None:
+            run_.update_meta(workload=workloads.to_json(opts.workload))
         run_.update_meta(complete=False, grid="quick" if opts.quick else "full", impls=[i.name for i in impls],
                          rounds=opts.rounds, plugins=registry.loaded_plugins(), families_done=[],
                          distributions={i.name: d for i in impls if (d := registry.distributions().get(i.name))},
                          **provenance.snapshot(repo))
     meta = run_.meta()
-    progress.line(f"run {run_.id}: {len(impls)} implementations, {meta['grid']} grid, results in {run_.folder}")
+    on = f"workload {opts.workload.name} ({meta['grid']})" if opts.workload else f"{meta['grid']} grid"
+    progress.line(f"run {run_.id}: {len(impls)} implementations, {on}, results in {run_.folder}")
     status = 0
 
     # 1. correctness
@@ -186,6 +208,12 @@ def _run_locked(opts: RunOptions, progress: "Progress", stream: IO[str], repo: P
 
         sel = CheckSelection(impls=[i.name for i in impls], quick=opts.quick, timeout_s=opts.check_timeout_s,
                              dtypes=grid.dtypes("quick") if opts.quick else None)
+        if opts.workload is not None:  # the quick catalogue and the workload's own shapes, in its dtypes
+            from .check.cases import CATALOGUE
+
+            w = opts.workload
+            sel = dataclasses.replace(sel, quick=False, dtypes=list(w.dtypes), ops=list(w.ops),
+                                      cases=[c.name for c in CATALOGUE if c.quick] + workloads.check_cases(w))
         sel.validate()
         progress.line("run [1/4] correctness check")
         records = run_checks(sel, progress=opts.progress, stream=stream)
@@ -212,7 +240,7 @@ def _run_locked(opts: RunOptions, progress: "Progress", stream: IO[str], repo: P
     cfg = asv_config(repo)
     ensure_machine(cfg)
     fams = families(impls)
-    done = _families_stored(run_, fams, meta.get("families_done", []))
+    done = _families_stored(run_, fams, meta.get("families_done", []), opts.grid_name)
     todo = [f for f in fams if f not in done]
     progress.line(f"run [3/4] speed sweep: {len(fams)} families ({', '.join(fams)}); {len(todo)} to run")
     # Numba compiles when an entry is built: measure that once, cold, in a process of its own with an
@@ -227,7 +255,7 @@ def _run_locked(opts: RunOptions, progress: "Progress", stream: IO[str], repo: P
             meta = run_.update_meta(build_s={**meta.get("build_s", {}), **measure_build(jit)})
         # a family interrupted before (--resume) goes on after the records it kept
         load_before = provenance.machine_load()
-        code, records, reached = sweep_family(family, fams[family], "quick" if opts.quick else "full",
+        code, records, reached = sweep_family(family, fams[family], opts.grid_name,
                                               opts.rounds or DEFAULT_ROUNDS, run_.folder, progress,
                                               f"run [3/4] [{k}/{len(todo)}]", keep_fds=(lock_fd,))
         meta = run_.update_meta(load={**meta.get("load", {}), family: {"before": load_before,
@@ -235,15 +263,15 @@ def _run_locked(opts: RunOptions, progress: "Progress", stream: IO[str], repo: P
         store_normalized(run_.folder / "speed.json", records)
         if opts.agreement:
             progress.status(f"run [3/4] [{k}/{len(todo)}] {family}: the frameworks' own timers on a sample")
-            points = agreement.check_family(records, family, "quick" if opts.quick else "full", run_.folder,
+            points = agreement.check_family(records, family, opts.grid_name, run_.folder,
                                             per_impl=agreement.QUICK_PER_IMPL if opts.quick else agreement.PER_IMPL)
             held = [p for p in points if p.get("held")]
             reached += (f"; agreement with the frameworks' own timers: {len(held) - len(agreement.outside(points))}"
                         f" of {len(held)} sampled points within bound")
-        results = write_asv(cfg, commit, fams[family], records, time.perf_counter() - t0)
+        results = write_asv(cfg, commit, fams[family], records, time.perf_counter() - t0, opts.grid_name)
         stamp_versions(results, meta["versions"], meta["threads"])
-        snapshot_results(results, run_, [i.name for i in impls])
-        if _families_stored(run_, {family: fams[family]}, [family]):
+        snapshot_results(results, run_, [i.name for i in impls], opts.grid_name)
+        if _families_stored(run_, {family: fams[family]}, [family], opts.grid_name):
             done.append(family)
             meta = run_.update_meta(families_done=done)
         else:

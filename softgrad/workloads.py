@@ -14,6 +14,8 @@ tails, a 16-bit running sum) is crossed exactly as at the real shape, at an orac
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
 import os
 import re
@@ -78,6 +80,39 @@ def check_shape(shape: tuple[int, ...], budget: int = CHECK_ELEMENTS) -> tuple[i
         i = max(k for k, d in enumerate(original) if d >= 2)  # a dim that has rows to give
         lead[i] = max(lead[i], min(original[i], CHECK_MIN_ROWS))
     return (*lead, n)
+
+
+def shape_token(dims: tuple[int, ...], x_layout: str = "contiguous", g_layout: str = "contiguous") -> str:
+    """A timed shape as a benchmark parameter: ``"512x262144"``, with ``:x=<layout>`` and ``:g=<layout>``
+    where a layout is not contiguous (``"8x12x128x128:g=transposed"``)."""
+    token = "x".join(str(int(d)) for d in dims)
+    if x_layout != "contiguous":
+        token += f":x={x_layout}"
+    if g_layout != "contiguous":
+        token += f":g={g_layout}"
+    return token
+
+
+_TOKEN = re.compile(r"(\d+(?:x\d+)*)(?::x=(\w+))?(?::g=(\w+))?")
+
+
+def parse_shape_token(token: str) -> tuple[tuple[int, ...], str, str]:
+    """``(dims, x_layout, g_layout)`` of a :func:`shape_token`; ``ValueError`` for anything else."""
+    m = _TOKEN.fullmatch(token)
+    if not m or (m.group(2) or "contiguous") not in LAYOUTS or (m.group(3) or "contiguous") not in G_LAYOUTS:
+        raise ValueError(f"not a shape: {token!r} (write AxBx...xN, optionally :x=<layout> and :g=<layout>)")
+    return tuple(int(d) for d in m.group(1).split("x")), m.group(2) or "contiguous", m.group(3) or "contiguous"
+
+
+def timing_shapes(w: Workload, quick: bool = False) -> list[str]:
+    """The shapes ``w`` is timed at: each shape with each layout of x, and of g where the VJP is timed
+    (``quick``: the first shape, contiguous, only)."""
+    if quick:
+        return [shape_token(w.shapes[0])]
+    g_layouts = w.g_layouts if "vjp" in w.ops else ("contiguous",)
+    tokens = [shape_token(s, xl, gl) for s in w.shapes for xl in w.x_layouts for gl in g_layouts
+              if not (xl == "transposed" and len(s) < 2)]
+    return list(dict.fromkeys(tokens))
 
 
 def check_cases(w: Workload) -> list[str]:
@@ -229,6 +264,47 @@ def from_pyproject(folder: Path) -> dict[str, Workload]:
     return {name: parse(t, f"{path} [tool.softgrad.workloads.{name}]", name) for name, t in tables.items()}
 
 
+#: how a process hands the workload it times to its children (the sweep's workers, asv's discovery): JSON
+EXPORT_ENV = "SOFTGRAD_WORKLOAD_JSON"
+
+
+def to_json(w: Workload) -> str:
+    """``w`` as the table :func:`parse` reads, with where it came from."""
+    table = {k: getattr(w, k) for k in KEYS}
+    return json.dumps({"table": table, "origin": w.origin})
+
+
+def from_json(text: str) -> Workload:
+    """The workload :func:`to_json` wrote, checked again; :class:`WorkloadError` for anything else."""
+    try:
+        data = json.loads(text)
+        table, origin = dict(data["table"]), str(data["origin"])
+    except (ValueError, TypeError, KeyError) as exc:
+        raise WorkloadError(f"{EXPORT_ENV} does not hold a workload ({exc})") from None
+    return dataclasses.replace(parse(table, origin, str(table.get("name", ""))), origin=origin)
+
+
+def export(w: Workload) -> None:
+    """Name ``w`` in the environment, so that child processes resolve ``named(w.name)`` to it."""
+    if w.name not in PRESETS:
+        os.environ[EXPORT_ENV] = to_json(w)
+
+
+def exported() -> Workload | None:
+    raw = os.environ.get(EXPORT_ENV)
+    return from_json(raw) if raw else None
+
+
+def named(name: str) -> Workload:
+    """A preset, or the workload a parent process exported under ``name``; ``WorkloadError`` otherwise."""
+    if name in PRESETS:
+        return PRESETS[name]
+    own = exported()
+    if own is not None and own.name == name:
+        return own
+    raise WorkloadError(f"unknown workload {name!r} in this process; presets: {', '.join(PRESETS)}")
+
+
 def load(spec: str, folder: Path | None = None) -> Workload:
     """The workload ``spec`` names: a preset, a ``.toml`` file, or a workload of ``folder``'s (default: the
     working directory's) ``pyproject.toml``."""
@@ -245,5 +321,5 @@ def load(spec: str, folder: Path | None = None) -> Workload:
     raise WorkloadError(f"unknown workload {spec!r}; presets and pyproject.toml workloads: {known}, or a .toml file")
 
 
-__all__ = ["CHECK_ELEMENTS", "DEFAULT_BATCHES", "DEFAULT_N_VALUES", "KEYS", "PRESETS", "VOCAB_SIZES", "Workload", "WorkloadError", "check_cases",
-           "check_shape", "from_pyproject", "load", "parse"]
+__all__ = ["CHECK_ELEMENTS", "DEFAULT_BATCHES", "DEFAULT_N_VALUES", "EXPORT_ENV", "export", "exported", "named", "KEYS", "PRESETS", "VOCAB_SIZES", "Workload", "WorkloadError", "check_cases",
+           "check_shape", "from_pyproject", "load", "parse", "parse_shape_token", "shape_token", "timing_shapes"]

@@ -222,6 +222,7 @@ NAMED_BAD = {
     "--impl": ["no-such-impl", ""], "--case": ["no-such-case"], "--plugin": ["/no/such/plugin.py", ""],
     "--device": ["nope", ""], "--json": ["/no/such/folder/r.json"], "--out": ["/proc/no-such-folder"],
     "--op": ["hessian"], "--dtype": ["float8"], "--workload": ["no-such-workload", "", "/no/such/w.toml"],
+    "--x-layout": ["diagonal"], "--g-layout": ["broadcast-ish"],
 }
 
 

@@ -142,10 +142,12 @@ def test_choose_matches_the_stored_timings_and_skips_the_failing_fastest(at_home
     assert any(e["impl"] == "fast-wrong" for e in choice["excluded"])
 
 
-def test_choose_says_when_nothing_was_measured_near(home):
+def test_choose_far_from_every_measurement_says_how_far_and_how_to_measure(home):
     out = softgrad(home, "choose", "--op", "vjp", "--n", "100000", "--batch", "256")
-    assert out.returncode == 1
-    assert "no stored timing near n=100000" in out.stderr and "measure it with" in out.stderr
+    assert out.returncode == 0, out.stderr
+    assert "this is the nearest measured point" in out.stdout and "softgrad run --workload FILE" in out.stdout
+    out = softgrad(home, "choose", "--op", "vjp", "--n", "1024", "--batch", "256", "--dtype", "bfloat16")
+    assert out.returncode == 1 and "no stored timing for vjp bfloat16 on cpu (timed here: float32)" in out.stderr
 
 
 def test_report_has_every_plot(home):

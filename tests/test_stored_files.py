@@ -337,7 +337,7 @@ EXPLICIT = {
     "results-str": ((RUN_IDS[1], "asv.json"), "results-as-strings", "time_op' must be a list, not str"),
     "values-str": ((RUN_IDS[1], "asv.json"), "values-as-strings", "must be a number or null, not str"),
     "params-not-literals": ((RUN_IDS[1], "asv.json"), "params-not-literals", "has malformed params"),
-    "shape-not-BxN": ((RUN_IDS[1], "asv.json"), "shape-not-BxN", "shape '1-8' is not BxN"),
+    "shape-not-BxN": ((RUN_IDS[1], "asv.json"), "shape-not-BxN", "shape '1-8' is not AxBx...xN"),
     "op-unknown": ((RUN_IDS[1], "asv.json"), "unknown-op", "op 'softmaxx' is not one of"),
     "surrogate-machine": ((RUN_IDS[1], "meta.json"), {"machine": "vm\ud800"},
                           "field 'machine' must be a str or null, not a str with a lone surrogate"),

@@ -1,7 +1,7 @@
 """asv's results files, read: what softgrad takes from them and how it checks them first.
 
-:func:`rows` gives the ``bench_ops`` benchmarks of one results file keyed by ``(impl, op, shape, dtype,
-device)``; :func:`check_asv` is the structure check it (and the run history) applies before reading.
+:func:`rows` gives the ``bench_ops`` (default grid) and ``bench_workloads`` (a workload's) benchmarks of one
+results file keyed by ``(impl, op, shape, dtype, device)`` (a run holds one grid's); :func:`check_asv` is the structure check it (and the run history) applies before reading.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..contract import DTYPE_INFO, DTYPES, OPS
+from ..workloads import parse_shape_token
 from . import grid
 from ..stored import NUMBER, OBJECT, STR, Fields, ListOf, MapOf, Shape, StoreError, check, one_line
 
@@ -65,9 +66,13 @@ def _param_problem(label: str, value: Any) -> str | None:
     if label == "dtype" and value not in DTYPES:
         return f"dtype {one_line(repr(value), 40)} is not one of {', '.join(DTYPES)}"
     if label == "shape":
-        m = re.fullmatch(r"([0-9]{1,10})x([0-9]{1,10})", value)
-        if not m or not all(1 <= int(d) <= MAX_DIM for d in m.groups()):
-            return f"shape {one_line(repr(value), 40)} is not BxN (batch and row length from 1 to 2**31)"
+        try:
+            dims = parse_shape_token(value)[0] if len(value) <= 200 else ()
+        except ValueError:
+            dims = ()
+        if not dims or len(dims) > 8 or not all(1 <= d <= MAX_DIM for d in dims) or math.prod(dims) > MAX_DIM**2:
+            return (f"shape {one_line(repr(value), 40)} is not AxBx...xN (1 to 8 dims from 1 to 2**31, optionally "
+                    f":x=<layout> and :g=<layout>)")
     if label == "device" and not value:
         return "device is empty"
     return None
@@ -105,9 +110,10 @@ def rows(data: dict[str, Any], impl_of: dict[str, str], source: str) -> dict[tup
     rows: dict[tuple, dict[str, Any]] = {}
     for name, entry in data["results"].items():
         parts = name.split(".")
-        if len(parts) != 3 or parts[0] != "bench_ops" or parts[2] not in KINDS:
+        if len(parts) != 3 or parts[0] not in ("bench_ops", "bench_workloads") or parts[2] not in KINDS:
             continue
-        impl = impl_of.get(parts[1])
+        cls = parts[1].split("__", 1)[1] if parts[0] == "bench_workloads" and "__" in parts[1] else parts[1]
+        impl = impl_of.get(cls)
         if impl is None:
             continue
         rec = dict(zip(cols, entry))

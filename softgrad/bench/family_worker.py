@@ -18,7 +18,7 @@ parent (:mod:`softgrad.bench.sweep`) restarts a crashed or hung worker without l
 
 from __future__ import annotations
 
-import functools
+import collections
 import json
 import sys
 import time
@@ -28,10 +28,9 @@ from typing import Any
 
 from .. import registry
 from ..children import die_with_parent
-from ..prepared import prepare
-from . import grid, plan, sampling, threads
+from . import plan, sampling, threads
 from .asv_suite import error_ratio, setup_benchmark
-from .timer import make_inputs
+from .timer import inputs_at, prepare_at
 
 #: the most one pass spends sampling one combination (a call of a second gets one block a pass)
 MAX_ROUND_S = 0.25
@@ -66,13 +65,24 @@ class _Writer:
         self.f.flush()
 
 
-@functools.lru_cache(maxsize=None)
+#: the inputs a worker keeps made (bytes): the default grid's all (about 64 MiB), a workload's one shape
+#: at a time (its combinations come shape by shape, and one vocabulary shape's x and g are 2 GiB)
+INPUT_CACHE_BYTES = 1 << 30
+_made: collections.OrderedDict[tuple[str, str], tuple[Any, Any]] = collections.OrderedDict()
+
+
 def inputs(shape: str, dtype: str) -> tuple[Any, Any]:
-    """The benchmark inputs of a grid shape, made once per process (every entry and op of the family reads
-    the same ones; the full grid's are about 64 MiB in all; backends copy them into native arrays)."""
-    x, g = make_inputs(grid.parse_shape(shape), dtype)
-    x.flags.writeable = g.flags.writeable = False
-    return x, g
+    """The benchmark inputs of a shape, made once while they fit :data:`INPUT_CACHE_BYTES` (every entry and
+    op of the family reads the same ones; backends copy them into native arrays); read-only."""
+    key = (shape, dtype)
+    if key not in _made:
+        x, g = inputs_at(shape, dtype)
+        x.flags.writeable = g.flags.writeable = False
+        _made[key] = (x, g)
+    _made.move_to_end(key)
+    while len(_made) > 1 and sum(x.nbytes + g.nbytes for x, g in _made.values()) > INPUT_CACHE_BYTES:
+        _made.popitem(last=False)
+    return _made[key]
 
 
 def run(spec: dict[str, Any]) -> int:
@@ -109,8 +119,8 @@ def run(spec: dict[str, Any]) -> int:
                                             combo.device, spec["grid"], inputs(combo.shape, combo.dtype))
                     call = bench.call
                 else:  # the checks and the first call were the first pass's; prepare the same call again
-                    call = prepare(registry.get(combo.impl), combo.op, combo.dtype, combo.device,
-                                   *inputs(combo.shape, combo.dtype))
+                    call = prepare_at(registry.get(combo.impl), combo.op, combo.dtype, combo.device, combo.shape,
+                                      *inputs(combo.shape, combo.dtype))
                     if warm_s.get(key, 0.0) < WARMUP_BELOW_S:
                         call()
             except NotImplementedError as exc:

@@ -7,11 +7,11 @@ Shapes are written ``"BxN"`` (batch x row length); a benchmark is named
 
 from __future__ import annotations
 
+import math
 import os
-import re
 
 from .. import registry
-from ..workloads import DEFAULT_BATCHES, DEFAULT_N_VALUES
+from ..workloads import DEFAULT_BATCHES, DEFAULT_N_VALUES, Workload, named, parse_shape_token, timing_shapes
 
 #: Row lengths: powers of two from 2 to 4096 (the ``default`` workload's).
 N_VALUES: tuple[int, ...] = DEFAULT_N_VALUES
@@ -34,6 +34,22 @@ QUICK_MAX_OUTPUT_BYTES = 64 << 20
 
 def max_output_bytes(grid: str | None = None) -> int:
     return QUICK_MAX_OUTPUT_BYTES if selected(grid) == "quick" else MAX_OUTPUT_BYTES
+
+
+#: a grid name ``workload:NAME`` (``workload:NAME:quick``) times a workload's shapes and dtypes
+WORKLOAD_PREFIX = "workload:"
+
+
+def workload_grid(name: str, quick: bool = False) -> str:
+    return f"{WORKLOAD_PREFIX}{name}" + (":quick" if quick else "")
+
+
+def workload_of(grid: str | None) -> tuple[Workload, bool] | None:
+    """The workload a ``workload:NAME[:quick]`` grid times and whether it is quick; None for the default grid."""
+    if not grid or not grid.startswith(WORKLOAD_PREFIX):
+        return None
+    name, _, quick = grid[len(WORKLOAD_PREFIX):].partition(":")
+    return named(name), quick == "quick"
 #: A combination whose single warm call takes longer than this is skipped, not timed.
 MAX_CALL_SECONDS = 1.0
 
@@ -43,37 +59,48 @@ def shape_name(batch: int, n: int) -> str:
 
 
 def parse_shape(name: str) -> tuple[int, int]:
-    """``"256x1024"`` -> ``(256, 1024)``; ValueError for anything else."""
-    m = re.fullmatch(r"(\d+)x(\d+)", name)
-    if not m:
-        raise ValueError(f"not a BxN shape: {name!r}")
-    return int(m.group(1)), int(m.group(2))
+    """``(rows, n)`` of a benchmark shape: ``"256x1024"`` -> ``(256, 1024)``, a workload's
+    ``"8x12x128x128:g=transposed"`` -> ``(12288, 128)`` (rows: the leading dims' product); ValueError for
+    anything else."""
+    dims, _, _ = parse_shape_token(name)
+    return math.prod(dims[:-1]), dims[-1]
 
 
 def selected(grid: str | None = None) -> str:
     """The grid in use: ``grid``, else ``$SOFTGRAD_GRID``, else ``full``."""
     grid = grid or os.environ.get(GRID_ENV, "full")
+    if grid.startswith(WORKLOAD_PREFIX):
+        return grid
     if grid not in ("full", "quick"):
         raise ValueError(f"{GRID_ENV} must be 'full' or 'quick', not {grid!r}")
     return grid
 
 
 def shapes(grid: str | None = None) -> list[str]:
-    """The shapes of the ``full`` or ``quick`` grid (default: ``$SOFTGRAD_GRID`` or full)."""
+    """The shapes of the ``full`` or ``quick`` grid (default: ``$SOFTGRAD_GRID`` or full), or a workload's."""
+    wl = workload_of(selected(grid))
+    if wl:
+        return timing_shapes(*wl)
     if selected(grid) == "quick":
         return list(QUICK_SHAPES)
     return [shape_name(b, n) for b in BATCHES for n in N_VALUES]
 
 
 def track_shapes(grid: str | None = None) -> list[str]:
-    """The shapes of the ``track_*``/``peakmem_*`` benchmarks: the quick shapes, or a coarser full grid."""
+    """The shapes of the ``track_*``/``peakmem_*`` benchmarks: the quick shapes, or a coarser full grid (a
+    workload's are all its shapes)."""
+    if workload_of(selected(grid)):
+        return shapes(grid)
     if selected(grid) == "quick":
         return list(QUICK_SHAPES)
     return [shape_name(b, n) for b in BATCHES for n in TRACK_N_VALUES]
 
 
 def dtypes(grid: str | None = None) -> list[str]:
-    """The dtypes of the ``full`` or ``quick`` grid."""
+    """The dtypes of the ``full`` or ``quick`` grid, or a workload's."""
+    wl = workload_of(selected(grid))
+    if wl:
+        return list(wl[0].dtypes)
     return list(QUICK_DTYPES if selected(grid) == "quick" else BENCH_DTYPES)
 
 

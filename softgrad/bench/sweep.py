@@ -26,6 +26,7 @@ from .. import children, registry
 from . import grid, plan
 from .allocator import MALLOC_TUNABLES
 from .asv_driver import Progress, RunError
+from .asv_suite import benchmark_class
 from .family_worker import read_records
 from .sampling import median
 
@@ -275,7 +276,7 @@ REFERENCE = "softgrad.bench.sampling.machine_speed: a pure-Python loop of 1000 f
 
 
 def write_asv(cfg: Path, commit: str, impls: list[registry.Implementation], records: list[dict[str, Any]],
-              duration_s: float) -> Path:
+              duration_s: float, grid_name: str | None = None) -> Path:
     """Add the records' results for ``impls`` to asv's results file for ``commit`` (created if absent)
     through asv's ``Results`` API; returns the file."""
     from asv import environment
@@ -297,7 +298,7 @@ def write_asv(cfg: Path, commit: str, impls: list[registry.Implementation], reco
     now = datetime.datetime.now(datetime.timezone.utc)
     for impl in impls:
         for kind in ("time_op", *_FIELD):
-            name = f"bench_ops.{grid.class_name(impl.name)}.{kind}"
+            name = f"{benchmark_class(impl.name, grid_name)}.{kind}"
             if name in benchmarks:
                 results.add_result(benchmarks[name], benchmark_result(benchmarks[name], impl.name, kind, values),
                                    started_at=now, duration=duration_s, record_samples=True)

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..contract import round_to_dtype
-from ..prepared import prepare
+from ..prepared import Prepared, base_shape, prepare
 from ..registry import Implementation
+from ..workloads import parse_shape_token
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,22 @@ def make_inputs(shape: tuple[int, ...], dtype: str, seed: int | None = None) -> 
     arrays): the timer, the asv and the pytest-benchmark suites all use these, seeded by the shape."""
     rng = np.random.default_rng(shape_seed(shape) if seed is None else seed)
     return round_to_dtype(rng.standard_normal(shape) * 2, dtype), round_to_dtype(rng.standard_normal(shape), dtype)
+
+
+def inputs_at(shape: str, dtype: str) -> tuple[np.ndarray, np.ndarray]:
+    """The base arrays of x and g for a benchmark shape (:func:`softgrad.workloads.shape_token`): each made in
+    its layout's base shape, seeded by the dims (contiguous: exactly :func:`make_inputs`)."""
+    dims, x_layout, g_layout = parse_shape_token(shape)
+    rng = np.random.default_rng(shape_seed(dims))
+    x = round_to_dtype(rng.standard_normal(base_shape(dims, x_layout)) * 2, dtype)
+    return x, round_to_dtype(rng.standard_normal(base_shape(dims, g_layout)), dtype)
+
+
+def prepare_at(impl: Implementation, op: str, dtype: str, device: str, shape: str, x: np.ndarray,
+               g: np.ndarray) -> Prepared:
+    """The prepared call on :func:`inputs_at`'s base arrays, each seen through the shape's layout."""
+    _, x_layout, g_layout = parse_shape_token(shape)
+    return prepare(impl, op, dtype, device, x, g, layout=x_layout, g_layout=g_layout)
 
 
 def time_op(impl: Implementation, op: str, shape: tuple[int, ...], dtype: str, device: str = "cpu",

@@ -45,8 +45,13 @@ class Choice:
     #: the winner or the runner-up was timed while the whole machine ran slow (``slow_machine``)
     slow_machine: bool = False
 
+    @property
+    def far(self) -> bool:
+        """The answer comes from another row count, or a row length more than 2x away."""
+        return self.measured_batch != self.batch or not (self.measured_n / 2 <= self.n <= self.measured_n * 2)
+
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "far": self.far}
 
     def sentence(self) -> str:
         why = [f"{self.impl}: {format_seconds(self.time_s)}"]
@@ -58,31 +63,52 @@ class Choice:
             why.append(f"compile {self.compile_s:.2g} s once")
         where = "" if (self.measured_n, self.measured_batch) == (self.n, self.batch) else \
             f" (measured at batch {self.measured_batch}, n {self.measured_n})"
+        if self.far:
+            where += (f"; this is the nearest measured point, {_times(self.measured_batch, self.batch)} the rows and "
+                      f"{_times(self.measured_n, self.n)} the row length asked: at other sizes (in cache or not) "
+                      f"the ranking can differ; time this shape with {measure_command(self.op, self.n, self.batch, self.dtype, self.device)}")
         note = ("; note: measured while the machine ran slow (other load), rerun to be sure"
                 if self.slow_machine else "")
         return ", ".join(why) + where + note
 
 
+def _times(measured: int, asked: int) -> str:
+    ratio = measured / asked
+    return "the same as" if ratio == 1 else f"{ratio:.3g}x" if ratio > 1 else f"1/{1 / ratio:.3g} of"
+
+
 def measure_command(op: str, n: int, batch: int, dtype: str, device: str) -> str:
-    return (f"python benchmarks/roofline.py --op {op} --shape {batch}x{n} --dtype {dtype} --device {device}"
-            f"  (or softgrad run to refresh the grid)")
+    return (f"`softgrad run --workload FILE` (a workload file with shapes = [\"{batch}x{n}\"], dtypes = "
+            f"[\"{dtype}\"], ops = [\"{op}\"])")
 
 
-def recommend(df, op: str, n: int, batch: int = 1, dtype: str = "float32", device: str = "cpu") -> Choice:
-    """The fastest passing implementation for the request, from the rows of one run (see results.latest)."""
-    rows = df[(df["op"] == op) & (df["dtype"] == dtype) & (df["device"] == device) & (df["batch"] == batch)] \
-        if not df.empty else df
-    rows = rows[rows["time_s"].notna()] if not rows.empty else rows
-    if rows.empty:
-        raise NoResult(f"no stored timing for {op} {dtype} on {device} at batch {batch}; measure it with: "
+def recommend(df, op: str, n: int, batch: int = 1, dtype: str = "float32", device: str = "cpu",
+              x_layout: str = "contiguous", g_layout: str = "contiguous") -> Choice:
+    """The fastest passing implementation for the request, from the rows of one run (see results.latest);
+    ``batch`` is the number of rows (the leading dims' product), x and g laid out as asked."""
+    if not df.empty:
+        layouts = df["x_layout"] if "x_layout" in df else "contiguous"
+        g_layouts = df["g_layout"] if "g_layout" in df else "contiguous"
+        df = df[(layouts == x_layout) & ((g_layouts == g_layout) | (op != "vjp"))]
+    timed = df[(df["op"] == op) & (df["dtype"] == dtype) & (df["device"] == device)] if not df.empty else df
+    timed = timed[timed["time_s"].notna()] if not timed.empty else timed
+    if timed.empty or n <= 0 or batch <= 0:
+        dtypes = sorted(set(df[df["time_s"].notna()]["dtype"])) if not df.empty else []
+        raise NoResult(f"no stored timing for {op} {dtype} on {device}"
+                       + (f" (timed here: {', '.join(dtypes)})" if dtypes else "") + "; measure it with: "
                        + measure_command(op, n, batch, dtype, device))
+    rows = timed[timed["batch"] == batch]
     measured = sorted(set(rows["n"]))
-    nearest = min(measured, key=lambda m: abs(math.log(m / n)) if n > 0 else m)
-    if n <= 0 or not (nearest / 2 <= n <= nearest * 2):
-        raise NoResult(f"no stored timing near n={n} for {op} {dtype} on {device} at batch {batch} "
-                       f"(measured n: {measured[0]}..{measured[-1]}); measure it with: "
-                       + measure_command(op, n, batch, dtype, device))
+    nearest = min(measured, key=lambda m: abs(math.log(m / n))) if measured else None
+    if nearest is not None and nearest / 2 <= n <= nearest * 2:
+        nearest_batch = batch
+    else:  # no row count like it within 2x of n: the nearest measured point, said so
+        points = set(zip(timed["batch"], timed["n"]))
+        nearest_batch, nearest = min(points, key=lambda p: (abs(math.log(p[0] / batch)) + abs(math.log(p[1] / n)),
+                                                           p))
+        rows = timed[timed["batch"] == nearest_batch]
     at = rows[rows["n"] == nearest]
+    at = at.sort_values("run").drop_duplicates("impl", keep="last")  # the newest run's, where two workloads share it
     ok = at[at["passed"]].sort_values("time_s")
     excluded = [{"impl": r.impl, "time_s": r.time_s,
                  "reason": (f"failed {r.check_failed} correctness cases" if r.check_failed else
@@ -98,7 +124,7 @@ def recommend(df, op: str, n: int, batch: int = 1, dtype: str = "float32", devic
     clear_win = None if second is None else results.clear_win(float(best["q75_s"]), float(second["q25_s"]))
     return Choice(
         op=op, n=n, batch=batch, dtype=dtype, device=device, impl=str(best["impl"]), time_s=float(best["time_s"]),
-        measured_n=int(nearest), measured_batch=int(batch),
+        measured_n=int(nearest), measured_batch=int(nearest_batch),
         runner_up=None if second is None else str(second["impl"]),
         runner_up_time_s=None if second is None else float(second["time_s"]),
         speedup=None if second is None else float(second["time_s"] / best["time_s"]),

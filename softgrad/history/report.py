@@ -250,6 +250,33 @@ def choice_table(df):
     return pd.DataFrame(rows)
 
 
+def workload_table(df):
+    """Per workload x op x shape x dtype x device (the latest run of each workload): the fastest passing
+    implementation, its time, the runner-up and the margin, and the fastest's achieved bandwidth with the
+    bytes it moves over the last-level cache (above 1: memory-bound figures, below: the cache's)."""
+    import pandas as pd
+
+    rows = []
+    timed = df[np.isfinite(df["time_s"])]
+    for (workload, op, shape, dtype, device), g in timed.groupby(["workload", "op", "shape", "dtype", "device"],
+                                                                  sort=False):
+        ok = g[g["passed"]].sort_values("time_s")
+        if ok.empty:
+            continue
+        best = ok.iloc[0]
+        second = ok.iloc[1] if len(ok) > 1 else None
+        rows.append({
+            "workload": workload, "op": op, "shape": shape, "dtype": dtype, "device": device,
+            "fastest": best["impl"], "time": float(best["time_s"]),
+            "runner-up": second["impl"] if second is not None else "",
+            "margin": float(second["time_s"] / best["time_s"]) if second is not None else math.nan,
+            "GB/s": float(best["gbps"]), "of copy": float(best["bw_fraction"]),
+            "bytes / LLC": float(best["bytes_moved"] / best["llc_bytes"]) if best["llc_bytes"] else math.nan,
+            "not passed": ", ".join(sorted(set(g[~g["passed"]]["impl"]))),
+        })
+    return pd.DataFrame(rows)
+
+
 def _geomean(values) -> float:
     v = np.asarray(values, dtype=float)
     return float(np.exp(np.log(v).mean())) if v.size and np.all(v > 0) else math.nan
@@ -386,7 +413,10 @@ def write_report(out_dir: Path | None = None, warn: Callable[[str], None] | None
         warn(text)
     if df_all.empty:
         raise ReportError("no complete run stored yet: run `softgrad run --quick` first")
-    df = results.latest(df_all)
+    default = df_all[df_all["workload"] == "default"] if "workload" in df_all else df_all
+    df = results.latest(default if not default.empty else df_all)  # the plots: the default grid's latest run
+    per_workload = results.latest_per_workload(df_all)
+    workloads_df = workload_table(per_workload[per_workload["workload"] != "default"])
     run_id = df["run"].iloc[0]
     run = store.Run(store.runs_dir() / run_id)
     meta = run.meta()
@@ -468,6 +498,15 @@ def write_report(out_dir: Path | None = None, warn: Callable[[str], None] | None
     slow_note = slow_machine_note(df)
     if not agree.empty:
         md += ["\n## softgrad vs the frameworks' own timers\n", agree_caption + "\n", _md_table(agree, agree_seconds)]
+    wl_caption = ("The latest run of each workload (`softgrad run --workload NAME|FILE`): per shape (`:x=` and `:g=` "
+                  "give the layouts of x and g), the fastest entry that passed every correctness case of that run "
+                  "(the quick catalogue and the workload's own shapes), the runner-up, and the fastest's achieved "
+                  "bandwidth: bytes that must move / time, as a fraction of the copy bandwidth measured in the same "
+                  "run; `bytes / LLC` above 1 means the call's data does not fit the last-level cache, so the "
+                  "figure is memory's.")
+    wl_seconds = ("time",)
+    if not workloads_df.empty:
+        md += ["\n## Workloads\n", wl_caption + "\n", _md_table(workloads_df, wl_seconds)]
     md += ["\n## Load\n", slow_note + "\n"]
     md += ["\n## Scaling exponents\n", _md_table(exps)]
     if summary is not None:
@@ -496,6 +535,9 @@ def write_report(out_dir: Path | None = None, warn: Callable[[str], None] | None
     if not agree.empty:
         parts += ["<h2 id='agreement'>softgrad vs the frameworks' own timers</h2>",
                   f"<p>{html.escape(agree_caption)}</p>", _html_table(agree, agree_seconds)]
+    if not workloads_df.empty:
+        parts += ["<h2 id='workloads'>Workloads</h2>", f"<p>{html.escape(wl_caption)}</p>",
+                  _html_table(workloads_df, wl_seconds)]
     parts += ["<h2 id='load'>Load</h2>", f"<p>{html.escape(slow_note)}</p>"]
     parts += ["<h2 id='scaling'>Scaling exponents</h2>", _html_table(exps)]
     if summary is not None:

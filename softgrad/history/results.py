@@ -18,12 +18,14 @@ Example::
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
 from .. import registry
 from ..bench import asv_results, grid
 from ..contract import DTYPE_INFO
+from ..workloads import parse_shape_token
 from . import store
 
 #: names this module had before reading asv's files moved to softgrad.bench.asv_results
@@ -33,7 +35,8 @@ _asv_rows = asv_results.rows
 #: a point is marked ``slow_machine`` when the machine's speed beside it read this many times its best in the run
 SLOW_MACHINE = 1.25
 
-RUN_COLUMNS = ("run", "date", "machine", "cpu", "cores", "commit", "grid", "threads", "copy_gbps", "llc_bytes")
+RUN_COLUMNS = ("run", "date", "machine", "cpu", "cores", "commit", "grid", "workload", "threads", "copy_gbps",
+               "llc_bytes")
 VERSION_COLUMNS = ("numpy", "numba", "torch", "jax")
 
 
@@ -87,6 +90,7 @@ def _run_info(run: store.Run, meta: dict[str, Any]) -> dict[str, Any]:
         "cores": meta.get("cores"),
         "commit": (meta.get("commit") or "")[:8],
         "grid": meta.get("grid"),
+        "workload": _workload_name(meta),
         "threads": (meta.get("threads") or {}).get("requested") or "default",
         "copy_gbps": (meta.get("copy_bandwidth") or {}).get("gbps", math.nan),
         "llc_bytes": meta.get("llc_bytes") or math.nan,
@@ -94,6 +98,17 @@ def _run_info(run: store.Run, meta: dict[str, Any]) -> dict[str, Any]:
     for lib in VERSION_COLUMNS:
         info[lib] = (meta.get("versions") or {}).get(lib, "")
     return info
+
+
+def _workload_name(meta: dict[str, Any]) -> str:
+    """The run's workload: ``default`` for the default grid, else the name it stored (unreadable: ``?``)."""
+    raw = meta.get("workload")
+    if not raw:
+        return "default"
+    try:
+        return str(json.loads(raw)["table"]["name"])
+    except (ValueError, TypeError, KeyError):
+        return "?"
 
 
 def load(runs: list[store.Run] | None = None, complete_only: bool = True):
@@ -125,7 +140,9 @@ def load(runs: list[store.Run] | None = None, complete_only: bool = True):
                             f"benchmark results: left out")
         for (impl, op, shape, dtype, device), values in measured.items():
             batch, n = grid.parse_shape(shape)
-            row = {**info, "impl": impl, "op": op, "shape": shape, "batch": batch, "n": n, "dtype": dtype,
+            _, x_layout, g_layout = parse_shape_token(shape)
+            row = {**info, "impl": impl, "op": op, "shape": shape, "batch": batch, "n": n, "x_layout": x_layout,
+                   "g_layout": g_layout, "dtype": dtype,
                    "device": device, "build_s": (meta.get("build_s") or {}).get(impl), **values,
                    **speed.get((impl, op, shape, dtype, device), {})}
             c = checks.get(impl)
@@ -203,6 +220,18 @@ def latest(df, machine: str | None = None):
     if machine is not None:
         df = df[df["machine"] == machine]
     newest = df.sort_values("run")["run"].iloc[-1]
+    return df[df["run"] == newest]
+
+
+def latest_per_workload(df, machine: str | None = None):
+    """The rows of the newest run of each workload (on ``machine``, default: the newest run's machine):
+    what ``choose`` answers from."""
+    if df.empty:
+        return df
+    machine = machine if machine is not None else df.sort_values("run")["machine"].iloc[-1]
+    df = df[df["machine"] == machine]
+    workload = df["workload"] if "workload" in df else "default"
+    newest = df.assign(_w=workload).groupby("_w")["run"].transform("max")
     return df[df["run"] == newest]
 
 

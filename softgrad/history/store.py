@@ -70,6 +70,7 @@ META = Fields({
     "arch": STR.or_null(),
     "python": STR.or_null(),
     "grid": OneOf("full", "quick"),
+    "workload": STR,
     "impls": ListOf(STR, "a list of str"),
     "rounds": POSITIVE_INT,
     "plugins": ListOf(STR, "a list of str"),

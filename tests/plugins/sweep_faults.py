@@ -41,6 +41,8 @@ def build_hangs(device):
     return {"softmax": _hangs}
 
 
-@softgrad.implementation("sweep-sleeps", family="sweepfaults", ops=("softmax",), dtypes=("float32",))
+# compiles=True: no cost probe runs (the probe scales one row's time by the rows, so this fixed 3 ms read as
+# 0.77 s at 256 rows, and as 1.6 s, over the 1 s budget, when both cores were busy)
+@softgrad.implementation("sweep-sleeps", family="sweepfaults", ops=("softmax",), dtypes=("float32",), compiles=True)
 def build_sleeps(device):
     return {"softmax": _sleeps}

@@ -1,0 +1,99 @@
+"""A workload file end to end: run (checked at its shapes, timed in 16-bit and with its layouts), the report,
+choose answering from it at its own shapes and layouts, resume, and the asv results it stored."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+PLUGINS = Path(__file__).parent / "plugins"
+WORKLOAD = """
+    description = "a small LM head for the tests"
+    shapes = ["16x3000", [2, 3, 5, 40]]
+    dtypes = ["bfloat16", "float32"]
+    ops = ["softmax", "vjp"]
+    g_layouts = ["contiguous", "broadcast"]
+"""
+
+
+def softgrad(home: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    full = {**os.environ, "SOFTGRAD_HOME": str(home), **(env or {})}
+    for key in ("SOFTGRAD_PLUGINS", "SOFTGRAD_PLUGIN_FILES", "SOFTGRAD_WORKLOAD_JSON"):
+        if key not in (env or {}):
+            full.pop(key, None)
+    return subprocess.run([sys.executable, "-m", "softgrad.cli", *args], capture_output=True, text=True, env=full,
+                          timeout=900, cwd=str(home))
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory):
+    home = tmp_path_factory.mktemp("workload-home")
+    (home / "lm.toml").write_text(textwrap.dedent(WORKLOAD))
+    out = softgrad(home, "run", "--workload", "lm.toml", "--rounds", "1", "--no-progress", "--no-agreement",
+                   "--impl", "numpy", "--impl", "torch-native", "--impl", "wrong-past-20000",
+                   "--plugin", str(PLUGINS / "wrong_past_20000.py"))
+    assert out.returncode == 0, out.stdout + out.stderr
+    return home
+
+
+def test_the_run_stores_its_workload_and_times_16_bit_and_the_layouts_of_g(home, monkeypatch):
+    monkeypatch.setenv("SOFTGRAD_HOME", str(home))
+    from softgrad.history import results, store
+
+    (run,) = store.complete_runs()
+    assert json.loads(run.meta()["workload"])["table"]["name"] == "lm"
+    df = results.load()
+    assert set(df["workload"]) == {"lm"}
+    torch_bf16 = df[(df["impl"] == "torch-native") & (df["dtype"] == "bfloat16") & df["time_s"].notna()]
+    assert set(torch_bf16["shape"]) == {"16x3000", "16x3000:g=broadcast", "2x3x5x40", "2x3x5x40:g=broadcast"}
+    assert set(torch_bf16[torch_bf16["g_layout"] == "broadcast"]["op"]) == {"vjp"}, "softmax does not read g"
+    numpy = df[df["impl"] == "numpy"]
+    assert set(numpy["dtype"]) == {"float32"}, "numpy declares no bfloat16: no timing is stored for it"
+    row = df[(df["shape"] == "2x3x5x40") & (df["impl"] == "numpy") & (df["op"] == "vjp")].iloc[0]
+    assert (row["batch"], row["n"]) == (30, 40)
+    asv = run.asv()
+    assert any(k.startswith("bench_workloads.lm__Impl_torch_native.") for k in asv["results"])
+    assert not any(k.startswith("bench_ops.") for k in asv["results"]), "a workload run holds its grid only"
+    checks = {(r["impl"], r["case"]) for r in run.checks()}
+    assert ("numpy", "shape-16x3000-normal-x-contiguous-g-broadcast") in checks, "checked at its own shapes"
+
+
+def test_choose_answers_at_the_workloads_shapes_and_layouts(home):
+    out = softgrad(home, "choose", "--op", "vjp", "--n", "3000", "--batch", "16", "--dtype", "bfloat16", "--json")
+    assert out.returncode == 0, out.stderr
+    choice = json.loads(out.stdout)
+    assert choice["impl"] == "torch-native" and not choice["far"], "the one entry with a bfloat16 VJP"
+    out = softgrad(home, "choose", "--op", "vjp", "--n", "3000", "--batch", "16", "--dtype", "float32",
+                   "--g-layout", "broadcast", "--json")
+    assert out.returncode == 0 and json.loads(out.stdout)["impl"] in ("numpy", "torch-native"), out.stderr
+
+
+def test_an_entry_wrong_at_the_workloads_rows_is_never_recommended(home):
+    """wrong-past-20000 passes the whole catalogue; at this workload it is right too (n <= 3000) and timed; a
+    workload with longer rows fails it there, and choose leaves it out."""
+    (home / "long.toml").write_text('shapes = ["4x30000"]\nops = ["softmax"]\n')
+    out = softgrad(home, "run", "--workload", "long.toml", "--rounds", "1", "--no-progress", "--no-agreement",
+                   "--no-report", "--impl", "numpy", "--impl", "wrong-past-20000",
+                   "--plugin", str(PLUGINS / "wrong_past_20000.py"))
+    assert out.returncode == 1, out.stdout + out.stderr  # its check failed
+    out = softgrad(home, "choose", "--op", "softmax", "--n", "30000", "--batch", "4", "--json")
+    choice = json.loads(out.stdout)
+    assert choice["impl"] == "numpy", choice
+    assert [e["impl"] for e in choice["excluded"]] == ["wrong-past-20000"], choice["excluded"]
+
+
+def test_the_report_has_the_workload(home):
+    out = softgrad(home, "report", "--out", str(home / "report"))
+    assert out.returncode == 0, out.stderr
+    page = (home / "report" / "index.html").read_text()
+    table = page.split("id='workloads'")[1].split("</table>")[0]
+    assert "<td>lm</td>" in table and "<td>long</td>" in table and "2x3x5x40:g=broadcast" in table, table[:2000]
+    assert "wrong-past-20000" in table.split("<td>long</td>")[1], "shown as not passed where it failed"
