@@ -245,8 +245,13 @@ def cmd_choose(args: argparse.Namespace) -> int:
     from .history.choose import NoResult, recommend
 
     _check_devices([args.device])
+    _choose_among(args)  # an unknown name: one line, before any work
+    if args.measure:
+        _measure(args)
     loaded = results.load()  # a bad stored file: StoreError, one line from main
     df = results.latest_per_workload(loaded)
+    if args.impl and not df.empty:
+        df = df[df["impl"].isin([i.name for i in _choose_among(args)])]
     _warn(args, loaded)
     if df.empty:
         raise UsageError("no complete run stored yet: run `softgrad run --quick` (or `make bench`) first")
@@ -271,6 +276,48 @@ def cmd_choose(args: argparse.Namespace) -> int:
             print(f"  not recommended: {ex['impl']} ({ex['reason']})")
         print(f"  from run {choice.run} (commit {choice.commit})")
     return 0
+
+
+def _choose_among(args: argparse.Namespace) -> list[registry.Implementation]:
+    try:
+        return [registry.get(n) for n in args.impl] if args.impl else registry.all_implementations()
+    except KeyError as exc:
+        raise UsageError(str(exc).strip("'\"")) from None
+
+
+def _measure(args: argparse.Namespace) -> None:
+    """``choose --measure``: unless a stored run of this exact request's workload has it, check the candidates
+    at exactly that shape and time the passing ones (``softgrad run`` on a one-shape workload: each family in
+    its own process, with progress, stored as a run)."""
+    from .history import results
+    from .runner import RunError, RunOptions, run
+
+    rows, n = args.batch, args.n
+    layouts = "".join(f"-{k}{v}" for k, v in (("x", args.x_layout), ("g", args.g_layout)) if v != "contiguous")
+    among = "" if not args.impl else "-" + "-".join(sorted(registry.identifier(i) for i in args.impl))
+    name = f"choose-{args.op}-{rows}x{n}-{args.dtype}{layouts}{among}"[:64]
+    loaded = results.load()
+    if not loaded.empty and name in set(loaded.get("workload", [])):
+        print(f"softgrad choose: {name} was measured before: answering from the store", file=sys.stderr)
+        return
+    try:
+        w = workloads.parse({"name": name, "shapes": [[rows, n]], "dtypes": [args.dtype], "ops": [args.op],
+                             "x_layouts": [args.x_layout], "g_layouts": [args.g_layout],
+                             "description": "what `softgrad choose --measure` timed"}, "choose --measure", name)
+    except workloads.WorkloadError as exc:
+        raise UsageError(str(exc)) from None
+    candidates = [i.name for i in _choose_among(args) if i.available and args.op in i.ops
+                  and args.dtype in i.dtypes and args.device in i.devices]
+    if not candidates:
+        raise UsageError(f"no available implementation declares {args.op} in {args.dtype} on {args.device}")
+    registry.export_plugins()
+    paths.require_writable(paths.results_dir())
+    print(f"softgrad choose: measuring {args.op} {rows}x{n} {args.dtype} on {args.device}: checking and timing "
+          f"{len(candidates)} candidates ({', '.join(candidates)})", file=sys.stderr)
+    try:
+        run(RunOptions(impls=candidates, workload=w, report=False, agreement=False, progress=not args.json))
+    except (RunError, ValueError) as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _warn(args: argparse.Namespace, df: object) -> None:
@@ -393,6 +440,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="how the VJP's g is laid out (default contiguous)")
     p.add_argument("--dtype", default="float32", choices=DTYPES)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--impl", action="append", metavar="NAME",
+                   help="choose among these implementations only (repeatable; default every one)")
+    p.add_argument("--measure", action="store_true",
+                   help="check and time the candidates at exactly this shape first (stored as a run; the next "
+                        "identical choose answers from the store)")
     p.add_argument("--json", action="store_true", help="print the recommendation as JSON")
     _add_plugins(p)
     p.set_defaults(func=cmd_choose)

@@ -246,6 +246,14 @@ def _run_locked(opts: RunOptions, progress: "Progress", stream: IO[str], repo: P
     # Numba compiles when an entry is built: measure that once, cold, in a process of its own with an
     # empty cache folder; asv's benchmark processes then load the kernels from that folder.
     os.environ["NUMBA_CACHE_DIR"] = str(paths.cache_dir() / f"numba-{run_.id}")
+    if todo and opts.workload is not None:
+        from .bench import plan
+
+        planned = plan.combos([i for f in todo for i in fams[f]], opts.grid_name)
+        expected = plan.expected_seconds(planned, opts.rounds or DEFAULT_ROUNDS)
+        progress.line(f"run [3/4] workload {opts.workload.name}: {len(planned)} combinations in {len(todo)} "
+                      f"families, about {expected / 60:.0f} min expected (a model: 4 calls a pass at 2 GB/s; "
+                      f"the progress line follows the real rate)")
     if todo:
         discover(cfg, commit)
     for k, family in enumerate(todo, 1):

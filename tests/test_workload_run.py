@@ -97,3 +97,27 @@ def test_the_report_has_the_workload(home):
     table = page.split("id='workloads'")[1].split("</table>")[0]
     assert "<td>lm</td>" in table and "<td>long</td>" in table and "2x3x5x40:g=broadcast" in table, table[:2000]
     assert "wrong-past-20000" in table.split("<td>long</td>")[1], "shown as not passed where it failed"
+
+
+def test_choose_measure_checks_and_times_that_shape_once_then_answers_from_the_store(home):
+    args = ("choose", "--op", "vjp", "--n", "700", "--batch", "3", "--dtype", "float32", "--impl", "numpy",
+            "--impl", "loops", "--measure", "--json")
+    from softgrad.history import store
+
+    before = len(list((home / "results" / "runs").iterdir()))
+    out = softgrad(home, *args)
+    assert out.returncode == 0, out.stdout + out.stderr
+    choice = json.loads(out.stdout)
+    assert (choice["measured_batch"], choice["measured_n"], choice["far"]) == (3, 700, False)
+    assert choice["impl"] in ("numpy", "loops") and choice["runner_up"] in ("numpy", "loops")
+    assert "measuring vjp 3x700 float32 on cpu: checking and timing 2 candidates (numpy, loops)" in out.stderr
+    runs = sorted((home / "results" / "runs").iterdir())
+    assert len(runs) == before + 1
+    meta = json.loads((runs[-1] / "meta.json").read_text())
+    assert json.loads(meta["workload"])["table"]["name"] == "choose-vjp-3x700-float32-loops-numpy"
+    assert {r["case"] for r in json.loads((runs[-1] / "checks.json").read_text())} >= {
+        "shape-3x700-normal-x-contiguous-g-contiguous", "normal-1"}, "checked at exactly that shape, and the catalogue"
+    again = softgrad(home, *args)
+    assert again.returncode == 0 and json.loads(again.stdout) == choice, again.stderr
+    assert "was measured before: answering from the store" in again.stderr
+    assert len(list((home / "results" / "runs").iterdir())) == before + 1, "nothing measured twice"

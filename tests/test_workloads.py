@@ -156,3 +156,18 @@ def test_check_at_a_workloads_shapes_catches_a_bug_the_catalogue_cannot(tmp_path
     }
     assert "workload lm: 4 cases at its shapes" in proc.stderr
     assert "wrong-past-20000 softmax float32 cpu case shape-64x32000-normal-x-contiguous-g-contiguous" in proc.stdout
+
+
+def test_the_expected_time_grows_with_the_bytes_and_passes_and_skips_what_is_skipped_at_once():
+    from softgrad import registry
+    from softgrad.bench import plan
+
+    numpy = registry.get("numpy")
+    small = plan.Combo("numpy", "vjp", "4x1000", "float32", "cpu", ("time_op",))
+    large = plan.Combo("numpy", "vjp", "512x262144", "float32", "cpu", ("time_op",))
+    assert 0 < plan.expected_seconds([small], 3) < plan.expected_seconds([large], 3)
+    assert plan.expected_seconds([large], 1) < plan.expected_seconds([large], 3)
+    no_g = plan.Combo("numpy", "softmax", "512x262144:g=broadcast", "float32", "cpu", ("time_op",))
+    no_dtype = plan.Combo("numpy", "vjp", "512x262144", "bfloat16", "cpu", ("time_op",))
+    assert plan.expected_seconds([no_g, no_dtype], 3) == 0, "softmax does not read g; numpy has no bfloat16"
+    assert numpy.compiles is False

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from .. import registry
+from ..contract import DTYPE_INFO
 from . import grid
 from .asv_suite import TRACK_KINDS, class_params, kinds
 
@@ -34,6 +35,34 @@ class Combo:
 
     def label(self) -> str:
         return " ".join(self.key)
+
+
+#: the expected-time model of a workload's sweep (:func:`expected_seconds`), fitted to the vocab preset's
+#: JAX family on the 2-core machines (2026-12-01: 109 first passes in 333 s): a call moves its bytes at
+#: about 1.5 GB/s there, a first pass costs about ten calls (inputs, cost probe, first call, warm-up,
+#: calibration, peak memory, blocks) and a compile for entries that compile, a later pass about four
+EXPECTED_GBPS = 1.5
+EXPECTED_FIRST_PASS_CALLS = 10
+EXPECTED_CALLS_PER_PASS = 4
+EXPECTED_COMPILE_S = 1.5
+EXPECTED_PASS_S = 0.05
+
+
+def expected_seconds(todo: list[Combo], rounds: int) -> float:
+    """About how long the sweep of ``todo`` takes in ``rounds`` passes (said before a large workload starts;
+    the progress line's estimate follows the real rate)."""
+    total = 0.0
+    for c in todo:
+        rows, n = grid.parse_shape(c.shape)
+        if (c.op != "vjp" and ":g=" in c.shape) or registry.get(c.impl).unsupported_reason(
+                c.op, c.dtype, c.device, n, rows * n) is not None:
+            continue  # skipped at once (does not read g; a declared limit)
+        call_s = grid.bytes_moved(c.op, rows, n, DTYPE_INFO[c.dtype].itemsize) / (EXPECTED_GBPS * 1e9)
+        later = rounds - 1 if "time_op" in c.kinds else 0
+        total += EXPECTED_FIRST_PASS_CALLS * call_s + EXPECTED_PASS_S
+        total += EXPECTED_COMPILE_S if registry.get(c.impl).compiles else 0.0
+        total += later * (EXPECTED_CALLS_PER_PASS * call_s + EXPECTED_PASS_S)
+    return total
 
 
 def combos(impls: Iterable[registry.Implementation], grid_name: str,
