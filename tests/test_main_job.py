@@ -115,11 +115,12 @@ def test_gate_passes_identical_reruns_and_flags_a_30_percent_slowdown(at_home):
           f"the confirming rerun")
     assert len(confirmed_flags) <= len(raw_flags)
     assert confirmed.returncode == 0, f"identical reruns flagged after a confirming rerun:\n{confirmed.stdout}"
-    mine = []
+    mine, said = [], []
     for baseline in (first, second):
         slow, flags = _gate(home, baseline, slowed, "--confirm", slowdown="1.3")
         mine += [line for line in flags if " slowable " in line]
-    assert mine, "the 30% slowdown was not flagged (and confirmed) against either baseline"
+        said.append(slow.stdout)
+    assert mine, "the 30% slowdown was not flagged (and confirmed) against either baseline:\n" + "\n".join(said)
     assert all("rerun" in line for line in mine)
 
 
