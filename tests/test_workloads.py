@@ -171,3 +171,22 @@ def test_the_expected_time_grows_with_the_bytes_and_passes_and_skips_what_is_ski
     no_dtype = plan.Combo("numpy", "vjp", "512x262144", "bfloat16", "cpu", ("time_op",))
     assert plan.expected_seconds([no_g, no_dtype], 3) == 0, "softmax does not read g; numpy has no bfloat16"
     assert numpy.compiles is False
+
+
+def test_the_gates_default_baseline_is_the_previous_run_of_the_same_workload(tmp_path, monkeypatch):
+    from softgrad.history import gate, store
+
+    monkeypatch.setenv("SOFTGRAD_HOME", str(tmp_path))
+    vocab = workloads.to_json(workloads.PRESETS["vocab"])
+    ids = []
+    for k, wl in enumerate([None, vocab, None, vocab]):
+        run = store.Run(store.runs_dir() / f"2026010{k + 1}T000000000000Z-aaaaaaaa")
+        run.folder.mkdir(parents=True)
+        run.update_meta(complete=True, grid="full", **({"workload": wl} if wl else {}))
+        ids.append(run.id)
+    runs = store.complete_runs()
+    by_id = {r.id: r for r in runs}
+    assert gate.previous_run(runs, by_id[ids[3]]).id == ids[1], "vocab after vocab"
+    assert gate.previous_run(runs, by_id[ids[2]]).id == ids[0], "the default grid after the default grid"
+    with pytest.raises(store.StoreError, match="on the vocab workload"):
+        gate.previous_run(runs, by_id[ids[1]])

@@ -167,6 +167,16 @@ def compare_frames(old, new, factor: float = DEFAULT_FACTOR, min_delta_s: float 
     return findings, compared
 
 
+def previous_run(runs: list[store.Run], new_run: store.Run) -> store.Run:
+    """The newest complete run before ``new_run`` on the same workload (the default grid's runs are one
+    workload): a vocab run is never the baseline of a default-grid run."""
+    workload = results.workload_name(new_run.meta())
+    earlier = [r for r in runs if r.id < new_run.id and results.workload_name(r.meta()) == workload]
+    if not earlier:
+        raise store.StoreError(f"no complete run before {new_run.id} on the {workload} workload to compare with")
+    return earlier[-1]
+
+
 def compare_runs(old_id: str | None = None, new_id: str | None = None, factor: float = DEFAULT_FACTOR,
                  min_delta_s: float = DEFAULT_MIN_DELTA_S):
     """Compare two stored runs by id (default: the last two complete runs). Returns (old, new, findings, n)."""
@@ -182,10 +192,7 @@ def compare_runs(old_id: str | None = None, new_id: str | None = None, factor: f
     else:
         new_run = by_id[new_id]
     if old_id is None:
-        earlier = [r for r in runs if r.id < new_run.id]
-        if not earlier:
-            raise store.StoreError(f"no complete run before {new_run.id} to compare with")
-        old_run = earlier[-1]
+        old_run = previous_run(runs, new_run)
     else:
         old_run = by_id[old_id]
     old = results.load([old_run])

@@ -90,7 +90,7 @@ def _run_info(run: store.Run, meta: dict[str, Any]) -> dict[str, Any]:
         "cores": meta.get("cores"),
         "commit": (meta.get("commit") or "")[:8],
         "grid": meta.get("grid"),
-        "workload": _workload_name(meta),
+        "workload": workload_name(meta),
         "threads": (meta.get("threads") or {}).get("requested") or "default",
         "copy_gbps": (meta.get("copy_bandwidth") or {}).get("gbps", math.nan),
         "llc_bytes": meta.get("llc_bytes") or math.nan,
@@ -100,7 +100,7 @@ def _run_info(run: store.Run, meta: dict[str, Any]) -> dict[str, Any]:
     return info
 
 
-def _workload_name(meta: dict[str, Any]) -> str:
+def workload_name(meta: dict[str, Any]) -> str:
     """The run's workload: ``default`` for the default grid, else the name it stored (unreadable: ``?``)."""
     raw = meta.get("workload")
     if not raw:
