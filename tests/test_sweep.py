@@ -173,13 +173,6 @@ def test_the_gate_compares_times_over_the_machine_speed_beside_them():
     slowed = _frame([1.3e-3, *[1e-3] * 9], [13.0, *[10.0] * 9])
     findings = gate.compare_frames(old, slowed)[0]
     assert [(f.impl, f.basis) for f in findings] == [("e0", "norm")]
-    # the reference kernel read 1.37x slower beside a real 30% slowdown (seen once in CI: the whole family's
-    # readings, not its C-code entries): not trusted to clear it; judged raw, flagged for the rerun
-    misread = _frame([1.39e-3, *[1e-3] * 9], [10.1, *[10.0] * 9]).assign(speed_s=[3.2e-5, *[2.3e-5] * 9])
-    findings_misread = gate.compare_frames(old.assign(speed_s=2.3e-5), misread)[0]
-    assert [(f.impl, f.basis) for f in findings_misread] == [("e0", "time")]
-    steady = _frame([1.0e-3] * 10, [10.0] * 10).assign(speed_s=[3.2e-5, *[2.3e-5] * 9])
-    assert gate.compare_frames(old.assign(speed_s=2.3e-5), steady)[0] == [], "a moved reading alone flags nothing"
     # the rerun clears it when it is back to 10 reference calls, keeps it at 13
     f = findings[0]
     back = {f.key: {"time_s": 1.3e-3, "q25_s": 1.28e-3, "norm": 10.0, "norm_q25": 9.9}}

@@ -100,11 +100,6 @@ class Finding:
         return f"{self.kind.upper():7s} {self.impl} {self.op} {self.shape} {self.dtype} {self.device}: {self.detail}"
 
 
-#: the machine's speed beside a point in the two runs may differ this much before the norm is not trusted
-#: to clear a raw slowdown
-SPEED_MOVED = 1.25
-
-
 def compare_frames(old, new, factor: float = DEFAULT_FACTOR, min_delta_s: float = DEFAULT_MIN_DELTA_S,
                    new_checks=None, old_checks=None) -> tuple[list[Finding], int]:
     """Findings between two runs' rows (as from :func:`softgrad.history.results.load`) and the number compared."""
@@ -121,15 +116,8 @@ def compare_frames(old, new, factor: float = DEFAULT_FACTOR, min_delta_s: float 
     else:
         normed, ratios = np.zeros(len(timed), dtype=bool), raw
     drift = machine_drift(ratios)
-    raw_drift = machine_drift(raw)
     findings: list[Finding] = []
     for r, by_speed in zip(timed.itertuples(index=False), normed):
-        speed_old, speed_new = getattr(r, "speed_s_old", math.nan), getattr(r, "speed_s_new", math.nan)
-        moved = speed_old > 0 and speed_new > 0 and max(speed_new / speed_old, speed_old / speed_new) > SPEED_MOVED
-        if by_speed and moved:
-            # the reference kernel read >1.25x apart between the runs: not trusted to clear a raw slowdown (a
-            # slow phase and a misread kernel look alike); judged raw, and the confirming rerun decides
-            by_speed = False
         if by_speed:  # dimensionless: calls of the reference kernel per call
             base, base_q75, now, now_q25 = r.norm_old, r.norm_q75_old, r.norm_new, r.norm_q25_new
         else:
@@ -137,15 +125,14 @@ def compare_frames(old, new, factor: float = DEFAULT_FACTOR, min_delta_s: float 
             base_q75 = r.q75_s_old if math.isfinite(r.q75_s_old) else base
             now_q25 = r.q25_s_new if math.isfinite(r.q25_s_new) else now
         # the old run's figures as this machine would have measured them during the new run
-        d = drift if by_speed or not has_norm else raw_drift
-        t_old, q75_old = base * d, base_q75 * d
-        if slower(t_old, q75_old, now, now_q25, factor, 0.0) and r.time_s_new - r.time_s_old * d > min_delta_s:
+        t_old, q75_old = base * drift, base_q75 * drift
+        if slower(t_old, q75_old, now, now_q25, factor, 0.0) and r.time_s_new - r.time_s_old * drift > min_delta_s:
             basis = "over the machine's speed beside them" if by_speed else "raw"
             findings.append(Finding("slower", r.impl, r.op, r.shape, r.dtype, r.device,
                                     f"{r.time_s_old * 1e6:.4g} us -> {r.time_s_new * 1e6:.4g} us ({now / t_old:.2f}x "
-                                    f"{basis}, after a drift of {d:.2f}x; threshold {factor:.2f}x; IQRs do not "
+                                    f"{basis}, after a drift of {drift:.2f}x; threshold {factor:.2f}x; IQRs do not "
                                     f"overlap)", old_s=t_old, old_q75_s=q75_old,
-                                    basis="norm" if by_speed else "time", old_time_s=r.time_s_old * d))
+                                    basis="norm" if by_speed else "time", old_time_s=r.time_s_old * drift))
     compared = len(timed)
     # correctness: an error that crossed its tolerance since the old run (one already failing there is
     # not a regression; it is counted in ``known``)
