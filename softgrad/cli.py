@@ -246,9 +246,9 @@ def cmd_choose(args: argparse.Namespace) -> int:
 
     _check_devices([args.device])
     _choose_among(args)  # an unknown name: one line, before any work
-    if args.measure:
-        _measure(args)
     loaded = results.load()  # a bad stored file: StoreError, one line from main
+    if args.measure and _measure(args, loaded):
+        loaded = results.load()  # with the run it stored
     df = results.latest_per_workload(loaded)
     if args.impl and not df.empty:
         df = df[df["impl"].isin([i.name for i in _choose_among(args)])]
@@ -285,21 +285,19 @@ def _choose_among(args: argparse.Namespace) -> list[registry.Implementation]:
         raise UsageError(str(exc).strip("'\"")) from None
 
 
-def _measure(args: argparse.Namespace) -> None:
-    """``choose --measure``: unless a stored run of this exact request's workload has it, check the candidates
-    at exactly that shape and time the passing ones (``softgrad run`` on a one-shape workload: each family in
-    its own process, with progress, stored as a run)."""
-    from .history import results
+def _measure(args: argparse.Namespace, loaded: "pandas.DataFrame") -> bool:
+    """``choose --measure``: unless a stored run (``loaded``) of this exact request's workload has it, check the
+    candidates at exactly that shape and time the passing ones (``softgrad run`` on a one-shape workload: each
+    family in its own process, with progress, stored as a run). Whether it measured."""
     from .runner import RunError, RunOptions, run
 
     rows, n = args.batch, args.n
     layouts = "".join(f"-{k}{v}" for k, v in (("x", args.x_layout), ("g", args.g_layout)) if v != "contiguous")
     among = "" if not args.impl else "-" + "-".join(sorted(registry.identifier(i) for i in args.impl))
     name = f"choose-{args.op}-{rows}x{n}-{args.dtype}{layouts}{among}"[:64]
-    loaded = results.load()
     if not loaded.empty and name in set(loaded.get("workload", [])):
         print(f"softgrad choose: {name} was measured before: answering from the store", file=sys.stderr)
-        return
+        return False
     try:
         w = workloads.parse({"name": name, "shapes": [[rows, n]], "dtypes": [args.dtype], "ops": [args.op],
                              "x_layouts": [args.x_layout], "g_layouts": [args.g_layout],
@@ -318,6 +316,7 @@ def _measure(args: argparse.Namespace) -> None:
         run(RunOptions(impls=candidates, workload=w, report=False, agreement=False, progress=not args.json))
     except (RunError, ValueError) as exc:
         raise UsageError(str(exc)) from None
+    return True
 
 
 def _warn(args: argparse.Namespace, df: object) -> None:

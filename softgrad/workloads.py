@@ -274,6 +274,14 @@ def to_json(w: Workload) -> str:
     return json.dumps({"table": table, "origin": w.origin})
 
 
+def name_in_json(text: str) -> str:
+    """The name of the workload :func:`to_json` wrote, without checking the rest (``?`` if unreadable)."""
+    try:
+        return str(json.loads(text)["table"]["name"])
+    except (ValueError, TypeError, KeyError):
+        return "?"
+
+
 def from_json(text: str) -> Workload:
     """The workload :func:`to_json` wrote, checked again; :class:`WorkloadError` for anything else."""
     try:

@@ -33,13 +33,18 @@ def _fired(impl: softgrad.Implementation) -> tuple[set[str], list[str]]:
     return fired, lines
 
 
-@pytest.mark.parametrize("mutant", MUTANTS, ids=[m.name for m in MUTANTS])
-def test_mutant_is_caught(mutant: Mutant):
-    impl = _register(f"mutant-{mutant.name}", mutant.ops, mutant.dtypes)
+def _fired_registered(name: str, ops, dtypes) -> tuple[set[str], list[str]]:
+    """:func:`_fired` for an entry registered for the call only."""
+    impl = _register(name, ops, dtypes)
     try:
-        fired, lines = _fired(impl)
+        return _fired(impl)
     finally:
         softgrad.unregister(impl.name)
+
+
+@pytest.mark.parametrize("mutant", MUTANTS, ids=[m.name for m in MUTANTS])
+def test_mutant_is_caught(mutant: Mutant):
+    fired, lines = _fired_registered(f"mutant-{mutant.name}", mutant.ops, mutant.dtypes)
     assert fired, f"mutant {mutant.name} ({mutant.bug}) was not caught by any check"
     missing = mutant.caught_by - fired
     assert not missing, f"mutant {mutant.name}: expected {sorted(missing)} to fire; fired {sorted(fired)}"
@@ -48,11 +53,7 @@ def test_mutant_is_caught(mutant: Mutant):
 
 @pytest.mark.parametrize("mutant", [m for m in MUTANTS if m.only_where == "g-layout"], ids=lambda m: m.name)
 def test_a_g_layout_bug_fails_exactly_the_cases_where_g_is_laid_out_unlike_x(mutant: Mutant):
-    impl = _register(f"mutant-{mutant.name}", mutant.ops, mutant.dtypes)
-    try:
-        _, lines = _fired(impl)
-    finally:
-        softgrad.unregister(impl.name)
+    _, lines = _fired_registered(f"mutant-{mutant.name}", mutant.ops, mutant.dtypes)
     failing = {line.split(" case ")[1].split()[0] for line in lines}
     own_layout = {c.name for c in CATALOGUE if c.quick and c.g_layout not in (None, c.layout)}
     assert failing and failing <= own_layout, f"{mutant.name} failed outside the g-layout cases: {failing - own_layout}"
@@ -60,11 +61,7 @@ def test_a_g_layout_bug_fails_exactly_the_cases_where_g_is_laid_out_unlike_x(mut
 
 def test_control_is_not_flagged():
     """The mutants' unmodified base passes every quick case: no false alarm from the same harness."""
-    impl = _register("mutant-control", _ops(), ("float64", "float32", "float16"))
-    try:
-        fired, lines = _fired(impl)
-    finally:
-        softgrad.unregister(impl.name)
+    fired, lines = _fired_registered("mutant-control", _ops(), ("float64", "float32", "float16"))
     assert not fired, "\n".join(lines[:5])
 
 

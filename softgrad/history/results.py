@@ -18,14 +18,13 @@ Example::
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Any
 
 from .. import registry
 from ..bench import asv_results, grid
 from ..contract import DTYPE_INFO
-from ..workloads import parse_shape_token
+from ..workloads import name_in_json, parse_shape_token
 from . import store
 
 #: names this module had before reading asv's files moved to softgrad.bench.asv_results
@@ -103,12 +102,7 @@ def _run_info(run: store.Run, meta: dict[str, Any]) -> dict[str, Any]:
 def workload_name(meta: dict[str, Any]) -> str:
     """The run's workload: ``default`` for the default grid, else the name it stored (unreadable: ``?``)."""
     raw = meta.get("workload")
-    if not raw:
-        return "default"
-    try:
-        return str(json.loads(raw)["table"]["name"])
-    except (ValueError, TypeError, KeyError):
-        return "?"
+    return name_in_json(raw) if raw else "default"
 
 
 def load(runs: list[store.Run] | None = None, complete_only: bool = True):
