@@ -83,6 +83,11 @@ def test_grid_quick_and_full(monkeypatch):
         grid.shapes()
     assert grid.bytes_moved("vjp", 2, 8, 4) == 3 * 2 * 8 * 4
     assert grid.bytes_moved("jacobian", 2, 8, 4) == 2 * 8 * 4 + 2 * 8 * 8 * 4
+    # a stride-0 cotangent is read once: one row (broadcast) or one value (scalar), not batch rows
+    assert grid.bytes_moved("vjp", 2, 8, 4, "broadcast") == 2 * 2 * 8 * 4 + 8 * 4
+    assert grid.bytes_moved("vjp", 2, 8, 4, "scalar") == 2 * 2 * 8 * 4 + 4
+    assert grid.bytes_moved("vjp", 2, 8, 4, "transposed") == 3 * 2 * 8 * 4
+    assert grid.bytes_moved("softmax", 2, 8, 4, "broadcast") == 2 * 2 * 8 * 4  # softmax reads no g
 
 
 def test_generated_asv_class_times_numpy_and_skips_what_is_not_supported(monkeypatch):

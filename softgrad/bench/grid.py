@@ -114,7 +114,10 @@ def output_bytes(op: str, batch: int, n: int, itemsize: int) -> int:
     return batch * n * (n if op == "jacobian" else 1) * itemsize
 
 
-def bytes_moved(op: str, batch: int, n: int, itemsize: int) -> int:
-    """Bytes that must move for one call: read x (and g), write the result."""
+def bytes_moved(op: str, batch: int, n: int, itemsize: int, g_layout: str = "contiguous") -> int:
+    """Bytes that must move for one call: read x (and g), write the result. A cotangent with stride 0
+    (``g_layout`` ``broadcast``: one row repeated over the batch; ``scalar``: one value) is read from
+    memory once, so only its distinct elements count."""
     rows = batch * n * itemsize
-    return {"softmax": 2 * rows, "vjp": 3 * rows, "jacobian": rows + output_bytes(op, batch, n, itemsize)}[op]
+    g = {"broadcast": n * itemsize, "scalar": itemsize}.get(g_layout, rows)
+    return {"softmax": 2 * rows, "vjp": 2 * rows + g, "jacobian": rows + output_bytes(op, batch, n, itemsize)}[op]

@@ -156,8 +156,8 @@ def load(runs: list[store.Run] | None = None, complete_only: bool = True):
     entries = {name: _entry(name) for name in df["impl"].unique()}
     df["family"] = df["impl"].map(lambda n: entries[n].family if entries[n] else "")
     df["spread"] = (df["q75_s"] - df["q25_s"]) / df["time_s"]
-    df["bytes_moved"] = [grid.bytes_moved(o, b, n, DTYPE_INFO[d].itemsize) for o, b, n, d in
-                         zip(df["op"], df["batch"], df["n"], df["dtype"])]
+    df["bytes_moved"] = [grid.bytes_moved(o, b, n, DTYPE_INFO[d].itemsize, gl) for o, b, n, d, gl in
+                         zip(df["op"], df["batch"], df["n"], df["dtype"], df["g_layout"])]
     df["gbps"] = df["bytes_moved"] / df["time_s"] / 1e9
     df["bw_fraction"] = df["gbps"] / df["copy_gbps"]
     # data that fits in the last-level cache stays there between calls: its "bandwidth" is the cache's
