@@ -71,6 +71,12 @@ def test_durations_print_with_their_unit(seconds, text):
     assert units.format_seconds(seconds) == text
 
 
+@pytest.mark.parametrize("size, text", [(64 << 10, "64 KiB"), (480 << 20, "480 MiB"), (3 << 29, "1.5 GiB"),
+                                        (512, "512 B"), (float("nan"), "-")])
+def test_sizes_print_in_binary_units(size, text):
+    assert units.format_bytes(size) == text
+
+
 def test_tables_print_only_the_named_columns_as_durations():
     df = pd.DataFrame([{"impl": "a", "time": 2.5e-6, "margin": 1.234}])
     md = report._md_table(df, seconds=("time",))
@@ -90,3 +96,40 @@ def test_history_takes_the_error_from_every_tracked_size_not_only_the_timed_shap
     assert list(times.columns) == ["r1", "r2"] and times.loc[("vjp", "a"), "r1"] == pytest.approx(1e-4)
     assert errors.loc[("vjp", "a")].tolist() == [0.01, 3.0]
     assert report.history_tables(pd.DataFrame(rows), "1x8", "float32")[0].empty
+
+
+def _mem_row(impl, op, shape, moved, fraction, passed=True, workload="vocab", dtype="float32", llc=100):
+    batch, n = (int(v) for v in shape.split("x"))
+    return {"impl": impl, "op": op, "shape": shape, "batch": batch, "n": n, "dtype": dtype, "device": "cpu",
+            "workload": workload, "time_s": 1e-3, "bytes_moved": moved, "llc_bytes": llc,
+            "gbps": moved / 1e-3 / 1e9, "bw_fraction": fraction, "passed": passed}
+
+
+def test_roofline_table_reads_only_points_past_the_cache_and_only_entries_that_passed():
+    from softgrad.history import memory_bound
+
+    df = pd.DataFrame([
+        _mem_row("a", "vjp", "512x32000", 300, 0.60), _mem_row("a", "vjp", "512x50257", 500, 0.70),
+        _mem_row("b", "vjp", "512x32000", 300, 0.50), _mem_row("b", "vjp", "512x50257", 500, 0.55),
+        _mem_row("b", "vjp", "1x16", 50, 9.0, workload="default"),  # in the cache: its 9x is the cache's
+        _mem_row("fast-wrong", "vjp", "512x32000", 300, 0.95, passed=False),
+        _mem_row("a", "softmax", "1x16", 50, 3.0, workload="default"),  # no softmax point past the cache
+    ])
+    table = memory_bound.roofline_table(df)
+    assert list(table["op"]) == ["vjp"], table
+    row = table.iloc[0]
+    assert row["best"] == "a" and row["of copy"] == pytest.approx(0.65) and row["points"] == 2
+    assert row["bytes / LLC"] == "3 to 5"
+    assert row["every entry (median of copy, points)"] == "a 0.65 (2), b 0.53 (2)"  # no fast-wrong, no 9x
+    assert memory_bound.roofline_table(df[df["workload"] == "default"]).empty
+
+
+def test_bandwidth_plot_draws_every_workload_and_is_skipped_without_points(tmp_path):
+    from softgrad.history import memory_bound
+
+    df = pd.DataFrame([_mem_row("a", "vjp", "512x32000", 300, 0.6), _mem_row("a", "vjp", "1x16", 50, 3.0,
+                                                                             workload="default", dtype="bfloat16"),
+                       _mem_row("b", "softmax", "512x32000", 200, 0.4, passed=False)])
+    path = memory_bound.bandwidth_plot(df, tmp_path / "bw.png")
+    assert path is not None and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert memory_bound.bandwidth_plot(df.iloc[0:0], tmp_path / "none.png") is None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -97,6 +98,39 @@ def test_the_report_has_the_workload(home):
     table = page.split("id='workloads'")[1].split("</table>")[0]
     assert "<td>lm</td>" in table and "<td>long</td>" in table and "2x3x5x40:g=broadcast" in table, table[:2000]
     assert "wrong-past-20000" in table.split("<td>long</td>")[1], "shown as not passed where it failed"
+
+
+def test_the_reports_roofline_and_bandwidth_plot_read_the_points_past_the_cache(home, tmp_path):
+    """The same runs as stored by a machine with a 64 KiB last-level cache: the workload's 16x3000 and
+    4x30000 points now move more than that, so the roofline table has them (numpy, which passed; never
+    wrong-past-20000, which failed its run's check), while on this machine's real cache it says that no
+    point is memory-bound."""
+    import shutil
+
+    out = softgrad(home, "report", "--out", str(tmp_path / "real"))
+    assert out.returncode == 0, out.stderr
+    section = (tmp_path / "real" / "index.html").read_text().split("id='roofline'")[1].split("<h2")[0]
+    # the largest call here moves under 1 MB (4x30000 float32 softmax): inside any LLC of 8 MiB or more
+    real_llc = [json.loads(m.read_text()).get("llc_bytes") for m in (home / "results" / "runs").glob("*/meta.json")]
+    if all(llc and llc >= 8 << 20 for llc in real_llc):
+        assert "No stored run timed a shape past" in section and "<table>" not in section, section
+    small = tmp_path / "small-cache"
+    shutil.copytree(home / "results", small / "results")
+    for meta_path in (small / "results" / "runs").glob("*/meta.json"):
+        meta = json.loads(meta_path.read_text())
+        meta["llc_bytes"] = 64 << 10
+        meta_path.write_text(json.dumps(meta))
+    out = softgrad(small, "report", "--out", str(small / "report"))
+    assert out.returncode == 0, out.stderr
+    md = (small / "report" / "report.md").read_text()
+    roof = md.split("## Roofline: memory-bound points")[1].split("\n## ")[0]
+    (softmax,) = [line for line in roof.splitlines() if line.startswith("| softmax | float32 | cpu |")]
+    points = dict(re.findall(r"([\w-]+) [\d.]+ \((\d+)\)", softmax.split("|")[-2]))
+    # past 64 KiB: lm's 16x3000 and long's 4x30000 (lm's 2x3x5x40 moves 9.6 KB); wrong-past-20000 failed
+    # the long run's check, so only its lm point counts
+    assert points == {"numpy": "2", "torch-native": "1", "wrong-past-20000": "1"}, softmax
+    assert "the 64 KiB last-level cache" in roof, "names the cache the figures are past"
+    assert (small / "report" / "bandwidth.png").stat().st_size > 1000
 
 
 def test_choose_measure_checks_and_times_that_shape_once_then_answers_from_the_store(home):

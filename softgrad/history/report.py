@@ -1,11 +1,13 @@
 """``softgrad report``: ``index.html`` and ``report.md`` with PNG plots from the latest run on this machine.
 
 Plots: time vs n per op (log-log, interquartile band), speedup over NumPy, achieved bandwidth as a
-fraction of the copy bandwidth measured in the same run, the empirical scaling exponent, worst error vs
+fraction of the copy bandwidth measured in the same run against the bytes moved over the last-level cache
+(every workload's newest run: :mod:`.memory_bound`), the empirical scaling exponent, worst error vs
 tolerance per implementation and dtype, and the history of time and error across runs. Tables: the
 choice table (fastest implementation that passed every case, per op x size band x dtype x device, its
 margin over the runner-up, whether that margin is outside the measured spread, and its one-off compile
-cost), the write-up's claim checked against the measurements, and the run's metadata.
+cost), the write-up's claim checked against the measurements, the workloads, the roofline of the points
+past the last-level cache, and the run's metadata.
 """
 
 from __future__ import annotations
@@ -19,8 +21,11 @@ from typing import Any
 import numpy as np
 
 from .. import paths, registry
-from . import results, store
-from .units import format_seconds
+from . import memory_bound, results, store
+from .plotting import colors as _colors
+from .plotting import figure_legend as _figure_legend
+from .plotting import plt as _plt
+from .units import format_bytes, format_seconds
 
 #: Size bands of the choice table: (label, smallest n, largest n).
 BANDS = (("n <= 64", 1, 64), ("64 < n <= 1024", 65, 1024), ("n > 1024", 1025, 1 << 62))
@@ -41,37 +46,10 @@ class ReportError(Exception):
     """Nothing to report (no complete run stored); the message says what to run."""
 
 
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _colors(impls: list[str]) -> dict[str, Any]:
-    plt = _plt()
-    cmap = plt.get_cmap("tab20")
-    return {name: cmap(k % 20) for k, name in enumerate(sorted(impls))}
-
-
-def _figure_legend(fig, axes) -> None:
-    """One legend at the figure's right with every panel's lines, in first-seen order (an entry may be
-    missing from the first panel)."""
-    legend: dict[str, Any] = {}
-    for ax in axes.flat:
-        for handle, label in zip(*ax.get_legend_handles_labels()):
-            legend.setdefault(label, handle)
-    fig.legend(list(legend.values()), list(legend), loc="center right", fontsize=8)
-
-
 def _panels(df, batch: int, dtype: str, value, ylabel: str, title: str, path: Path, log_y: bool = True,
-            band: tuple[str, str] | None = None, hline: float | None = None,
-            hollow: str | None = None) -> Path | None:
+            band: tuple[str, str] | None = None, hline: float | None = None) -> Path | None:
     """One log-x panel per op of ``value`` against n, a line per implementation (dotted if it failed a
-    check); ``band`` shades between two columns, ``hollow`` names a boolean column whose points are drawn
-    hollow."""
+    check); ``band`` shades between two columns."""
     sub = df[(df["batch"] == batch) & (df["dtype"] == dtype) & (df["device"] == "cpu")]
     sub = sub[np.isfinite(sub[value])] if not sub.empty else sub
     if sub.empty:
@@ -86,9 +64,6 @@ def _panels(df, batch: int, dtype: str, value, ylabel: str, title: str, path: Pa
             g = g.sort_values("n")
             style = "-" if bool(g["passed"].all()) else ":"
             ax.plot(g["n"], g[value], style, marker="o", ms=3, label=impl, color=colors[impl])
-            if hollow and hollow in g:
-                h = g[g[hollow].astype(bool)]
-                ax.plot(h["n"], h[value], "o", ms=5, mfc="white", mec=colors[impl], mew=1.2)
             if band and band[0] in g and g[band[0]].notna().any():
                 ax.fill_between(g["n"], g[band[0]], g[band[1]], color=colors[impl], alpha=0.2, lw=0)
         if hline is not None:
@@ -101,8 +76,7 @@ def _panels(df, batch: int, dtype: str, value, ylabel: str, title: str, path: Pa
         ax.set_ylabel(ylabel)
         ax.grid(True, which="major", alpha=0.3)
     _figure_legend(fig, axes)
-    fig.suptitle(title + "  (dotted: failed a correctness check"
-                 + ("; hollow: the data fits in the last-level cache)" if hollow else ")"))
+    fig.suptitle(title + "  (dotted: failed a correctness check)")
     fig.tight_layout(rect=(0, 0, 0.86, 0.95))
     fig.savefig(path, dpi=90)
     plt.close(fig)
@@ -440,13 +414,13 @@ def write_report(out_dir: Path | None = None, warn: Callable[[str], None] | None
                     _panels(df, big_batch, dtype, "speedup_vs_numpy", "speedup over numpy", "speedup over numpy",
                             out_dir / "speedup_vs_numpy.png", hline=1.0)))
     llc = meta.get("llc_bytes")
-    cache_note = (f"; hollow points: the bytes moved fit in the {llc / 2**20:.0f} MiB last-level cache, where "
-                  f"repeated calls find them, so they measure the cache, not memory" if llc else "")
-    figures.append(("Achieved bandwidth", f"bytes that must move / time, as a fraction of this machine's copy "
-                    f"bandwidth ({copy.get('gbps', math.nan):.1f} GB/s, {copy.get('method', '?')}){cache_note}",
-                    _panels(df, big_batch, dtype, "bw_fraction", "fraction of copy bandwidth",
-                            "achieved bandwidth / copy bandwidth", out_dir / "bandwidth.png", log_y=True, hline=1.0,
-                            hollow="in_cache")))
+    llc_text = f"the {format_bytes(llc)} last-level cache" if llc else "the last-level cache (size unknown)"
+    figures.append(("Achieved bandwidth", f"bytes that must move / time, as a fraction of the copy bandwidth "
+                    f"measured in the same run ({copy.get('gbps', math.nan):.1f} GB/s in this one, "
+                    f"{copy.get('method', '?')}), against the bytes a call moves, for every point of the newest "
+                    f"run of each workload; right of the dashed line the bytes exceed {llc_text}, so the figure "
+                    f"is memory's; hollow points fit inside it, where repeated calls find their data, so they "
+                    f"measure the cache", memory_bound.bandwidth_plot(per_workload, out_dir / "bandwidth.png")))
     exps = scaling_exponents(df, big_batch, dtype)
     figures.append(("Scaling exponent", "k in time ~ n^k, fitted for n >= 64: about 1 for softmax and the VJP, "
                     "2 for the Jacobian", _exponent_plot(exps, out_dir / "scaling.png", big_batch, dtype)))
@@ -464,7 +438,7 @@ def write_report(out_dir: Path | None = None, warn: Callable[[str], None] | None
         {"field": k, "value": v} for k, v in (
             ("run", run_id), ("date", meta.get("date")), ("machine", meta.get("machine")), ("cpu", meta.get("cpu")),
             ("cores", meta.get("cores")), ("memory GiB", meta.get("memory_gib")),
-            ("last-level cache", f"{meta['llc_bytes'] / 2**20:.0f} MiB" if meta.get("llc_bytes") else "unknown"),
+            ("last-level cache", format_bytes(meta["llc_bytes"]) if meta.get("llc_bytes") else "unknown"),
             ("commit", f"{meta.get('commit')}{' (dirty tree)' if meta.get('dirty') else ''}"),
             ("grid", meta.get("grid")), ("threads", meta.get("threads")),
             ("copy bandwidth", f"{copy.get('gbps', math.nan):.1f} GB/s ({copy.get('method', '?')})"),
@@ -507,6 +481,15 @@ def write_report(out_dir: Path | None = None, warn: Callable[[str], None] | None
     wl_seconds = ("time",)
     if not workloads_df.empty:
         md += ["\n## Workloads\n", wl_caption + "\n", _md_table(workloads_df, wl_seconds)]
+    roof = memory_bound.roofline_table(per_workload)
+    roof_caption = ("Every point of the newest run of each workload whose bytes moved exceed " + llc_text + " (`bytes / LLC` "
+                    "above 1), per op, dtype and device: each entry that passed its run's correctness check, by the "
+                    "median fraction of the copy bandwidth (measured in that run) it reached over those points.")
+    roof_none = ("No stored run timed a shape past " + llc_text + ", so there is no memory-bound figure yet: "
+                 "`softgrad run --workload vocab` (or `attention`) times shapes that are.")
+    md += ["\n## Roofline: memory-bound points\n", (roof_caption if not roof.empty else roof_none) + "\n"]
+    if not roof.empty:
+        md += [_md_table(roof)]
     md += ["\n## Load\n", slow_note + "\n"]
     md += ["\n## Scaling exponents\n", _md_table(exps)]
     if summary is not None:
@@ -538,6 +521,10 @@ def write_report(out_dir: Path | None = None, warn: Callable[[str], None] | None
     if not workloads_df.empty:
         parts += ["<h2 id='workloads'>Workloads</h2>", f"<p>{html.escape(wl_caption)}</p>",
                   _html_table(workloads_df, wl_seconds)]
+    parts += ["<h2 id='roofline'>Roofline: memory-bound points</h2>",
+              f"<p>{html.escape(roof_caption if not roof.empty else roof_none)}</p>"]
+    if not roof.empty:
+        parts += [_html_table(roof)]
     parts += ["<h2 id='load'>Load</h2>", f"<p>{html.escape(slow_note)}</p>"]
     parts += ["<h2 id='scaling'>Scaling exponents</h2>", _html_table(exps)]
     if summary is not None:

@@ -14,3 +14,13 @@ def format_seconds(v: float | None) -> str:
         if abs(v) >= scale:
             return f"{v / scale:.3g} {unit}"
     return f"{v / 1e-9:.3g} ns" if v else "0"
+
+
+def format_bytes(v: float | None) -> str:
+    """A size in binary units with three significant digits: ``64 KiB``, ``480 MiB``, ``1.5 GiB``."""
+    if v is None or not math.isfinite(v):
+        return "-"
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if abs(v) >= scale:
+            return f"{v / scale:.3g} {unit}"
+    return f"{v:.0f} B"
