@@ -22,9 +22,10 @@ def applicable(impl: Implementation, op: str, dtype: str, device: str, shape: tu
                max_output_elements: int | None = None, budget: str = "output") -> str | None:
     """Why ``impl`` does not run ``op`` on a ``dtype`` input of ``shape`` on ``device``, or None if it does.
 
-    In order, cheapest first (only the last imports the entry's framework): the entry's declarations and
-    availability (:meth:`~softgrad.registry.Implementation.unsupported_reason`), the result's element count
-    against ``max_output_elements`` (a reason naming the ``budget``), and whether ``device`` is present.
+    In order, cheapest first: the entry's declarations and availability
+    (:meth:`~softgrad.registry.Implementation.unsupported_reason`), the result's element count against
+    ``max_output_elements`` (a reason naming the ``budget``), and whether ``device`` is present (which
+    imports the entry's framework for a device other than the CPU).
     """
     shape = tuple(int(d) for d in shape)
     rows, n = math.prod(shape[:-1]), shape[-1]
@@ -35,7 +36,7 @@ def applicable(impl: Implementation, op: str, dtype: str, device: str, shape: tu
         dims = f"{rows}x{n}x{n}" if op == "jacobian" else f"{rows}x{n}"
         what = "Jacobian" if op == "jacobian" else op
         return f"{what} of {dims} exceeds the {budget} budget of {max_output_elements} elements"
-    if device not in impl.available_devices():
+    if not impl.has_device(device):
         return f"{device} is not present"
     return None
 

@@ -15,6 +15,7 @@ import importlib.util
 import json
 import os
 import re
+import shutil
 import sys
 import threading
 from collections.abc import Callable, Mapping
@@ -42,6 +43,11 @@ def identifier(name: str) -> str:
     """The Python identifier part of an entry's benchmark name: ``torch-native`` -> ``torch_native``.
     :func:`register` refuses two names with one identifier, so benchmark names map back one-to-one."""
     return re.sub(r"\W", "_", name)
+
+
+def gpu_driver_present() -> bool:
+    """Whether an NVIDIA driver is installed (its device node or ``nvidia-smi``), without importing anything."""
+    return os.path.exists("/dev/nvidiactl") or shutil.which("nvidia-smi") is not None
 
 
 @dataclass(frozen=True)
@@ -116,6 +122,20 @@ class Implementation:
             return ()
         present = get_backend(self.backend).devices()
         return tuple(d for d in self.devices if d in present)
+
+    def has_device(self, device: str) -> bool:
+        """Whether ``device`` is declared and present here. Every backend runs on the CPU, and a GPU needs a
+        driver, so the framework is imported (to ask it) only for a GPU where an NVIDIA driver is installed:
+        a process that plans, checks or reports in workers never loads a framework's thread pools."""
+        if device not in self.devices or not self.available:
+            return False
+        if device == "cpu":
+            return True
+        return gpu_driver_present() and device in self.available_devices()
+
+    def present_devices(self) -> tuple[str, ...]:
+        """The declared devices present here (:meth:`has_device`)."""
+        return tuple(d for d in self.devices if self.has_device(d))
 
     def unsupported_reason(self, op: str, dtype: str, device: str = "cpu", n: int | None = None,
                            size: int | None = None) -> str | None:

@@ -51,7 +51,7 @@ def conformance_params(names: Iterable[str] | None = None, *, quick_only: bool =
             params.append(pytest.param(impl.name, "-", "-", "-", "-", id=f"{impl.name}-unavailable",
                                        marks=pytest.mark.skip(reason=f"{impl.name}: {reason}")))
             continue
-        for device in impl.available_devices():
+        for device in impl.present_devices():
             for op in impl.ops:
                 for dtype in impl.dtypes:
                     for case in CATALOGUE:

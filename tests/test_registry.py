@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 
@@ -9,6 +10,7 @@ import numpy as np
 import pytest
 
 import softgrad
+from softgrad import registry
 from softgrad.registry import Implementation
 
 
@@ -59,6 +61,34 @@ def test_importing_softgrad_and_listing_imports_no_framework():
             "print(sorted(m for m in ('torch', 'jax', 'numba') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_planning_a_check_on_the_cpu_imports_no_framework():
+    """The parent of ``softgrad check`` and ``softgrad run`` lists each entry's tasks and asks whether it
+    applies on the CPU: doing so must not load torch's or XLA's thread pools into a process that forks the
+    workers (JAX warns of a deadlock when a process that imported it forks)."""
+    code = ("import sys, softgrad; from softgrad.check.isolated import CheckSelection, tasks_for; "
+            "from softgrad.applicability import applicable; "
+            "tasks = [t for i in softgrad.all_implementations() if i.available for t in tasks_for(i, "
+            "CheckSelection(quick=True))]; "
+            "assert all(t[2] == 'cpu' for t in tasks) or __import__('softgrad').registry.gpu_driver_present(); "
+            "[applicable(i, 'vjp', 'float32', 'cpu', (4, 8)) for i in softgrad.all_implementations()]; "
+            "print(len(tasks) > 0, sorted(m for m in ('torch', 'jax', 'numba') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "True []", out.stdout + out.stderr
+
+
+def test_a_gpu_is_asked_of_the_framework_only_where_a_driver_is_installed(monkeypatch):
+    entry = registry.get("numpy")
+    gpu_entry = dataclasses.replace(entry, devices=("cpu", "cuda"))
+    asked = []
+    monkeypatch.setattr(registry.Implementation, "available_devices",
+                        lambda self: asked.append(self.name) or ("cpu", "cuda"))
+    monkeypatch.setattr(registry, "gpu_driver_present", lambda: False)
+    assert gpu_entry.present_devices() == ("cpu",) and asked == []
+    monkeypatch.setattr(registry, "gpu_driver_present", lambda: True)
+    assert gpu_entry.present_devices() == ("cpu", "cuda") and asked == ["numpy"]
+    assert not entry.has_device("cuda"), "a device the entry does not declare is never present"
 
 
 def test_builtin_families_are_registered():

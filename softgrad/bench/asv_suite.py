@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 import os
-import shutil
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -87,7 +86,7 @@ def workload_class_name(workload: str, impl_name: str) -> str:
 
 def devices() -> list[str]:
     """Devices the grid covers: ``cpu``, and ``cuda`` where an NVIDIA driver is installed (no import)."""
-    return ["cpu", "cuda"] if shutil.which("nvidia-smi") else ["cpu"]
+    return ["cpu", "cuda"] if registry.gpu_driver_present() else ["cpu"]
 
 
 class OpBenchmark:

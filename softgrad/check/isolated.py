@@ -107,7 +107,7 @@ class StartupFailures:
 
 def tasks_for(impl: registry.Implementation, sel: CheckSelection) -> list[Task]:
     """Every (op, dtype, device, case) the selection asks of ``impl`` (unsupported ones included: they skip)."""
-    devices = sel.devices or list(impl.available_devices()) or ["cpu"]
+    devices = sel.devices or list(impl.present_devices()) or ["cpu"]
     ops = sel.ops or list(OPS)
     dtypes = sel.dtypes or list(impl.dtypes)
     return [(op, dt, dev, c.name) for op in ops for dt in dtypes for dev in devices for c in sel.selected_cases()
