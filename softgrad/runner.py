@@ -273,9 +273,7 @@ def _run_locked(opts: RunOptions, progress: "Progress", stream: IO[str], repo: P
             progress.status(f"run [3/4] [{k}/{len(todo)}] {family}: the frameworks' own timers on a sample")
             points = agreement.check_family(records, family, opts.grid_name, run_.folder,
                                             per_impl=agreement.QUICK_PER_IMPL if opts.quick else agreement.PER_IMPL)
-            held = [p for p in points if p.get("held")]
-            reached += (f"; agreement with the frameworks' own timers: {len(held) - len(agreement.outside(points))}"
-                        f" of {len(held)} sampled points within bound")
+            reached += "; " + agreement.summary(points)
         results = write_asv(cfg, commit, fams[family], records, time.perf_counter() - t0, opts.grid_name)
         stamp_versions(results, meta["versions"], meta["threads"])
         snapshot_results(results, run_, [i.name for i in impls], opts.grid_name)

@@ -182,3 +182,58 @@ def test_last_level_cache_is_the_largest_data_cache(tmp_path):
         (tmp_path / index / "size").write_text(size + "\n")
     assert provenance.last_level_cache_bytes(tmp_path) == 32 << 20
     assert provenance.last_level_cache_bytes(tmp_path / "absent") is None
+
+
+def test_timed_blocks_pause_the_garbage_collector_as_timeit_does():
+    import gc
+
+    from softgrad.bench import sampling
+
+    seen = []
+    sampling.calibrate(lambda: seen.append(gc.isenabled()), block_s=1e-4)
+    sampling.sample(lambda: seen.append(gc.isenabled()), 4, min_blocks=2, round_s=0.0)
+    assert seen[0] is True, "the first (warm-up) call runs as the caller's code would"
+    assert not any(seen[1:]), "every timed call runs with the collector paused"
+    assert gc.isenabled(), "and it is on again afterwards"
+    gc.disable()
+    try:
+        sampling.sample(lambda: None, 1, min_blocks=1, round_s=0.0)
+        assert not gc.isenabled(), "a caller that had it off keeps it off"
+    finally:
+        gc.enable()
+
+
+FAULTS_CHILD = """
+import resource, numpy as np
+def call():
+    a = np.empty(48 << 20, dtype=np.uint8)
+    a.fill(1)  # touch every page of a 48 MiB result, over glibc's 32 MiB mmap ceiling
+    return a
+for _ in range(3):
+    call()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(10):
+    call()
+print((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) // 10)
+"""
+
+
+def test_the_timing_allocator_settings_reuse_a_large_result_without_page_faults():
+    """A 48 MiB result per call: glibc maps it afresh (and the call pays a fault per page) on every call by
+    default; under the timing processes' settings the heap keeps it and warm calls fault nothing, whatever
+    the process did before."""
+    import subprocess
+    import sys
+
+    from softgrad.bench.allocator import MALLOC_TUNABLES
+
+    def faults(tunables):
+        env = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"}
+        if tunables:
+            env["GLIBC_TUNABLES"] = tunables
+        out = subprocess.run([sys.executable, "-c", FAULTS_CHILD], capture_output=True, text=True, env=env,
+                             check=True)
+        return int(out.stdout)
+
+    assert faults(None) > 20, "default glibc: a fresh mapping every call (48 MiB in 4 KiB or 2 MiB pages)"
+    assert faults(MALLOC_TUNABLES) < 10

@@ -214,6 +214,9 @@ def test_agreement_points_are_judged_on_the_method_and_on_the_stored_figure():
     assert short["agrees"] and not short["held"], "calls under 10 us are shown, not held"
     assert agreement.outside([same, method, stored, short]) == [method, stored]
     assert "2 of 3 sampled points disagree" in agreement.warning([same, method, stored, short], "r1")
+    assert agreement.summary([same, method, stored, short]).endswith(": 1 of 3 sampled points within bound")
+    assert agreement.summary([short]) == "agreement: 1 sampled, none 10 us or longer to hold to the bound"
+    assert agreement.summary([]) == "agreement: no point of 300 ms or less to sample"
 
 
 def test_points_are_picked_per_implementation_from_shortest_to_longest():
@@ -225,6 +228,11 @@ def test_points_are_picked_per_implementation_from_shortest_to_longest():
     assert picked[:3] == [("a", "softmax", "1x32", "float32", "cpu"), ("a", "softmax", "1x128", "float32", "cpu"),
                           ("a", "softmax", "1x64", "float32", "cpu")]
     assert picked[3:] == [("b", "vjp", "1x2", "float32", "cpu")]
+    # every call of "c" is longer than MAX_CALL_S (a large workload): its shortest one is read, if affordable
+    medians.update({("c", "vjp", f"512x{n}", "float32", "cpu"): n * 2e-6 for n in (32000, 50257, 262144)})
+    medians[("d", "vjp", "512x262144", "float32", "cpu")] = 2 * agreement.MAX_LONE_CALL_S
+    picked = agreement.pick_points(medians, 3)
+    assert [k for k in picked if k[0] in "cd"] == [("c", "vjp", "512x32000", "float32", "cpu")]
 
 
 @pytest.fixture

@@ -36,8 +36,11 @@ BOUND = 0.10
 STORED_FACTOR = 2.0
 #: calls shorter than this are shown but not held to the bound
 MIN_CALL_S = 10e-6
-#: longest call picked: each point is read 2 x 6 times (a call of 0.5 s would take 6 s)
+#: longest call picked: each point is read by both timers three times, each reading several calls
 MAX_CALL_S = 0.02
+#: an implementation with no call up to MAX_CALL_S (a large workload's) is sampled at its shortest call if it
+#: is at most this long (about 3 s of readings)
+MAX_LONE_CALL_S = 0.3
 #: points picked per implementation (shortest over MIN_CALL_S, longest, one between)
 PER_IMPL = 3
 #: points per implementation in a quick run (its shortest and longest)
@@ -47,13 +50,18 @@ FORMAT = "softgrad-agreement/1"
 
 def pick_points(medians: dict[tuple, float], per_impl: int = PER_IMPL) -> list[tuple]:
     """A stratified sample of timed keys (impl, op, shape, dtype, device) -> median seconds: for each
-    implementation its shortest call over :data:`MIN_CALL_S` (or its shortest), its longest, and points
-    evenly between, in that order."""
+    implementation its shortest call over :data:`MIN_CALL_S` (or its shortest), its longest up to
+    :data:`MAX_CALL_S`, and points evenly between, in that order; an implementation whose every call is
+    longer (a large workload's) gets its shortest one if it is at most :data:`MAX_LONE_CALL_S`."""
     by_impl: dict[str, list[tuple]] = {}
-    for key in sorted((k for k in medians if medians[k] <= MAX_CALL_S), key=lambda k: (medians[k], k)):
+    for key in sorted(medians, key=lambda k: (medians[k], k)):
         by_impl.setdefault(key[0], []).append(key)
     out = []
-    for keys in by_impl.values():
+    for every in by_impl.values():
+        keys = [k for k in every if medians[k] <= MAX_CALL_S]
+        if not keys:
+            out += [every[0]] if medians[every[0]] <= MAX_LONE_CALL_S else []
+            continue
         held = [k for k in keys if medians[k] >= MIN_CALL_S] or keys
         chosen = [held[0], held[-1]]
         for j in range(1, per_impl - 1):
@@ -63,7 +71,7 @@ def pick_points(medians: dict[tuple, float], per_impl: int = PER_IMPL) -> list[t
 
 
 def independent_times(keys: list[tuple], grid_name: str, folder: Path, label: str) -> dict[tuple, dict[str, Any]]:
-    """The independent timer's two readings (``independent_s``) or ``error`` per key, from one plain process."""
+    """The independent timer's readings (``independent_s``) or ``error`` per key, from one plain process."""
     spec_path, out_path = folder / f"independent-{label}.spec.json", folder / f"independent-{label}.jsonl"
     out_path.unlink(missing_ok=True)
     spec_path.write_text(json.dumps({"keys": [list(k) for k in keys], "grid": grid_name, "out": str(out_path),
@@ -87,7 +95,8 @@ def independent_times(keys: list[tuple], grid_name: str, folder: Path, label: st
 def agreement_point(key: tuple, softgrad_s: float, independent_s: list[float], here_s: list[float] | None = None,
                     softgrad_speed_s: float | None = None, independent_speed_s: float | None = None) -> dict[str, Any]:
     """One stored point. ``ratio``: softgrad's sampler over the independent timer, read alternately in one
-    process (``here_s`` and ``independent_s``; the stored median stands in where ``here_s`` is missing),
+    process (the median of the pairs' ratios, ``here_s[i] / independent_s[i]``; the stored median stands in
+    where ``here_s`` is missing),
     judged against ``bound`` = max(:data:`BOUND`, the independent timer's own spread). ``stored_ratio``: the
     sweep's stored median over the independent median, minutes apart and in another process (at the
     machine's speed during the independent readings where both speeds are known), judged against
@@ -96,8 +105,12 @@ def agreement_point(key: tuple, softgrad_s: float, independent_s: list[float], h
     low, high = min(independent_s), max(independent_s)
     spread = high / low - 1 if low > 0 else float("inf")
     bound = max(BOUND, spread)
-    mine = median(here_s) if here_s else softgrad_s
-    ratio = mine / indep if indep > 0 else float("inf")
+    if here_s and len(here_s) == len(independent_s) and low > 0:
+        # each reading beside the independent one right after it: a slow second of the machine moves both
+        ratio = median([m / t for m, t in zip(here_s, independent_s)])
+    else:
+        mine = median(here_s) if here_s else softgrad_s
+        ratio = mine / indep if indep > 0 else float("inf")
     stored = softgrad_s / indep if indep > 0 else float("inf")
     if softgrad_speed_s and independent_speed_s:
         stored *= independent_speed_s / softgrad_speed_s
@@ -144,6 +157,17 @@ def store_points(path: Path, points: list[dict[str, Any]]) -> None:
 def outside(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The held points that disagree beyond their bound."""
     return [p for p in points if p.get("held") and p.get("agrees") is False]
+
+
+def summary(points: list[dict[str, Any]]) -> str:
+    """How many of a family's sampled points agree, for its progress line (or why none was held)."""
+    held = [p for p in points if p.get("held")]
+    if not points:
+        return f"agreement: no point of {MAX_LONE_CALL_S * 1e3:g} ms or less to sample"
+    if not held:
+        return f"agreement: {len(points)} sampled, none {MIN_CALL_S * 1e6:g} us or longer to hold to the bound"
+    return (f"agreement with the frameworks' own timers: {len(held) - len(outside(points))} of {len(held)} "
+            f"sampled points within bound")
 
 
 def warning(points: list[dict[str, Any]], run_id: str) -> str | None:

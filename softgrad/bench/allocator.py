@@ -1,7 +1,18 @@
-"""The allocator settings every timing process runs with (the asv sweep, the roofline probe)."""
+"""The allocator settings every timing process runs with (the sweep's workers, the independent timers, the
+roofline probe).
 
-#: glibc keeps freed blocks up to 32 MiB in its heap instead of returning them to the OS, so a benchmark's
-#: repeated calls reuse memory that is already mapped (as a training loop's would) instead of paying
-#: fresh page faults on every call: those made the median of an allocating call swing by a third
-#: between two identical runs (torch's native VJP at 4096 x 1024 float32: 2 ms or 11 ms, process to process).
-MALLOC_TUNABLES = "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824"
+glibc keeps freed blocks in its heap instead of returning them to the OS (``trim_threshold`` 1 GiB) and
+never maps a block of its own (``mmap_max`` 0: ``mmap_threshold`` alone cannot rise above 32 MiB), so a
+benchmark's repeated calls reuse memory that is already mapped, as a training loop's allocations settle,
+instead of paying fresh page faults on every call. Without it the time of a call with a large result
+depended on the process's history, not on the code: a block of 32 MiB or more was mapped afresh on every
+call unless a free chunk that size happened to be left in the heap. Measured on the 2-core machine:
+torch-formula's Jacobian at 256 x 256 float32 (a 64 MiB result) paid 16385 page faults a call in a fresh
+process and none with these settings, and read 3.9 ms in a long-lived sweep worker against 21 ms in a fresh
+process; with a 32 MiB threshold alone, torch's native VJP at 4096 x 1024 float32 had read 2 ms or 11 ms,
+process to process. What a first call costs (mapping its memory) is the first-call figure's, not the
+warm time's.
+"""
+
+MALLOC_TUNABLES = ("glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824:"
+                   "glibc.malloc.mmap_max=0")

@@ -27,8 +27,9 @@ from .family_worker import MAX_ROUND_S
 
 #: repeats of ``timeit``'s ranged number of calls (the median per call is taken), as ``python -m timeit``
 REPEATS = 5
-#: readings of each timer per point, alternating (softgrad's sampler first, as in the sweep)
-PAIRS = 2
+#: readings of each timer per point, alternating (softgrad's sampler first, as in the sweep): three, so one
+#: reading in a slow (or fast) second of the shared machine cannot move the median of the pairs' ratios
+PAIRS = 3
 #: ``blocked_autorange``'s ``min_run_time``, and the least duration of one ``timeit`` repeat
 MIN_RUN_S = 0.05
 
