@@ -1,0 +1,78 @@
+"""How often the gate flags identical code: ``python benchmarks/false_alarms.py [--runs 11] [--impl NAME ...]``.
+
+Runs ``softgrad run --quick`` of this checkout ``--runs`` times in a row in a scratch ``SOFTGRAD_HOME``
+(nothing is added to your history) and compares each run with the one before, as the nightly job compares
+each night with the last: ``softgrad compare`` (the raw verdict) and ``softgrad compare --confirm`` (what
+the nightly gate keeps). Prints one line per pair and the totals: benchmark comparisons, flagged,
+confirmed. Identical code should be confirmed slower at most once in 100 comparisons. The check and the
+agreement step are skipped (the gate judges times; the correctness side of the gate is tested apart).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+#: the entries of the measurement in the README: every family, C code and Python, short and long calls
+DEFAULT_IMPLS = ("numpy", "numba-parallel", "torch-native", "torch-formula", "jax-jit", "loops")
+
+
+def softgrad(home: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "SOFTGRAD_HOME": str(home)}
+    return subprocess.run([sys.executable, "-m", "softgrad.cli", *args], capture_output=True, text=True, env=env,
+                          cwd=str(ROOT))
+
+
+def counts(out: str) -> tuple[int, int]:
+    """(benchmarks compared, slower) from ``softgrad compare``'s output."""
+    compared = re.search(r"compared (\d+) benchmarks", out)
+    slower = re.search(r"softgrad compare: (\d+) slower", out)
+    if not compared or not slower:
+        raise RuntimeError(f"unexpected compare output: {out.strip()[-300:]}")
+    return int(compared.group(1)), int(slower.group(1))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=11, help="quick runs in a row (runs - 1 pairs; default 11)")
+    ap.add_argument("--impl", action="append", help=f"entries (repeatable; default {' '.join(DEFAULT_IMPLS)})")
+    ap.add_argument("--home", type=Path, help="the scratch SOFTGRAD_HOME (default: a new temporary folder)")
+    args = ap.parse_args(argv)
+    if args.runs < 2:
+        print("false_alarms: --runs must be at least 2 (one pair)", file=sys.stderr)
+        return 2
+    impls = args.impl or list(DEFAULT_IMPLS)
+    home = args.home or Path(tempfile.mkdtemp(prefix="softgrad-false-alarms-"))
+    run_args = ["run", "--quick", "--no-check", "--no-agreement", "--no-report", "--no-progress"]
+    for name in impls:
+        run_args += ["--impl", name]
+    total = flagged = kept = 0
+    t0 = time.perf_counter()
+    for k in range(args.runs):
+        out = softgrad(home, *run_args)
+        if out.returncode != 0:
+            print(f"false_alarms: run {k + 1} failed: {(out.stdout + out.stderr).strip()[-400:]}", file=sys.stderr)
+            return 1
+        if k == 0:
+            continue
+        n, plain = counts(softgrad(home, "compare").stdout)
+        confirmed = softgrad(home, "compare", "--confirm", "--no-progress")
+        _, held = counts(confirmed.stdout)
+        total, flagged, kept = total + n, flagged + plain, kept + held
+        lines = [line for line in confirmed.stdout.splitlines() if line.startswith(("SLOWER", "cleared"))]
+        print(f"pair {k}: {n} benchmarks, {plain} flagged, {held} confirmed"
+              + "".join(f"\n    {line}" for line in lines), flush=True)
+    print(f"{args.runs - 1} pairs in {time.perf_counter() - t0:.0f} s: {total} comparisons, {flagged} flagged "
+          f"({flagged / max(total, 1):.1%}), {kept} confirmed ({kept / max(total, 1):.1%}); scratch home {home}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,32 @@
+"""benchmarks/false_alarms.py: identical quick runs in a row, each compared with the one before."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "false_alarms.py"
+
+
+def script(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=600)
+
+
+def test_one_run_is_not_a_pair():
+    out = script("--runs", "1")
+    assert out.returncode == 2 and out.stderr.strip() == "false_alarms: --runs must be at least 2 (one pair)"
+
+
+@pytest.mark.slow
+def test_two_identical_runs_are_one_pair_counted_plain_and_confirmed(tmp_path):
+    out = script("--runs", "2", "--impl", "numpy", "--home", str(tmp_path))
+    assert out.returncode == 0, out.stdout + out.stderr
+    pair = re.search(r"pair 1: (\d+) benchmarks, (\d+) flagged, (\d+) confirmed", out.stdout)
+    assert pair and int(pair.group(1)) == 9, out.stdout  # numpy's three ops at the quick grid's three shapes
+    assert int(pair.group(3)) <= int(pair.group(2))
+    assert re.search(r"1 pairs in \d+ s: 9 comparisons", out.stdout), out.stdout
+    assert len(list((tmp_path / "results" / "runs").iterdir())) == 2, "the runs went to the scratch home"
