@@ -52,9 +52,8 @@ def median(values: list[float]) -> float:
 @contextlib.contextmanager
 def gc_paused() -> Iterator[None]:
     """Python's cyclic garbage collector off for one timed block, as ``timeit`` and
-    ``torch.utils.benchmark.Timer`` time (it runs between blocks): a collection that happens to fall in a
-    block is the interpreter's cost, not the call's. Without it softgrad's blocks read jax-jacfwd's VJP at
-    1 x 512 float64 14% slower than ``timeit`` around the same call in the same process."""
+    ``torch.utils.benchmark.Timer`` time (it runs between blocks), so both methods time the same thing: a
+    collection that falls in a block is the interpreter's cost, not the call's."""
     enabled = gc.isenabled()
     gc.disable()
     try:
