@@ -237,3 +237,31 @@ def test_the_timing_allocator_settings_reuse_a_large_result_without_page_faults(
 
     assert faults(None) > 20, "default glibc: a fresh mapping every call (48 MiB in 4 KiB or 2 MiB pages)"
     assert faults(MALLOC_TUNABLES) < 10
+
+
+TRIM_CHILD = """
+import numpy as np
+from softgrad.bench.allocator import release_free_memory
+def rss():
+    return int(open("/proc/self/statm").read().split()[1]) * 4096
+keep = np.ones(1 << 20)  # a live block above the freed one: the heap's top cannot shrink past it
+big = np.ones(200 << 17)  # 200 MiB, freed below
+keep2 = np.ones(1 << 20)
+del big
+held = rss()
+print(release_free_memory(), (held - rss()) >> 20)
+"""
+
+
+def test_a_worker_hands_a_large_shapes_freed_memory_back_between_shapes():
+    """Under the timing settings freed memory stays mapped (so warm calls fault nothing); between shapes
+    the worker gives it back, even from the middle of the heap."""
+    import subprocess
+    import sys
+
+    from softgrad.bench.allocator import MALLOC_TUNABLES
+
+    env = {**os.environ, "GLIBC_TUNABLES": MALLOC_TUNABLES}
+    out = subprocess.run([sys.executable, "-c", TRIM_CHILD], capture_output=True, text=True, env=env, check=True)
+    released, mib = out.stdout.split()
+    assert released == "True" and int(mib) >= 190, out.stdout

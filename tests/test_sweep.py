@@ -127,6 +127,22 @@ def test_a_crash_and_a_hang_fail_their_combination_only_and_the_rest_is_measured
     assert _reads_the_sleep(short["softgrad_s"]), short
     assert _reads_the_sleep(np.median(short["independent_s"])), short
 
+def test_a_worker_gives_a_large_shapes_memory_back_before_the_next_and_warms_it_again(tmp_path, monkeypatch):
+    from softgrad import workloads
+
+    # x and g of 2 x 4194304 float32 are 64 MiB together: the worker trims after it, not after 2 x 8
+    w = workloads.parse({"shapes": ["2x4194304", "2x8"], "ops": ["softmax"]}, "test", "big-then-small")
+    monkeypatch.setenv(workloads.EXPORT_ENV, workloads.to_json(w))
+    numpy = registry.get("numpy")
+    code, records, _ = sweep.sweep_family("numpy", [numpy], "workload:big-then-small", 2, tmp_path,
+                                          Progress(False, io.StringIO()), "t")
+    assert code == 0, [r for r in records if r["kind"] == "failed"]
+    released = [r["key"][2] for r in records if r["kind"] == "released"]
+    assert released == ["2x4194304", "2x4194304"], "once per pass, after the large shape only"
+    rounds = {(r["key"][2], r["round"]) for r in records if r["kind"] == "samples" and r["samples"]}
+    assert rounds == {(s, k) for s in ("2x4194304", "2x8") for k in (0, 1)}
+
+
 def test_a_worker_that_cannot_start_fails_the_family_in_one_line(tmp_path, monkeypatch):
     numpy = registry.get("numpy")
     monkeypatch.setenv("SOFTGRAD_THREADS", "not-a-number")  # the worker's start-up refuses it

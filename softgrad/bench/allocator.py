@@ -16,3 +16,15 @@ warm time's.
 
 MALLOC_TUNABLES = ("glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824:"
                    "glibc.malloc.mmap_max=0")
+
+
+def release_free_memory() -> bool:
+    """Hand the heap's free pages back to the OS (glibc's ``malloc_trim``): with ``mmap_max`` 0 a worker
+    that timed a large shape keeps its memory mapped after it, and the next shape's arrays land beside it.
+    The sweep calls it between shapes only, never between the calls it times. False where glibc is absent."""
+    import ctypes
+
+    try:
+        return bool(ctypes.CDLL(None).malloc_trim(0))
+    except (OSError, AttributeError):
+        return False

@@ -28,7 +28,9 @@ from typing import Any
 
 from .. import registry
 from ..children import die_with_parent
-from . import plan, sampling, threads
+from ..contract import DTYPE_INFO
+from . import grid, plan, sampling, threads
+from .allocator import release_free_memory
 from .asv_suite import error_ratio, setup_benchmark
 from .timer import inputs_at, prepare_at
 
@@ -85,6 +87,15 @@ def inputs(shape: str, dtype: str) -> tuple[Any, Any]:
     return _made[key]
 
 
+#: a worker hands its free heap pages back to the OS after a shape whose inputs are this large
+TRIM_ABOVE_BYTES = 64 << 20
+
+
+def _input_bytes(shape: str, dtype: str) -> int:
+    rows, n = grid.parse_shape(shape)
+    return 2 * rows * n * DTYPE_INFO[dtype].itemsize
+
+
 def run(spec: dict[str, Any]) -> int:
     threads.apply()
     registry.load_env_plugins()
@@ -105,6 +116,7 @@ def run(spec: dict[str, Any]) -> int:
         if r["kind"] == "samples" and r.get("samples"):
             warm_s[r["key"]] = min(float(v) for v in r["samples"])
     emit = _Writer(records_path)
+    last_shape, trimmed = None, False
     for rnd in range(int(spec["rounds"])):
         for combo in todo:
             key = combo.key
@@ -112,6 +124,14 @@ def run(spec: dict[str, Any]) -> int:
                 continue
             if rnd > 0 and "time_op" not in combo.kinds:
                 continue
+            if (combo.shape, combo.dtype) != last_shape:
+                # between shapes only: the previous shape's freed memory goes back to the OS when it was
+                # large (the default grid's shapes are not), and the next call maps what it needs afresh
+                trimmed = last_shape is not None and _input_bytes(*last_shape) >= TRIM_ABOVE_BYTES \
+                    and release_free_memory()
+                if trimmed:
+                    emit("released", ("", "", *last_shape, ""))
+                last_shape = (combo.shape, combo.dtype)
             emit("start", key, round=rnd)
             try:
                 if rnd == 0:
@@ -121,8 +141,9 @@ def run(spec: dict[str, Any]) -> int:
                 else:  # the checks and the first call were the first pass's; prepare the same call again
                     call = prepare_at(registry.get(combo.impl), combo.op, combo.dtype, combo.device, combo.shape,
                                       *inputs(combo.shape, combo.dtype))
-                    if warm_s.get(key, 0.0) < WARMUP_BELOW_S:
-                        call()
+                    if warm_s.get(key, 0.0) < WARMUP_BELOW_S or trimmed:
+                        call()  # untimed: a short call's caches, or the pages a trim gave back
+                trimmed = False
             except NotImplementedError as exc:
                 emit("skip", key, reason=str(exc))
                 ended.add(key)
