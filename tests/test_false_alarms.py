@@ -26,7 +26,8 @@ def test_two_identical_runs_are_one_pair_counted_plain_and_confirmed(tmp_path):
     out = script("--runs", "2", "--impl", "numpy", "--home", str(tmp_path))
     assert out.returncode == 0, out.stdout + out.stderr
     pair = re.search(r"pair 1: (\d+) benchmarks, (\d+) flagged, (\d+) confirmed", out.stdout)
-    assert pair and int(pair.group(1)) == 9, out.stdout  # numpy's three ops at the quick grid's three shapes
+    # numpy's three ops at the quick grid's three shapes, less what its declared limits skip
+    assert pair and 6 <= int(pair.group(1)) <= 9, out.stdout
     assert int(pair.group(3)) <= int(pair.group(2))
-    assert re.search(r"1 pairs in \d+ s: 9 comparisons", out.stdout), out.stdout
+    assert re.search(rf"1 pairs in \d+ s: {pair.group(1)} comparisons, {pair.group(2)} flagged", out.stdout), out.stdout
     assert len(list((tmp_path / "results" / "runs").iterdir())) == 2, "the runs went to the scratch home"
