@@ -15,10 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .plotting import colors, plt
+from .plotting import OPS, colors, plt
 from .units import format_bytes
 
-OPS = ("softmax", "vjp", "jacobian")
 #: marker per dtype in the bandwidth plot
 MARKERS = {"float64": "s", "float32": "o", "float16": "^", "bfloat16": "v"}
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+#: the order of the ops in every figure's panels and the report's tables
+OPS = ("softmax", "vjp", "jacobian")
+
 
 def plt():
     """``matplotlib.pyplot`` on the Agg backend (no display needed), imported on first use."""

@@ -22,6 +22,7 @@ import numpy as np
 
 from .. import paths, registry
 from . import memory_bound, results, store
+from .plotting import OPS
 from .plotting import colors as _colors
 from .plotting import figure_legend as _figure_legend
 from .plotting import plt as _plt
@@ -29,7 +30,6 @@ from .units import format_bytes, format_seconds
 
 #: Size bands of the choice table: (label, smallest n, largest n).
 BANDS = (("n <= 64", 1, 64), ("64 < n <= 1024", 65, 1024), ("n > 1024", 1025, 1 << 62))
-OPS = ("softmax", "vjp", "jacobian")
 
 
 def roles() -> tuple[str, tuple[str, ...], str | None]:
