@@ -179,9 +179,9 @@ def test_each_run_stores_the_machine_speed_its_load_and_its_agreement(at_home):
         points = run.agreement()
         assert {p["key"].split()[0] for p in points} == {"numpy", "slowable", "fast-wrong"}
         timed = [p for p in points if "error" not in p]
-        from softgrad.bench.independent import PAIRS
+        from softgrad.bench.independent import SLICES
 
-        assert timed and all(len(p["independent_s"]) == len(p["softgrad_here_s"]) == PAIRS and p["ratio"] > 0
+        assert timed and all(len(p["independent_s"]) == len(p["softgrad_here_s"]) == SLICES and p["ratio"] > 0
                              and p["bound"] >= 0.1 for p in timed)
         # (whether they agree is the machine's business on a shared 2-core VM: tests/test_sweep.py holds the
         # rule with a known sleep and a planted missing device wait)

@@ -6,7 +6,7 @@ After a family's sweep, :func:`check_family` picks a stratified sample of its ti
 (:mod:`softgrad.bench.independent`), where softgrad's block sampler and the framework's timer read each
 point alternately. Two figures per point: ``ratio``, softgrad's sampler over the independent timer in the
 same process and minute (the method alone differs), must be within ``bound`` = max(:data:`BOUND`, the
-independent timer's own spread between its readings); ``stored_ratio``, the sweep's stored median over the
+independent timer's own spread, :func:`own_spread`); ``stored_ratio``, the sweep's stored median over the
 independent median (another process, minutes earlier: a missed warm-up, a missed device wait or a
 process-dependent cost shows here), within a factor of :data:`STORED_FACTOR`. Calls the independent timer
 reads under :data:`MIN_CALL_S` are shown but not held to either. The independent process runs under the
@@ -102,10 +102,9 @@ def agreement_point(key: tuple, softgrad_s: float, independent_s: list[float], h
     machine's speed during the independent readings where both speeds are known), judged against
     :data:`STORED_FACTOR`."""
     indep = median(independent_s)
-    low, high = min(independent_s), max(independent_s)
-    spread = high / low - 1 if low > 0 else float("inf")
+    spread = own_spread(independent_s)
     bound = max(BOUND, spread)
-    if here_s and len(here_s) == len(independent_s) and low > 0:
+    if here_s and len(here_s) == len(independent_s) and min(independent_s) > 0:
         # each reading beside the independent one right after it: a slow second of the machine moves both
         ratio = median([m / t for m, t in zip(here_s, independent_s)])
     else:
@@ -121,6 +120,17 @@ def agreement_point(key: tuple, softgrad_s: float, independent_s: list[float], h
     if here_s:
         point["softgrad_here_s"] = list(here_s)
     return point
+
+
+def own_spread(readings: list[float]) -> float:
+    """The independent timer's own spread: its first half of readings and its second half taken as two
+    back-to-back runs of it, the larger median over the smaller, less one (two readings: their ratio)."""
+    half = len(readings) // 2
+    if half == 0:
+        return 0.0
+    first, second = median(readings[:half]), median(readings[-half:])
+    low, high = min(first, second), max(first, second)
+    return high / low - 1 if low > 0 else float("inf")
 
 
 def check_family(records: list[dict[str, Any]], family: str, grid_name: str, folder: Path,

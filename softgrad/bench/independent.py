@@ -3,13 +3,16 @@
 For an entry of the torch backend, ``torch.utils.benchmark.Timer(..., num_threads=torch.get_num_threads())``
 and its ``blocked_autorange`` (the thread count torch runs with, not the Timer's default of one); for every
 other entry ``timeit.Timer``: the number of calls that lasts :data:`MIN_RUN_S` (doubling, as ``autorange``
-does with its 1-2-5 steps) and :data:`REPEATS` repeats of it. Each point is timed :data:`PAIRS` times, each
-time right after softgrad's own block sampler read it in the same process for :data:`BESIDE_S` (same
-call, same machine state: the method alone differs), with the machine's speed read around each pair
-(:func:`softgrad.bench.sampling.machine_speed`). The call is
-:func:`softgrad.bench.asv_suite.setup_benchmark`'s: the same inputs, the device wait inside. One JSON line
-per point on the spec's ``out`` file; this process times one family and nothing else.
+does with its 1-2-5 steps) and repeats of it, the median per call taken (:func:`time_call`). In a run, each
+point is read in :data:`SLICES` slices of about :data:`MIN_RUN_S` each, alternating: softgrad's own block
+sampler, then one reading of the trusted timer (one ``timeit`` repeat, or one ``blocked_autorange``), and so
+on (same call, same process, interleaved at a tenth of a second: the method alone differs, and a regime of
+the machine or of the framework that lasts a second falls on both). The machine's speed is read around
+(:func:`softgrad.bench.sampling.machine_speed`). The call is :func:`softgrad.bench.asv_suite.setup_benchmark`'s:
+the same inputs, the device wait inside. One JSON line per point on the spec's ``out`` file; this process
+times one family and nothing else.
 """
+
 
 from __future__ import annotations
 
@@ -17,41 +20,51 @@ import json
 import sys
 import timeit
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from .. import registry
 from ..children import die_with_parent
 from . import sampling, threads
 from .asv_suite import setup_benchmark
-from .family_worker import MAX_ROUND_S
 
 #: repeats of ``timeit``'s ranged number of calls (the median per call is taken), as ``python -m timeit``
 REPEATS = 5
-#: readings of each timer per point, alternating (softgrad's sampler first, as in the sweep): three, so one
-#: reading in a slow (or fast) second of the shared machine cannot move the median of the pairs' ratios
-PAIRS = 3
 #: ``blocked_autorange``'s ``min_run_time``, and the least duration of one ``timeit`` repeat
 MIN_RUN_S = 0.05
-#: how long softgrad's block sampler reads a point beside the trusted timer (which reads it for 0.3 s or
-#: more): short readings are noisy on these machines (jax-jacfwd's VJP at 256x16, quiet machine, 7 ms
-#: readings: 73 to 113 us; 45 ms readings beside timeit in a run: 1.12x, which timeit's own 0.3 s readings
-#: in a quiet process put at 78-80 us against softgrad's 78-81)
-BESIDE_S = 0.15
+#: readings of each timer per point, alternating (softgrad's sampler first, as in the sweep), each about
+#: MIN_RUN_S long: both timers see the same seconds of the machine and of the framework (JAX's short calls
+#: change regime for seconds: 1 ms blocks of jax-jit's softmax at 256x2 read 24 us, then 29 us), and a point
+#: costs about 0.6 s of readings (three pairs of 0.15 s and 0.3 s readings cost 1.35 s)
+SLICES = 6
+
+
+class TrustedTimer:
+    """The trusted timer for ``backend``, ranged once on ``call``; ``read()`` is one reading of it (seconds
+    per call)."""
+
+    read: Callable[[], float]
+
+    def __init__(self, call: Any, backend: str) -> None:
+        if backend == "torch":
+            import torch
+            from torch.utils import benchmark
+
+            timer = benchmark.Timer(stmt="call()", globals={"call": call}, num_threads=torch.get_num_threads())
+            self.read = lambda: float(timer.blocked_autorange(min_run_time=MIN_RUN_S).median)
+            return
+        plain = timeit.Timer(call)
+        number = 1
+        while plain.timeit(number) < MIN_RUN_S:
+            number *= 2
+        self.read = lambda: plain.timeit(number) / number
 
 
 def time_call(call: Any, backend: str) -> float:
-    """Median seconds per call of ``call`` by the trusted timer for ``backend``."""
-    if backend == "torch":
-        import torch
-        from torch.utils import benchmark
-
-        timer = benchmark.Timer(stmt="call()", globals={"call": call}, num_threads=torch.get_num_threads())
-        return float(timer.blocked_autorange(min_run_time=MIN_RUN_S).median)
-    timer = timeit.Timer(call)
-    number = 1
-    while timer.timeit(number) < MIN_RUN_S:
-        number *= 2
-    return sampling.median([t / number for t in timer.repeat(repeat=REPEATS, number=number)])
+    """Median seconds per call of ``call`` by the trusted timer for ``backend``, used on its own: one
+    ``blocked_autorange``, or the median of :data:`REPEATS` ``timeit`` repeats."""
+    trusted = TrustedTimer(call, backend)
+    return trusted.read() if backend == "torch" else sampling.median([trusted.read() for _ in range(REPEATS)])
 
 
 def run(spec: dict[str, Any]) -> int:
@@ -64,12 +77,13 @@ def run(spec: dict[str, Any]) -> int:
             try:
                 bench = setup_benchmark(impl, op, shape, dtype, device, spec["grid"])
                 number = sampling.calibrate(bench.call, warmup_s=sampling.WARMUP_S if impl.compiles else 0.0)
+                trusted = TrustedTimer(bench.call, impl.backend)
                 speeds, mine, theirs = [sampling.machine_speed()], [], []
-                for _ in range(PAIRS):
-                    blocks = sampling.sample(bench.call, number, round_s=BESIDE_S, max_s=max(BESIDE_S, MAX_ROUND_S))
+                for _ in range(SLICES):
+                    blocks = sampling.sample(bench.call, number, min_blocks=1, round_s=MIN_RUN_S)
                     mine.append(sampling.median(blocks))
-                    theirs.append(time_call(bench.call, impl.backend))
-                    speeds.append(sampling.machine_speed())
+                    theirs.append(trusted.read())
+                speeds.append(sampling.machine_speed())
                 rec = {"key": key, "independent_s": theirs, "softgrad_here_s": mine, "speed_s": sum(speeds) / len(speeds)}
             except Exception as exc:  # NotImplementedError included: the point is reported, not timed
                 rec = {"key": key, "error": f"{type(exc).__name__}: {exc}"[:300]}

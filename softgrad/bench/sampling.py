@@ -27,13 +27,17 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-#: least duration of one timed block of calls: at 1 ms the clock's resolution (tens of ns) and the loop's
-#: overhead (about 30 ns a call) are below 0.1% even for a 1 us call
-BLOCK_S = 1e-3
+#: least duration of one timed block of calls. 5 ms, not 1: a call whose time is bimodal (JAX's short CPU calls:
+#: jax-jit's softmax at 256x2 reads 14 us at p50 and 70 us at p90, the slow ones in bursts) reads low by the
+#: median of 1 ms blocks against ``timeit``'s 50 ms repeats (jax-jacfwd's, six alternating readings each
+#: in four fresh processes: 0.86-0.98x), and 0.94-1.06x with 5 ms blocks (its VJP at 256x16: 1.04-1.06x,
+#: then 0.99-1.01x); the clock's resolution and the loop's overhead are far below 0.1% either way
+BLOCK_S = 5e-3
 #: blocks per round, at least
 MIN_BLOCKS = 3
 #: time spent sampling one benchmark per round, at least (a call longer than this is one block a sample);
-#: with three rounds a benchmark gets 45 ms of timed calls in 3 windows spread over its family's run
+#: with three rounds a benchmark gets 45 ms of timed calls (nine blocks) in 3 windows spread over its
+#: family's run
 ROUND_S = 0.015
 #: calls before calibrating, at least this long: JAX's first calls after a compile ran up to 2x slower
 #: (jax-jit softmax at 1x1024: 21 us, then 11.5 us a pass later)
