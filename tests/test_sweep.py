@@ -37,8 +37,7 @@ def test_the_block_timer_reads_a_known_sleep():
         time.sleep(SLEEP_S)
 
     number = sampling.calibrate(sleeps)
-    smallest = next(2**k for k in range(10) if 2**k * SLEEP_S >= sampling.BLOCK_S)
-    assert number == smallest, "the fewest calls (doubling) that last a block"
+    assert number == math.ceil(sampling.BLOCK_S / SLEEP_S), "the fewest calls that last a block"
     blocks = sampling.sample(sleeps, number, min_blocks=5, round_s=0.02)
     assert len(blocks) >= 5
     assert _reads_the_sleep(np.median(blocks)), np.median(blocks)

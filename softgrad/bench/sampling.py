@@ -68,8 +68,8 @@ def gc_paused() -> Iterator[None]:
 
 
 def calibrate(call: Callable[[], Any], block_s: float = BLOCK_S, warmup_s: float = 0.0) -> int:
-    """Calls per block: doubled from 1 until a block takes at least ``block_s``, after calls for ``warmup_s``
-    (at least one; :data:`WARMUP_S` for code that compiles)."""
+    """Calls per block: doubled from 1 until a block takes at least ``block_s``, then scaled to last about
+    ``block_s``, after calls for ``warmup_s`` (at least one; :data:`WARMUP_S` for code that compiles)."""
     start = time.perf_counter()
     call()
     while time.perf_counter() - start < warmup_s:
@@ -82,7 +82,8 @@ def calibrate(call: Callable[[], Any], block_s: float = BLOCK_S, warmup_s: float
                 call()
             t1 = time.perf_counter()
         if t1 - t0 >= block_s or number >= MAX_NUMBER:
-            return number
+            # scaled down to about block_s: doubling overshoots by up to 2x, and a round is three blocks
+            return max(1, min(number, math.ceil(block_s * number / (t1 - t0))))
         number *= 2
 
 
