@@ -31,3 +31,20 @@ def test_two_identical_runs_are_one_pair_counted_plain_and_confirmed(tmp_path):
     assert int(pair.group(3)) <= int(pair.group(2))
     assert re.search(rf"1 pairs in \d+ s: {pair.group(1)} comparisons, {pair.group(2)} flagged", out.stdout), out.stdout
     assert len(list((tmp_path / "results" / "runs").iterdir())) == 2, "the runs went to the scratch home"
+
+
+def test_a_planted_slowdown_must_be_above_one_and_times_the_plugin_alone():
+    for args in (("--slowdown", "1"), ("--slowdown", "1.5", "--impl", "numpy")):
+        out = script(*args)
+        assert out.returncode == 2 and out.stderr.strip() == (
+            "false_alarms: --slowdown must be above 1, and times the slowable plugin alone (no --impl)")
+
+
+@pytest.mark.slow
+def test_a_planted_slowdown_is_counted_as_caught(tmp_path):
+    out = script("--runs", "2", "--slowdown", "3", "--home", str(tmp_path))
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert re.search(r"pair 1: slowed 3x, [1-9]\d* of \d+ benchmarks confirmed slower, gate failed \(caught\)",
+                     out.stdout), out.stdout
+    assert re.search(r"1 pairs in \d+ s: 1 of 1 slowdowns of 3x caught", out.stdout), out.stdout
+    assert len(list((tmp_path / "results" / "runs").iterdir())) == 2, "one run as it is, one slowed"
