@@ -465,9 +465,11 @@ def write_report(out_dir: Path | None = None, warn: Callable[[str], None] | None
     agree_caption = ("A sample of each family's points timed again in a plain process per family by the frameworks' "
                      "own timers (torch: `torch.utils.benchmark.Timer(num_threads=torch.get_num_threads())"
                      ".blocked_autorange()`; others: `timeit` around the same call and its device wait), "
-                     "alternating with softgrad's block sampler in that process, under the sweep's allocator "
-                     "settings and thread count. `beside / independent` (the method alone differs) must be "
-                     "within 10%, or the independent timer's own spread if larger; `sweep / independent` (the "
+                     "in six slices of about 50 ms alternating with softgrad's block sampler in that process, under "
+                     "the sweep's allocator settings and thread count. `beside / independent` (the method alone "
+                     "differs, the median of the slices' ratios) must be within 10%, or the independent timer's "
+                     "own spread if larger (its first and last three readings as two back-to-back runs); "
+                     "`sweep / independent` (the "
                      "stored figure, minutes earlier in the family's worker) within a factor of 2.")
     slow_note = slow_machine_note(df)
     if not agree.empty:
