@@ -7,20 +7,19 @@ does with its 1-2-5 steps) and repeats of it, the median per call taken (:func:`
 point is read in :data:`SLICES` slices of about :data:`MIN_RUN_S` each, alternating: softgrad's own block
 sampler, then one reading of the trusted timer (one ``timeit`` repeat, or one ``blocked_autorange``), and so
 on (same call, same process, interleaved at a tenth of a second: the method alone differs, and a regime of
-the machine or of the framework that lasts a second falls on both). The machine's speed is read around
-(:func:`softgrad.bench.sampling.machine_speed`). The call is :func:`softgrad.bench.asv_suite.setup_benchmark`'s:
+the machine or of the framework that lasts a second falls on both). The machine's speed is read before and
+after (:func:`softgrad.bench.sampling.machine_speed`). The call is :func:`softgrad.bench.asv_suite.setup_benchmark`'s:
 the same inputs, the device wait inside. One JSON line per point on the spec's ``out`` file; this process
 times one family and nothing else.
 """
-
 
 from __future__ import annotations
 
 import json
 import sys
 import timeit
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from .. import registry
