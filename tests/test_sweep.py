@@ -55,6 +55,26 @@ def test_calibration_makes_a_block_of_short_calls_last_the_block_time():
     assert time.perf_counter() - t0 >= sampling.BLOCK_S / 4  # the machine may have sped up since
 
 
+def test_a_warm_up_calls_for_its_time_and_at_least_once():
+    calls = []
+    sampling.warm(lambda: calls.append(1), 0.0)
+    assert len(calls) == 1
+    t0 = time.perf_counter()
+    sampling.warm(lambda: (calls.append(1), time.sleep(1e-3)), 0.02)
+    assert time.perf_counter() - t0 >= 0.02 and 2 <= len(calls) - 1 <= 21
+
+
+def test_only_calls_that_stream_past_a_cores_cache_are_warmed_before_a_pass():
+    from softgrad.bench import family_worker, plan
+
+    def moved(op, shape, dtype):
+        return family_worker._moved_bytes(plan.Combo("e", op, shape, dtype, "cpu", ("time_op",)))
+
+    assert moved("softmax", "256x16", "float32") < family_worker.WARM_ABOVE_BYTES
+    assert moved("softmax", "256x1024", "float32") == 2 * 256 * 1024 * 4 >= family_worker.WARM_ABOVE_BYTES
+    assert moved("jacobian", "1x2048", "float64") == 2048 * 8 + 2048 * 2048 * 8
+
+
 def test_the_machine_speed_is_a_positive_reading_that_tracks_a_slower_machine(monkeypatch):
     fast = min(sampling.machine_speed() for _ in range(3))  # a slow phase of the machine lasts seconds
     assert 0 < fast < 0.01

@@ -87,6 +87,14 @@ def calibrate(call: Callable[[], Any], block_s: float = BLOCK_S, warmup_s: float
         number *= 2
 
 
+def warm(call: Callable[[], Any], seconds: float) -> None:
+    """Untimed calls for ``seconds`` (at least one): the machine back at speed for this call."""
+    end = time.perf_counter() + seconds
+    call()
+    while time.perf_counter() < end:
+        call()
+
+
 def sample(call: Callable[[], Any], number: int, min_blocks: int = MIN_BLOCKS, round_s: float = ROUND_S,
            max_s: float | None = None) -> list[float]:
     """Per-call seconds of blocks of ``number`` calls: at least ``min_blocks`` blocks and ``round_s`` seconds,
