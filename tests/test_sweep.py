@@ -64,14 +64,24 @@ def test_a_warm_up_calls_for_its_time_and_at_least_once():
     assert time.perf_counter() - t0 >= 0.02 and 2 <= len(calls) - 1 <= 21
 
 
-def test_only_calls_that_stream_past_a_cores_cache_are_warmed_before_a_pass():
-    from softgrad.bench import family_worker, plan
+def test_a_cores_own_cache_is_its_l2_when_a_shared_level_sits_above_it(tmp_path):
+    from softgrad.bench import cpu_caches, family_worker, plan
+
+    for index, kind, level, size in (("index0", "Data", 1, "48K"), ("index1", "Instruction", 1, "64K"),
+                                     ("index2", "Unified", 2, "2048K"), ("index3", "Unified", 3, "32M")):
+        (tmp_path / index).mkdir()
+        for name, text in (("type", kind), ("level", str(level)), ("size", size)):
+            (tmp_path / index / name).write_text(text + "\n")
+    assert cpu_caches.data_cache_bytes(tmp_path) == {1: 48 << 10, 2: 2 << 20, 3: 32 << 20}
+    assert cpu_caches.core_cache_bytes(tmp_path) == 2 << 20
+    (tmp_path / "index3" / "size").unlink()  # no level above the L2: unknown, the default
+    assert cpu_caches.core_cache_bytes(tmp_path, default=123) == 123
+    assert cpu_caches.core_cache_bytes(tmp_path / "absent") == 1 << 20
 
     def moved(op, shape, dtype):
         return family_worker._moved_bytes(plan.Combo("e", op, shape, dtype, "cpu", ("time_op",)))
 
-    assert moved("softmax", "256x16", "float32") < family_worker.WARM_ABOVE_BYTES
-    assert moved("softmax", "256x1024", "float32") == 2 * 256 * 1024 * 4 >= family_worker.WARM_ABOVE_BYTES
+    assert moved("softmax", "256x1024", "float32") == 2 * 256 * 1024 * 4
     assert moved("jacobian", "1x2048", "float64") == 2048 * 8 + 2048 * 2048 * 8
 
 

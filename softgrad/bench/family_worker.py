@@ -6,9 +6,8 @@ spread over the family's run. The first pass sets each combination up as the asv
 (:func:`~softgrad.bench.asv_suite.setup_benchmark`: applicability, cost probe, the first call timed, a warm
 call) and records the first call (JIT compile included), the error against the tolerance and the peak
 memory where the combination tracks them; later passes prepare the same call again from the same seeded
-inputs and make one untimed call. A call that streams past a core's own cache is warmed for
-:data:`VISIT_WARMUP_S` before each pass's samples (the shared cache runs slowly for milliseconds after other
-work). Each pass takes :func:`softgrad.bench.sampling.sample`'s blocks, with the machine's speed read before
+inputs and make one untimed call; one that streams past a core's own cache is warmed for
+:data:`VISIT_WARMUP_S` before the samples (the shared cache runs slowly for milliseconds after other work). Each pass takes :func:`softgrad.bench.sampling.sample`'s blocks, with the machine's speed read before
 and after them.
 
 Every event is one JSON line (with its wall-clock time ``t``) appended and flushed to the spec's ``records``
@@ -34,6 +33,7 @@ from ..contract import DTYPE_INFO
 from . import grid, plan, sampling, threads
 from .allocator import release_free_memory
 from .asv_suite import error_ratio, setup_benchmark
+from .cpu_caches import core_cache_bytes
 from .timer import inputs_at, prepare_at
 
 #: the most one pass spends sampling one combination (a call of a second gets one block a pass)
@@ -91,13 +91,13 @@ def inputs(shape: str, dtype: str) -> tuple[Any, Any]:
 
 #: a worker hands its free heap pages back to the OS after a shape whose inputs are this large
 TRIM_ABOVE_BYTES = 64 << 20
-#: a call that moves this many bytes (past a core's own cache) is warmed for VISIT_WARMUP_S before each
-#: pass's samples: on the 2-core VMs a stream through the shared cache runs slowly for 10-20 ms after the
-#: machine idled or ran cache-sized work (the uncore clocks down). NumPy multiplying 32 MiB in place: 2.58
-#: ms a call in a loop; after 80 ms idle and one warm call 4.46 ms, after 5 ms of calls 3.53, 10 ms 3.00,
-#: 20 ms 2.62; 8 MiB: 0.60 ms in a loop, 0.75 after one warm call; 128 MiB (past the cache): no difference.
-#: jax-jacfwd's Jacobian at 1x2048 float64 (32 MiB) stored 6.8 ms against 2.8 ms in a continuous reading
-WARM_ABOVE_BYTES = 1 << 20
+#: a call that moves more bytes than a core's own cache holds (its L2; 1 MiB where unknown) is warmed for
+#: VISIT_WARMUP_S before the samples of every pass after the first (the first has just calibrated it): on
+#: the 2-core VMs a stream through the shared cache runs slowly for 10-20 ms after the machine idled or ran
+#: cache-sized work (the uncore clocks down). NumPy multiplying 32 MiB in place: 2.58 ms a call in a loop;
+#: after 80 ms idle and one warm call 4.46 ms, after 5 ms of calls 3.53, 10 ms 3.00, 20 ms 2.62; 8 MiB:
+#: 0.60 ms in a loop, 0.75 after one warm call; 128 MiB (past the cache): no difference. jax-jacfwd's
+#: Jacobian at 1x2048 float64 (32 MiB) had stored 6.8 ms against 2.8 ms in a continuous reading
 VISIT_WARMUP_S = 0.02
 
 
@@ -132,6 +132,7 @@ def run(spec: dict[str, Any]) -> int:
             warm_s[r["key"]] = min(float(v) for v in r["samples"])
     emit = _Writer(records_path)
     last_shape, trimmed = None, False
+    core_cache = core_cache_bytes()
     for rnd in range(int(spec["rounds"])):
         for combo in todo:
             key = combo.key
@@ -177,8 +178,8 @@ def run(spec: dict[str, Any]) -> int:
                                       if "track_error_ratio" in combo.kinds else None),
                          peakmem_bytes=sampling.peak_rss_during(call) if "peakmem_op" in combo.kinds else None)
                 before = sampling.machine_speed()
-                if "time_op" in combo.kinds and warm_s.get(key, 0.0) < VISIT_WARMUP_S \
-                        and _moved_bytes(combo) >= WARM_ABOVE_BYTES:
+                if rnd > 0 and "time_op" in combo.kinds and warm_s.get(key, 0.0) < VISIT_WARMUP_S \
+                        and _moved_bytes(combo) > core_cache:
                     sampling.warm(call, VISIT_WARMUP_S)  # right before the samples
                 samples = (sampling.sample(call, numbers[key], max_s=MAX_ROUND_S)
                            if "time_op" in combo.kinds else [])

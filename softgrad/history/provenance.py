@@ -5,12 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import os
 import platform
-import re
 import subprocess
 from importlib import metadata
 from pathlib import Path
 
 from ..bench import threads
+from ..bench.cpu_caches import CPU_CACHE_SYSFS, data_cache_bytes
 
 #: Libraries whose versions are stored with every run (a regression can come from an upgrade).
 TRACKED = ("numpy", "numba", "llvmlite", "torch", "jax", "jaxlib", "asv", "pandas", "softgrad")
@@ -47,27 +47,13 @@ def memory_gib() -> float | None:
     return None
 
 
-CPU_CACHE_SYSFS = Path("/sys/devices/system/cpu/cpu0/cache")
-
-
 def last_level_cache_bytes(sysfs: Path = CPU_CACHE_SYSFS) -> int | None:
     """Size of the largest CPU cache (Linux sysfs), or None where it cannot be read.
 
     Data that fits in it stays there between repeated calls, so a timing of such a size measures the
     cache, not memory: the report and the roofline mark those points.
     """
-    sizes = []
-    for entry in sysfs.glob("index*"):
-        try:
-            if (entry / "type").read_text().strip() == "Instruction":
-                continue
-            text = (entry / "size").read_text().strip().upper()
-        except OSError:
-            continue
-        m = re.fullmatch(r"(\d+)([KMG]?)", text)
-        if m:
-            sizes.append(int(m.group(1)) << {"": 0, "K": 10, "M": 20, "G": 30}[m.group(2)])
-    return max(sizes) if sizes else None
+    return max(data_cache_bytes(sysfs).values(), default=None)
 
 
 def git_commit(repo: Path) -> str | None:
