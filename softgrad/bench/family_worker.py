@@ -97,7 +97,8 @@ TRIM_ABOVE_BYTES = 64 << 20
 #: cache-sized work (the uncore clocks down). NumPy multiplying 32 MiB in place: 2.58 ms a call in a loop;
 #: after 80 ms idle and one warm call 4.46 ms, after 5 ms of calls 3.53, 10 ms 3.00, 20 ms 2.62; 8 MiB:
 #: 0.60 ms in a loop, 0.75 after one warm call; 128 MiB (past the cache): no difference. jax-jacfwd's
-#: Jacobian at 1x2048 float64 (32 MiB) had stored 6.8 ms against 2.8 ms in a continuous reading
+#: Jacobian at 1x2048 float64 (32 MiB) had stored 6.8 ms against 2.8 ms in a continuous reading; the
+#: warm-ups cost the full sweep at most 10 s
 VISIT_WARMUP_S = 0.02
 
 
