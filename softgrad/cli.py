@@ -249,12 +249,12 @@ def cmd_choose(args: argparse.Namespace) -> int:
     loaded = results.load()  # a bad stored file: StoreError, one line from main
     if args.measure and _measure(args, loaded):
         loaded = results.load()  # with the run it stored
-    df = results.latest_per_workload(loaded)
-    if args.impl and not df.empty:
-        df = df[df["impl"].isin([i.name for i in _choose_among(args)])]
     _warn(args, loaded)
-    if df.empty:
+    if loaded.empty:
         raise UsageError("no complete run stored yet: run `softgrad run --quick` (or `make bench`) first")
+    df = results.newest_per_entry(loaded)  # each entry's newest measurement, not the newest run alone
+    if args.impl:
+        df = df[df["impl"].isin([i.name for i in _choose_among(args)])]
     try:
         choice = recommend(df, args.op, args.n, args.batch, args.dtype, args.device, args.x_layout, args.g_layout)
     except NoResult as exc:
@@ -265,16 +265,18 @@ def cmd_choose(args: argparse.Namespace) -> int:
         return 1
     from .history import store
 
-    line = results.agreement_warning(store.Run(store.runs_dir() / choice.run))
-    if line:
-        print(f"softgrad choose: {line}", file=sys.stderr)
+    for run_id in dict.fromkeys(r for r in (choice.run, choice.runner_up_run) if r):
+        line = results.agreement_warning(store.Run(store.runs_dir() / run_id))
+        if line:
+            print(f"softgrad choose: {line}", file=sys.stderr)
     if args.json:
         print(json.dumps(choice.to_dict(), indent=1, default=float))
     else:
         print(choice.sentence())
         for ex in choice.excluded:
             print(f"  not recommended: {ex['impl']} ({ex['reason']})")
-        print(f"  from run {choice.run} (commit {choice.commit})")
+        for line in choice.sources():
+            print(f"  {line}")
     return 0
 
 
@@ -288,7 +290,11 @@ def _choose_among(args: argparse.Namespace) -> list[registry.Implementation]:
 def _measure(args: argparse.Namespace, loaded: "pandas.DataFrame") -> bool:
     """``choose --measure``: unless a stored run (``loaded``) of this exact request's workload has it, check the
     candidates at exactly that shape and time the passing ones (``softgrad run`` on a one-shape workload: each
-    family in its own process, with progress, stored as a run). Whether it measured."""
+    family in its own process, with progress, stored as a run). Whether it measured. A shape that could not be
+    timed here (:func:`softgrad.history.choose.unmeasurable`: the workload check, the sweep's output budget,
+    its per-call limit) is refused in one line before any work."""
+    from .history import results
+    from .history.choose import unmeasurable, workload_table
     from .runner import RunError, RunOptions, run
 
     rows, n = args.batch, args.n
@@ -298,10 +304,16 @@ def _measure(args: argparse.Namespace, loaded: "pandas.DataFrame") -> bool:
     if not loaded.empty and name in set(loaded.get("workload", [])):
         print(f"softgrad choose: {name} was measured before: answering from the store", file=sys.stderr)
         return False
+    stored = results.newest_per_entry(loaded)
+    if args.impl and not stored.empty:
+        stored = stored[stored["impl"].isin([i.name for i in _choose_among(args)])]
+    reason = unmeasurable(stored, args.op, n, rows, args.dtype, args.device, args.x_layout, args.g_layout)
+    if reason:
+        raise UsageError(f"{args.op} {rows}x{n} {args.dtype} cannot be measured on this machine: {reason}")
     try:
-        w = workloads.parse({"name": name, "shapes": [[rows, n]], "dtypes": [args.dtype], "ops": [args.op],
-                             "x_layouts": [args.x_layout], "g_layouts": [args.g_layout],
-                             "description": "what `softgrad choose --measure` timed"}, "choose --measure", name)
+        w = workloads.parse({**workload_table(args.op, n, rows, args.dtype, args.x_layout, args.g_layout),
+                             "name": name, "description": "what `softgrad choose --measure` timed"},
+                            "choose --measure", name)
     except workloads.WorkloadError as exc:
         raise UsageError(str(exc)) from None
     candidates = [i.name for i in _choose_among(args) if i.available and args.op in i.ops

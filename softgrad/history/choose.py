@@ -1,23 +1,45 @@
 """``softgrad choose``: which implementation to use for an op, size, dtype and device, from stored timings.
 
-Only implementations that passed every correctness case of the run (and whose error at the benchmark
-shape is within tolerance) are candidates, whatever their speed. The measurement used is the one at the
-requested batch and n, else the nearest measured n within a factor of 2 at the same batch; otherwise
-there is no answer and the message says how to measure it.
+What it answers from: each entry's newest measurement of each point (op, rows, row length, dtype, device,
+layouts) on this machine (:func:`softgrad.history.results.newest_per_entry`), however old, and a newer run
+of other entries hides nothing; the answer names the run, date and age of the winner's and the runner-up's.
+Only entries that passed every correctness case of the run that timed them (and whose error at the
+benchmark shape is within tolerance) are candidates, whatever their speed.
+
+Which point: the one at the requested batch and n, else the nearest measured n within a factor of 2 at
+the same batch, else the nearest measured point (said so, with how far it is). The sane distance: a point
+answers only when its rows and its row length are each within :data:`MAX_EXTRAPOLATION` of those asked;
+past that, and for any request whose bytes (x and the result, plus g for the VJP; n x n per row for the
+Jacobian: :func:`softgrad.bench.grid.bytes_moved`) exceed this machine's memory, there is no answer.
+
+Every answer without a measurement says how to get one, and only where it can be had
+(:func:`unmeasurable`): a one-shape workload that :func:`softgrad.workloads.parse` accepts (its memory
+share), whose result fits the sweep's output budget, and whose one call fits the sweep's per-call limit
+(:data:`softgrad.bench.grid.MAX_CALL_SECONDS`) at the fastest rate an entry reached past the cache here
+(the sweep's model, :data:`softgrad.bench.plan.EXPECTED_GBPS`, where none did), and never where a
+stored run measured that very shape and timed no call.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
 from typing import Any
 
+from .. import workloads
+from ..bench import grid
+from ..contract import DTYPE_INFO
 from . import results
-from .units import format_seconds
+from .units import format_bytes, format_seconds
+
+#: a measured point answers for a request only when its rows and its row length are each within this
+#: factor of those asked (six doublings: the default grid's 4096 answers up to n = 262144)
+MAX_EXTRAPOLATION = 64
 
 
 class NoResult(Exception):
-    """No stored measurement near the request; the message suggests the command that would measure it."""
+    """No answer for the request: one line saying why, and how to measure it where it can be measured."""
 
 
 @dataclass
@@ -39,6 +61,16 @@ class Choice:
     run: str
     commit: str
     excluded: list[dict[str, Any]] = field(default_factory=list)
+    #: when the winner's and the runner-up's measurements were made (the runs' dates) and how old they were
+    #: when chosen, in seconds (None: the run has no date)
+    date: str | None = None
+    age_s: float | None = None
+    runner_up_run: str | None = None
+    runner_up_commit: str | None = None
+    runner_up_date: str | None = None
+    runner_up_age_s: float | None = None
+    #: how to time this very shape, or why it cannot be (see :func:`advice`)
+    advice: str = ""
     #: the runner-up's lower quartile is above the fastest's upper quartile (None: no runner-up or no
     #: quartiles); when False the two are within the measured spread and may swap places on a rerun
     clear_win: bool | None = None
@@ -66,10 +98,38 @@ class Choice:
         if self.far:
             where += (f"; this is the nearest measured point, {_times(self.measured_batch, self.batch)} the rows and "
                       f"{_times(self.measured_n, self.n)} the row length asked: at other sizes (in cache or not) "
-                      f"the ranking can differ; time this shape with {measure_command(self.op, self.n, self.batch, self.dtype, self.device)}")
+                      f"the ranking can differ; {self.advice}")
         note = ("; note: measured while the machine ran slow (other load), rerun to be sure"
                 if self.slow_machine else "")
         return ", ".join(why) + where + note
+
+    def sources(self) -> list[str]:
+        """Where the winner's (and the runner-up's) figure comes from: run, commit, date and age."""
+        lines = [f"{self.impl}: {_source(self.run, self.commit, self.date, self.age_s)}"]
+        if self.runner_up:
+            lines.append(f"{self.runner_up} (runner-up): "
+                         f"{_source(self.runner_up_run, self.runner_up_commit, self.runner_up_date, self.runner_up_age_s)}")
+        return lines
+
+
+def _source(run: str | None, commit: str | None, date: str | None, age_s: float | None) -> str:
+    when = f", {date[:16].replace('T', ' ')}" if date else ""
+    return f"from run {run} (commit {commit}){when}" + (f", {_age(age_s)} old" if age_s is not None else "")
+
+
+def _age(seconds: float) -> str:
+    for unit, scale in (("days", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= scale:
+            return f"{seconds / scale:.3g} {unit}"
+    return f"{max(seconds, 0):.0f} s"
+
+
+def _age_s(date: Any, now: datetime) -> float | None:
+    try:
+        then = datetime.fromisoformat(str(date))
+    except ValueError:
+        return None
+    return (now - (then if then.tzinfo else then.replace(tzinfo=timezone.utc))).total_seconds()
 
 
 def _times(measured: int, asked: int) -> str:
@@ -77,51 +137,142 @@ def _times(measured: int, asked: int) -> str:
     return "the same as" if ratio == 1 else f"{ratio:.3g}x" if ratio > 1 else f"1/{1 / ratio:.3g} of"
 
 
-def measure_command(op: str, n: int, batch: int, dtype: str, device: str) -> str:
+def workload_table(op: str, n: int, batch: int, dtype: str, x_layout: str = "contiguous",
+                   g_layout: str = "contiguous") -> dict[str, Any]:
+    """The one-shape workload (as :func:`softgrad.workloads.parse` reads it) that times exactly this request."""
+    return {"shapes": [[batch, n]], "dtypes": [dtype], "ops": [op], "x_layouts": [x_layout], "g_layouts": [g_layout]}
+
+
+def measure_command(op: str, n: int, batch: int, dtype: str, x_layout: str = "contiguous",
+                    g_layout: str = "contiguous") -> str:
+    layouts = "".join(f", {k}_layouts = [\"{v}\"]" for k, v in (("x", x_layout), ("g", g_layout)) if v != "contiguous")
     return (f"`softgrad run --workload FILE` (a workload file with shapes = [\"{batch}x{n}\"], dtypes = "
-            f"[\"{dtype}\"], ops = [\"{op}\"])")
+            f"[\"{dtype}\"], ops = [\"{op}\"]{layouts})")
+
+
+def _bytes(op: str, n: int, batch: int, dtype: str, g_layout: str) -> int:
+    """What one call holds and moves: x and the result, plus g for the VJP (n x n per row for the Jacobian)."""
+    return grid.bytes_moved(op, batch, n, DTYPE_INFO[dtype].itemsize, g_layout)
+
+
+def _point(df, op: str, dtype: str, device: str, x_layout: str, g_layout: str):
+    """The rows of ``df`` for this op, dtype, device and layouts (g's only where the op reads it)."""
+    if df.empty:
+        return df
+    layouts = df["x_layout"] if "x_layout" in df else "contiguous"
+    g_layouts = df["g_layout"] if "g_layout" in df else "contiguous"
+    df = df[(layouts == x_layout) & ((g_layouts == g_layout) | (op != "vjp"))]
+    return df[(df["op"] == op) & (df["dtype"] == dtype) & (df["device"] == device)]
+
+
+def unmeasurable(df, op: str, n: int, batch: int, dtype: str = "float32", device: str = "cpu",
+                 x_layout: str = "contiguous", g_layout: str = "contiguous") -> str | None:
+    """Why ``softgrad run --workload`` of exactly this request would time nothing on this machine, or None.
+
+    In order: a run in ``df`` (each entry's newest rows, see :func:`recommend`) measured this very shape and
+    timed no call; :func:`softgrad.workloads.parse` refuses the one-shape workload (its memory share); the
+    result is over the sweep's output budget; one call would take longer than the sweep's per-call limit,
+    moving its bytes at the rate :func:`_rate` expects."""
+    here = _point(df, op, dtype, device, x_layout, g_layout)
+    if not here.empty:
+        exact = here[(here["batch"] == batch) & (here["n"] == n)]
+        if not exact.empty and exact["time_s"].isna().all():
+            return (f"run {exact.sort_values('run')['run'].iloc[-1]} measured {op} {batch}x{n} {dtype} and timed "
+                    f"no call (each over the sweep's {grid.MAX_CALL_SECONDS:g} s per-call limit, or skipped): "
+                    f"measuring it again would do the same")
+    try:
+        workloads.parse(workload_table(op, n, batch, dtype, x_layout, g_layout), "its workload", "choose")
+    except workloads.WorkloadError as exc:
+        return str(exc)
+    output = grid.output_bytes(op, batch, n, DTYPE_INFO[dtype].itemsize)
+    budget = grid.max_output_bytes(grid.workload_grid("choose"))
+    if output > budget:
+        what = f"Jacobian of {batch}x{n}x{n}" if op == "jacobian" else f"result of {batch}x{n}"
+        return f"its {what} is {format_bytes(output)}, over the sweep's {format_bytes(budget)} output budget"
+    gbps, basis = _rate(df, here)
+    seconds = _bytes(op, n, batch, dtype, g_layout) / (gbps * 1e9)
+    if seconds > grid.MAX_CALL_SECONDS:
+        return (f"one call would take about {seconds:.2g} s at {gbps:.3g} GB/s ({basis}), over the "
+                f"{grid.MAX_CALL_SECONDS:g} s per-call limit the sweep times")
+    return None
+
+
+def _rate(df, here) -> tuple[float, str]:
+    """GB/s one call is expected to move its bytes at here, and on what evidence: the fastest rate an entry of
+    ``df`` reached past the last-level cache for this op, dtype and device (``here``), else this machine's
+    copy bandwidth as its runs measured it (no memory-bound call is much faster), else the sweep's model."""
+    from ..bench.plan import EXPECTED_GBPS
+
+    if not here.empty and "in_cache" in here and "gbps" in here:
+        past = here["gbps"][~here["in_cache"].astype(bool) & (here["gbps"] > 0)]
+        if not past.empty:
+            return float(past.max()), "the fastest rate an entry reached past the cache here"
+    copy = df["copy_gbps"][df["copy_gbps"] > 0] if not df.empty and "copy_gbps" in df else []
+    if len(copy):
+        return float(max(copy)), "this machine's copy bandwidth"
+    return EXPECTED_GBPS, "the sweep's expected rate: no copy bandwidth is stored"
+
+
+def advice(df, op: str, n: int, batch: int, dtype: str = "float32", device: str = "cpu",
+           x_layout: str = "contiguous", g_layout: str = "contiguous") -> str:
+    """How to time this very shape, or why it cannot be measured on this machine (:func:`unmeasurable`)."""
+    reason = unmeasurable(df, op, n, batch, dtype, device, x_layout, g_layout)
+    if reason:
+        return f"it cannot be measured on this machine: {reason}"
+    return f"measure it with: {measure_command(op, n, batch, dtype, x_layout, g_layout)}"
 
 
 def recommend(df, op: str, n: int, batch: int = 1, dtype: str = "float32", device: str = "cpu",
-              x_layout: str = "contiguous", g_layout: str = "contiguous") -> Choice:
-    """The fastest passing implementation for the request, from the rows of one run (see results.latest);
-    ``batch`` is the number of rows (the leading dims' product), x and g laid out as asked."""
-    if not df.empty:
-        layouts = df["x_layout"] if "x_layout" in df else "contiguous"
-        g_layouts = df["g_layout"] if "g_layout" in df else "contiguous"
-        df = df[(layouts == x_layout) & ((g_layouts == g_layout) | (op != "vjp"))]
-    timed = df[(df["op"] == op) & (df["dtype"] == dtype) & (df["device"] == device)] if not df.empty else df
-    timed = timed[timed["time_s"].notna()] if not timed.empty else timed
-    if timed.empty or n <= 0 or batch <= 0:
+              x_layout: str = "contiguous", g_layout: str = "contiguous", now: datetime | None = None) -> Choice:
+    """The fastest passing implementation for the request, from each entry's newest measurement of each
+    point (``df``: see :func:`softgrad.history.results.newest_per_entry`); ``batch`` is the number of rows
+    (the leading dims' product), x and g laid out as asked. :class:`NoResult` (one line) past what this
+    machine holds, past :data:`MAX_EXTRAPOLATION` from every measurement, or where nothing passed."""
+    now = now or datetime.now(timezone.utc)
+    asked = f"{op} {batch}x{n} {dtype}"
+    memory = workloads._memory_bytes()
+    if n <= 0 or batch <= 0:
+        raise NoResult(f"{asked}: give at least one row of at least one element")
+    if memory and _bytes(op, n, batch, dtype, g_layout) > memory:
+        held = "x, g and the result" if op == "vjp" else "x and the result"
+        raise NoResult(f"{asked} needs {format_bytes(_bytes(op, n, batch, dtype, g_layout))} for {held}, more than "
+                       f"this machine's {format_bytes(memory)}: it cannot be used or measured here")
+    how = advice(df, op, n, batch, dtype, device, x_layout, g_layout)
+    point = _point(df, op, dtype, device, x_layout, g_layout)
+    timed = point[point["time_s"].notna()] if not point.empty else point
+    if timed.empty:
         dtypes = sorted(set(df[df["time_s"].notna()]["dtype"])) if not df.empty else []
         raise NoResult(f"no stored timing for {op} {dtype} on {device}"
-                       + (f" (timed here: {', '.join(dtypes)})" if dtypes else "") + "; measure it with: "
-                       + measure_command(op, n, batch, dtype, device))
-    rows = timed[timed["batch"] == batch]
-    measured = sorted(set(rows["n"]))
-    nearest = min(measured, key=lambda m: abs(math.log(m / n))) if measured else None
+                       + (f" (timed here: {', '.join(dtypes)})" if dtypes else "") + "; " + how)
+    points = {(int(b), int(m)) for b, m in zip(timed["batch"], timed["n"])}
+    sane = {p for p in points if _factor(p[0], batch) <= MAX_EXTRAPOLATION and _factor(p[1], n) <= MAX_EXTRAPOLATION}
+    if not sane:
+        b, m = min(points, key=lambda p: (_distance(p, batch, n), p))
+        raise NoResult(f"no measurement within {MAX_EXTRAPOLATION}x of the rows and of the row length asked for "
+                       f"{asked} on {device}: the nearest measured point, batch {b}, n {m}, is "
+                       f"{_times(b, batch)} the rows and {_times(m, n)} the row length; " + how)
+    same_rows = sorted(m for b, m in sane if b == batch)
+    nearest = min(same_rows, key=lambda m: abs(math.log(m / n))) if same_rows else None
     if nearest is not None and nearest / 2 <= n <= nearest * 2:
         nearest_batch = batch
-    else:  # no row count like it within 2x of n: the nearest measured point, said so
-        points = set(zip(timed["batch"], timed["n"]))
-        nearest_batch, nearest = min(points, key=lambda p: (abs(math.log(p[0] / batch)) + abs(math.log(p[1] / n)),
-                                                           p))
-        rows = timed[timed["batch"] == nearest_batch]
-    at = rows[rows["n"] == nearest]
+    else:  # no row count like it within 2x of n: the nearest measured point within the sane distance, said so
+        nearest_batch, nearest = min(sane, key=lambda p: (_distance(p, batch, n), p))
+    at = timed[(timed["batch"] == nearest_batch) & (timed["n"] == nearest)]
     at = at.sort_values("run").drop_duplicates("impl", keep="last")  # the newest run's, where two workloads share it
     ok = at[at["passed"]].sort_values("time_s")
-    excluded = [{"impl": r.impl, "time_s": r.time_s,
+    excluded = [{"impl": r.impl, "time_s": r.time_s, "run": r.run,
                  "reason": (f"failed {r.check_failed} correctness cases" if r.check_failed else
                             "not checked in this run" if not r.checked else
                             f"error {r.error_ratio:.3g}x tolerance at this shape")}
                 for r in at[~at["passed"]].itertuples()]
     if ok.empty:
-        raise NoResult(f"no implementation measured for {op} {dtype} on {device} at batch {batch}, n {nearest} "
+        raise NoResult(f"no implementation measured for {op} {dtype} on {device} at batch {nearest_batch}, n {nearest} "
                        f"passed every correctness case")
     best = ok.iloc[0]
     second = ok.iloc[1] if len(ok) > 1 else None
     compile_s = float(best["compile_s"]) if math.isfinite(best["compile_s"]) else 0.0
     clear_win = None if second is None else results.clear_win(float(best["q75_s"]), float(second["q25_s"]))
+    date, second_date = (_date(r) for r in (best, second))
     return Choice(
         op=op, n=n, batch=batch, dtype=dtype, device=device, impl=str(best["impl"]), time_s=float(best["time_s"]),
         measured_n=int(nearest), measured_batch=int(nearest_batch),
@@ -131,4 +282,24 @@ def recommend(df, op: str, n: int, batch: int = 1, dtype: str = "float32", devic
         passed_cases=int(best["check_passed"]), compile_s=compile_s,
         run=str(best["run"]), commit=str(best["commit"]), excluded=excluded, clear_win=clear_win,
         slow_machine=bool(best.get("slow_machine", False) or (second is not None and second.get("slow_machine", False))),
+        date=date, age_s=_age_s(date, now) if date else None,
+        runner_up_run=None if second is None else str(second["run"]),
+        runner_up_commit=None if second is None else str(second["commit"]),
+        runner_up_date=second_date, runner_up_age_s=_age_s(second_date, now) if second_date else None,
+        advice=how,
     )
+
+
+def _date(row) -> str | None:
+    """The date of the run a row comes from (None: no row, or a run without one)."""
+    date = None if row is None else row.get("date")
+    return date if isinstance(date, str) else None
+
+
+def _factor(measured: int, asked: int) -> float:
+    """How many times larger or smaller the measured size is than the one asked (>= 1)."""
+    return max(measured / asked, asked / measured)
+
+
+def _distance(p: tuple[int, int], batch: int, n: int) -> float:
+    return abs(math.log(p[0] / batch)) + abs(math.log(p[1] / n))

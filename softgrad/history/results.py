@@ -13,6 +13,7 @@ Example::
     from softgrad.history import results
     df = results.load()                      # every run
     last = results.latest(df)                # the newest complete run on this machine
+    each = results.newest_per_entry(df)      # each entry's newest measurement of each point (choose's)
     last.query("op == 'vjp' and n == 1024 and batch == 256 and dtype == 'float32'")
 """
 
@@ -217,16 +218,37 @@ def latest(df, machine: str | None = None):
     return df[df["run"] == newest]
 
 
+def _on_machine(df, machine: str | None):
+    """The rows of ``machine`` (default: the newest run's machine)."""
+    machine = machine if machine is not None else df.sort_values("run")["machine"].iloc[-1]
+    return df[df["machine"] == machine]
+
+
 def latest_per_workload(df, machine: str | None = None):
-    """The rows of the newest run of each workload (on ``machine``, default: the newest run's machine):
-    what ``choose`` answers from."""
+    """The rows of the newest run of each workload (on ``machine``, default: the newest run's machine): what
+    the report's Workloads section shows."""
     if df.empty:
         return df
-    machine = machine if machine is not None else df.sort_values("run")["machine"].iloc[-1]
-    df = df[df["machine"] == machine]
+    df = _on_machine(df, machine)
     workload = df["workload"] if "workload" in df else "default"
     newest = df.assign(_w=workload).groupby("_w")["run"].transform("max")
     return df[df["run"] == newest]
+
+
+#: one entry at one point: ``choose`` answers from the newest measurement of each
+ENTRY_POINT = ("impl", "op", "batch", "n", "x_layout", "g_layout", "dtype", "device")
+
+
+def newest_per_entry(df, machine: str | None = None):
+    """Per entry and point (:data:`ENTRY_POINT`), the row of the newest run on ``machine`` (default: the newest
+    run's machine) that timed it, else (no run stored a time there) the newest run's row, its time NaN: what
+    ``choose`` answers from. A newer run of other entries or other shapes hides nothing; whether the entry
+    passed is the verdict of the run that timed it (``passed``), and ``run``/``date`` say which and when."""
+    if df.empty:
+        return df
+    df = _on_machine(df, machine)
+    ordered = df.assign(_timed=df["time_s"].notna()).sort_values(["_timed", "run"], kind="stable")
+    return ordered.drop_duplicates(list(ENTRY_POINT), keep="last").drop(columns="_timed").sort_index()
 
 
 def load_checks(runs: list[store.Run] | None = None, complete_only: bool = True):
