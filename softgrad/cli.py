@@ -342,8 +342,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     from .history.results import agreement_warning
 
-    old, new, findings, n = compare_runs(args.old, args.new, args.factor, args.min_delta)
-    print(f"compared {n} benchmarks: {old.id} -> {new.id}")
+    comparison = compare_runs(args.old, args.new, args.factor, args.min_delta)
+    old, new, findings = comparison.old, comparison.new, comparison.findings
+    print(f"compared {comparison.compared} benchmarks: {old.id} -> {new.id}")
+    unmatched = comparison.unmatched_line()
+    if unmatched:
+        print(unmatched)
     for run in (old, new):
         line = agreement_warning(run)
         if line:
@@ -359,7 +363,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
     errors = sum(f.kind == "error" for f in findings)
     print(f"softgrad compare: {slower} slower, {errors} correctness regressions"
           + (f", {len(cleared)} cleared by a rerun" if cleared else "")
-          + ("" if findings else " (no regression)"))
+          + ("" if findings or not comparison.compared else " (no regression)"))
+    if not comparison.compared:  # a gate that compared nothing must not pass
+        print(f"softgrad compare: nothing was compared ({comparison.nothing})", file=sys.stderr)
+        return 1
     return 1 if findings else 0
 
 

@@ -7,6 +7,11 @@ overlap, and it lost more than ``min_delta_s`` (:func:`slower`). A **correctness
 that crossed its tolerance since the old run, or a check case that now fails (one failing in both runs is
 a known failure). :func:`compare_runs` gives the findings; :func:`confirm_findings` keeps the slowdowns a
 rerun (:mod:`softgrad.bench.confirm`) reproduces.
+
+A gate that compared nothing must not pass: two runs with no benchmark timed in both (other workloads,
+other entries) are a :class:`Comparison` with ``compared == 0`` and the reason in ``nothing`` (naming each
+run's workload and entries), which ``softgrad compare`` fails. A run compared with itself, or a newer run
+given as the old one, is refused (:class:`~softgrad.history.store.StoreError`).
 """
 
 from __future__ import annotations
@@ -100,11 +105,14 @@ class Finding:
         return f"{self.kind.upper():7s} {self.impl} {self.op} {self.shape} {self.dtype} {self.device}: {self.detail}"
 
 
+#: what names one benchmark in a run's rows
+KEYS = ["impl", "op", "shape", "dtype", "device"]
+
+
 def compare_frames(old, new, factor: float = DEFAULT_FACTOR, min_delta_s: float = DEFAULT_MIN_DELTA_S,
                    new_checks=None, old_checks=None) -> tuple[list[Finding], int]:
     """Findings between two runs' rows (as from :func:`softgrad.history.results.load`) and the number compared."""
-    keys = ["impl", "op", "shape", "dtype", "device"]
-    merged = old.merge(new, on=keys, suffixes=("_old", "_new"))
+    merged = old.merge(new, on=KEYS, suffixes=("_old", "_new"))
     timed = merged[np.isfinite(merged["time_s_old"]) & np.isfinite(merged["time_s_new"])]
     # times over the machine's speed measured beside them, where both runs have it; else the raw times
     # and one drift for the whole run
@@ -136,9 +144,9 @@ def compare_frames(old, new, factor: float = DEFAULT_FACTOR, min_delta_s: float 
     compared = len(timed)
     # correctness: an error that crossed its tolerance since the old run (one already failing there is
     # not a regression; it is counted in ``known``)
-    old_err = {tuple(getattr(r, k) for k in keys): r.error_ratio for r in old.itertuples(index=False)}
+    old_err = {tuple(getattr(r, k) for k in KEYS): r.error_ratio for r in old.itertuples(index=False)}
     for r in new.itertuples(index=False):
-        key = tuple(getattr(r, k) for k in keys)
+        key = tuple(getattr(r, k) for k in KEYS)
         if r.error_ratio > 1 and not old_err.get(key, 0) > 1:
             findings.append(Finding("error", r.impl, r.op, r.shape, r.dtype, r.device,
                                     f"error {r.error_ratio:.3g}x the tolerance (was {old_err.get(key, math.nan):.3g})"))
@@ -154,6 +162,57 @@ def compare_frames(old, new, factor: float = DEFAULT_FACTOR, min_delta_s: float 
     return findings, compared
 
 
+def _timed(df):
+    """A run's rows that have a time (a skipped or failed benchmark has none)."""
+    return df[np.isfinite(df["time_s"].to_numpy(dtype=float))]
+
+
+def unmatched(old, new) -> tuple[int, int]:
+    """How many benchmarks the old run timed that the new one did not, and the other way round: those had
+    no counterpart and were not compared."""
+    old_keys, new_keys = (set(_timed(df)[KEYS].itertuples(index=False, name=None)) for df in (old, new))
+    return len(old_keys - new_keys), len(new_keys - old_keys)
+
+
+def _some(values, most: int = 6) -> str:
+    values = sorted(set(map(str, values)))
+    return ", ".join(values[:most]) + (f" and {len(values) - most} more" if len(values) > most else "")
+
+
+def _contents(run: store.Run, df) -> str:
+    """What one run timed, in a few words: its workload, how many benchmarks, of which entries, shapes and dtypes."""
+    timed = _timed(df)
+    what = f"run {run.id} (workload {results.workload_name(run.meta())})"
+    if timed.empty:
+        return f"{what} timed no benchmark"
+    return (f"{what} timed {len(timed)} benchmarks of {_some(timed['impl'])} at shapes {_some(timed['shape'])} "
+            f"in {_some(timed['dtype'])}")
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """What :func:`compare_runs` found between two runs."""
+
+    old: store.Run
+    new: store.Run
+    findings: list[Finding]
+    #: benchmarks timed in both runs (the ones compared)
+    compared: int
+    #: benchmarks each run timed with no counterpart in the other (not compared)
+    old_only: int = 0
+    new_only: int = 0
+    #: why nothing was compared ("" when something was): each run's workload and entries
+    nothing: str = ""
+
+    def unmatched_line(self) -> str | None:
+        """A line saying how many benchmarks of each run had no counterpart; None when every one had one, or
+        when nothing was compared (``nothing`` says why)."""
+        if not self.compared or not (self.old_only or self.new_only):
+            return None
+        return (f"not compared (no counterpart in the other run): {self.old_only} benchmarks of the old run "
+                f"{self.old.id}, {self.new_only} of the new run {self.new.id}")
+
+
 def previous_run(runs: list[store.Run], new_run: store.Run) -> store.Run:
     """The newest complete run before ``new_run`` on the same workload (the default grid's runs are one
     workload): a vocab run is never the baseline of a default-grid run."""
@@ -165,8 +224,9 @@ def previous_run(runs: list[store.Run], new_run: store.Run) -> store.Run:
 
 
 def compare_runs(old_id: str | None = None, new_id: str | None = None, factor: float = DEFAULT_FACTOR,
-                 min_delta_s: float = DEFAULT_MIN_DELTA_S):
-    """Compare two stored runs by id (default: the last two complete runs). Returns (old, new, findings, n)."""
+                 min_delta_s: float = DEFAULT_MIN_DELTA_S) -> Comparison:
+    """Compare two stored runs by id (default: the last two complete runs of one workload). A run compared
+    with itself, or an old run newer than the new one, is a :class:`~softgrad.history.store.StoreError`."""
     runs = store.complete_runs()
     by_id = {r.id: r for r in runs}
     for rid in (old_id, new_id):
@@ -182,10 +242,19 @@ def compare_runs(old_id: str | None = None, new_id: str | None = None, factor: f
         old_run = previous_run(runs, new_run)
     else:
         old_run = by_id[old_id]
+    if old_run.id == new_run.id:
+        raise store.StoreError(f"run {old_run.id} is both the old and the new run: a run compared with itself "
+                               f"checks nothing; name two runs")
+    if old_run.id > new_run.id:  # run ids sort by time
+        raise store.StoreError(f"the old run {old_run.id} is newer than the new run {new_run.id}: name the older "
+                               f"run first")
     old = results.load([old_run])
     new = results.load([new_run])
     if old.empty or new.empty:
         raise store.StoreError(f"run {old_run.id if old.empty else new_run.id} has no benchmark results")
     findings, n = compare_frames(old, new, factor, min_delta_s, results.load_checks([new_run]),
                                  results.load_checks([old_run]))
-    return old_run, new_run, findings, n
+    old_only, new_only = unmatched(old, new)
+    nothing = "" if n else (f"no benchmark was timed in both runs: {_contents(old_run, old)}; "
+                            f"{_contents(new_run, new)}")
+    return Comparison(old_run, new_run, findings, n, old_only, new_only, nothing)
