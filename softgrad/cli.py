@@ -182,9 +182,8 @@ def _workload(spec: str) -> workloads.Workload:
 
 
 def cmd_workloads(args: argparse.Namespace) -> int:
-    found = dict(workloads.PRESETS)
     try:
-        found.update(workloads.from_pyproject(Path.cwd()))
+        found = workloads.known(Path.cwd())  # what --workload NAME resolves to, refused where it is refused
     except workloads.WorkloadError as exc:
         raise UsageError(str(exc)) from None
     if args.json:
@@ -213,8 +212,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         except KeyError as exc:
             raise UsageError(str(exc).strip("'\"")) from None
     w = _workload(args.workload) if args.workload is not None else None
-    if w is not None and w.name == "default":
-        w = None  # the default workload is the default grid
+    if w is workloads.PRESETS["default"]:
+        w = None  # the default preset is the default grid (no other workload takes its name: workloads.parse)
     paths.require_writable(paths.results_dir())
     opts = RunOptions(quick=args.quick, impls=args.impl, threads=args.threads, resume=args.resume, rounds=args.rounds,
                       check=not args.no_check, report=not args.no_report, progress=not args.no_progress,

@@ -4,7 +4,9 @@ A workload names shapes (any leading dims, the last one is the softmax axis), dt
 of ``x`` and of the VJP's ``g`` (each on its own: :data:`softgrad.prepared.LAYOUTS`,
 :data:`softgrad.prepared.G_LAYOUTS`) and what the logits look like (:data:`softgrad.check.cases.VALUES`).
 Built-in presets (:data:`PRESETS`) cover vocabulary rows, attention scores and classifier heads; a user's
-own comes from a TOML file or from ``[tool.softgrad.workloads.<name>]`` in ``pyproject.toml``.
+own comes from a TOML file or from ``[tool.softgrad.workloads.<name>]`` in ``pyproject.toml``. A name means
+one workload everywhere (:func:`load`, :func:`known`, :func:`named` in a run's child processes): a user's
+workload may not take a preset's name, and is refused in one line if it does.
 
 Every shape of a workload is also a correctness case (:func:`check_cases`): the same row length and the
 same number of leading dims, with the rows cut (leading dims from the left) to at most
@@ -19,6 +21,8 @@ import json
 import math
 import os
 import re
+import reprlib
+import sys
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -37,6 +41,19 @@ CHECK_MIN_ROWS = 2
 #: a workload whose VJP (x, g and the result) in its widest dtype needs more than this share of the
 #: machine's memory is refused: frameworks add temporaries of the same size
 MEMORY_SHARE = 0.25
+#: elements of one shape at most: past any machine's memory (the memory share refuses less where it can read the
+#: memory), and low enough that every count and byte count (x 3 arrays x 8 bytes < 2**53) is an exact float and
+#: an int64 for numpy
+MAX_ELEMENTS = 1 << 48
+#: shapes of one workload at most: each is a correctness case (2 to 3.5 s of oracle per op and dtype at the
+#: largest) and a timed point per implementation, dtype, op and layout. The presets have 5 to 24; 256 is ten
+#: times the largest, hours of a sweep at sizes like the presets', and a list a reader can still check
+MAX_SHAPES = 256
+#: correctness cases (shapes x values x layouts of x and g) and timed shapes (shapes x layouts) of one workload at
+#: most: four per shape of :data:`MAX_SHAPES` (the presets plan 24 at most)
+MAX_CASES = 1024
+#: the origin of a preset (:attr:`Workload.origin`); a user's workload's is the file or table it came from
+PRESET_ORIGIN = "preset"
 KEYS = ("name", "description", "shapes", "dtypes", "ops", "x_layouts", "g_layouts", "values", "sources")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}")
 
@@ -58,7 +75,7 @@ class Workload:
     g_layouts: tuple[str, ...] = ("contiguous",)
     values: tuple[str, ...] = ("normal",)
     sources: str = ""
-    origin: str = "preset"
+    origin: str = PRESET_ORIGIN
 
     def largest_bytes(self) -> int:
         """Bytes of x, g and the result of the VJP at the largest shape in the widest dtype."""
@@ -162,25 +179,59 @@ PRESETS: dict[str, Workload] = {w.name: w for w in (
 )}
 
 
+class _Short(reprlib.Repr):
+    """A value as a message shows it: short, one line, any depth, any integer (``repr`` of an int of more than
+    4300 digits raises)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.maxlevel, self.maxstring, self.maxother, self.maxlong = 3, 32, 32, 32
+
+    def repr_int(self, x: int, level: int) -> str:
+        if x.bit_length() <= 100:
+            return repr(x)
+        digits = len(str(abs(x))) if x.bit_length() < 14000 else f"about {int(x.bit_length() * math.log10(2))}"
+        return f"<an integer of {digits} digits>"  # str() of more than 4300 digits raises: 14000 bits is 4214
+
+
+_show = _Short().repr
+
+
 def _table_of(data: Mapping[str, Any], where: str) -> Mapping[str, Any]:
     if not isinstance(data, Mapping):
-        raise WorkloadError(f"{where}: a workload is a TOML table")
+        raise WorkloadError(f"{where}: a workload is a TOML table, not {_show(data)}")
     return data
 
 
-def parse(table: Mapping[str, Any], where: str, default_name: str) -> Workload:
-    """A :class:`Workload` from a TOML table; :class:`WorkloadError` naming ``where``, the key and what is
-    allowed for anything else."""
+def parse(table: Mapping[str, Any], where: str, default_name: str, *, named_after: str = "file") -> Workload:
+    """A user's :class:`Workload` from a TOML table (named ``default_name``, after its ``named_after``, unless it
+    has a key ``name``); :class:`WorkloadError` naming ``where``, the key and what is allowed for anything else,
+    a preset's name included."""
+    w = _parse(table, where, default_name)
+    if w.name in PRESETS:
+        how = (f"key 'name': {w.name!r} is" if "name" in table else
+               f"with no key 'name' it is named {w.name!r} after its {named_after}, which is")
+        raise WorkloadError(f"{where}: {how} a preset's name ({', '.join(PRESETS)}); give it another name with "
+                            f"name = \"...\"")
+    return w
+
+
+def _parse(table: Mapping[str, Any], where: str, default_name: str) -> Workload:
+    """:func:`parse` less the rule on a preset's name (a preset as a stored run wrote it passes here)."""
     table = _table_of(table, where)
     unknown = [k for k in table if k not in KEYS]
     if unknown:
-        raise WorkloadError(f"{where}: unknown key {unknown[0]!r}; allowed: {', '.join(KEYS)}")
+        raise WorkloadError(f"{where}: unknown key {_show(unknown[0])}; allowed: {', '.join(KEYS)}")
     name = table.get("name", default_name)
     if not isinstance(name, str) or not _NAME.fullmatch(name):
-        raise WorkloadError(f"{where}: key 'name': {name!r} is not allowed; use 1 to 64 letters, digits and _.+-")
+        raise WorkloadError(f"{where}: key 'name': {_show(name)} is not allowed; use 1 to 64 letters, digits and _.+-")
     if "shapes" not in table:
         raise WorkloadError(f"{where}: key 'shapes' is missing; give a list such as [\"4096x50257\", [8, 16, 1024, 1024]]")
-    shapes = tuple(_shape(s, where) for s in _list(table["shapes"], "shapes", where))
+    listed = _list(table["shapes"], "shapes", where)
+    if len(listed) > MAX_SHAPES:
+        raise WorkloadError(f"{where}: key 'shapes': {len(listed)} shapes; at most {MAX_SHAPES} (split them into "
+                            f"several workloads)")
+    shapes = tuple(_shape(s, where) for s in listed)
     dtypes = _choices(table.get("dtypes", ["float32"]), "dtypes", DTYPES, where)
     ops = _choices(table.get("ops", ["softmax", "vjp"]), "ops", OPS, where)
     x_layouts = _choices(table.get("x_layouts", ["contiguous"]), "x_layouts", LAYOUTS, where)
@@ -196,6 +247,10 @@ def parse(table: Mapping[str, Any], where: str, default_name: str) -> Workload:
                  origin=where)
     if "transposed" in x_layouts and all(len(s) < 2 for s in shapes):
         raise WorkloadError(f"{where}: key 'x_layouts': transposed needs shapes of two dims or more")
+    cases = max(len(check_cases(w)), len(timing_shapes(w)))
+    if cases > MAX_CASES:
+        raise WorkloadError(f"{where}: keys 'shapes', 'values', 'x_layouts' and 'g_layouts' make {cases} correctness "
+                            f"cases or timed shapes; at most {MAX_CASES} (split them into several workloads)")
     memory = _memory_bytes()
     if memory and w.largest_bytes() > MEMORY_SHARE * memory:
         big = max(shapes, key=math.prod)
@@ -216,21 +271,27 @@ def _choices(value: Any, key: str, allowed: Iterable[str], where: str) -> tuple[
     items = _list(value, key, where)
     for item in items:
         if item not in allowed:
-            raise WorkloadError(f"{where}: key {key!r}: {item!r} is not allowed; choose from {', '.join(allowed)}")
+            raise WorkloadError(f"{where}: key {key!r}: {_show(item)} is not allowed; choose from {', '.join(allowed)}")
     return tuple(dict.fromkeys(items))
 
 
 def _shape(value: Any, where: str) -> tuple[int, ...]:
-    if isinstance(value, str):
-        if not re.fullmatch(r"\d+(x\d+)*", value):
-            raise WorkloadError(f"{where}: key 'shapes': {value!r} is not a shape; write \"4096x50257\" or [4096, 50257]")
-        dims = [int(d) for d in value.split("x")]
+    """A shape of 1 to 8 dims of at least 1 and at most :data:`MAX_ELEMENTS` elements."""
+    over = f"{where}: key 'shapes': {_show(value)}: over 2**48 elements; a shape has at most {MAX_ELEMENTS}"
+    if isinstance(value, str) and re.fullmatch(r"[0-9]+(x[0-9]+)*", value):
+        pieces = value.split("x")
+        if any(len(d.lstrip("0")) > len(str(MAX_ELEMENTS)) for d in pieces):
+            raise WorkloadError(over)  # never int() a string of thousands of digits
+        dims = [int(d) for d in pieces]
     elif isinstance(value, list) and value and all(isinstance(d, int) and not isinstance(d, bool) for d in value):
         dims = list(value)
     else:
-        raise WorkloadError(f"{where}: key 'shapes': {value!r} is not a shape; write \"4096x50257\" or [4096, 50257]")
+        raise WorkloadError(f"{where}: key 'shapes': {_show(value)} is not a shape; write \"4096x50257\" or "
+                            f"[4096, 50257]")
     if any(d < 1 for d in dims) or len(dims) > 8:
-        raise WorkloadError(f"{where}: key 'shapes': {value!r}: give 1 to 8 dims of at least 1")
+        raise WorkloadError(f"{where}: key 'shapes': {_show(value)}: give 1 to 8 dims of at least 1")
+    if math.prod(dims) > MAX_ELEMENTS:
+        raise WorkloadError(over)
     return tuple(dims)
 
 
@@ -241,27 +302,70 @@ def _memory_bytes() -> int | None:
         return None
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
+def _read_toml(path: Path, what: str = "workload file ") -> dict[str, Any]:
+    where = f"{what}{path}"
     try:
-        with open(path, "rb") as f:
-            return tomllib.load(f)
+        text = path.read_bytes().decode("utf-8")
     except FileNotFoundError:
-        raise WorkloadError(f"workload file {str(path)!r} not found") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise WorkloadError(f"workload file {path}: not valid TOML ({exc})") from None
+        raise WorkloadError(f"{what}{str(path)!r} not found") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise WorkloadError(f"workload file {path}: cannot be read ({exc})") from None
+        raise WorkloadError(f"{where}: cannot be read ({exc})") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise WorkloadError(f"{where}: not valid TOML ({exc})") from None
+    except RecursionError:  # tomllib reads nested arrays and inline tables recursively
+        deep = re.search(r"[\[{]([^\]}\[{\"']*[\[{]){63}", text)
+        raise WorkloadError(f"{where}{_at(text, deep)}: nested too deep to read (a workload nests two deep)") from None
+    except ValueError as exc:  # tomllib's int() of more digits than Python converts (4300)
+        long = re.search(r"[0-9][0-9_]{%d,}" % max(sys.get_int_max_str_digits(), 1), text)
+        if long is None:
+            raise WorkloadError(f"{where}: cannot be read ({exc})") from None
+        raise WorkloadError(f"{where}{_at(text, long)}: an integer of {len(long.group().replace('_', ''))} digits; "
+                            f"a shape has at most {MAX_ELEMENTS} elements") from None
+
+
+def _at(text: str, found: re.Match[str] | None) -> str:
+    """``", line N, key 'K'"``: where in TOML ``text`` a match is, with the last key assigned on or before it."""
+    if found is None:
+        return ""
+    before = text[:found.start()]
+    keys = re.findall(r"^[ \t]*([A-Za-z0-9_.-]+|\"[^\"\n]*\"|'[^'\n]*')[ \t]*=", before, re.MULTILINE)
+    return f", line {before.count(chr(10)) + 1}" + (f", key {_show(keys[-1].strip(chr(34) + chr(39)))}" if keys else "")
+
+
+#: the tables from the top of ``pyproject.toml`` to its workloads
+PYPROJECT_TABLES = ("tool", "softgrad", "workloads")
 
 
 def from_pyproject(folder: Path) -> dict[str, Workload]:
-    """The workloads of ``[tool.softgrad.workloads.<name>]`` in ``folder/pyproject.toml`` (none if absent)."""
+    """The workloads of ``[tool.softgrad.workloads.<table>]`` in ``folder/pyproject.toml`` (none if absent), by
+    name: a table's, unless it has a key ``name``. A preset's name, or one name twice, is refused."""
     path = folder / "pyproject.toml"
     if not path.is_file():
         return {}
-    tables = _read_toml(path).get("tool", {}).get("softgrad", {}).get("workloads", {})
-    if not isinstance(tables, Mapping):
-        raise WorkloadError(f"{path}: [tool.softgrad.workloads] must hold one table per workload")
-    return {name: parse(t, f"{path} [tool.softgrad.workloads.{name}]", name) for name, t in tables.items()}
+    tables: Any = _read_toml(path, "")
+    for depth, key in enumerate(PYPROJECT_TABLES):
+        tables = tables.get(key, {})
+        if not isinstance(tables, Mapping):
+            header = ".".join(PYPROJECT_TABLES[:depth + 1])
+            raise WorkloadError(f"{path}: [{header}] must be a table" + (" holding one table per workload"
+                                                                         if key == "workloads" else ""))
+    found: dict[str, Workload] = {}
+    where: dict[str, str] = {}
+    for table, body in tables.items():
+        here = f"{path} [tool.softgrad.workloads.{_toml_key(table)}]"
+        w = parse(body, here, table, named_after="table")
+        if w.name in found:
+            raise WorkloadError(f"{here}: the name {w.name!r} is also the name of {where[w.name]}; give it another "
+                                f"name")
+        found[w.name], where[w.name] = w, here
+    return found
+
+
+def _toml_key(key: str) -> str:
+    """``key`` as TOML writes it in a table's header: bare, else quoted (escaped: one line, at most 40 characters)."""
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else json.dumps(key)[:40]
 
 
 #: how a process hands the workload it times to its children (the sweep's workers, asv's discovery): JSON
@@ -287,24 +391,43 @@ def from_json(text: str) -> Workload:
     try:
         data = json.loads(text)
         table, origin = dict(data["table"]), str(data["origin"])
-    except (ValueError, TypeError, KeyError) as exc:
+    except (ValueError, TypeError, KeyError, RecursionError) as exc:
         raise WorkloadError(f"{EXPORT_ENV} does not hold a workload ({exc})") from None
-    return dataclasses.replace(parse(table, origin, str(table.get("name", ""))), origin=origin)
+    default = str(table.get("name", ""))
+    # a preset as a run stored it keeps its name (a run may outlive a change to the preset); nothing else may
+    w = _parse(table, origin, default) if origin == PRESET_ORIGIN else parse(table, origin, default)
+    return dataclasses.replace(w, origin=origin)
+
+
+def _refuse_preset_name(w: Workload) -> None:
+    if w.name in PRESETS and w.origin != PRESET_ORIGIN:
+        raise WorkloadError(f"{w.origin}: {w.name!r} is a preset's name ({', '.join(PRESETS)}); give it another name "
+                            f"with name = \"...\"")
 
 
 def export(w: Workload) -> None:
-    """Name ``w`` in the environment, so that child processes resolve ``named(w.name)`` to it."""
+    """Name ``w`` in the environment, so that child processes resolve ``named(w.name)`` to it (a preset needs
+    nothing: its name resolves to it everywhere)."""
+    _refuse_preset_name(w)
     if w.name not in PRESETS:
         os.environ[EXPORT_ENV] = to_json(w)
 
 
 def exported() -> Workload | None:
+    """The workload a parent process exported; never a preset, or one named like a preset (refused)."""
     raw = os.environ.get(EXPORT_ENV)
-    return from_json(raw) if raw else None
+    if not raw:
+        return None
+    w = from_json(raw)
+    if w.name in PRESETS:
+        raise WorkloadError(f"{EXPORT_ENV}: {w.name!r} is a preset's name ({', '.join(PRESETS)}): a preset is never "
+                            f"exported, and no other workload may take its name")
+    return w
 
 
 def named(name: str) -> Workload:
-    """A preset, or the workload a parent process exported under ``name``; ``WorkloadError`` otherwise."""
+    """A preset, or the workload a parent process exported under ``name``; ``WorkloadError`` otherwise. No
+    exported workload has a preset's name (:func:`exported`), so a preset can never stand in for one."""
     if name in PRESETS:
         return PRESETS[name]
     own = exported()
@@ -313,21 +436,27 @@ def named(name: str) -> Workload:
     raise WorkloadError(f"unknown workload {name!r} in this process; presets: {', '.join(PRESETS)}")
 
 
+def known(folder: Path | None = None) -> dict[str, Workload]:
+    """Every workload a name resolves to: the presets, then ``folder``'s (default: the working directory's)
+    ``pyproject.toml`` workloads, none of which has a preset's name (:func:`from_pyproject` refuses it)."""
+    return {**PRESETS, **from_pyproject(folder or Path.cwd())}
+
+
 def load(spec: str, folder: Path | None = None) -> Workload:
-    """The workload ``spec`` names: a preset, a ``.toml`` file, or a workload of ``folder``'s (default: the
-    working directory's) ``pyproject.toml``."""
-    if spec in PRESETS:
-        return PRESETS[spec]
-    path = Path(spec).expanduser()
+    """The workload ``spec`` names: a ``.toml`` file (named by its key ``name``, else by the file's name), or a
+    preset or workload of ``folder``'s ``pyproject.toml`` (:func:`known`). Each command resolves a workload here,
+    so ``pyproject.toml`` is read whenever a name is given: a bad one is refused for a preset's name too."""
     if spec.endswith(".toml") or os.sep in spec:
-        data = _read_toml(path)
-        return parse(data, f"workload file {path}", path.stem)
-    own = from_pyproject(folder or Path.cwd())
-    if spec in own:
-        return own[spec]
-    known = ", ".join([*PRESETS, *own])
-    raise WorkloadError(f"unknown workload {spec!r}; presets and pyproject.toml workloads: {known}, or a .toml file")
+        path = Path(spec).expanduser()
+        return parse(_read_toml(path), f"workload file {path}", path.stem)
+    found = known(folder)
+    if spec in found:
+        return found[spec]
+    raise WorkloadError(f"unknown workload {_show(spec)}; presets and pyproject.toml workloads: {', '.join(found)}, "
+                        f"or a .toml file")
 
 
-__all__ = ["CHECK_ELEMENTS", "DEFAULT_BATCHES", "DEFAULT_N_VALUES", "EXPORT_ENV", "export", "exported", "named", "KEYS", "PRESETS", "VOCAB_SIZES", "Workload", "WorkloadError", "check_cases",
-           "check_shape", "from_pyproject", "load", "parse", "parse_shape_token", "shape_token", "timing_shapes"]
+__all__ = ["CHECK_ELEMENTS", "DEFAULT_BATCHES", "DEFAULT_N_VALUES", "EXPORT_ENV", "export", "exported", "named", "KEYS",
+           "MAX_CASES", "MAX_ELEMENTS", "MAX_SHAPES", "PRESETS", "PRESET_ORIGIN", "VOCAB_SIZES", "Workload",
+           "WorkloadError", "check_cases", "check_shape", "from_pyproject", "known", "load", "parse",
+           "parse_shape_token", "shape_token", "timing_shapes"]
