@@ -8,8 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import FakeClock
 
-from softgrad import registry
+from softgrad import prepared, registry
 from softgrad.applicability import applicable, output_elements
 from softgrad.check import oracle
 from softgrad.prepared import estimate_seconds, prepare, too_slow
@@ -82,34 +83,75 @@ def test_prepare_applies_a_transposed_layout():
     np.testing.assert_allclose(call(), oracle.reference("softmax", base.T.astype(np.float32), None), rtol=1e-6)
 
 
-def test_estimate_probes_one_short_row_and_scales(entry):
-    seen: list[tuple[int, ...]] = []
+@pytest.fixture
+def clock(monkeypatch):
+    """The cost probe's clock, faked: it moves only when a fake call says it took time."""
+    fake = FakeClock()
+    monkeypatch.setattr(prepared, "time", fake)
+    return fake
 
-    def slow_ops(device):
+
+@pytest.fixture
+def timed_entry(clock):
+    """Registers a NumPy entry whose softmax takes ``cost(x)`` seconds on the fake clock; records the shapes
+    it was called with."""
+    made = []
+
+    def make(cost, name="applicability-timed"):
+        seen: list[tuple[int, ...]] = []
+
         def softmax(x):
             seen.append(x.shape)
-            time.sleep(0.002 * x.shape[0])
+            clock.advance(cost(x))
             return x
 
-        return {"softmax": softmax, "vjp": lambda x, g: x}
+        impl = registry.register(registry.Implementation(name=name, family=name, build=lambda device: {"softmax": softmax},
+                                                         ops=("softmax",), dtypes=("float64",)))
+        made.append(impl)
+        return impl, seen
 
-    impl = registry.register(registry.Implementation(name="applicability-slow", family="applicability-slow",
-                                                     build=slow_ops, ops=("softmax", "vjp"), dtypes=("float64",)))
-    try:
-        x = np.zeros((50, 16))
-        estimate = estimate_seconds(impl, "softmax", "float64", "cpu", x, row_n=4)
-        assert seen == [(1, 4), (1, 4)] and 0.002 * 50 * 4 <= estimate < 1.0 * 50 * 4
-        assert "over the 0.01 s budget" in too_slow(impl, "softmax", "float64", "cpu", x, budget_s=0.01)
-        assert too_slow(impl, "softmax", "float64", "cpu", x, budget_s=1e3) is None
-        assert estimate_seconds(impl, "softmax", "float64", "cpu", np.zeros((0, 16))) == 0.0
-    finally:
+    yield make
+    for impl in made:
         registry.unregister(impl.name)
 
 
-def test_a_fixed_per_call_cost_is_not_scaled_by_the_batch():
+def test_estimate_probes_one_short_row_and_scales(timed_entry):
+    impl, seen = timed_entry(lambda x: 0.002 * x.size)  # 2 ms an element: linear in the work
+    x = np.zeros((50, 16))
+    assert estimate_seconds(impl, "softmax", "float64", "cpu", x, row_n=4) == pytest.approx(0.002 * 50 * 16)
+    assert seen == [(1, 4), (1, 4)], "one untimed call, one timed"
+    assert "about 1.6 s, over the 0.01 s budget" in too_slow(impl, "softmax", "float64", "cpu", x, budget_s=0.01)
+    assert too_slow(impl, "softmax", "float64", "cpu", x, budget_s=1e3) is None
+    assert estimate_seconds(impl, "softmax", "float64", "cpu", np.zeros((0, 16))) == 0.0
+
+
+def test_a_fixed_per_call_cost_is_not_scaled_by_the_batch(timed_entry):
+    impl, seen = timed_entry(lambda x: 0.005)  # the same for one row or fifty: a per-call cost
+    x = np.zeros((50, 8))
+    assert estimate_seconds(impl, "softmax", "float64", "cpu", x) == pytest.approx(0.005 * 50)  # one probe: scaled
+    seen.clear()
+    assert estimate_seconds(impl, "softmax", "float64", "cpu", x, budget_s=0.1) == pytest.approx(0.005 * 50 / 4)
+    assert [s[0] for s in seen] == [1] * 3 + [2] * 3 + [4] * 3, "1, 2, then 4 rows (each once untimed, twice timed)"
+    assert too_slow(impl, "softmax", "float64", "cpu", x, budget_s=0.1) is None
+    assert too_slow(impl, "softmax", "float64", "cpu", x, budget_s=0.1, refine=False) is not None
+
+
+def test_the_probe_stops_once_its_time_grows_with_its_work(timed_entry):
+    impl, seen = timed_entry(lambda x: 1e-3 * x.shape[0])  # 1 ms a row: the estimate holds from the first probe
+    x = np.zeros((64, 8))
+    assert estimate_seconds(impl, "softmax", "float64", "cpu", x, budget_s=0.01) == pytest.approx(0.064)
+    assert sorted({s[0] for s in seen}) == [1, 2, 4], "twice in a row as the work grew: no probe of 8 rows"
+
+
+@pytest.mark.slow
+def test_the_cost_probe_on_the_real_clock():
+    """The real-clock smoke test of the cost probe (its rules are the fake clock's tests above): a call that
+    sleeps 5 ms is estimated at no less than 50 x 5 ms from one row (a sleep never returns early), and within
+    the 0.1 s budget once 4 rows are probed: 0.0633-0.0635 s beside three busy loops (20 tries), 1.6x inside."""
+
     def fixed_ops(device):
         def softmax(x):
-            time.sleep(0.005)  # the same for one row or fifty: a per-call cost
+            time.sleep(0.005)
             return x
 
         return {"softmax": softmax}
@@ -118,10 +160,8 @@ def test_a_fixed_per_call_cost_is_not_scaled_by_the_batch():
                                                      build=fixed_ops, ops=("softmax",), dtypes=("float64",)))
     try:
         x = np.zeros((50, 8))
-        assert estimate_seconds(impl, "softmax", "float64", "cpu", x) >= 0.005 * 50  # one probe: scaled
-        assert estimate_seconds(impl, "softmax", "float64", "cpu", x, budget_s=0.1) <= 0.1  # more rows probed
-        assert too_slow(impl, "softmax", "float64", "cpu", x, budget_s=0.1) is None
-        assert too_slow(impl, "softmax", "float64", "cpu", x, budget_s=0.1, refine=False) is not None
+        assert estimate_seconds(impl, "softmax", "float64", "cpu", x) >= 0.005 * 50  # a sleep never returns early
+        assert estimate_seconds(impl, "softmax", "float64", "cpu", x, budget_s=0.1) <= 0.1
     finally:
         registry.unregister(impl.name)
 
