@@ -191,8 +191,9 @@ def test_the_worker_stores_what_the_block_timer_reads_of_a_known_call(clock, tmp
 
 def test_a_crash_and_a_hang_fail_their_combination_only_and_the_rest_is_measured(faults, tmp_path):
     """Real worker processes, so real time: the hang limit (4 s without a new record, against calls of at most
-    a few ms and a worker start-up of about 1 s) and the known sleep's readings, held here only to what load
-    cannot break (a sleep never returns early); how close they read is the slow test below."""
+    a few ms and a worker's imports of 0.6-0.8 s beside three busy loops) and the known sleep's readings, held
+    here only to what load cannot break (a sleep never returns early); how close they read is the slow test
+    below."""
     stream = io.StringIO()
     code, records, reached = sweep.sweep_family("sweepfaults", faults, "quick", 2, tmp_path, Progress(True, stream),
                                                 "test", hang_s=4.0)
