@@ -130,13 +130,39 @@ def test_every_registered_implementation_gets_a_class():
     assert {grid.class_name(i.name) for i in registry.all_implementations()} <= set(namespace)
 
 
-def test_an_asv_class_sets_up_and_times_the_same_call_as_the_sweep():
+def _same_call(mine, theirs) -> None:
+    """Two prepared calls are one call: the same op callable, inputs equal in value, dtype, shape and strides,
+    and results equal."""
+    assert (mine.impl.name, mine.op, mine.dtype, mine.device) == (theirs.impl.name, theirs.op, theirs.dtype,
+                                                                   theirs.device)
+    assert mine.fn is theirs.fn
+    assert len(mine.args) == len(theirs.args)
+    for a, b in zip(mine.args, theirs.args):
+        assert (a.dtype, a.shape, a.strides) == (b.dtype, b.shape, b.strides)
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(mine(), theirs())
+
+
+def test_an_asv_class_sets_up_and_times_the_same_call_as_the_sweep(tmp_path, monkeypatch):
+    from softgrad.bench import family_worker, sampling
+
+    key = ("numpy", "vjp", "256x16", "float32", "cpu")
+    timed = []  # the calls the sweep's worker times, first pass and second (prepared again)
+    monkeypatch.setattr(sampling, "calibrate", lambda call, **kw: 1)
+    monkeypatch.setattr(sampling, "sample", lambda call, number, **kw: timed.append(call) or [1e-3])
+    monkeypatch.setattr(sampling, "machine_speed", lambda: 1e-5)
+    monkeypatch.delenv("SOFTGRAD_THREADS", raising=False)
+    spec = {"impls": ["numpy"], "grid": "quick", "rounds": 2, "records": str(tmp_path / "r.jsonl"), "select": [key]}
+    assert family_worker.run(spec) == 0
+    assert len(timed) == 2
     namespace: dict = {}
     asv_suite.install(namespace)
     bench = namespace[grid.class_name("numpy")]()
-    bench.setup("vjp", "256x16", "float64", "cpu")
-    bench.time_op("vjp", "256x16", "float64", "cpu")
-    assert bench.track_error_ratio("vjp", "256x16", "float64", "cpu") < 1
+    bench.setup(*key[1:])
+    for call in timed:
+        _same_call(bench.call, call)
+    bench.time_op(*key[1:])
+    assert bench.track_error_ratio(*key[1:]) < 1
     assert bench.track_first_call_s is None, "numpy does not compile: no first-call benchmark"
     with pytest.raises(NotImplementedError, match="budget"):  # a Jacobian past the output budget is skipped
         bench.setup("jacobian", "256x4096", "float64", "cpu")
