@@ -10,12 +10,17 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import importlib
 import importlib.util
 import json
+import math
+import numbers
 import os
 import re
 import shutil
+import signal
+import subprocess
 import sys
 import threading
 from collections.abc import Callable, Mapping
@@ -37,6 +42,42 @@ ENTRY_POINT_GROUP = "softgrad.implementations"
 PLUGINS_JSON_ENV = "SOFTGRAD_PLUGIN_FILES"
 #: names and families: they become benchmark class names, file names and command-line arguments
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}")
+
+
+def check_number(name: str, value: Any, *, low: float, high: float, integer: bool = False,
+                 low_open: bool = False) -> Any:
+    """``value`` of the public argument ``name`` as a plain ``int`` (``integer``) or ``float``, else one-line
+    errors naming the argument: ``TypeError`` unless it is a real number (an integer where ``integer``;
+    never a bool, a string or None), ``ValueError`` unless it is finite and in ``[low, high]`` (``(low, high]``
+    where ``low_open``). Every numeric argument of the public API goes through this one rule at its edge, so
+    a NaN, an infinity or a 400-digit integer never reaches a comparison or a clock that would take it."""
+    kind = "an integer" if integer else "a number"
+    if (isinstance(value, bool) or not isinstance(value, numbers.Real)  # NumPy's bool is no numbers.Real
+            or (integer and not isinstance(value, numbers.Integral))):
+        raise TypeError(f"{name} must be {kind}, not {type(value).__name__} {_shown(value)}")
+    if isinstance(value, numbers.Integral):
+        number: float | int = int(value)
+        finite = True
+    else:
+        try:
+            number = float(value)
+        except OverflowError:  # a Fraction past the float range
+            number = math.inf if value > 0 else -math.inf
+        finite = math.isfinite(number)
+    above = number > low if low_open else number >= low
+    if not finite or not above or number > high:
+        span = f"{'(' if low_open else '['}{low:g}, {high:g}]"
+        raise ValueError(f"{name} must be {'an integer' if integer else 'a finite number'} in {span}, "
+                         f"not {_shown(value)}")
+    return number if integer else float(number)
+
+
+def _shown(value: Any) -> str:
+    """``value`` for an error message: a huge integer by its size, anything else by a short repr."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool) and abs(int(value)) >= 10 ** 18:
+        return f"an integer of {int(abs(int(value)).bit_length() * math.log10(2)) + 1} digits"
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def identifier(name: str) -> str:
@@ -90,12 +131,10 @@ class Implementation:
             check_op(op)
         for dt in self.dtypes:
             check_dtype(dt)
-        for op in self.max_n:
-            check_op(op)
-        for op in self.max_elements:
-            check_op(op)
-        object.__setattr__(self, "max_n", MappingProxyType(dict(self.max_n)))
-        object.__setattr__(self, "max_elements", MappingProxyType(dict(self.max_elements)))
+        for what in ("max_n", "max_elements"):
+            limits = {check_op(op): check_number(f"{what}[{op!r}]", v, low=1, high=sys.maxsize, integer=True)
+                      for op, v in getattr(self, what).items()}
+            object.__setattr__(self, what, MappingProxyType(limits))
         object.__setattr__(self, "ops", tuple(self.ops))
         object.__setattr__(self, "dtypes", tuple(self.dtypes))
         object.__setattr__(self, "devices", tuple(self.devices))
@@ -354,8 +393,7 @@ def load_builtins() -> None:
         _ensure_implementations_package()
         for mod in BUILTIN_MODULES:
             importlib.import_module(f"softgrad.implementations.{mod}")
-        for problem in load_entry_points():
-            _warn_once(problem)
+        _warn_once(load_entry_points())
 
 
 def load_entry_points() -> list[str]:
@@ -367,6 +405,11 @@ def load_entry_points() -> list[str]:
 
         [project.entry-points."softgrad.implementations"]
         mylib = "mylib.softgrad_entries"
+
+    Each entry point is loaded all or nothing: one that raises (``SystemExit`` included) after registering
+    some entries, or a list with one entry :func:`register` refuses, has what it registered removed again,
+    and its problem names the entry point, the entries rolled back and the error. One that would end the
+    process itself (``os._exit``, a crash, a hang at import) is found by :func:`_probe` first and left out.
     """
     from importlib.metadata import entry_points
 
@@ -381,6 +424,10 @@ def load_entry_points() -> list[str]:
         version = getattr(dist, "version", None) or ""
         where = f"entry point {ep.name!r} ({ep.value}) of distribution {dist_name} {version}".rstrip()
         with _LOCK:
+            problem = _probe(ep, dist)
+            if problem is not None:
+                problems.append(f"{where} is left out: {problem}")
+                continue
             before = set(_REGISTRY)
             try:
                 loaded = ep.load()
@@ -389,12 +436,157 @@ def load_entry_points() -> list[str]:
             except KeyboardInterrupt:
                 raise
             except BaseException as exc:  # a library's broken entry must not break softgrad's command
-                what = (f"called sys.exit({exc.code!r})" if isinstance(exc, SystemExit)
-                        else f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".rstrip(": "))
-                problems.append(f"{where} failed to load, its entries are left out: {what}")
+                problems.append(f"{where} failed to load, so none of its entries is registered"
+                                f"{_roll_back(before)}: {_failure(exc)}")
+                continue
             for name in set(_REGISTRY) - before:
                 _DISTRIBUTIONS[name] = {"distribution": dist_name, "version": version}
     return problems
+
+
+def _roll_back(before: set[str]) -> str:
+    """Unregister every entry registered since the registry held the names ``before`` (a plugin or an entry
+    point that failed half-way: loading one is all or nothing); `` (rolled back: a, b)`` or ``""``."""
+    added = sorted(set(_REGISTRY) - before)
+    for name in added:
+        unregister(name)
+    return f" (rolled back: {', '.join(added)})" if added else ""
+
+
+def _failure(exc: BaseException) -> str:
+    """A plugin's or an entry point's exception in one line (``sys.exit`` said as such)."""
+    if isinstance(exc, SystemExit):
+        return f"called sys.exit({exc.code!r})"
+    first = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {first}".rstrip(": ")
+
+
+#: how long a probe process may take to import one entry point before the entry point is left out as hanging
+PROBE_TIMEOUT_S = 60.0
+#: set in a probe process, where the entry points met (an entry point that lists the registry) load directly
+_PROBE_ENV = "SOFTGRAD_ENTRY_POINT_PROBE"
+#: the probe verdicts this process knows (a JSON object: key digest -> the problem, or null), inherited by
+#: the softgrad processes it starts (check workers, asv's benchmark processes), whatever their home
+_PROBED_ENV = "SOFTGRAD_ENTRY_POINTS_PROBED"
+#: the probe process: import the entry point on the parent's ``sys.path``; the token on stdout once it returns
+#: (or raises: the in-process load reports that) says the process survived the import
+_PROBE_CODE = """
+import json, os, sys
+parent, token, path, name, value, group = json.loads(sys.argv[1])
+sys.path[:] = path
+from softgrad.children import die_with_parent
+die_with_parent(parent)
+from importlib.metadata import EntryPoint
+try:
+    EntryPoint(name, value, group).load()
+except BaseException:
+    pass
+sys.stdout.flush()
+os.write(1, token.encode())
+os._exit(0)
+"""
+
+
+def _probe(ep: Any, dist: Any) -> str | None:
+    """Why importing entry point ``ep`` would end this process, or None where it returns (or raises).
+
+    An exception, ``sys.exit`` included, is caught in the process and rolled back (:func:`load_entry_points`),
+    but ``os._exit(7)``, a segfault or a hang while a distribution's module is imported would end or freeze
+    every softgrad command (and pytest run) with no word of why, and nothing in the process can catch them.
+    So an entry point is imported first in a probe process (a Python that imports it and softgrad: about
+    0.3 s), once per distribution version: the verdict is cached under :func:`softgrad.paths.cache_dir`,
+    ``entry-points/``, keyed by the interpreter and the distribution's name, version, location and entry
+    point (an upgrade is probed again), and handed to the softgrad processes this one starts in the
+    environment, so a command and its workers pay nothing for an entry point already known. A verdict that
+    leaves an entry point out is cached too (a hang would otherwise cost :data:`PROBE_TIMEOUT_S` in every
+    command); its problem names the file to delete for a new probe. Where no probe process can start, the
+    entry point is loaded in the process, as with no probe.
+
+    Not chosen: a probe in every command (its cost every time); ``os.fork`` (cheaper, but unsafe with the
+    threads a test runner or a framework has started); a line printed before each import under a debug
+    variable (it names the culprit only after the silent exit, and only to whoever thought of setting it).
+    What stays open: an editable install changed without a new version keeps its cached verdict.
+    """
+    if os.environ.get(_PROBE_ENV) == "1":
+        return None
+    try:
+        location = str(dist.locate_file("")) if dist is not None else ""
+    except Exception:  # a distribution object without files: the other parts still key it
+        location = ""
+    key = json.dumps([sys.executable, getattr(dist, "name", None), getattr(dist, "version", None), location,
+                      ep.group, ep.name, ep.value])
+    digest = hashlib.sha256(key.encode()).hexdigest()[:24]
+    known = _known_verdicts()
+    if digest in known:
+        return known[digest]
+    cached = _probe_cache_file(digest)
+    try:
+        record = json.loads(cached.read_text()) if cached is not None and cached.is_file() else None
+    except (OSError, ValueError):
+        record = None  # unreadable: probe again
+    if isinstance(record, dict) and record.get("key") == key:
+        problem = record.get("problem")
+    else:
+        try:
+            problem = _run_probe(ep)
+        except OSError:
+            return None  # no probe process here: load it in the process, as without a probe
+        if problem is not None and cached is not None:
+            problem += f"; a cached verdict: delete {cached} to probe again"
+        if cached is not None:
+            try:
+                tmp = cached.with_name(f"{cached.name}.{os.getpid()}.tmp")
+                tmp.write_text(json.dumps({"key": key, "problem": problem}))
+                os.replace(tmp, cached)
+            except OSError:
+                pass
+    os.environ[_PROBED_ENV] = json.dumps({**known, digest: problem})
+    return problem
+
+
+def _known_verdicts() -> dict[str, str | None]:
+    """The probe verdicts this process or its parent softgrad process reached (:data:`_PROBED_ENV`)."""
+    try:
+        known = json.loads(os.environ.get(_PROBED_ENV) or "{}")
+    except ValueError:
+        return {}
+    return known if isinstance(known, dict) else {}
+
+
+def _run_probe(ep: Any) -> str | None:
+    """Import ``ep`` in a probe process: None where that process survived the import, else how it ended."""
+    from .children import neutral_cwd, python, python_env
+
+    token = os.urandom(8).hex()
+    arg = json.dumps([os.getpid(), token, sys.path, ep.name, ep.value, ep.group])
+    try:
+        proc = subprocess.run(python("-c", _PROBE_CODE, arg), stdin=subprocess.DEVNULL, capture_output=True,
+                              env=python_env({_PROBE_ENV: "1", _WARNED_ENV: "1"}), cwd=neutral_cwd(),
+                              timeout=PROBE_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        return f"importing it did not finish within {PROBE_TIMEOUT_S:g} s (seen in a probe process, killed)"
+    if token.encode() in proc.stdout:
+        return None
+    rc = proc.returncode
+    try:
+        how = f"killed by {signal.Signals(-rc).name}" if rc < 0 else f"exit status {rc}"
+    except ValueError:  # a real-time signal has no name
+        how = f"killed by signal {-rc}"
+    said = [line for line in proc.stderr.decode(errors="replace").splitlines() if line.strip()]
+    return f"importing it ends the process ({how}, seen in a probe process)" + (
+        f"; it said: {said[-1][:200]}" if said else "")
+
+
+def _probe_cache_file(digest: str) -> Path | None:
+    """The file that holds the probe verdict of key ``digest``, in a folder created if needed; None where the
+    home's cache folder is unusable."""
+    from . import paths
+
+    try:
+        folder = paths.require_writable(paths.cache_dir() / "entry-points")
+    except (paths.PathError, OSError):
+        return None
+    return folder / f"{digest}.json"
 
 
 def _entries_of(loaded: Any) -> list[Implementation]:
@@ -407,11 +599,13 @@ def _entries_of(loaded: Any) -> list[Implementation]:
     raise TypeError(f"it gave a {type(loaded).__name__}, not a module, an Implementation or a list of them")
 
 
-def _warn_once(problem: str) -> None:
-    """One line on stderr, once for a process and the softgrad processes it starts."""
-    if os.environ.get(_WARNED_ENV) != "1":
-        print(f"softgrad: warning: {problem}", file=sys.stderr)
-    os.environ[_WARNED_ENV] = "1"
+def _warn_once(problems: list[str]) -> None:
+    """One line per problem on stderr, once for a process and the softgrad processes it starts."""
+    if problems and os.environ.get(_WARNED_ENV) != "1":
+        for problem in problems:
+            print(f"softgrad: warning: {problem}", file=sys.stderr)
+    if problems:
+        os.environ[_WARNED_ENV] = "1"
 
 
 def distributions() -> dict[str, dict[str, str]]:
@@ -446,7 +640,9 @@ class PluginError(Exception):
 
 
 def load_plugin(path: str | os.PathLike[str]) -> None:
-    """Import a Python file that registers implementations through the public API (once per file)."""
+    """Import a Python file that registers implementations through the public API (once per file), all or
+    nothing: a file that raises (or calls ``sys.exit``) has the entries it registered removed again and is a
+    :class:`PluginError` naming them and the error."""
     load_builtins()  # a plugin reusing a built-in's name is the one refused, not the built-in
     try:
         p = Path(path).expanduser().resolve()
@@ -464,6 +660,7 @@ def load_plugin(path: str | os.PathLike[str]) -> None:
         module = importlib.util.module_from_spec(spec)
         sys.modules[mod_name] = module
         _LOADED_PLUGINS.add(p)
+        before = set(_REGISTRY)
         try:
             spec.loader.exec_module(module)
         except KeyboardInterrupt:
@@ -471,9 +668,7 @@ def load_plugin(path: str | os.PathLike[str]) -> None:
         except BaseException as exc:  # a plugin's own bug (or sys.exit) must not look like ours, nor pass
             _LOADED_PLUGINS.discard(p)
             sys.modules.pop(mod_name, None)
-            what = (f"called sys.exit({exc.code!r})" if isinstance(exc, SystemExit)
-                    else f"{type(exc).__name__}: {exc}")
-            raise PluginError(f"plugin {path} failed to import: {what}") from None
+            raise PluginError(f"plugin {path} failed to import{_roll_back(before)}: {_failure(exc)}") from None
 
 
 def loaded_plugins() -> list[str]:

@@ -76,6 +76,8 @@ def assert_conforms(impl: str, op: str, dtype: str, device: str, case: str) -> N
 
 #: the name the verdicts give an implementation under test when the caller names none
 UNDER_TEST = "under-test"
+#: the longest per-case time limit :func:`check` accepts (a week): past it a limit is a typo, not a limit
+MAX_TIMEOUT_S = 7 * 24 * 3600.0
 
 
 @dataclass(frozen=True)
@@ -125,6 +127,8 @@ class Suite:
     expected: list[Expected]
     isolate: bool = False
     timeout_s: float = 60.0
+    #: why the selection holds no task at all (set by :func:`suite` where ``tasks`` is empty)
+    empty_because: str = ""
     _records: dict[tuple[str, str, str, str], Record] = field(default_factory=dict, repr=False)
 
     def expected_for(self, op: str, dtype: str, case: str) -> Expected | None:
@@ -148,23 +152,47 @@ class Suite:
                     registry.forget_built(self.impl)
         return self._records[task]
 
+    def skip_reasons(self) -> dict[tuple[str, str, str, str], str | None]:
+        """Each task's reason the checker will skip it (its own rule, :func:`applicable`), None where it runs:
+        known before anything runs, so that :func:`parametrize_with_checks` can judge a selection at collection."""
+        return {task: applicable(self.impl, task[0], task[1], task[2], get_case(task[3]).shape,
+                                 max_output_elements=JACOBIAN_ELEMENT_BUDGET, budget="checker's")
+                for task in self.tasks}
+
+    def nothing_checked(self, skip_reasons: Iterable[str | None]) -> str | None:
+        """Why a run whose tasks skip for these reasons (None: checked) checks nothing, or None if it checks
+        something. No task, or every task skipped as not applicable, is a failure, never a pass."""
+        reasons = list(skip_reasons)
+        if not reasons:
+            return f"nothing to check: {self.empty_because or 'the selection holds no case'}"
+        if all(r is not None for r in reasons):
+            distinct = list(dict.fromkeys(reasons))
+            more = f"; and {len(distinct) - 3} other reason(s)" if len(distinct) > 3 else ""
+            return (f"nothing to check: every one of the {len(reasons)} selected case(s) is skipped: "
+                    + "; ".join(distinct[:3]) + more)
+        return None
+
+    def unmatched(self, checked: Iterable[tuple[str, str, str, str]]) -> list[str]:
+        """One line per declared failure that no checked task falls under (a task falls under its first
+        matching declaration)."""
+        used = {e.key for op, dtype, _, case in checked if (e := self.expected_for(op, dtype, case)) is not None}
+        return [f"expected failure {e.key!r} ({e.reason}) matches no case that is checked"
+                for e in self.expected if e.key not in used]
+
     def problems(self, records: Iterable[Record]) -> list[str]:
-        """One line per failure not declared, per declared failure that passed, per declaration matching
-        no case that ran."""
-        lines, used = [], set()
+        """One line for a run that checked nothing, per failure not declared, per declared failure that
+        passed, per declaration matching no case that ran."""
+        records = list(records)
+        nothing = self.nothing_checked(r.message if r.verdict == "skip" else None for r in records)
+        lines = [nothing] if nothing else []
         for rec in records:
             expected = self.expected_for(rec.op, rec.dtype, rec.case)
-            if expected is not None and rec.verdict != "skip":
-                used.add(expected.key)
             if rec.verdict == "fail" and expected is None:
                 lines.append(f"{rec.line()} (guards: {get_case(rec.case).guards})")
             elif rec.verdict == "pass" and expected is not None:
                 lines.append(f"{rec.impl} {rec.op} {rec.dtype} {rec.device} case {rec.case}: PASSED but is declared "
                              f"an expected failure ({expected.key}: {expected.reason}); remove the declaration")
-        for e in self.expected:
-            if e.key not in used:
-                lines.append(f"expected failure {e.key!r} ({e.reason}) matches no case that was checked")
-        return lines
+        return lines + self.unmatched((r.op, r.dtype, r.device, r.case) for r in records if r.verdict != "skip")
 
 
 def suite(softmax: Callable[..., Any] | None = None, jacobian: Callable[..., Any] | None = None,
@@ -172,7 +200,9 @@ def suite(softmax: Callable[..., Any] | None = None, jacobian: Callable[..., Any
           dtypes: Iterable[str] = ("float64", "float32"), device: str = "cpu", quick: bool = True,
           cases: Iterable[str] | None = None, expected_failures: Mapping[str, str] | None = None,
           name: str = UNDER_TEST, isolate: bool = False, timeout_s: float = 60.0) -> Suite:
-    """The :class:`Suite` for these callables (see :func:`check`); raises ``ValueError`` for what cannot run."""
+    """The :class:`Suite` for these callables (see :func:`check`); raises ``ValueError`` (``TypeError`` for an
+    argument of the wrong type) for what cannot run."""
+    timeout_s = registry.check_number("timeout_s", timeout_s, low=0, high=MAX_TIMEOUT_S, low_open=True)
     try:
         get_backend(backend)
     except KeyError as exc:
@@ -194,9 +224,9 @@ def suite(softmax: Callable[..., Any] | None = None, jacobian: Callable[..., Any
     selected = [get_case(c) for c in cases] if cases is not None else [c for c in CATALOGUE if c.quick or not quick]
     tasks = [(op, dtype, device, case.name) for case in selected for op in impl.ops if op in case.ops
              for dtype in dtypes]
-    if timeout_s <= 0:
-        raise ValueError("timeout_s must be positive")
-    return Suite(impl, tasks, _expected(expected_failures), isolate, timeout_s)
+    empty_because = ("dtypes=[] selects no dtype" if not dtypes else "cases=[] selects no case" if not selected
+                     else f"none of the cases {', '.join(c.name for c in selected)} applies to {', '.join(impl.ops)}")
+    return Suite(impl, tasks, _expected(expected_failures), isolate, timeout_s, "" if tasks else empty_because)
 
 
 def check(softmax: Callable[..., Any] | None = None, jacobian: Callable[..., Any] | None = None,
@@ -209,7 +239,9 @@ def check(softmax: Callable[..., Any] | None = None, jacobian: Callable[..., Any
     ``cases`` (names), ``expected_failures`` (``{"case" or "case/op" or "case/op/dtype": reason}``: such a
     case must fail; one that passes is reported), ``name`` (in the verdicts), ``isolate`` (each case in a
     worker process: a hang past ``timeout_s`` or a crash fails its case instead of the test session; the
-    callables must then be importable module-level functions). Nothing is registered or left built.
+    callables must then be importable module-level functions; ``timeout_s``, in seconds, up to
+    :data:`MAX_TIMEOUT_S`). Nothing is registered or left built. A selection that leaves nothing to check
+    (no dtype, no case, or every case skipped as not applicable) fails like a failing case, with the reason.
     """
     s = suite(softmax, jacobian, vjp, **options)
     records = [s.record(t) for t in s.tasks]
@@ -247,10 +279,20 @@ def parametrize_with_checks(softmax: Callable[..., Any] | None = None, jacobian:
                             vjp: Callable[..., Any] | None = None, **options: Any) -> Any:
     """``pytest.mark.parametrize("check", ...)``: one test per (op, dtype, case) of :func:`check`'s suite,
     declared expected failures marked ``xfail(strict=True)`` (so one that passes fails the run), ids
-    ``op-dtype-case``; the test calls ``check()``."""
+    ``op-dtype-case``; the test calls ``check()``.
+
+    What :func:`check` would report without running anything is a ``ValueError`` here, so an error at
+    collection names it: a selection that leaves nothing to check (rather than an empty parametrisation,
+    which pytest reports as a skip) and a declared failure that matches no case that is checked."""
     import pytest
 
     s = suite(softmax, jacobian, vjp, **options)
+    skips = s.skip_reasons()
+    nothing = s.nothing_checked(skips.values())
+    problems = ([nothing] if nothing else []) + s.unmatched(t for t, why in skips.items() if why is None)
+    if problems:
+        raise ValueError(f"softgrad.testing.parametrize_with_checks: {len(problems)} problem(s) in the suite of "
+                         f"{s.impl.name}:\n  " + "\n  ".join(problems))
     params = []
     for task in s.tasks:
         op, dtype, device, case = task

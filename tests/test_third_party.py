@@ -285,6 +285,7 @@ def site(tmp_path):
 def _softgrad(*args: str, site: Path, home: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(ROOT)]), "SOFTGRAD_HOME": str(home)}
     env.pop("SOFTGRAD_ENTRY_POINTS_WARNED", None)
+    env.pop("SOFTGRAD_ENTRY_POINTS_PROBED", None)
     return subprocess.run([sys.executable, "-m", "softgrad.cli", *args], capture_output=True, text=True, env=env,
                           cwd=home, timeout=600)
 
@@ -313,7 +314,9 @@ def test_an_installed_distributions_entries_are_listed_checked_run_and_chosen_an
     assert proc.returncode == 0 and proc.stdout.startswith("goodlib-softmax: "), proc.stdout + proc.stderr
 
 
-def test_entry_points_register_in_process_and_go_into_a_runs_metadata(site, monkeypatch):
+def test_entry_points_register_in_process_and_go_into_a_runs_metadata(site, monkeypatch, tmp_path):
+    monkeypatch.setenv("SOFTGRAD_HOME", str(tmp_path))  # the entry points' probe verdicts are cached there
+    monkeypatch.setenv("SOFTGRAD_ENTRY_POINTS_PROBED", "{}")  # ... and handed to child processes in this one
     monkeypatch.syspath_prepend(str(site))
     try:
         problems = registry.load_entry_points()
@@ -326,6 +329,120 @@ def test_entry_points_register_in_process_and_go_into_a_runs_metadata(site, monk
         registry.unregister("goodlib-softmax")
         sys.modules.pop("goodlib_softgrad", None)
     assert "goodlib-softmax" not in registry.distributions()
+
+
+def test_an_entry_point_that_fails_half_way_is_rolled_back_whole_and_the_warning_says_which_and_why(
+        tmp_path, monkeypatch):
+    """A module that registers an entry and then raises, and a list with one bad entry (a built-in's name):
+    neither leaves any of its entries registered, and each problem names the entry point, what was rolled
+    back and why."""
+    site = tmp_path / "site"
+    _distribution(site, "halflib", "2.0", "halflib = halflib_softgrad", {"halflib_softgrad": """
+        import numpy as np
+        import softgrad
+
+        def softmax(x):
+            return x
+
+        softgrad.register(softgrad.Implementation.from_ops("halflib-first", softmax=softmax))
+        raise RuntimeError("halflib's second entry needs a GPU")
+    """})
+    _distribution(site, "listlib", "3.1", "listlib = listlib_softgrad:ENTRIES", {"listlib_softgrad": """
+        import softgrad
+
+        def softmax(x):
+            return x
+
+        ENTRIES = [softgrad.Implementation.from_ops("listlib-good", softmax=softmax),
+                   softgrad.Implementation.from_ops("numpy", softmax=softmax)]
+    """})
+    registry.load_builtins()  # "numpy" is the built-in's
+    names = {i.name for i in registry.all_implementations()}
+    monkeypatch.setenv("SOFTGRAD_HOME", str(tmp_path))
+    monkeypatch.setenv("SOFTGRAD_ENTRY_POINTS_PROBED", "{}")
+    monkeypatch.syspath_prepend(str(site))
+    try:
+        problems = sorted(registry.load_entry_points())
+        assert {i.name for i in registry.all_implementations()} == names, "all or nothing"
+        assert "halflib-first" not in registry.distributions() and "listlib-good" not in registry.distributions()
+        assert len(problems) == 2, problems
+        half, listed = problems
+        assert half.startswith("entry point 'halflib' (halflib_softgrad) of distribution halflib 2.0 failed to load")
+        assert "none of its entries is registered (rolled back: halflib-first)" in half
+        assert half.endswith("RuntimeError: halflib's second entry needs a GPU")
+        assert listed.startswith("entry point 'listlib' (listlib_softgrad:ENTRIES) of distribution listlib 3.1")
+        assert "(rolled back: listlib-good)" in listed and "ValueError: an implementation named 'numpy'" in listed
+        assert sorted(registry.load_entry_points()) == problems
+        assert {i.name for i in registry.all_implementations()} == names, "loading again rolls back again"
+    finally:
+        for name in ("halflib-first", "listlib-good"):
+            registry.unregister(name)
+        for module in ("halflib_softgrad", "listlib_softgrad"):
+            sys.modules.pop(module, None)
+
+
+def test_a_plugin_file_that_fails_half_way_is_rolled_back_whole():
+    plugin = Path(__file__).parent / "plugins" / "registers_then_raises.py"
+    with pytest.raises(registry.PluginError) as exc:
+        registry.load_plugin(plugin)
+    assert str(exc.value) == (f"plugin {plugin} failed to import (rolled back: plugin-half-registered): "
+                              f"RuntimeError: the plugin's second entry needs a GPU")
+    assert "plugin-half-registered" not in {i.name for i in registry.all_implementations()}
+    assert str(plugin.resolve()) not in registry.loaded_plugins()
+
+
+def test_an_entry_point_that_ends_the_process_at_import_is_left_out_once_and_for_all(site, tmp_path):
+    """``os._exit(7)`` or a segfault while an entry point is imported cannot be caught in the process: each
+    entry point is first imported in a probe process, once per distribution version (the verdict is cached
+    under the home's cache), and one that ends its probe is left out with a warning; every command still runs."""
+    counter = tmp_path / "imports-of-exitlib"
+    _distribution(site, "exitlib", "0.7", "exitlib = exitlib_softgrad", {"exitlib_softgrad": f"""
+        import os
+
+        with open({str(counter)!r}, "a") as f:
+            f.write("x")
+        os._exit(7)
+    """})
+    _distribution(site, "seglib", "0.1", "seglib = seglib_softgrad", {"seglib_softgrad": """
+        import os
+        import signal
+
+        os.kill(os.getpid(), signal.SIGSEGV)
+    """})
+    for _ in range(2):
+        proc = _softgrad("list", site=site, home=tmp_path)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert any(line.startswith("goodlib-softmax") for line in proc.stdout.splitlines()), proc.stdout
+        warnings = sorted(line for line in proc.stderr.splitlines() if line.strip())
+        assert len(warnings) == 3 and all(w.startswith("softgrad: warning: entry point '") for w in warnings), warnings
+        broken, exits, segv = warnings
+        assert "'brokenlib'" in broken and "ImportError: brokenlib needs a GPU driver" in broken
+        assert "'exitlib'" in exits and "exitlib 0.7" in exits and "exit status 7" in exits, exits
+        assert "'seglib'" in segv and "SIGSEGV" in segv, segv
+    assert counter.read_text() == "x", "probed once, then known from the cache: never imported in process"
+    assert len(list((tmp_path / "results" / "cache" / "entry-points").glob("*.json"))) == 4
+
+
+def test_an_entry_point_that_hangs_at_import_is_left_out_after_the_probe_limit(tmp_path, monkeypatch):
+    site = tmp_path / "site"
+    _distribution(site, "hanglib", "1.0", "hanglib = hanglib_softgrad", {"hanglib_softgrad": """
+        import time
+
+        time.sleep(3600)
+    """})
+    monkeypatch.setenv("SOFTGRAD_HOME", str(tmp_path))
+    monkeypatch.setenv("SOFTGRAD_ENTRY_POINTS_PROBED", "{}")
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.setattr(registry, "PROBE_TIMEOUT_S", 2.0)
+    t0 = time.monotonic()
+    (problem,) = registry.load_entry_points()
+    assert time.monotonic() - t0 < 30
+    assert "'hanglib'" in problem and "importing it did not finish within 2 s" in problem, problem
+    assert "hanglib_softgrad" not in sys.modules
+    t0 = time.monotonic()
+    assert registry.load_entry_points() == [problem] and time.monotonic() - t0 < 1, "known: not probed again"
+    monkeypatch.setenv("SOFTGRAD_ENTRY_POINTS_PROBED", "{}")  # a new process: the verdict is in the cache
+    assert registry.load_entry_points() == [problem] and time.monotonic() - t0 < 1.5
 
 
 # --- the README's examples -------------------------------------------------------------------------------
