@@ -7,8 +7,9 @@ spread over the family's run. The first pass sets each combination up as the asv
 call) and records the first call (JIT compile included), the error against the tolerance and the peak
 memory where the combination tracks them; later passes prepare the same call again from the same seeded
 inputs and make one untimed call; one that streams past a core's own cache is warmed for
-:data:`VISIT_WARMUP_S` before the samples (the shared cache runs slowly for milliseconds after other work). Each pass takes :func:`softgrad.bench.sampling.sample`'s blocks, with the machine's speed read before
-and after them.
+:data:`VISIT_WARMUP_S` before the samples (the shared cache runs slowly for milliseconds after other work).
+Each pass takes :func:`softgrad.bench.sampling.sample`'s blocks, with the machine's speed read before and
+after them.
 
 Every event is one JSON line (with its wall-clock time ``t``) appended and flushed to the spec's ``records``
 file: ``start`` before a
@@ -108,6 +109,7 @@ def _input_bytes(shape: str, dtype: str) -> int:
 
 
 def _moved_bytes(combo: plan.Combo) -> int:
+    """Bytes one call moves, its cotangent counted in full (an upper bound for a broadcast one)."""
     rows, n = grid.parse_shape(combo.shape)
     return grid.bytes_moved(combo.op, rows, n, DTYPE_INFO[combo.dtype].itemsize)
 

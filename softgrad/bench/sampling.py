@@ -70,10 +70,7 @@ def gc_paused() -> Iterator[None]:
 def calibrate(call: Callable[[], Any], block_s: float = BLOCK_S, warmup_s: float = 0.0) -> int:
     """Calls per block: doubled from 1 until a block takes at least ``block_s``, then scaled to last about
     ``block_s``, after calls for ``warmup_s`` (at least one; :data:`WARMUP_S` for code that compiles)."""
-    start = time.perf_counter()
-    call()
-    while time.perf_counter() - start < warmup_s:
-        call()
+    warm(call, warmup_s)
     number = 1
     while True:
         with gc_paused():
