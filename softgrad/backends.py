@@ -19,18 +19,25 @@ from .contract import check_dtype
 THREADS_ENV = "SOFTGRAD_THREADS"
 
 
+#: threads per core at most: past it a run measures oversubscription, not the code (``--threads``, ``--jobs``)
+MAX_PER_CORE = 4
+
+
+def max_threads() -> int:
+    """The most threads (or worker processes) softgrad takes on this machine: :data:`MAX_PER_CORE` per core."""
+    return MAX_PER_CORE * (os.cpu_count() or 1)
+
+
 def requested_threads() -> int | None:
-    """The thread count asked for through ``SOFTGRAD_THREADS``, or None; ValueError if malformed."""
+    """The thread count asked for through ``SOFTGRAD_THREADS``, or None; ValueError if malformed or past
+    :func:`max_threads`."""
     raw = os.environ.get(THREADS_ENV, "").strip()
     if not raw:
         return None
-    try:
-        n = int(raw)
-    except ValueError:
-        raise ValueError(f"{THREADS_ENV} must be a positive integer, not {raw!r}") from None
-    if n < 1:
-        raise ValueError(f"{THREADS_ENV} must be a positive integer, not {raw!r}")
-    return n
+    allowed = f"a positive integer up to {max_threads()} ({MAX_PER_CORE}x the cores)"
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 6 or not 1 <= int(raw) <= max_threads():
+        raise ValueError(f"{THREADS_ENV} must be {allowed}, not {raw[:40]!r}")
+    return int(raw)
 
 
 class Backend:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import math
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -19,6 +18,7 @@ from typing import NoReturn
 
 from .check import isolated
 from . import paths, registry, workloads
+from .backends import MAX_PER_CORE, max_threads
 from .contract import DTYPES, OPS
 from .prepared import G_LAYOUTS, LAYOUTS
 from .stored import StoreError, one_line
@@ -38,26 +38,38 @@ class _Parser(argparse.ArgumentParser):
         sys.exit(2)
 
 
-def _number(kind: Callable[[str], float], what: str, ok: Callable[[float], bool]) -> Callable[[str], float]:
-    """An argparse type: ``kind(text)`` that must be finite and satisfy ``ok``, else a one-line error."""
+#: the most any integer flag takes: what every stored file's reader holds (an int64); a flag's own limit is lower
+MAX_INT = 2**63 - 1
+#: the most a time limit or a slowdown floor takes: a week
+MAX_SECONDS = 7 * 24 * 3600.0
+def _number(what: str, *, integer: bool = False, low: float, high: float | Callable[[], float],
+            low_open: bool = False) -> Callable[[str], float]:
+    """An argparse type for a number flag: the one rule every number on the command line goes through. The
+    text must parse (an ``int`` where ``integer``: no digit limit error, no float) and
+    :func:`softgrad.registry.check_number` must accept it (finite, in ``[low, high]``; ``high`` may be a
+    function of the machine), else a one-line error that shows a long text by its length."""
 
     def parse(text: str) -> float:
+        shown = repr(text) if len(text) <= 40 else f"{text[:12]!r}... ({len(text)} characters)"
+        limit = high() if callable(high) else high
         try:
-            value = kind(text)
-        except (TypeError, ValueError):
-            raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
-        if not math.isfinite(value) or not ok(value):
-            raise argparse.ArgumentTypeError(f"{text!r} is not {what}")
-        return value
+            value = int(text) if integer else float(text)
+            return registry.check_number(what, value, low=low, high=limit, integer=integer, low_open=low_open)
+        except (TypeError, ValueError, OverflowError):
+            shown_limit = f"{int(limit)}" if integer else f"{limit:g}"
+            span = f"{'(' if low_open else '['}{low:g}, {shown_limit}]"
+            raise argparse.ArgumentTypeError(f"{shown} is not {what} in {span}") from None
 
     parse.__name__ = what
     return parse
 
 
-positive_int = _number(int, "a positive integer", lambda v: v >= 1)
-positive_seconds = _number(float, "a positive number of seconds", lambda v: v > 0)
-nonnegative_seconds = _number(float, "a number of seconds >= 0", lambda v: v >= 0)
-slowdown_factor = _number(float, "a factor >= 1", lambda v: v >= 1)
+positive_int = _number("an integer", integer=True, low=1, high=MAX_INT)
+per_core = _number(f"a count ({MAX_PER_CORE} per core at most)", integer=True, low=1, high=max_threads)
+rounds_count = _number("a number of rounds", integer=True, low=1, high=100)
+positive_seconds = _number("a number of seconds", low=0, high=MAX_SECONDS, low_open=True)
+nonnegative_seconds = _number("a number of seconds", low=0, high=MAX_SECONDS)
+slowdown_factor = _number("a factor", low=1, high=1000)
 
 
 def _one_line(text: object) -> str:
@@ -214,7 +226,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     w = _workload(args.workload) if args.workload is not None else None
     if w is workloads.PRESETS["default"]:
         w = None  # the default preset is the default grid (no other workload takes its name: workloads.parse)
-    paths.require_writable(paths.results_dir())
+    if args.threads is not None and args.threads > (os.cpu_count() or 1):
+        print(f"softgrad run: warning: --threads {args.threads} is more than this machine's {os.cpu_count()} "
+              f"cores: the run times the frameworks oversubscribed", file=sys.stderr)
     opts = RunOptions(quick=args.quick, impls=args.impl, threads=args.threads, resume=args.resume, rounds=args.rounds,
                       check=not args.no_check, report=not args.no_report, progress=not args.no_progress,
                       agreement=not args.no_agreement, workload=w)
@@ -419,7 +433,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="check at a workload's shapes, dtypes and layouts instead of the catalogue: a preset "
                         "(softgrad workloads), a .toml file, or a [tool.softgrad.workloads.NAME] of ./pyproject.toml")
     p.add_argument("--timeout", type=positive_seconds, default=60.0, metavar="S", help="per-case time limit in seconds")
-    p.add_argument("--jobs", type=positive_int, default=isolated.DEFAULT_JOBS, metavar="N",
+    p.add_argument("--jobs", type=per_core, default=isolated.DEFAULT_JOBS, metavar="N",
                    help=f"worker processes at a time (default {isolated.DEFAULT_JOBS})")
     p.add_argument("--json", metavar="PATH", help="write one record per (impl, op, dtype, case) as JSON")
     p.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
@@ -432,9 +446,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workload", metavar="NAME|FILE",
                    help="time (and check) a workload's shapes, dtypes and layouts instead of the default grid")
     p.add_argument("--impl", action="append", metavar="NAME", help="implementation (repeatable; default all)")
-    p.add_argument("--threads", type=positive_int, metavar="N", help="threads for every family (sets SOFTGRAD_THREADS)")
+    p.add_argument("--threads", type=per_core, metavar="N", help="threads for every family (sets SOFTGRAD_THREADS)")
     p.add_argument("--resume", action="store_true", help="continue the latest interrupted run")
-    p.add_argument("--rounds", type=positive_int, metavar="N",
+    p.add_argument("--rounds", type=rounds_count, metavar="N",
                    help="passes over each family's benchmarks, samples pooled (steadier; longer; default 3)")
     p.add_argument("--no-check", action="store_true", help="skip the correctness check")
     p.add_argument("--no-agreement", action="store_true",

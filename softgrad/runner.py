@@ -90,8 +90,17 @@ def run(opts: RunOptions, stream: IO[str] | None = None) -> int:
     commit = provenance.git_commit(repo)
     if not commit:
         raise RunError(f"{repo} is not a git checkout with a commit: asv stores results per commit")
+    if opts.resume and store.latest_incomplete() is None:  # before the lock creates anything
+        raise _nothing_to_resume()
+    paths.require_writable(paths.results_dir())
     with _exclusive(paths.results_dir()) as lock_fd:
         return _run_locked(opts, progress, stream, repo, commit, lock_fd)
+
+
+def _nothing_to_resume() -> RunError:
+    """``--resume`` with no interrupted run: a failure, never a new full run that nobody asked for."""
+    return RunError(f"--resume: no interrupted run in {store.runs_dir()} to continue; `softgrad run` starts a "
+                    f"new one")
 
 
 @contextlib.contextmanager
@@ -174,8 +183,8 @@ def _run_locked(opts: RunOptions, progress: "Progress", stream: IO[str], repo: P
     t_start = time.perf_counter()
 
     run_ = store.latest_incomplete() if opts.resume else None
-    if opts.resume and run_ is None:
-        progress.line("run: nothing to resume, starting a new run")
+    if opts.resume and run_ is None:  # another process completed it while this one waited
+        raise _nothing_to_resume()
     if run_ is not None:
         meta = run_.meta()
         if meta.get("commit") != commit:
@@ -217,7 +226,7 @@ def _run_locked(opts: RunOptions, progress: "Progress", stream: IO[str], repo: P
         sel.validate()
         progress.line("run [1/4] correctness check")
         records = run_checks(sel, progress=opts.progress, stream=stream)
-        write_json(run_.folder / "checks.json", [r.to_dict() for r in records])
+        write_json(run_.folder / "checks.json", [r.to_dict() for r in records], store.CHECKS)
         import io
 
         table = io.StringIO()

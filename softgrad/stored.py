@@ -22,13 +22,18 @@ class StoreError(Exception):
     """A stored file is corrupt or foreign; the message names it."""
 
 
-def write_json(path: Path, data: Any) -> None:
-    """Write ``data`` as JSON to ``path`` atomically (temporary file, then rename)."""
+def write_json(path: Path, data: Any, shape: "Shape | None" = None) -> None:
+    """Write ``data`` as JSON to ``path`` atomically (temporary file, then rename). With ``shape`` (what the
+    file's reader checks), the JSON is checked as the reader will parse it before anything is written: a
+    :class:`StoreError` naming the file and the field, so softgrad never writes a file it would then refuse."""
+    text = json.dumps(data, indent=1, default=str)
+    if shape is not None:
+        check(shape, json.loads(text), path, "refused to write: ")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=1, default=str)
+            f.write(text)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

@@ -24,10 +24,21 @@ from pathlib import Path
 from typing import Any
 
 from .. import children
-from ..stored import read_json, write_json
+from ..stored import BOOL, NUMBER, STR, Fields, ListOf, check, read_json, write_json
 from .allocator import MALLOC_TUNABLES
 from .sampling import median
 from .sweep import pooled
+
+#: ``agreement.json``: softgrad's medians beside the frameworks' own timers (:mod:`softgrad.bench.agreement`)
+AGREEMENT = Fields({
+    "format": STR,
+    "bound": NUMBER,
+    "points": ListOf(Fields({"key": STR, "softgrad_s": NUMBER, "independent_s": ListOf(NUMBER, "a list of numbers"),
+                             "softgrad_here_s": ListOf(NUMBER, "a list of numbers"), "ratio": NUMBER,
+                             "stored_ratio": NUMBER, "spread": NUMBER, "bound": NUMBER, "held": BOOL,
+                             "agrees": BOOL,
+                             "error": STR}, required=("key",), what="an agreement point"), "a list of points"),
+}, required=("points",), what="a softgrad agreement file")
 
 #: softgrad's median may differ from the independent timer's by this much (or by that timer's own spread)
 BOUND = 0.10
@@ -160,8 +171,11 @@ def check_family(records: list[dict[str, Any]], family: str, grid_name: str, fol
 
 def store_points(path: Path, points: list[dict[str, Any]]) -> None:
     data = read_json(path) if path.exists() else {}
-    keep = [p for p in data.get("points") or [] if p.get("key") not in {q["key"] for q in points}]
-    write_json(path, {"format": FORMAT, "bound": BOUND, "min_call_s": MIN_CALL_S, "points": keep + points})
+    if path.exists():
+        check(AGREEMENT, data, path)
+    keep = [p for p in data.get("points", []) if p["key"] not in {q["key"] for q in points}]
+    write_json(path, {"format": FORMAT, "bound": BOUND, "min_call_s": MIN_CALL_S, "points": keep + points},
+               AGREEMENT)
 
 
 def outside(points: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -29,6 +29,16 @@ from .asv_driver import Progress, RunError
 from .asv_suite import benchmark_class
 from .family_worker import read_records
 from .sampling import median
+from ..stored import NUMBER, STR, Fields, MapOf, check, read_json, write_json
+
+#: ``speed.json``: per benchmark ("impl op shape dtype device"), its per-call time over the reference kernel's
+#: time measured beside it (median and quartiles of the pooled samples; :func:`softgrad.bench.sweep.normalized`)
+SPEED = Fields({
+    "format": STR,
+    "reference": STR,
+    "benchmarks": MapOf(Fields({"norm": NUMBER, "norm_q25": NUMBER, "norm_q75": NUMBER, "speed_s": NUMBER},
+                               required=("norm", "norm_q25", "norm_q75")), "an object of objects"),
+}, required=("benchmarks",), what="a softgrad speed file")
 
 #: passes over a family's combinations (``softgrad run --rounds``)
 DEFAULT_ROUNDS = 3
@@ -264,11 +274,11 @@ def normalized(records: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
 
 def store_normalized(path: Path, records: list[dict[str, Any]]) -> None:
     """Merge :func:`normalized` of ``records`` into the run's ``speed.json`` at ``path``."""
-    from ..stored import read_json, write_json
-
     data = read_json(path) if path.exists() else {}
-    merged = {**(data.get("benchmarks") or {}), **normalized(records)}
-    write_json(path, {"format": "softgrad-speed/1", "reference": REFERENCE, "benchmarks": merged})
+    if path.exists():
+        check(SPEED, data, path)
+    merged = {**data.get("benchmarks", {}), **normalized(records)}
+    write_json(path, {"format": "softgrad-speed/1", "reference": REFERENCE, "benchmarks": merged}, SPEED)
 
 
 #: what the normalized times are divided by

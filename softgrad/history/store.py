@@ -17,35 +17,16 @@ from pathlib import Path
 from typing import Any
 
 from .. import paths
+from ..bench.agreement import AGREEMENT
 from ..bench.asv_results import check_asv
+from ..bench.sweep import SPEED
 from ..stored import (BOOL, COUNT, NUMBER, POSITIVE_INT, SCALAR, STR, Fields, ListOf, MapOf, OneOf, StoreError,
                       check, kind_of, read_json, write_json)
 
-__all__ = ["FORMAT", "META", "CHECK_RECORD", "Run", "StoreError", "all_runs", "complete_runs", "create_run",
+__all__ = ["FORMAT", "META", "CHECK_RECORD", "CHECKS", "SPEED", "AGREEMENT", "Run", "StoreError", "all_runs", "complete_runs", "create_run",
            "latest_incomplete", "new_run_id", "read_json", "runs_dir", "write_json"]
 
 FORMAT = "softgrad-run/1"
-
-#: ``speed.json``: per benchmark ("impl op shape dtype device"), its per-call time over the reference kernel's
-#: time measured beside it (median and quartiles of the pooled samples; :func:`softgrad.bench.sweep.normalized`)
-SPEED = Fields({
-    "format": STR,
-    "reference": STR,
-    "benchmarks": MapOf(Fields({"norm": NUMBER, "norm_q25": NUMBER, "norm_q75": NUMBER, "speed_s": NUMBER},
-                               required=("norm", "norm_q25", "norm_q75")), "an object of objects"),
-}, required=("benchmarks",), what="a softgrad speed file")
-
-#: ``agreement.json``: softgrad's medians beside the frameworks' own timers (:mod:`softgrad.bench.agreement`)
-AGREEMENT = Fields({
-    "format": STR,
-    "bound": NUMBER,
-    "points": ListOf(Fields({"key": STR, "softgrad_s": NUMBER, "independent_s": ListOf(NUMBER, "a list of numbers"),
-                             "softgrad_here_s": ListOf(NUMBER, "a list of numbers"), "ratio": NUMBER,
-                             "stored_ratio": NUMBER, "spread": NUMBER, "bound": NUMBER, "held": BOOL,
-                             "agrees": BOOL,
-                             "error": STR}, required=("key",), what="an agreement point"), "a list of points"),
-}, required=("points",), what="a softgrad agreement file")
-
 
 def runs_dir() -> Path:
     return paths.results_dir() / "runs"
@@ -104,6 +85,8 @@ CHECK_RECORD = Fields({
     "message": STR.or_null(),
     "seconds": NUMBER,
 }, required=("impl", "op", "dtype", "device", "case", "verdict", "message"), what="a check record")
+#: ``checks.json``: one :data:`CHECK_RECORD` per (impl, op, dtype, device, case)
+CHECKS = ListOf(CHECK_RECORD, "a list of check records")
 
 
 def new_run_id(commit: str | None) -> str:
@@ -137,7 +120,7 @@ class Run:
     def update_meta(self, **fields: Any) -> dict[str, Any]:
         meta = self.meta() if self.meta_path.exists() else {"format": FORMAT, "id": self.id}
         meta.update(fields)
-        write_json(self.meta_path, meta)
+        write_json(self.meta_path, meta, META)
         return meta
 
     @property
