@@ -2,7 +2,7 @@
 
 Everything lives under the project root's ``results/`` (git-ignored) except the report, which goes
 to ``reports/`` (one example report is kept in git; ``reports/latest/`` is ignored). The root is the
-current directory unless ``SOFTGRAD_HOME`` names another.
+current directory unless ``SOFTGRAD_HOME`` names another (a leading ``~`` is the user's home).
 """
 
 from __future__ import annotations
@@ -23,12 +23,18 @@ def root() -> Path:
     names something that is not a folder."""
     raw = os.environ.get(HOME_ENV, ".")
     try:
-        path = Path(raw or ".").resolve()
+        path = Path(raw or ".").expanduser().resolve()
     except (OSError, RuntimeError, ValueError) as exc:
         raise PathError(f"{HOME_ENV}={raw!r} is not a usable path ({exc})") from None
     if path.exists() and not path.is_dir():
         raise PathError(f"{HOME_ENV}={raw} is not a folder")
     return path
+
+
+def user_path(text: str) -> str:
+    """A path the user typed, with a leading ``~`` or ``~user`` made that user's home folder (a shell leaves
+    ``--out=~/x`` and a quoted ``'~'`` as they are): the argparse type of every path-taking flag."""
+    return os.path.expanduser(text)
 
 
 def require_writable(folder: Path) -> Path:

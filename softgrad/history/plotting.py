@@ -9,10 +9,12 @@ OPS = ("softmax", "vjp", "jacobian")
 
 
 def plt():
-    """``matplotlib.pyplot`` on the Agg backend (no display needed), imported on first use."""
+    """``matplotlib.pyplot`` on the Agg backend (no display needed), imported on first use; text drawn as
+    written (no ``$...$`` mathtext: a stored name such as ``$x^$`` is a label, not a formula that fails)."""
     import matplotlib
 
     matplotlib.use("Agg")
+    matplotlib.rcParams["text.parse_math"] = False
     import matplotlib.pyplot as pyplot
 
     return pyplot

@@ -8,12 +8,17 @@ choice table (fastest implementation that passed every case, per op x size band 
 margin over the runner-up, whether that margin is outside the measured spread, and its one-off compile
 cost), the write-up's claim checked against the measurements, the workloads, the roofline of the points
 past the last-level cache, and the run's metadata.
+
+Stored text (entry names, error messages, workload names, versions, the machine's) is shown, never obeyed:
+every cell of ``report.md``'s tables and every stored piece of its prose goes through :func:`md_text`, and
+``index.html`` escapes all of it.
 """
 
 from __future__ import annotations
 
 import html
 import math
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -40,6 +45,26 @@ def roles() -> tuple[str, tuple[str, ...], str | None]:
     writeup = tuple(i.name for i in registry.with_role("writeup"))
     claimed = next((i.name for i in registry.with_role("writeup-claimed")), None)
     return baseline, writeup, claimed
+
+
+#: a control character (line feed, carriage return, vertical tab, NEL, ...) or a line / paragraph separator:
+#: anything a markdown reader or ``str.splitlines`` could take for the end of a line
+_BREAKS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+#: a character that could end a table cell or open a code span, link, emphasis, strikethrough or math
+_INLINE = re.compile(r"([\\`|\[\]*_~$])")
+#: what could start a block at the beginning of a line: a heading, a list item, a setext or thematic rule
+_BLOCK = re.compile(r"^(\s*)(#|[-+=](?=[-+=\s]|$))|^(\s*\d{1,9})([.)])(?=\s|$)")
+
+
+def md_text(value: object) -> str:
+    """``value`` as inert inline markdown, the one rule for every cell of the report's tables and every stored
+    piece of its prose: on one line (each control character and line separator made a space), ``&``, ``<`` and
+    ``>`` as HTML entities (no raw tag reaches ``report.md``), a backslash before each character that could end
+    a cell or open a code span, link or emphasis (``\\ ` | [ ] * _ ~ $``), and before a leading ``#``,
+    ``-``, ``+``, ``=`` or ``1.`` that could start a heading, list or rule."""
+    text = _BREAKS.sub(" ", str(value)).encode("utf-8", "replace").decode("utf-8")
+    text = _INLINE.sub(r"\\\1", html.escape(text, quote=False))
+    return _BLOCK.sub(lambda m: (f"{m[1]}\\{m[2]}" if m[2] is not None else f"{m[3]}\\{m[4]}"), text, count=1)
 
 
 class ReportError(Exception):
@@ -360,10 +385,15 @@ def _md_table(df, seconds: tuple[str, ...] = ()) -> str:
     if df.empty:
         return "(none)\n"
     cols = list(df.columns)
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines = [_md_row(cols), "|" + "---|" * len(cols)]
     for _, r in df.iterrows():
-        lines.append("| " + " | ".join(_fmt(r[c], c in seconds) for c in cols) + " |")
+        lines.append(_md_row(_fmt(r[c], c in seconds) for c in cols))
     return "\n".join(lines) + "\n"
+
+
+def _md_row(cells) -> str:
+    """One row of a markdown table, each cell through :func:`md_text` (the only way a row is written)."""
+    return "| " + " | ".join(md_text(c) for c in cells) + " |"
 
 
 def _html_table(df, seconds: tuple[str, ...] = ()) -> str:
@@ -377,11 +407,11 @@ def _html_table(df, seconds: tuple[str, ...] = ()) -> str:
 
 def write_report(out_dir: Path | None = None, warn: Callable[[str], None] | None = None) -> Path:
     """Write ``index.html``, ``report.md`` and the PNGs for the latest complete run; return index.html.
-    ``warn`` receives what the loaded history warns of (a run whose timings were lost, say)."""
+    ``warn`` receives what the loaded history warns of (a run whose timings were lost, say). Everything stored
+    is read first: with nothing to report, or a stored file that cannot be read, ``out_dir`` is not created."""
     import pandas as pd
 
     out_dir = Path(out_dir or paths.reports_dir())
-    out_dir.mkdir(parents=True, exist_ok=True)
     df_all = results.load()
     for text in df_all.attrs.get("warnings", []) if warn else ():
         warn(text)
@@ -396,9 +426,11 @@ def write_report(out_dir: Path | None = None, warn: Callable[[str], None] | None
     meta = run.meta()
     source = results.checks_for(run)
     checks = results.load_checks([source]) if source else results.load_checks([])
+    agree = agreement_table(run)
     copy = meta.get("copy_bandwidth") or {}
     dtype = "float32" if "float32" in set(df["dtype"]) else sorted(set(df["dtype"]))[0]
     big_batch = int(df["batch"].max())
+    out_dir.mkdir(parents=True, exist_ok=True)  # every stored file read: the report will be written
 
     figures: list[tuple[str, str, Path | None]] = []
     for batch in sorted(set(df["batch"])):
@@ -446,7 +478,7 @@ def write_report(out_dir: Path | None = None, warn: Callable[[str], None] | None
         )])
     summary = checks.groupby("impl")["verdict"].value_counts().unstack(fill_value=0) if not checks.empty else None
 
-    md = [f"# softgrad report: run {run_id}\n",
+    md = [f"# softgrad report: run {md_text(run_id)}\n",
           "Generated by `softgrad report` from the latest complete run on this machine. "
           "Timings are medians of the sweep's samples (stored as asv results); compare ratios within one run, not absolute times across machines.\n",
           "## Choice table\n",
@@ -456,11 +488,14 @@ def write_report(out_dir: Path | None = None, warn: Callable[[str], None] | None
           _md_table(choices, choice_seconds),
           "`clear win` says whether the runner-up's lower quartile is above the fastest's upper quartile; "
           "where it is not, the two are within the measured spread and the order may flip on a rerun.\n"]
+    from . import crossovers
+
+    crossings = pd.DataFrame(crossovers.table_rows(df_all))  # where the winner changes along n
+    md += ["\n## Crossovers along n\n", crossovers.CAPTION + "\n", _md_table(crossings)]
     if not claim.empty:
         md += ["\n## The write-up's claim\n", "Time per call of the write-up's three ways to get the "
                "Jacobian of one row, and the fastest entry that passed every correctness case.\n",
-               _md_table(claim, claim_seconds), f"\n{claim_verdict}\n"]
-    agree = agreement_table(run)
+               _md_table(claim, claim_seconds), f"\n{md_text(claim_verdict)}\n"]
     agree_seconds = ("softgrad (sweep)", "softgrad (beside)", "independent")
     agree_caption = ("A sample of each family's points timed again in a plain process per family by the frameworks' "
                      "own timers (torch: `torch.utils.benchmark.Timer(num_threads=torch.get_num_threads())"
@@ -492,27 +527,30 @@ def write_report(out_dir: Path | None = None, warn: Callable[[str], None] | None
     md += ["\n## Roofline: memory-bound points\n", (roof_caption if not roof.empty else roof_none) + "\n"]
     if not roof.empty:
         md += [_md_table(roof)]
-    md += ["\n## Load\n", slow_note + "\n"]
+    md += ["\n## Load\n", md_text(slow_note) + "\n"]
     md += ["\n## Scaling exponents\n", _md_table(exps)]
     if summary is not None:
         md += ["\n## Correctness verdicts\n", _md_table(summary.reset_index())]
     for title, caption, path in figures:
         if path is not None:
-            md += [f"\n## {title}\n", f"{caption}\n", f"![{title}]({path.name})\n"]
+            md += [f"\n## {title}\n", f"{md_text(caption)}\n", f"![{md_text(title)}]({path.name})\n"]
     md += ["\n## Run metadata\n", _md_table(meta_rows)]
     (out_dir / "report.md").write_text("\n".join(md))
 
     css = ("body{font-family:sans-serif;max-width:1400px;margin:2em auto;padding:0 1em}"
            "table{border-collapse:collapse;font-size:13px;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px}"
            "th{background:#eee}img{max-width:100%;border:1px solid #ddd}figure{margin:2em 0}")
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>softgrad report {run_id}</title>"
-             f"<style>{css}</style></head><body><h1>softgrad report</h1>",
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'>"
+             f"<title>softgrad report {html.escape(run_id)}</title><style>{css}</style></head>"
+             "<body><h1>softgrad report</h1>",
              f"<p>Run <code>{html.escape(run_id)}</code> on {html.escape(str(meta.get('machine')))}, commit "
              f"<code>{html.escape(str(meta.get('commit'))[:8])}</code>. Dashboard: <a href='../../results/html/index.html'>"
              f"asv</a>.</p>",
              "<h2 id='choice'>Choice table</h2>", _html_table(choices, choice_seconds),
              "<p><code>clear win</code>: the runner-up's lower quartile is above the fastest's upper quartile; "
              "otherwise the two are within the measured spread.</p>"]
+    parts += ["<h2 id='crossovers'>Crossovers along n</h2>", f"<p>{html.escape(crossovers.CAPTION)}</p>",
+              _html_table(crossings)]
     if not claim.empty:
         parts += ["<h2 id='claim'>The write-up's claim</h2><p>Time per call of the write-up's three ways "
                   "to get the Jacobian of one row, and the fastest entry that passed every case.</p>",
