@@ -4,7 +4,12 @@ What it answers from: each entry's newest measurement of each point (op, rows, r
 layouts) on this machine (:func:`softgrad.history.results.newest_per_entry`), however old, and a newer run
 of other entries hides nothing; the answer names the run, date and age of the winner's and the runner-up's.
 Only entries that passed every correctness case of the run that timed them (and whose error at the
-benchmark shape is within tolerance) are candidates, whatever their speed.
+benchmark shape is within tolerance) are candidates, whatever their speed (:func:`candidates`, the one rule
+the crossovers along n use too).
+
+For a program that makes N calls (``calls``), the winner is the least total, a compiled entry's one-off
+compile counted once: ``compile_s + N * time_s``; a compiled winner says after how many calls it pays back
+its compile against the best entry that does not compile (:func:`softgrad.history.crossovers.payback`).
 
 Which point: the one at the requested batch and n, else the nearest measured n within a factor of 2 at
 the same batch, else the nearest measured point (said so, with how far it is). The sane distance: a point
@@ -25,13 +30,16 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import workloads
 from ..bench import grid
 from ..contract import DTYPE_INFO
 from . import results
 from .units import format_bytes, format_seconds
+
+if TYPE_CHECKING:
+    from .crossovers import Payback
 
 #: a measured point answers for a request only when its rows and its row length are each within this
 #: factor of those asked (six doublings: the default grid's 4096 answers up to n = 262144)
@@ -76,6 +84,15 @@ class Choice:
     clear_win: bool | None = None
     #: the winner or the runner-up was timed while the whole machine ran slow (``slow_machine``)
     slow_machine: bool = False
+    #: the program's number of calls the answer is for (None: per call), the runner-up's compile, and each one's
+    #: total for those calls (compile once + calls x time); ``speedup`` is then the totals' ratio
+    calls: int | None = None
+    runner_up_compile_s: float | None = None
+    total_s: float | None = None
+    runner_up_total_s: float | None = None
+    #: after how many calls the fastest entry per call, where it compiles, pays back its compile against the best
+    #: entry that does not (None: it does not compile, or no such entry was measured here, or it never does)
+    payback: Payback | None = None
 
     @property
     def far(self) -> bool:
@@ -86,12 +103,22 @@ class Choice:
         return {**asdict(self), "far": self.far}
 
     def sentence(self) -> str:
-        why = [f"{self.impl}: {format_seconds(self.time_s)}"]
-        if self.runner_up:
-            why.append(f"{self.speedup:.3g}x faster than {self.runner_up} ({format_seconds(self.runner_up_time_s)}"
-                       + (", within the measured spread: either will do)" if self.clear_win is False else ")"))
+        either = ", within the measured spread: either will do)" if self.clear_win is False else ")"
+        if self.calls is None:
+            why = [f"{self.impl}: {format_seconds(self.time_s)}"]
+            if self.runner_up:
+                why.append(f"{self.speedup:.3g}x faster than {self.runner_up} "
+                           f"({format_seconds(self.runner_up_time_s)}{either}")
+        else:
+            why = [f"for {self.calls:,} calls {self.impl}: {format_seconds(self.total_s)} in all "
+                   f"({_cost(self.compile_s, self.time_s, self.calls)})"]
+            if self.runner_up:
+                why.append(f"{self.speedup:.3g}x less than {self.runner_up} ({format_seconds(self.runner_up_total_s)}: "
+                           f"{_cost(self.runner_up_compile_s or 0.0, self.runner_up_time_s, self.calls)}{either}")
         why.append(f"passed all {self.passed_cases} correctness cases")
-        if self.compile_s >= 0.01:
+        if self.payback:
+            why.append(self.payback.sentence())
+        elif self.compile_s >= 0.01 and self.calls is None:
             why.append(f"compile {self.compile_s:.2g} s once")
         where = "" if (self.measured_n, self.measured_batch) == (self.n, self.batch) else \
             f" (measured at batch {self.measured_batch}, n {self.measured_n})"
@@ -110,6 +137,12 @@ class Choice:
             lines.append(f"{self.runner_up} (runner-up): "
                          f"{_source(self.runner_up_run, self.runner_up_commit, self.runner_up_date, self.runner_up_age_s)}")
         return lines
+
+
+def _cost(compile_s: float, time_s: float | None, calls: int) -> str:
+    """A total's parts: ``180 ms compile + 1,000 x 10 us`` (no compile: ``1,000 x 10 us``)."""
+    each = f"{calls:,} x {format_seconds(time_s)}"
+    return f"{format_seconds(compile_s)} compile + {each}" if compile_s > 0 else each
 
 
 def _source(run: str | None, commit: str | None, date: str | None, age_s: float | None) -> str:
@@ -222,12 +255,37 @@ def advice(df, op: str, n: int, batch: int, dtype: str = "float32", device: str 
     return f"measure it with: {measure_command(op, n, batch, dtype, x_layout, g_layout)}"
 
 
+def candidates(at, calls: int | None = None):
+    """The rule for what may be recommended at one measured point, and in what order. ``at``: the timed rows
+    of one op, dtype, device, layouts, batch and n (from any runs). Each entry's row of the newest run (where
+    two workloads share the point); a candidate passed every correctness case of the run that timed it and
+    its error at this shape is within tolerance (``passed``, see :func:`softgrad.history.results.load`).
+    Returns (the candidates, fastest first: by time per call, or for ``calls`` calls by
+    :func:`total` with ties to the faster per call; the rows left out)."""
+    at = at.sort_values("run").drop_duplicates("impl", keep="last")
+    ok = at[at["passed"]]
+    if calls is None:
+        ok = ok.sort_values("time_s")
+    else:
+        ok = ok.assign(_total=total(ok, calls)).sort_values(["_total", "time_s"], kind="stable").drop(columns="_total")
+    return ok, at[~at["passed"]]
+
+
+def total(rows, calls: int, column: str = "time_s"):
+    """What ``calls`` calls cost each row: its compile once (``compile_s``, NaN as none) plus ``calls`` x ``column``."""
+    return rows["compile_s"].fillna(0.0) + calls * rows[column]
+
+
 def recommend(df, op: str, n: int, batch: int = 1, dtype: str = "float32", device: str = "cpu",
-              x_layout: str = "contiguous", g_layout: str = "contiguous", now: datetime | None = None) -> Choice:
+              x_layout: str = "contiguous", g_layout: str = "contiguous", now: datetime | None = None,
+              calls: int | None = None) -> Choice:
     """The fastest passing implementation for the request, from each entry's newest measurement of each
     point (``df``: see :func:`softgrad.history.results.newest_per_entry`); ``batch`` is the number of rows
-    (the leading dims' product), x and g laid out as asked. :class:`NoResult` (one line) past what this
-    machine holds, past :data:`MAX_EXTRAPOLATION` from every measurement, or where nothing passed."""
+    (the leading dims' product), x and g laid out as asked; for a program of ``calls`` calls, the least total
+    (compile once + calls x time). :class:`NoResult` (one line) past what this machine holds, past
+    :data:`MAX_EXTRAPOLATION` from every measurement, or where nothing passed."""
+    from .crossovers import payback
+
     now = now or datetime.now(timezone.utc)
     asked = f"{op} {batch}x{n} {dtype}"
     memory = workloads._memory_bytes()
@@ -258,27 +316,37 @@ def recommend(df, op: str, n: int, batch: int = 1, dtype: str = "float32", devic
     else:  # no row count like it within 2x of n: the nearest measured point within the sane distance, said so
         nearest_batch, nearest = min(sane, key=lambda p: (_distance(p, batch, n), p))
     at = timed[(timed["batch"] == nearest_batch) & (timed["n"] == nearest)]
-    at = at.sort_values("run").drop_duplicates("impl", keep="last")  # the newest run's, where two workloads share it
-    ok = at[at["passed"]].sort_values("time_s")
+    ok, failed = candidates(at, calls)
     excluded = [{"impl": r.impl, "time_s": r.time_s, "run": r.run,
                  "reason": (f"failed {r.check_failed} correctness cases" if r.check_failed else
                             "not checked in this run" if not r.checked else
                             f"error {r.error_ratio:.3g}x tolerance at this shape")}
-                for r in at[~at["passed"]].itertuples()]
+                for r in failed.itertuples()]
     if ok.empty:
         raise NoResult(f"no implementation measured for {op} {dtype} on {device} at batch {nearest_batch}, n {nearest} "
                        f"passed every correctness case")
     best = ok.iloc[0]
     second = ok.iloc[1] if len(ok) > 1 else None
     compile_s = float(best["compile_s"]) if math.isfinite(best["compile_s"]) else 0.0
-    clear_win = None if second is None else results.clear_win(float(best["q75_s"]), float(second["q25_s"]))
+    second_compile_s = None if second is None else \
+        (float(second["compile_s"]) if math.isfinite(second["compile_s"]) else 0.0)
+    if calls is None:
+        clear_win = None if second is None else results.clear_win(float(best["q75_s"]), float(second["q25_s"]))
+        speedup = None if second is None else float(second["time_s"] / best["time_s"])
+        totals = (None, None)
+    else:
+        two = ok.iloc[:2]
+        totals = tuple(float(t) for t in total(two, calls)) + (None,) * (2 - len(two))
+        q75, q25 = float(total(two, calls, "q75_s").iloc[0]), float(total(two, calls, "q25_s").iloc[-1])
+        clear_win = None if second is None else results.clear_win(q75, q25)
+        speedup = None if second is None else totals[1] / totals[0]
     date, second_date = (_date(r) for r in (best, second))
     return Choice(
         op=op, n=n, batch=batch, dtype=dtype, device=device, impl=str(best["impl"]), time_s=float(best["time_s"]),
         measured_n=int(nearest), measured_batch=int(nearest_batch),
         runner_up=None if second is None else str(second["impl"]),
         runner_up_time_s=None if second is None else float(second["time_s"]),
-        speedup=None if second is None else float(second["time_s"] / best["time_s"]),
+        speedup=speedup,
         passed_cases=int(best["check_passed"]), compile_s=compile_s,
         run=str(best["run"]), commit=str(best["commit"]), excluded=excluded, clear_win=clear_win,
         slow_machine=bool(best.get("slow_machine", False) or (second is not None and second.get("slow_machine", False))),
@@ -286,7 +354,8 @@ def recommend(df, op: str, n: int, batch: int = 1, dtype: str = "float32", devic
         runner_up_run=None if second is None else str(second["run"]),
         runner_up_commit=None if second is None else str(second["commit"]),
         runner_up_date=second_date, runner_up_age_s=_age_s(second_date, now) if second_date else None,
-        advice=how,
+        advice=how, calls=calls, runner_up_compile_s=second_compile_s, total_s=totals[0],
+        runner_up_total_s=totals[1], payback=payback(ok),
     )
 
 
