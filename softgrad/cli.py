@@ -269,7 +269,8 @@ def cmd_choose(args: argparse.Namespace) -> int:
     if args.impl:
         df = df[df["impl"].isin([i.name for i in _choose_among(args)])]
     try:
-        choice = recommend(df, args.op, args.n, args.batch, args.dtype, args.device, args.x_layout, args.g_layout)
+        choice = recommend(df, args.op, args.n, args.batch, args.dtype, args.device, args.x_layout, args.g_layout,
+                           calls=args.calls)
     except NoResult as exc:
         if args.json:
             print(json.dumps({"recommendation": None, "reason": str(exc)}, indent=1))
@@ -282,14 +283,23 @@ def cmd_choose(args: argparse.Namespace) -> int:
         line = results.agreement_warning(store.Run(store.runs_dir() / run_id))
         if line:
             print(f"softgrad choose: {line}", file=sys.stderr)
+    from .history.crossovers import along_n
+
+    # the winners along n at the row count the answer comes from
+    along = along_n(df, args.op, choice.measured_batch, args.dtype, args.device, args.x_layout, args.g_layout,
+                    calls=args.calls) if args.explain or args.json else None
     if args.json:
-        print(json.dumps(choice.to_dict(), indent=1, default=float))
+        print(json.dumps({**choice.to_dict(), "along_n": along.to_dict() if along else None}, indent=1, default=float))
     else:
         print(choice.sentence())
         for ex in choice.excluded:
             print(f"  not recommended: {ex['impl']} ({ex['reason']})")
         for line in choice.sources():
             print(f"  {line}")
+        if args.explain and along:
+            print(f"along n: {along.title()}")
+            for line in along.lines():
+                print(f"  {line}")
     return 0
 
 
@@ -476,7 +486,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--measure", action="store_true",
                    help="check and time the candidates at exactly this shape first (stored as a run; the next "
                         "identical choose answers from the store)")
-    p.add_argument("--json", action="store_true", help="print the recommendation as JSON")
+    p.add_argument("--calls", type=positive_int, metavar="N",
+                   help="answer for a program that makes N calls: compile once + N x time per call")
+    p.add_argument("--explain", action="store_true",
+                   help="also print the winners along n at these rows and where they change (crossovers)")
+    p.add_argument("--json", action="store_true",
+                   help="print the recommendation as JSON (with the winners along n: along_n)")
     _add_plugins(p)
     p.set_defaults(func=cmd_choose)
 

@@ -3,6 +3,7 @@ synthetic frames built as tests/test_choose.py builds them."""
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -13,6 +14,7 @@ from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 from test_choose import NOW, _row  # noqa: E402
 
+from softgrad.cli import main  # noqa: E402
 from softgrad.history import crossovers, results  # noqa: E402
 from softgrad.history.choose import candidates, recommend, total  # noqa: E402
 
@@ -146,3 +148,63 @@ def test_the_answer_says_after_how_many_calls_a_compiled_winner_pays_back():
 def test_a_missing_compile_time_counts_as_none():
     at = pd.DataFrame([_row("a", 1e-6, 1e-6, 1e-6, compile_s=math.nan)])
     assert list(total(at, 10)) == [10 * 1e-6]
+
+
+# --- the command line ---------------------------------------------------------------------------------------
+
+def _cli(monkeypatch, capsys, tmp_path, df, *argv):
+    """``softgrad choose ARGV`` in this process over the stored rows ``df``: (exit status, stdout, stderr)."""
+    monkeypatch.setattr(results, "load", lambda: df)
+    monkeypatch.setenv("SOFTGRAD_HOME", str(tmp_path))
+    rc = main(["choose", *argv])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def test_explain_prints_the_winners_along_n_after_the_answer(monkeypatch, capsys, tmp_path):
+    df = pd.DataFrame(_curves() + _compiled(n=256))
+    rc, out, err = _cli(monkeypatch, capsys, tmp_path, df, "--op", "vjp", "--n", "40", "--batch", "256", "--explain")
+    assert rc == 0, err
+    lines = out.splitlines()
+    assert lines[0].startswith("a: 4 us, ") and lines[0].endswith("(measured at batch 256, n 32)")
+    assert lines[-6:] == [
+        "along n: vjp, 256 rows, float32, cpu (x contiguous, g contiguous), fastest correct entry per call",
+        "  n = 16..32: a",
+        "  below n = 36 a, above it b (interpolated between the measured n = 32 and 64)",
+        "  n = 64..128: b",
+        "  between the measured n = 128 and 256 the fastest changes from b to jit",  # b was not measured at 256
+        "  n = 256: jit"]
+    rc, calls, _ = _cli(monkeypatch, capsys, tmp_path, df, "--op", "vjp", "--n", "256", "--batch", "256",
+                        "--explain", "--calls", "100")
+    assert calls.splitlines()[-6] == ("along n: vjp, 256 rows, float32, cpu (x contiguous, g contiguous), "
+                                      "fastest correct entry for 100 calls")
+    assert calls.splitlines()[-2:] == ["  between the measured n = 128 and 256 the fastest changes from b to plain",
+                                       "  n = 256: plain"], "for 100 calls jit's compile does not pay back"
+    rc, plain, _ = _cli(monkeypatch, capsys, tmp_path, df, "--op", "vjp", "--n", "40", "--batch", "256")
+    assert "along n" not in plain and plain.splitlines()[0] == lines[0]
+
+
+def test_calls_and_json_carry_the_break_even_and_the_crossovers(monkeypatch, capsys, tmp_path):
+    df = pd.DataFrame(_compiled() + _compiled(n=4096))
+    for calls, winner in (("2399", "plain"), ("2400", "jit")):
+        rc, out, err = _cli(monkeypatch, capsys, tmp_path, df, "--op", "vjp", "--n", "1024", "--batch", "256",
+                            "--calls", calls)
+        assert rc == 0 and out.startswith(f"for {int(calls):,} calls {winner}: "), (out, err)
+    rc, out, _ = _cli(monkeypatch, capsys, tmp_path, df, "--op", "vjp", "--n", "1024", "--batch", "256", "--json")
+    d = json.loads(out)
+    assert (d["impl"], d["calls"], d["payback"]["calls"], d["payback"]["against"]) == ("jit", None, 2400, "plain")
+    assert [s["impl"] for s in d["along_n"]["stretches"]] == ["jit"] and d["along_n"]["crossovers"] == []
+    rc, out, _ = _cli(monkeypatch, capsys, tmp_path, pd.DataFrame(_curves()), "--op", "vjp", "--n", "64",
+                      "--batch", "256", "--json", "--calls", "5")
+    d = json.loads(out)
+    assert d["calls"] == 5 and d["along_n"]["calls"] == 5
+    assert d["along_n"]["crossovers"][0]["sentence"].startswith("below n = 36 a, above it b")
+
+
+@pytest.mark.parametrize("calls", ["0", "-3", "abc", "1e3", "2.5", "9" * 400, str(2**63)])
+def test_a_bad_calls_is_one_line_and_exit_2(monkeypatch, capsys, tmp_path, calls):
+    with pytest.raises(SystemExit) as exc:
+        _cli(monkeypatch, capsys, tmp_path, pd.DataFrame(_compiled()), "--op", "vjp", "--n", "1024", "--calls", calls)
+    out, err = capsys.readouterr()
+    assert exc.value.code == 2 and not out and len(err.strip().splitlines()) == 1 and "--calls" in err, err
+
