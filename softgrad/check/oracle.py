@@ -2,8 +2,8 @@
 
 The oracle computes in x87 extended precision (``np.longdouble``, 64-bit significand, eps ~1.1e-19), which
 is about 2000 times finer than float64, so a float64 implementation is never judged against a
-reference of its own precision. :mod:`mpmath` at 50 digits backs it for small inputs (``exact_*``),
-and the oracle's tests check the two agree and match closed forms.
+reference of its own precision. :mod:`mpmath` at 50 digits backs it for small inputs (``exact_softmax``,
+``exact_jacobian``, ``exact_vjp``), and the oracle's tests check the two agree and match closed forms.
 
 Inputs are the exact values the implementation saw (already rounded to its dtype), so the oracle
 answers the question "what is the correctly rounded result for these inputs?".
@@ -111,6 +111,25 @@ def exact_softmax(row: list[float], digits: int = 50) -> list:
         e = [mpmath.exp(v - m) for v in xs]
         total = mpmath.fsum(e)
         return [v / total for v in e]
+
+
+def exact_jacobian(row: list[float], digits: int = 50) -> list[list]:
+    """Jacobian of one row with mpmath: ``J[i][j] = s_i (delta_ij - s_j)`` (mpf values).
+
+    The row may hold -inf masks beside a finite entry (their rows and columns are exactly 0). The
+    diagonal is ``s_i * (sum of the other weights) / total``, so ``s_i (1 - s_i)`` keeps all its digits
+    where ``s_i`` is within 10^-digits of 1 (a dominant entry), which ``1 - s_i`` would not.
+    """
+    import mpmath
+
+    with mpmath.workdps(digits):
+        xs = [mpmath.mpf(v) for v in row]
+        m = max(xs)
+        e = [mpmath.exp(v - m) for v in xs]
+        total = mpmath.fsum(e)
+        s = [v / total for v in e]
+        return [[s[i] * mpmath.fsum(e[:i] + e[i + 1:]) / total if i == j else -s[i] * s[j]
+                 for j in range(len(s))] for i in range(len(s))]
 
 
 def exact_vjp(row: list[float], g: list[float], digits: int = 50) -> list:
