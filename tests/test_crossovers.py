@@ -13,6 +13,7 @@ pd = pytest.importorskip("pandas")
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 from test_choose import NOW, _row  # noqa: E402
+from test_report_content import _html_section, _md_table, report  # noqa: E402, F401 (report: its fixture)
 
 from softgrad.cli import main  # noqa: E402
 from softgrad.history import crossovers, results  # noqa: E402
@@ -88,6 +89,23 @@ def test_the_reports_rows_name_each_range_and_winner():
                      "layouts": "x contiguous, g contiguous", "n range -> winner": "16..32 -> a; 64..128 -> b",
                      "crossovers": "32..64 (about 36)"}]
     assert crossovers.table_rows(pd.DataFrame()) == []
+
+
+def test_the_report_has_a_crossover_table_from_the_stored_runs(report):
+    """The report's synthetic store (tests/test_report_content.py): numpy linear in n, fake-impl quadratic
+    (their curves cross at n = 250), fast-wrong 10x faster than numpy but failing its check, and a workload
+    run at 512x32000 (a curve of its own rows)."""
+    md, page, _ = report
+    rows = {(r["op"], r["batch"]): r for r in _md_table(md, "Crossovers along n")}
+    assert set(rows) == {(op, batch) for op in ("softmax", "vjp") for batch in ("256", "512")}
+    for op in ("softmax", "vjp"):
+        assert rows[op, "256"]["n range -> winner"] == "16..64 -> fake-impl; 256..4096 -> numpy"
+        # at n = 256 numpy (65.5 us) and fake-impl (67.1 us) are within each other's quartiles
+        assert rows[op, "256"]["crossovers"] == "64..256 (about 250), not clear"
+    assert rows["softmax", "512"]["n range -> winner"] == "32000 -> fake-impl"
+    assert rows["vjp", "512"]["n range -> winner"] == "32000 -> numpy"
+    section = _html_section(page, "crossovers")
+    assert "16..64 -&gt; fake-impl" in section and "fast-wrong" not in section
 
 
 # --- break-even: a compiled entry's compile paid once over N calls --------------------------------------------
