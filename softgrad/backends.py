@@ -75,6 +75,13 @@ class Backend:
         """A read-only view of ``a`` repeated to ``shape`` (stride 0 along the repeated axes), no copy."""
         return np.broadcast_to(a, shape)
 
+    def pad_columns(self, a: Any, width: int) -> Any:
+        """A new array of ``a``'s leading shape and ``width`` columns: ``a`` in the first ones, NaN after them
+        (what a read past a row's end meets, so that it shows in the result)."""
+        buf = np.full((*a.shape[:-1], width), np.nan, dtype=a.dtype)
+        buf[..., : a.shape[-1]] = a
+        return buf
+
     def dtype_name(self, a: Any) -> str | None:
         """The softgrad dtype name of a native array, or None if it is not one of ours."""
         raise NotImplementedError
@@ -133,6 +140,11 @@ class TorchBackend(Backend):
     def broadcast_to(self, a: Any, shape: tuple[int, ...]) -> Any:
         return a.expand(shape)
 
+    def pad_columns(self, a: Any, width: int) -> Any:
+        buf = self._torch().full((*a.shape[:-1], width), float("nan"), dtype=a.dtype, device=a.device)
+        buf[..., : a.shape[-1]] = a
+        return buf
+
     def to_numpy(self, a: Any) -> np.ndarray:
         torch = self._torch()
         a = a.detach().to("cpu")
@@ -186,6 +198,13 @@ class JaxBackend(Backend):
         import jax.numpy as jnp
 
         return jnp.broadcast_to(a, shape)
+
+    def pad_columns(self, a: Any, width: int) -> Any:
+        import jax.numpy as jnp
+
+        # A jax array has no strides: the padded buffer's leading columns are a new array of the same values
+        # (as a sliced view is); the padding is made all the same, so every backend runs one layout.
+        return jnp.pad(a, [(0, 0)] * (a.ndim - 1) + [(0, width - a.shape[-1])], constant_values=jnp.nan)
 
     def to_numpy(self, a: Any) -> np.ndarray:
         import jax.numpy as jnp

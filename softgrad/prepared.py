@@ -25,15 +25,28 @@ PROBE_N = 256
 
 
 #: how an input is laid out in memory: ``contiguous``; ``transposed`` (a column-major view: ``base.T`` of an
-#: ``(..., n, rows)`` array); ``sliced`` (every second column of rows twice as long)
-LAYOUTS: tuple[str, ...] = ("contiguous", "transposed", "sliced")
+#: ``(..., n, rows)`` array); ``sliced`` (every second column of rows twice as long); ``padded`` (the leading
+#: ``n`` columns of a buffer whose rows are padded, as an LM head allocates its logits: ``buf[..., :n]``, the
+#: last stride 1 and the row stride :func:`padded_width`, the padding NaN)
+LAYOUTS: tuple[str, ...] = ("contiguous", "transposed", "sliced", "padded")
 #: and for the cotangent ``g`` also: ``broadcast`` (one row repeated over the leading axes, stride 0: the
 #: gradient of ``sum(w * softmax(x))``) and ``scalar`` (one value, every stride 0: the gradient of a sum loss)
 G_LAYOUTS: tuple[str, ...] = (*LAYOUTS, "broadcast", "scalar")
 
 
+#: a ``padded`` row's buffer is ``n`` rounded up past a multiple of this (a vocabulary padded for the GEMM tiles)
+PAD_MULTIPLE = 64
+
+
+def padded_width(n: int) -> int:
+    """The row length of a ``padded`` view's buffer: the next multiple of :data:`PAD_MULTIPLE` above ``n``
+    (strictly: a row of 64 is padded to 128), so the padding is never empty."""
+    return (n // PAD_MULTIPLE + 1) * PAD_MULTIPLE
+
+
 def base_shape(shape: tuple[int, ...], layout: str | None) -> tuple[int, ...]:
-    """The shape of the array a ``layout`` view of logical ``shape`` is taken from."""
+    """The shape of the array a ``layout`` view of logical ``shape`` is taken from (``padded``: the values
+    themselves, which :func:`view` copies into the padded buffer)."""
     shape = tuple(shape)
     if layout == "transposed" and len(shape) >= 2:
         return (*shape[:-2], shape[-1], shape[-2])
@@ -48,12 +61,17 @@ def base_shape(shape: tuple[int, ...], layout: str | None) -> tuple[int, ...]:
 
 def view(a: Any, layout: str | None, shape: tuple[int, ...] | None = None, backend: Backend | None = None) -> Any:
     """Apply a layout to its base array (NumPy, torch and jax all share this indexing): ``transposed`` swaps
-    the last two axes, ``sliced`` takes every second column, ``broadcast`` and ``scalar`` repeat the base to
-    the logical ``shape`` through ``backend`` (NumPy's by default); anything else leaves ``a`` as it is."""
+    the last two axes, ``sliced`` takes every second column, ``padded`` copies the base into the leading
+    columns of a wider buffer (:meth:`~softgrad.backends.Backend.pad_columns`) and takes them, ``broadcast``
+    and ``scalar`` repeat the base to the logical ``shape``; ``backend`` (NumPy's by default) makes the
+    buffers. Anything else leaves ``a`` as it is."""
     if layout == "transposed" and len(a.shape) >= 2:
         return a.swapaxes(-1, -2) if hasattr(a, "swapaxes") else a.transpose(-1, -2)
     if layout == "sliced":
         return a[..., ::2]
+    if layout == "padded":
+        n = a.shape[-1]
+        return (backend or get_backend("numpy")).pad_columns(a, padded_width(n))[..., :n]
     if layout in ("broadcast", "scalar"):
         if shape is None:
             raise ValueError(f"a {layout} view needs the logical shape")
@@ -95,7 +113,7 @@ def prepare(impl: Implementation, op: str, dtype: str, device: str, x: np.ndarra
     and ``g`` are the base arrays of :func:`base_shape`."""
     backend = get_backend(impl.backend)
     fn = impl.ops_for(device)[op]
-    args: tuple[Any, ...] = (view(backend.from_numpy(x, dtype, device), layout),)
+    args: tuple[Any, ...] = (view(backend.from_numpy(x, dtype, device), layout, backend=backend),)
     if op == "vjp":
         if g is None:
             raise ValueError(f"{impl.name} vjp needs a cotangent g")
@@ -158,5 +176,5 @@ def too_slow(impl: Implementation, op: str, dtype: str, device: str, x: np.ndarr
     return None
 
 
-__all__ = ["G_LAYOUTS", "LAYOUTS", "PROBE_N", "Prepared", "base_shape", "estimate_seconds", "prepare", "too_slow",
-           "view"]
+__all__ = ["G_LAYOUTS", "LAYOUTS", "PAD_MULTIPLE", "PROBE_N", "Prepared", "base_shape", "estimate_seconds",
+           "padded_width", "prepare", "too_slow", "view"]

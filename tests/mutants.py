@@ -52,8 +52,11 @@ class Mutant:
     ops: dict[str, Fn]
     caught_by: frozenset[str]  # checks that must fire (at least these)
     dtypes: tuple[str, ...] = ("float64", "float32", "float16")
-    #: ``"g-layout"``: the bug shows only in cases whose g is laid out unlike x (the rest must pass)
+    #: ``"g-layout"``: the bug shows only in cases whose g is laid out unlike x (the rest must pass);
+    #: ``"padded"``: only in cases whose x or g is the leading columns of a padded buffer
     only_where: str | None = None
+    #: no check but ``caught_by`` may fire: the values are right, and only that property sees the bug
+    only_checks: bool = False
 
 
 def _ops(softmax_fn: Fn = softmax, jacobian_fn: Fn = jacobian, vjp_fn: Fn = vjp) -> dict[str, Fn]:
@@ -175,6 +178,64 @@ def _wrong_shape_jacobian(x):
     return softmax(x)  # returns s where J is due
 
 
+def _packed_rows(a):
+    """``a`` as a kernel sees it that checks only the last stride (``stride(-1) == 1``, else a contiguous
+    copy) and then takes row ``i`` to start ``i * n`` elements past the first: right for every view but
+    the leading columns of a padded buffer, whose rows are further apart (a broadcast, zero stride, is copied)."""
+    if a.ndim < 2 or a.strides[-1] != a.itemsize or 0 in a.strides:
+        a = np.ascontiguousarray(a)
+    packed = tuple(int(np.prod(a.shape[i + 1:])) * a.itemsize for i in range(a.ndim))
+    return np.lib.stride_tricks.as_strided(a, a.shape, packed, writeable=False)
+
+
+def _softmax_packed_rows(x):
+    return softmax(_packed_rows(x))
+
+
+def _vjp_g_packed_rows(x, g):
+    return vjp(x, _packed_rows(g))
+
+
+_static_outputs: dict = {}
+
+
+def _static_output_softmax(x):
+    """One output buffer per (shape, dtype), written and returned by every call (a captured graph's output)."""
+    key = (x.shape, x.dtype.str)
+    if key not in _static_outputs:
+        _static_outputs[key] = np.empty(x.shape, x.dtype)
+    out = _static_outputs[key]
+    out[...] = softmax(x)
+    return out
+
+
+_buffer_pairs: dict = {}
+
+
+def _double_buffered_jacobian(x):
+    """Two output buffers per (shape, dtype), used in turn: a result lasts one later call, not two."""
+    key = (x.shape, x.dtype.str)
+    if key not in _buffer_pairs:
+        _buffer_pairs[key] = [np.empty((*x.shape, x.shape[-1]), x.dtype) for _ in range(2)]
+    pair = _buffer_pairs[key]
+    pair.reverse()  # the other buffer's turn
+    pair[0][...] = jacobian(x)
+    return pair[0]
+
+
+_workspace = np.empty(0, np.uint8)
+
+
+def _vjp_in_workspace(x, g):
+    """The VJP written to the head of one module-level workspace (grown as needed) and returned as a view."""
+    global _workspace
+    if _workspace.size < x.nbytes:
+        _workspace = np.empty(x.nbytes, np.uint8)
+    out = _workspace[: x.nbytes].view(x.dtype).reshape(x.shape)
+    out[...] = vjp(x, g)
+    return out
+
+
 MUTANTS: tuple[Mutant, ...] = (
     Mutant("sign-flip", "off-diagonal terms +s_i s_j instead of -s_i s_j", _ops(jacobian_fn=_sign_flip),
            frozenset({"accuracy", "rows-sum-to-zero", "columns-sum-to-zero"})),
@@ -213,4 +274,14 @@ MUTANTS: tuple[Mutant, ...] = (
            _ops(vjp_fn=_zero_stride_g_is_constant), frozenset({"accuracy"}), only_where="g-layout"),
     Mutant("wrong-shape-jacobian", "jacobian returns an (..., n) array", _ops(jacobian_fn=_wrong_shape_jacobian),
            frozenset({"contract"})),
+    Mutant("packed-rows", "x's rows taken as packed when its last stride is 1", _ops(_softmax_packed_rows),
+           frozenset({"nan-policy"}), only_where="padded"),
+    Mutant("g-packed-rows", "the VJP takes g's rows as packed when its last stride is 1",
+           _ops(vjp_fn=_vjp_g_packed_rows), frozenset({"nan-policy"}), only_where="padded"),
+    Mutant("static-output", "softmax returns one buffer per shape, rewritten by every call",
+           _ops(_static_output_softmax), frozenset({"result-overwritten"}), only_checks=True),
+    Mutant("double-buffered", "jacobian returns two buffers in turn: a result lasts one later call",
+           _ops(jacobian_fn=_double_buffered_jacobian), frozenset({"result-overwritten"}), only_checks=True),
+    Mutant("workspace-view", "the VJP returns a view of a module-level workspace",
+           _ops(vjp_fn=_vjp_in_workspace), frozenset({"result-overwritten"}), only_checks=True),
 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import softgrad
-from softgrad.check.cases import CATALOGUE
+from softgrad.check.cases import CASES, CATALOGUE, Case
 from softgrad.check.checker import check_case
 
 from mutants import MUTANTS, Mutant, _ops
@@ -48,15 +48,40 @@ def test_mutant_is_caught(mutant: Mutant):
     assert fired, f"mutant {mutant.name} ({mutant.bug}) was not caught by any check"
     missing = mutant.caught_by - fired
     assert not missing, f"mutant {mutant.name}: expected {sorted(missing)} to fire; fired {sorted(fired)}"
+    if mutant.only_checks:  # the values are right: every other check passes
+        assert fired == mutant.caught_by, f"mutant {mutant.name}: {sorted(fired - mutant.caught_by)} fired too"
     print(f"{mutant.name}: caught by {', '.join(sorted(fired))}; e.g. {lines[0]}")
 
 
-@pytest.mark.parametrize("mutant", [m for m in MUTANTS if m.only_where == "g-layout"], ids=lambda m: m.name)
-def test_a_g_layout_bug_fails_exactly_the_cases_where_g_is_laid_out_unlike_x(mutant: Mutant):
+#: the cases a layout bug may fail: g laid out unlike x; x or g the leading columns of a padded buffer
+LAYOUT_CASES = {"g-layout": lambda c: c.g_layout not in (None, c.layout),
+                "padded": lambda c: "padded" in (c.layout, c.layout_of_g)}
+
+
+@pytest.mark.parametrize("mutant", [m for m in MUTANTS if m.only_where], ids=lambda m: m.name)
+def test_a_layout_bug_fails_only_the_cases_of_its_layout(mutant: Mutant):
     _, lines = _fired_registered(f"mutant-{mutant.name}", mutant.ops, mutant.dtypes)
     failing = {line.split(" case ")[1].split()[0] for line in lines}
-    own_layout = {c.name for c in CATALOGUE if c.quick and c.g_layout not in (None, c.layout)}
-    assert failing and failing <= own_layout, f"{mutant.name} failed outside the g-layout cases: {failing - own_layout}"
+    own_layout = {c.name for c in CATALOGUE if c.quick and LAYOUT_CASES[mutant.only_where](c)}
+    assert failing and failing <= own_layout, f"{mutant.name} failed outside the {mutant.only_where} cases: " \
+                                              f"{failing - own_layout}"
+
+
+def test_a_result_must_outlast_two_later_calls():
+    """Two output buffers used in turn keep a result through one later call: the ownership check makes two
+    (determinism's second call on the same input left out), and a correct entry passes the same sequence."""
+    double = next(m for m in MUTANTS if m.name == "double-buffered")
+    case: Case = CASES["normal-1"]
+    for name, ops, failed in (("mutant-double-buffered", double.ops, ["result-overwritten"]),
+                              ("mutant-control", _ops(), [])):
+        impl = _register(name, ops, ("float64",))
+        try:
+            rec = check_case(impl, "jacobian", "float64", case, determinism=False)
+        finally:
+            softgrad.unregister(impl.name)
+        assert rec.failed == failed, rec.line()
+        if failed:
+            assert "changed by 2 later calls on other values" in rec.message and "entries, first at" in rec.message
 
 
 def test_control_is_not_flagged():

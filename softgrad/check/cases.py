@@ -6,7 +6,9 @@ target dtype, so the oracle sees exactly what the implementation sees.
 
 Layouts (:data:`softgrad.prepared.LAYOUTS`): ``contiguous``; ``transposed`` (the implementation gets
 ``base.T`` of a ``(n, batch)`` array, a column-major view); ``sliced`` (it gets ``base[..., ::2]`` of a row
-twice as long). The cotangent ``g`` has a layout of its own (by default ``x``'s), which may also be
+twice as long); ``padded`` (it gets ``buf[..., :n]`` of a buffer whose rows are padded past the next
+multiple of 64 with NaN, as an LM head's logits ``logits[:, :vocab]``: the last stride 1, rows not packed).
+The cotangent ``g`` has a layout of its own (by default ``x``'s), which may also be
 ``broadcast`` (one row, stride 0 over the batch) or ``scalar`` (one value, every stride 0), as the
 gradients of ``sum(w * softmax(x))`` and of a sum loss are.
 """
@@ -62,9 +64,10 @@ class Case:
         """Shape of the array the layout's view of ``x`` is taken from."""
         return base_shape(self.shape, self.layout)
 
-    def inputs(self, dtype: str) -> tuple[np.ndarray, np.ndarray]:
-        """``(x, g)`` as float64 arrays holding values exact in ``dtype``, each in its layout's base form."""
-        rng = np.random.default_rng(zlib.crc32(self.name.encode()))
+    def inputs(self, dtype: str, draw: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """``(x, g)`` as float64 arrays holding values exact in ``dtype``, each in its layout's base form;
+        ``draw`` > 0: other values of the same kind, shape and layouts (a later call of a caller's loop)."""
+        rng = np.random.default_rng(zlib.crc32(self.name.encode() + (f"#{draw}".encode() if draw else b"")))
         logical = np.asarray(self.make(rng, self.shape), dtype=np.float64).reshape(self.shape)
         g = rng.standard_normal(self.shape)
         g_base = base_shape(self.shape, self.layout_of_g)
@@ -156,10 +159,16 @@ CATALOGUE: tuple[Case, ...] = (
     Case("transposed", (8, 33), normal(2.0), "column-major input: code assuming contiguous rows", "transposed"),
     Case("sliced", (8, 33), normal(2.0), "strided rows (x[:, ::2]): code ignoring strides", "sliced"),
     Case("leading-3d", (2, 3, 17), normal(2.0), "several leading dims: reshape and axis mistakes"),
+    Case("padded", (8, 50), normal(2.0), "rows of a padded buffer (logits[:, :vocab], rows of 64): code that "
+         "takes a last stride of 1 for packed rows reads the padding", "padded"),
     Case("x-transposed-g-contiguous", (8, 33), normal(2.0), "x column-major, g row-major: g read in x's layout",
          "transposed", ops=("vjp",), g_layout="contiguous"),
     Case("x-sliced-g-transposed", (2, 5, 33), normal(2.0), "x strided, g column-major: one stride for both",
          "sliced", ops=("vjp",), g_layout="transposed"),
+    Case("x-padded-g-contiguous", (2, 3, 64), normal(2.0), "x rows of a padded buffer (n = 64 padded to 128), g "
+         "packed: g read with x's row stride", "padded", ops=("vjp",), g_layout="contiguous"),
+    Case("x-contiguous-g-padded", (8, 50), normal(2.0), "g the gradient of padded logits' leading columns, x "
+         "packed: x's row stride used for g", ops=("vjp",), g_layout="padded"),
     Case("g-broadcast", (8, 33), normal(2.0), "g one row over the batch (stride 0), as for sum(w * softmax(x))",
          ops=("vjp",), g_layout="broadcast"),
     Case("g-scalar", (2, 3, 17), normal(2.0), "g of a sum loss: one 1 with every stride 0; the VJP is 0",

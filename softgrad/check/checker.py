@@ -2,8 +2,8 @@
 
 The checker takes entries from the registry and inputs from the case catalogue; it knows nothing of
 timing. A record fails if any check fails: contract (shape, dtype), accuracy against the oracle, the NaN
-pattern of the non-finite policy, an input modified in place, non-determinism, a mathematical property,
-or finite differences. An implementation that raises fails the case with its error; the check goes on.
+pattern of the non-finite policy, the call's contract with its caller (an input modified in place,
+non-determinism, a result that later calls overwrite), a mathematical property, or finite differences. An implementation that raises fails the case with its error; the check goes on.
 """
 
 from __future__ import annotations
@@ -31,6 +31,9 @@ JACOBIAN_ELEMENT_BUDGET = 1 << 22
 FD_JACOBIAN_MAX_N = 64
 #: Largest rows*n for property checks that build a Jacobian from the same implementation.
 PROPERTY_JACOBIAN_BUDGET = 1 << 16
+#: Later calls, each on other values of the case's shape, dtype and layouts (a caller's next steps), after
+#: which a result taken earlier must be as it was: two, so that buffers used in turn are caught as well as one
+OWNERSHIP_CALLS = 2
 
 CHECKS = (
     "error",  # the implementation raised
@@ -39,6 +42,7 @@ CHECKS = (
     "accuracy",  # error against the oracle above tolerance
     "input-modified",  # the caller's array was overwritten
     "deterministic",  # the same input twice gave different bits
+    "result-overwritten",  # a later call changed a result the caller holds (a reused output buffer)
     "sums-to-one",
     "in-unit-interval",
     "symmetric",
@@ -139,6 +143,14 @@ def _same_bits(a: np.ndarray, b: np.ndarray) -> bool:
     return a.shape == b.shape and bool(np.array_equal(a, b, equal_nan=True))
 
 
+def _differences(now: np.ndarray, was: np.ndarray) -> str:
+    """How two results of one shape differ: how many entries, the first of them, with both values."""
+    diff = np.argwhere(~((now == was) | (np.isnan(now) & np.isnan(was))))
+    first = tuple(diff[0].tolist())
+    return (f"{diff.shape[0]} of {now.size} entries, first at {list(first)} "
+            f"({float(was[first]):.9g}, then {float(now[first]):.9g})")
+
+
 def check_case(impl: Implementation, op: str, dtype: str, case: Case, device: str = "cpu", *,
                determinism: bool = True, properties_on: bool = True) -> Record:
     """Run every applicable check of ``impl`` on one op, dtype, device and case."""
@@ -190,8 +202,15 @@ def _run_checks(impl: Implementation, op: str, dtype: str, case: Case, device: s
     if determinism and case.rows * case.n <= 1 << 20:
         again = backend.to_numpy(call())
         if not _same_bits(again, out):
-            diff = np.argwhere(~((again == out) | (np.isnan(again) & np.isnan(out))))
-            problems.append(("deterministic", f"a second call differed at {diff.shape[0]} entries, first at {diff[0].tolist()}"))
+            problems.append(("deterministic", f"a second call on the same input differed: {_differences(again, out)}"))
+    if out.size:
+        for draw in range(1, OWNERSHIP_CALLS + 1):  # the caller's next steps: new values, same shape and layouts
+            prepare(impl, op, dtype, device, *case.inputs(dtype, draw), layout=case.layout,
+                    g_layout=case.layout_of_g)()
+        now = backend.to_numpy(result)
+        if not _same_bits(now, out):
+            problems.append(("result-overwritten", f"the result was changed by {OWNERSHIP_CALLS} later calls on "
+                                                   f"other values: {_differences(now, out)}"))
     if properties_on and out.size:
         problems += _property_problems(impl, op, dtype, case, device, x, g, x_nat, out, tol)
     return problems
