@@ -70,7 +70,18 @@ rounds_count = _number("a number of rounds", integer=True, low=1, high=100)
 positive_seconds = _number("a number of seconds", low=0, high=MAX_SECONDS, low_open=True)
 nonnegative_seconds = _number("a number of seconds", low=0, high=MAX_SECONDS)
 slowdown_factor = _number("a factor", low=1, high=1000)
+change_fraction = _number("a fraction", low=0, high=10, low_open=True)
 
+
+def _date(text: str):
+    """An argparse type for a date flag: an ISO date or date and time (UTC unless a zone is given)."""
+    from .history.changes import parse_since
+
+    try:
+        return parse_since(text)
+    except ValueError:
+        shown = repr(text) if len(text) <= 40 else f"{text[:12]!r}... ({len(text)} characters)"
+        raise argparse.ArgumentTypeError(f"{shown} is not a date (YYYY-MM-DD or YYYY-MM-DDTHH:MM)") from None
 
 def _one_line(text: object) -> str:
     return one_line(text, limit=2000) or "(no message)"
@@ -419,6 +430,27 @@ def _confirm(new, findings, args, confirm_findings):
     return confirm_findings(findings, rows, args.factor, args.min_delta)
 
 
+def cmd_history(args: argparse.Namespace) -> int:
+    from .history import changes, results
+
+    loaded = results.load()
+    _warn(args, loaded)
+    try:
+        repo = paths.repo_root()
+    except paths.PathError:
+        repo = None
+    try:
+        found = changes.find(loaded, changes.metas(loaded), impl=args.impl, op=args.op, workload=args.workload,
+                             since=args.since, threshold=args.threshold or changes.THRESHOLD, repo=repo)
+    except changes.HistoryError as exc:
+        raise UsageError(str(exc)) from None
+    if args.json:
+        print(json.dumps(found.to_dict(), indent=1))
+    else:
+        print("\n".join(found.lines()))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="softgrad", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -506,6 +538,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress on stderr (with --confirm)")
     _add_plugins(p)
     p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("history", help="change points of each benchmark over the stored runs, and what changed")
+    p.add_argument("--impl", metavar="NAME", help="one implementation's benchmarks")
+    p.add_argument("--op", choices=OPS, help="one op's benchmarks")
+    p.add_argument("--workload", metavar="NAME", help="one workload's benchmarks (default grid: default)")
+    p.add_argument("--since", type=_date, metavar="DATE", help="only change points from DATE on (YYYY-MM-DD)")
+    p.add_argument("--threshold", type=change_fraction, metavar="F", help="the relative move that counts (default 0.1)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_history)
     return parser
 
 
