@@ -9,7 +9,10 @@
   until the last benchmark process is gone.
 - :func:`python_env` and :func:`neutral_cwd`: child Pythons start with ``PYTHONSAFEPATH=1`` in an empty
   folder, so a ``json.py`` or ``asv.py`` planted in ``results/`` (restored from a branch by the nightly
-  job) or in the current directory is never imported.
+  job) or in the current directory is never imported. Their ``TMPDIR`` is :func:`scratch_tmp`, a folder
+  of softgrad's own: what a child killed mid-way leaves there (asv's discovery folder) goes with it.
+- :func:`sigterm_as_interrupt`: SIGTERM stops softgrad the way Ctrl-C does (:class:`Terminated`, a
+  ``KeyboardInterrupt``), so the same cleanup runs: workers killed, temporary folders removed.
 
 Run as ``python -m softgrad.children PARENT_PID -- CMD ...`` it is the guard itself.
 """
@@ -17,6 +20,7 @@ Run as ``python -m softgrad.children PARENT_PID -- CMD ...`` it is the guard its
 from __future__ import annotations
 
 import atexit
+import contextlib
 import ctypes
 import os
 import shutil
@@ -24,8 +28,9 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 _PR_SET_PDEATHSIG = 1
@@ -50,23 +55,64 @@ def die_with_parent(parent_pid: int, sig: int = signal.SIGKILL) -> None:
         os._exit(1)
 
 
-_neutral: str | None = None
+_own: dict[str, str] = {}
+_own_lock = threading.Lock()  # check lanes ask from threads of their own
+
+
+def _own_folder(kind: str) -> str:
+    """A folder of this process's own, ``softgrad-KIND-*`` in TMPDIR, removed with its contents when the
+    process exits (after Ctrl-C and SIGTERM too: see :func:`sigterm_as_interrupt`)."""
+    with _own_lock:
+        path = _own.get(kind)
+        if path is None or not os.path.isdir(path):
+            path = _own[kind] = tempfile.mkdtemp(prefix=f"softgrad-{kind}-")
+            atexit.register(shutil.rmtree, path, True)
+        return path
 
 
 def neutral_cwd() -> str:
     """An empty folder of this process's own, the working directory of child Pythons."""
-    global _neutral
-    if _neutral is None or not os.path.isdir(_neutral):
-        _neutral = tempfile.mkdtemp(prefix="softgrad-cwd-")
-        atexit.register(shutil.rmtree, _neutral, True)
-    return _neutral
+    return _own_folder("cwd")
+
+
+def scratch_tmp() -> str:
+    """The ``TMPDIR`` of this process's children: a folder of its own, removed when it exits. A child that
+    softgrad kills (Ctrl-C, SIGTERM, a hang) runs no cleanup of its own; its temporary files go with this."""
+    return _own_folder("tmp")
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread where Ctrl-C raises ``KeyboardInterrupt``: everything that cleans
+    up after Ctrl-C (``finally`` blocks, workers killed, ``atexit``: the :func:`neutral_cwd` folder) runs for
+    ``kill`` too, where the signal's default action would end the process on the spot."""
+
+
+def _terminated(signum: int, frame: object) -> None:
+    raise Terminated
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM raises :class:`Terminated` while the block runs (in the main thread; elsewhere, and where the
+    signal is ignored, nothing changes); the previous handler is restored after it."""
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGTERM) == signal.SIG_IGN:
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _terminated)
+    try:
+        yield
+    finally:
+        if previous is not None:  # None: a handler set outside Python, which cannot be put back
+            signal.signal(signal.SIGTERM, previous)
 
 
 def python_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment of a child Python: this one's, with ``PYTHONSAFEPATH=1`` (neither the working
-    directory nor a script's folder goes on ``sys.path``) and softgrad's own source folder on
-    ``PYTHONPATH`` (so a softgrad run from a checkout, not installed, is still found)."""
-    env = {**os.environ, **(extra or {})}
+    directory nor a script's folder goes on ``sys.path``), softgrad's own source folder on
+    ``PYTHONPATH`` (so a softgrad run from a checkout, not installed, is still found) and
+    :func:`scratch_tmp` as ``TMPDIR``."""
+    env = {**os.environ, "TMPDIR": scratch_tmp(), **(extra or {})}
     env["PYTHONSAFEPATH"] = "1"
     source = str(Path(__file__).resolve().parent.parent)
     parts = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]

@@ -11,6 +11,11 @@ work units fail without starting a worker. Workers die with the process that sta
 
 Protocol: a worker sends ``("ready",)`` once built, then ``("record", Record.to_dict())`` per case in
 order. Anything else fails the case it arrived for, and the worker is replaced.
+
+Interruption: a terminal's Ctrl-C reaches the workers too; they ignore it (blocked from their start,
+ignored once running), so none prints a traceback. The parent stops them: on Ctrl-C or SIGTERM
+(:class:`softgrad.children.Terminated`) in :func:`run_plan`, each lane kills its worker within 0.1 s and
+starts no other, and the exception goes on to the caller.
 """
 
 from __future__ import annotations
@@ -18,7 +23,9 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import queue
+import signal
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterable
@@ -29,7 +36,7 @@ from typing import IO, Any
 from .. import paths, registry
 from .cases import CATALOGUE, Case, get_case
 from .checker import Record, check_case
-from ..children import die_with_parent
+from ..children import die_with_parent, scratch_tmp
 from ..contract import OPS, check_dtype, check_op
 
 #: worker processes at a time (one implementation and dtype each); two on this project's 2-core machines
@@ -87,6 +94,10 @@ class ProtocolError(Exception):
     """A worker's message that is not the one due (unreadable, untagged, or a record of another case)."""
 
 
+class _Stopped(Exception):
+    """The run is being stopped (Ctrl-C, SIGTERM): the lane kills its worker and starts no other."""
+
+
 class StartupFailures:
     """Start-up failures by implementation name, shared by the lanes of one run (thread-safe): once a
     worker of an implementation failed to start, its other units fail at once instead of waiting again."""
@@ -121,9 +132,11 @@ def _halves(dtypes: list[str]) -> list[list[str]]:
     return [d for d in (dtypes[:k], dtypes[k:]) if d]
 
 
-def _worker_environment() -> None:
-    """Settings for check workers only (the benchmarks leave both unset), made before any framework loads.
+def _worker_environment(tmp: str) -> None:
+    """Settings for check workers, made before any framework loads (the benchmarks leave the last two unset).
 
+    - ``TMPDIR`` is ``tmp``, the parent's :func:`softgrad.children.scratch_tmp`: a worker is killed (a hang,
+      Ctrl-C) with no chance to clean up, and whatever it left there goes when softgrad exits.
     - JAX keeps compiled programs on disk between check workers: each case is a new shape, so jit
       compiles on nearly every call, and ``jax-jacfwd`` shares ``jax-jit``'s softmax and VJP programs.
       The cache key covers the program, the compile options and the jax version: a hit cannot change
@@ -133,15 +146,17 @@ def _worker_environment() -> None:
       n = 1025 took 1.6 s alone and 14.6 s beside a JAX worker). Thread counts are left as they are, so
       parallel code paths are still the ones checked.
     """
+    os.environ["TMPDIR"] = tempfile.tempdir = tmp
     os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(paths.cache_dir() / "jax"))
     os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def _worker(entry: str | registry.Implementation, plugins: list[str], tasks: list[Task], out: Any,
-            parent_pid: int) -> None:
+            parent_pid: int, tmp: str) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C reaches us too: the parent stops us
     die_with_parent(parent_pid)  # a kill -9 of softgrad must not leave a hung worker behind
-    _worker_environment()
+    _worker_environment(tmp)
     for path in plugins:
         registry.load_plugin(path)
     impl = registry.get(entry) if isinstance(entry, str) else entry
@@ -161,11 +176,13 @@ def _failed(impl: registry.Implementation, task: Task, failure: str, message: st
                   [failure], message=message)
 
 
-def _receive(conn: Any, proc: Any, timeout_s: float) -> Any:
+def _receive(conn: Any, proc: Any, timeout_s: float, stop: threading.Event | None = None) -> Any:
     """The worker's next message; ``queue.Empty`` once ``timeout_s`` passes or the worker has died,
-    ``ProtocolError`` for bytes that do not unpickle."""
+    ``ProtocolError`` for bytes that do not unpickle, ``_Stopped`` within 0.1 s of ``stop`` being set."""
     deadline = time.monotonic() + timeout_s
     while True:
+        if stop is not None and stop.is_set():
+            raise _Stopped
         if conn.poll(min(0.1, max(0.0, deadline - time.monotonic()))):
             try:
                 return conn.recv()
@@ -196,10 +213,10 @@ def _record_of(impl: registry.Implementation, task: Task, msg: Any) -> Record:
     return rec
 
 
-def _start_up(conn: Any, proc: Any, limit_s: float) -> tuple[str, str] | None:
+def _start_up(conn: Any, proc: Any, limit_s: float, stop: threading.Event | None) -> tuple[str, str] | None:
     """Wait for the worker's ready message; the (failure kind, message) if it never comes."""
     try:
-        msg = _receive(conn, proc, limit_s)
+        msg = _receive(conn, proc, limit_s, stop)
     except queue.Empty:
         if proc.is_alive():
             return "timeout", (f"worker not ready within the {limit_s:g} s start-up limit (import or build); "
@@ -224,25 +241,43 @@ def _sendable(impl: registry.Implementation) -> str | registry.Implementation:
     return impl
 
 
+def _start_deaf_to_ctrl_c(proc: Any) -> None:
+    """Start ``proc`` with SIGINT blocked: the signal mask survives fork and exec, so a Ctrl-C that comes
+    while the worker starts Python, imports and unpickles its work stays pending until :func:`_worker`
+    ignores it, instead of raising there (with a traceback). Only this thread's mask changes, for the start."""
+    if not hasattr(signal, "pthread_sigmask"):
+        proc.start()
+        return
+    from multiprocessing import resource_tracker
+
+    resource_tracker.ensure_running()  # the first start launches it, then unblocks SIGINT: launch it first
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        proc.start()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
 def _run_worker(impl: registry.Implementation, pending: list[Task], timeout_s: float, startup_timeout_s: float,
-                startup_failures: StartupFailures, emit: Any) -> int:
+                startup_failures: StartupFailures, emit: Any, stop: threading.Event | None = None) -> int:
     """Check ``pending`` in one fresh worker until it is done, hangs, dies or breaks the protocol; the number
-    of tasks settled (0 when it failed to start: that goes to ``startup_failures``)."""
+    of tasks settled (0 when it failed to start: that goes to ``startup_failures``). ``_Stopped`` once
+    ``stop`` is set, the worker killed."""
     ctx = mp.get_context("spawn")
     conn, child_end = ctx.Pipe(duplex=False)
-    args = (_sendable(impl), registry.loaded_plugins(), pending, child_end, os.getpid())
+    args = (_sendable(impl), registry.loaded_plugins(), pending, child_end, os.getpid(), scratch_tmp())
     proc = ctx.Process(target=_worker, args=args, daemon=True)
-    proc.start()
     done = 0
     try:
-        failed = _start_up(conn, proc, startup_timeout_s)
+        _start_deaf_to_ctrl_c(proc)
+        failed = _start_up(conn, proc, startup_timeout_s, stop)
         if failed:
             startup_failures.add(impl.name, *failed)
             return 0
         while done < len(pending):
             task = pending[done]
             try:
-                emit(_record_of(impl, task, _receive(conn, proc, timeout_s)))
+                emit(_record_of(impl, task, _receive(conn, proc, timeout_s, stop)))
             except queue.Empty:
                 if proc.is_alive():
                     emit(_failed(impl, task, "timeout",
@@ -256,21 +291,24 @@ def _run_worker(impl: registry.Implementation, pending: list[Task], timeout_s: f
             done += 1
         return done
     finally:
-        if proc.is_alive():
-            proc.kill()
-        proc.join()
+        if proc.pid is not None:  # started
+            if proc.is_alive():
+                proc.kill()
+            proc.join()
         conn.close()
         child_end.close()
 
 
 def check_isolated(impl: registry.Implementation, tasks: list[Task], timeout_s: float,
                    on_record: Any = None, startup_timeout_s: float | None = None,
-                   startup_failures: StartupFailures | None = None) -> list[Record]:
+                   startup_failures: StartupFailures | None = None,
+                   stop: threading.Event | None = None) -> list[Record]:
     """Check ``tasks`` of one implementation in worker processes, surviving hangs and crashes.
 
     A worker gets ``startup_timeout_s`` (default :data:`STARTUP_TIMEOUT_S`) to import and build, then
     ``timeout_s`` per case. Once a worker of ``impl`` failed to start (here or in another unit sharing
-    ``startup_failures``), every remaining task fails at once with that reason.
+    ``startup_failures``), every remaining task fails at once with that reason. Once ``stop`` is set, the
+    worker is killed and the records so far come back (the caller is being interrupted).
     """
     startup_timeout_s = STARTUP_TIMEOUT_S if startup_timeout_s is None else startup_timeout_s
     startup_failures = StartupFailures() if startup_failures is None else startup_failures
@@ -282,13 +320,17 @@ def check_isolated(impl: registry.Implementation, tasks: list[Task], timeout_s: 
             on_record(rec)
 
     pending = list(tasks)
-    while pending:
+    while pending and not (stop is not None and stop.is_set()):
         failed = startup_failures.get(impl.name)
         if failed:
             for task in pending:
                 emit(_failed(impl, task, *failed))
             break
-        pending = pending[_run_worker(impl, pending, timeout_s, startup_timeout_s, startup_failures, emit):]
+        try:
+            pending = pending[_run_worker(impl, pending, timeout_s, startup_timeout_s, startup_failures, emit,
+                                          stop):]
+        except _Stopped:
+            break
     return records
 
 
@@ -313,6 +355,8 @@ def run_plan(plan: list[tuple[registry.Implementation, list[Task]]], timeout_s: 
     Work units are one implementation and half its dtypes each (each unit pays one framework import),
     run largest first so the lanes finish together. Units of an implementation whose worker failed to
     start (``startup_timeout_s``, default :data:`STARTUP_TIMEOUT_S`) fail at once, without a worker.
+    An exception in this thread (Ctrl-C's ``KeyboardInterrupt``, SIGTERM's ``Terminated``) stops every
+    lane: their workers are killed, no unit starts, and the exception is raised within a fraction of a second.
     """
     stream = stream or sys.stderr
     total = sum(len(t) for _, t in plan)
@@ -338,9 +382,15 @@ def run_plan(plan: list[tuple[registry.Implementation, list[Task]]], timeout_s: 
                 stream.write(f"\r\033[Kcheck [{count}/{total}] {rec.impl} {rec.op} {rec.dtype} {rec.case}")
                 stream.flush()
 
+    stop = threading.Event()
+
     def run_unit(unit: tuple[registry.Implementation, list[Task]]) -> None:
+        if stop.is_set():
+            return
         impl, tasks = unit
-        got = check_isolated(impl, tasks, timeout_s, tick, startup_timeout_s, startup_failures)
+        got = check_isolated(impl, tasks, timeout_s, tick, startup_timeout_s, startup_failures, stop)
+        if stop.is_set():
+            return  # cut short: no summary line for it
         with lock:
             got_by_impl.setdefault(impl.name, []).extend(got)
             done_units[impl.name] = done_units.get(impl.name, 0) + 1
@@ -351,10 +401,17 @@ def run_plan(plan: list[tuple[registry.Implementation, list[Task]]], timeout_s: 
                              f"({time.perf_counter() - t0:.0f} s)\n")
                 stream.flush()
 
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+    pool = ThreadPoolExecutor(max_workers=max(1, jobs))
+    try:
         list(pool.map(run_unit, units))
-    if tty:
-        stream.write("\r\033[K")
+    except BaseException:  # Ctrl-C, SIGTERM (or a bug of ours): the lanes stop, their workers killed
+        stop.set()
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        if tty:
+            stream.write("\r\033[K")  # the progress line goes, so a message after it stands alone
+            stream.flush()
     order = {tuple(t): k for _, tasks in plan for k, t in enumerate(tasks)}
     records: list[Record] = []
     for impl, _ in plan:
