@@ -83,6 +83,7 @@ def _date(text: str):
         shown = repr(text) if len(text) <= 40 else f"{text[:12]!r}... ({len(text)} characters)"
         raise argparse.ArgumentTypeError(f"{shown} is not a date (YYYY-MM-DD or YYYY-MM-DDTHH:MM)") from None
 
+
 def _one_line(text: object) -> str:
     return one_line(text, limit=2000) or "(no message)"
 
@@ -99,7 +100,7 @@ def _check_devices(devices: Sequence[str] | None) -> None:
 
 
 def _add_plugins(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--plugin", action="append", default=[], metavar="FILE",
+    p.add_argument("--plugin", action="append", default=[], metavar="FILE", type=paths.user_path,
                    help="Python file registering extra implementations (repeatable); "
                         f"${registry.PLUGINS_ENV} does the same for every command")
 
@@ -477,7 +478,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=positive_seconds, default=60.0, metavar="S", help="per-case time limit in seconds")
     p.add_argument("--jobs", type=per_core, default=isolated.DEFAULT_JOBS, metavar="N",
                    help=f"worker processes at a time (default {isolated.DEFAULT_JOBS})")
-    p.add_argument("--json", metavar="PATH", help="write one record per (impl, op, dtype, case) as JSON")
+    p.add_argument("--json", metavar="PATH", type=paths.user_path,
+                   help="write one record per (impl, op, dtype, case) as JSON")
     p.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
     _add_plugins(p)
     p.set_defaults(func=cmd_check)
@@ -501,7 +503,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("report", help="HTML and Markdown report with plots from the latest run")
-    p.add_argument("--out", metavar="DIR", help="output folder (default reports/latest)")
+    p.add_argument("--out", metavar="DIR", type=paths.user_path, help="output folder (default reports/latest)")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("choose", help="which implementation to use for an op, size, dtype and device")
@@ -551,19 +553,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from .children import Terminated, sigterm_as_interrupt
+
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        _load_plugins(getattr(args, "plugin", None) or [])  # every command: a bad plugin is always named
-        return int(args.func(args) or 0)
+        with sigterm_as_interrupt():  # kill: the cleanup Ctrl-C gets (workers, temporary folders), then one line
+            _load_plugins(getattr(args, "plugin", None) or [])  # every command: a bad plugin is always named
+            return int(args.func(args) or 0)
     except (UsageError, registry.PluginError, StoreError, paths.PathError) as exc:  # one line, exit 2
         print(f"softgrad {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:  # Ctrl-C: 130; SIGTERM: 143 (128 + the signal, as a shell says it)
+        said, code = ("terminated", 143) if isinstance(exc, Terminated) else ("interrupted", 130)
         hint = ("; the families it finished are stored: `softgrad run --resume` completes it"
                 if args.command == "run" else "")
-        print(f"softgrad {args.command}: interrupted{hint}", file=sys.stderr)
-        return 130
+        print(f"softgrad {args.command}: {said}{hint}", file=sys.stderr)
+        return code
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
