@@ -359,7 +359,7 @@ def test_a_workload_of_a_million_shapes_is_refused_naming_the_key_and_the_limit(
     with pytest.raises(WorkloadError, match=r"here: keys 'shapes', 'values', 'x_layouts' and 'g_layouts' make "
                                             rf"\d+ correctness cases or timed shapes; at most {workloads.MAX_CASES}"):
         workloads.parse(wide, "here", "w")
-    w = workloads.parse({"shapes": shapes[:workloads.MAX_CASES // 45], **every}, "here", "w")
+    w = workloads.parse({"shapes": shapes[:workloads.MAX_CASES // (len(VALUES) * len(LAYOUTS) * len(G_LAYOUTS))], **every}, "here", "w")
     assert len(check_cases(w)) <= workloads.MAX_CASES and len(workloads.timing_shapes(w)) <= workloads.MAX_CASES
 
 
