@@ -42,6 +42,12 @@ CHECK_PROMPT_S = 2.0
 RUN_PROMPT_S = 5.0
 
 
+def _as_a_terminal_starts_it() -> None:
+    """Ctrl-C deliverable, as in a terminal's foreground job: a non-interactive shell starts a background job
+    (``make test &``, a CI step run with ``&``) with SIGINT ignored, and children inherit that."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Softgrad:
     """``python -m softgrad.cli ARGS`` in a session of its own (its process group is what a terminal's
     Ctrl-C reaches), with a scratch home and TMPDIR; stderr goes to a file, so its exit is timed exactly."""
@@ -70,7 +76,7 @@ class Softgrad:
         with open(self.stderr_path, "w") as err:
             self.proc = subprocess.Popen([sys.executable, "-m", "softgrad.cli", *args], env=full, cwd=str(self.home),
                                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
-                                         start_new_session=True)
+                                         start_new_session=True, preexec_fn=_as_a_terminal_starts_it)
 
     def wait_for(self, ready, what: str, limit_s: float = 120.0) -> None:
         deadline = time.monotonic() + limit_s
