@@ -194,7 +194,11 @@ class _Short(reprlib.Repr):
         return f"<an integer of {digits} digits>"  # str() of more than 4300 digits raises: 14000 bits is 4214
 
 
-_show = _Short().repr
+def _show(value: Any, limit: int = 120) -> str:
+    """:class:`_Short`'s repr of ``value``, cut to ``limit`` characters in all (a list of long items stays one
+    short clause of the message)."""
+    text = _Short().repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _table_of(data: Mapping[str, Any], where: str) -> Mapping[str, Any]:
