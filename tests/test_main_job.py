@@ -165,9 +165,13 @@ def test_choose_matches_the_stored_timings_and_skips_the_failing_fastest(home):
 
 
 def test_choose_far_from_every_measurement_says_how_far_and_how_to_measure(home):
-    out = softgrad(home, "choose", "--op", "vjp", "--n", "100000", "--batch", "256")
+    out = softgrad(home, "choose", "--op", "vjp", "--n", "20000", "--batch", "256")  # 1/19.5 of the row length
     assert out.returncode == 0, out.stderr
     assert "this is the nearest measured point" in out.stdout and "softgrad run --workload FILE" in out.stdout
+    out = softgrad(home, "choose", "--op", "vjp", "--n", "100000", "--batch", "256")  # past 64x: no answer
+    assert out.returncode == 1 and not out.stdout, out.stdout
+    assert "no measurement within 64x" in out.stderr and "1/97.7 of the row length" in out.stderr
+    assert "softgrad run --workload FILE" in out.stderr and 'shapes = ["256x100000"]' in out.stderr
     out = softgrad(home, "choose", "--op", "vjp", "--n", "1024", "--batch", "256", "--dtype", "bfloat16")
     assert out.returncode == 1 and "no stored timing for vjp bfloat16 on cpu (timed here: float32)" in out.stderr
 

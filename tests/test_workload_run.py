@@ -152,6 +152,7 @@ def test_choose_measure_checks_and_times_that_shape_once_then_answers_from_the_s
     assert {r["case"] for r in json.loads((runs[-1] / "checks.json").read_text())} >= {
         "shape-3x700-normal-x-contiguous-g-contiguous", "normal-1"}, "checked at exactly that shape, and the catalogue"
     again = softgrad(home, *args)
-    assert again.returncode == 0 and json.loads(again.stdout) == choice, again.stderr
+    ageless = lambda answer: {k: v for k, v in answer.items() if not k.endswith("age_s")}  # noqa: E731
+    assert again.returncode == 0 and ageless(json.loads(again.stdout)) == ageless(choice), again.stderr
     assert "was measured before: answering from the store" in again.stderr
     assert len(list((home / "results" / "runs").iterdir())) == before + 1, "nothing measured twice"
