@@ -81,6 +81,16 @@ def _check_summary(checks: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return out
 
 
+def text_as_objects(df):
+    """``df`` with its text columns held as Python strings (object dtype), not pandas' ``str`` dtype: pandas
+    3.1's ``str`` column compares unequal to a scalar that is only NUL (``Series(["\\x00"]) == "\\x00"`` is
+    False), so a machine or entry named so in a stored file would select none of its own rows."""
+    import pandas as pd
+
+    text = [c for c in df.columns if pd.api.types.is_string_dtype(df[c]) and df[c].dtype != object]
+    return df.astype({c: object for c in text}) if text else df
+
+
 def _run_info(run: store.Run, meta: dict[str, Any]) -> dict[str, Any]:
     info = {
         "run": run.id,
@@ -147,7 +157,7 @@ def load(runs: list[store.Run] | None = None, complete_only: bool = True):
             row["check_worst_ratio"] = c["check_worst_ratio"] if c else math.nan
             row["failed_cases"] = "; ".join(c["failed_cases"][:5]) if c else ""
             rows.append(row)
-    df = pd.DataFrame(rows)
+    df = text_as_objects(pd.DataFrame(rows))
     df.attrs["warnings"] = warnings
     if df.empty:
         return df
@@ -261,4 +271,4 @@ def load_checks(runs: list[store.Run] | None = None, complete_only: bool = True)
         meta = run.meta()
         for r in run.checks():
             rows.append({"run": run.id, "date": meta.get("date"), "commit": (meta.get("commit") or "")[:8], **r})
-    return pd.DataFrame(rows)
+    return text_as_objects(pd.DataFrame(rows))
