@@ -20,7 +20,12 @@ for _path in sorted(Path(__file__).parent.rglob("test_*.py")) if _missing else (
 
 
 def pytest_report_header(config):
+    lines = []
+    if "hypothesis" not in _missing:  # "ci" (a fixed seed per test) where CI is set, as .ci/run sets it
+        from hypothesis import settings
+
+        lines.append(f"hypothesis profile: {settings._current_profile}")
     if _left_out:
-        return [f"left out, for want of {', '.join(_missing)}: "
-                + ", ".join(f"{name} ({', '.join(needs)})" for name, needs in _left_out.items())]
-    return []
+        lines.append(f"left out, for want of {', '.join(_missing)}: "
+                     + ", ".join(f"{name} ({', '.join(needs)})" for name, needs in _left_out.items()))
+    return lines
