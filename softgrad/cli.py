@@ -452,8 +452,42 @@ def cmd_history(args: argparse.Namespace) -> int:
     return 0
 
 
+#: what ``softgrad`` with no arguments prints: what it is and the five most useful commands
+OVERVIEW = """\
+softgrad checks implementations of softmax, its Jacobian and its VJP against a high-precision oracle,
+times them on this machine, and tells you which one to use for your shape and dtype.
+
+The five most useful commands:
+  softgrad list                  every implementation: ops, dtypes, devices, available here or why not
+  softgrad check --quick         check every available implementation's correctness (exit 1 on a failure)
+  softgrad run --quick           the main job, small: check, time, store, report (a few minutes)
+  softgrad choose --op vjp --n 50257 --batch 512 --dtype bfloat16
+                                 which implementation to use at that shape, from this machine's timings
+  softgrad compare               the regression gate: the latest run against the one before (exit 1)
+
+Every command: softgrad COMMAND --help (each with an example). Documentation: README.md and docs/."""
+
+#: one example per command, shown by ``softgrad COMMAND --help``
+EXAMPLES = {
+    "list": "softgrad list --json\n    every implementation as JSON, with the reason an unavailable one is",
+    "workloads": "softgrad workloads\n    the presets (default, vocab, attention, classifier) and your own",
+    "check": "softgrad check --impl numpy --op vjp --dtype float32 --quick\n"
+             "    one entry, one op, one dtype on the quick cases: a table, a line per failure, exit 1 if any",
+    "run": "softgrad run --quick --impl numpy --impl loops\n"
+           "    check, time, store and report two entries on the quick grid (about a minute)",
+    "report": "softgrad report --out /tmp/report\n    index.html and report.md of the stored runs, with plots",
+    "choose": "softgrad choose --op vjp --n 50257 --batch 512 --dtype bfloat16 --explain\n"
+              "    the fastest entry that passed every check at that shape; --measure times it first if needed",
+    "compare": "softgrad compare --confirm\n"
+               "    the latest run against the one before; flagged slowdowns are timed again (exit 1 if kept)",
+    "history": "softgrad history --impl numpy --since 2026-11-01\n"
+               "    numpy's change points since November, a line each, with what changed",
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="softgrad", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="softgrad", description=__doc__.splitlines()[0],
+                     epilog=OVERVIEW.split("\n\n")[1], formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("list", help="every implementation with its ops, dtypes, devices and availability")
@@ -549,6 +583,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threshold", type=change_fraction, metavar="F", help="the relative move that counts (default 0.1)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_history)
+    for name, command in sub.choices.items():  # an example under each command's --help
+        command.epilog = f"example:\n  {EXAMPLES[name]}" if name in EXAMPLES else None
+        command.formatter_class = argparse.RawDescriptionHelpFormatter
     return parser
 
 
@@ -556,6 +593,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .children import Terminated, sigterm_as_interrupt
 
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv:  # what softgrad is and where to start, not argparse's "a command is required"
+        print(OVERVIEW)
+        return 0
     args = parser.parse_args(argv)
     try:
         with sigterm_as_interrupt():  # kill: the cleanup Ctrl-C gets (workers, temporary folders), then one line

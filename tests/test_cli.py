@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -100,3 +101,52 @@ def test_hanging_and_crashing_implementations_fail_their_case_and_the_check_goes
     # the cases after the failure still ran in a fresh worker
     assert records[("plugin-hangs", "normal-10")]["verdict"] == "pass"
     assert records[("plugin-crashes", "normal-10")]["verdict"] == "pass"
+
+
+# --- softgrad with no arguments, and an example under each command's --help ------------------------------
+
+
+def _parses(line: str) -> bool:
+    """Whether a shown command line (``softgrad COMMAND ...``) is one softgrad's parser accepts."""
+    import contextlib
+    import io
+    import shlex
+
+    from softgrad import cli
+
+    words = shlex.split(line)
+    assert words[0] == "softgrad", line
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):
+            cli.build_parser().parse_args(words[1:])
+    except SystemExit:
+        return False
+    return True
+
+
+def test_no_arguments_says_what_softgrad_is_and_shows_five_commands_that_parse():
+    out = softgrad()
+    assert out.returncode == 0 and out.stderr == "", out.stderr
+    assert "softmax" in out.stdout and "oracle" in out.stdout and "error" not in out.stdout
+    commands = [line.strip().split("  ")[0] for line in out.stdout.splitlines() if line.startswith("  softgrad ")]
+    assert len(commands) == 5 and len({c.split()[1] for c in commands}) == 5, commands
+    assert all(_parses(c) for c in commands), commands
+    assert "softgrad COMMAND --help" in out.stdout
+
+
+def test_each_command_help_shows_an_example_that_parses():
+    from softgrad import cli
+
+    sub = next(a for a in cli.build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    assert set(sub.choices) == set(cli.EXAMPLES), "a command without an example (or an example without a command)"
+    for name, example in cli.EXAMPLES.items():
+        command = example.splitlines()[0]
+        assert command.split()[:2] == ["softgrad", name] and _parses(command), example
+    out = softgrad("choose", "--help")
+    assert out.returncode == 0 and "example:\n  softgrad choose --op vjp" in out.stdout, out.stdout
+
+
+def test_an_example_with_a_flag_softgrad_does_not_take_is_caught():
+    assert _parses("softgrad choose --op vjp --n 50257 --batch 512 --dtype bfloat16")
+    assert not _parses("softgrad choose --op vjp --rows 512 --n 50257")  # planted: a flag that does not exist
+    assert not _parses("softgrad choose --op vjp --n 50257 --dtype bf16")  # planted: a dtype it refuses
