@@ -373,7 +373,7 @@ def _warn(args: argparse.Namespace, df: object) -> None:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from .history.gate import compare_runs, confirm_findings
+    from .history.gate import compare_runs
 
     from .history.results import agreement_warning
 
@@ -389,7 +389,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
             print(f"softgrad compare: {line}", file=sys.stderr)
     cleared = []
     if args.confirm and any(f.kind == "slower" for f in findings):
-        findings, cleared = _confirm(new, findings, args, confirm_findings)
+        findings, cleared = _confirm(new, findings, args, args.factor)
     for f in findings:
         print(f.line())
     for f in cleared:
@@ -405,9 +405,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 1 if findings else 0
 
 
-def _confirm(new, findings, args, confirm_findings):
-    """Rerun the flagged slowdowns on this checkout; (kept, cleared)."""
+def _confirm(new, findings, args, factor: float):
+    """Rerun the flagged slowdowns on this checkout; (kept, cleared) by compare's test at ``factor``."""
     from .history import provenance
+    from .history.gate import confirm_findings
     from .bench.confirm import ConfirmError, rerun
     from .runner import RunError
 
@@ -428,18 +429,50 @@ def _confirm(new, findings, args, confirm_findings):
         rows = rerun(keys, meta.get("grid") or "full", head, progress=not args.no_progress)
     except (ConfirmError, RunError, KeyError) as exc:
         raise UsageError(str(exc).strip("'\"")) from None
-    return confirm_findings(findings, rows, args.factor, args.min_delta)
+    return confirm_findings(findings, rows, factor, args.min_delta)
 
 
-def cmd_history(args: argparse.Namespace) -> int:
-    from .history import changes, results
+def _history(args: argparse.Namespace) -> tuple["pandas.DataFrame", Path | None]:
+    """The stored results (their warnings printed) and the repository, when at hand (for git log)."""
+    from .history import results
 
     loaded = results.load()
     _warn(args, loaded)
     try:
-        repo = paths.repo_root()
+        return loaded, paths.repo_root()
     except paths.PathError:
-        repo = None
+        return loaded, None
+
+
+def cmd_gate(args: argparse.Namespace) -> int:
+    from .history import changes, history_gate, results, store
+
+    loaded, repo = _history(args)
+    try:
+        verdict = history_gate.judge_store(loaded, {r.id: r.meta() for r in store.complete_runs()},
+                                           workload=args.workload, threshold=args.threshold, window=args.window,
+                                           min_delta_s=args.min_delta, repo=repo)
+    except changes.HistoryError as exc:
+        raise UsageError(str(exc)) from None
+    if verdict.run:
+        line = results.agreement_warning(store.Run(store.runs_dir() / verdict.run))
+        if line:
+            print(f"softgrad gate: {line}", file=sys.stderr)
+    rerun = verdict.to_rerun()
+    if args.confirm and rerun and not verdict.nothing:
+        kept, cleared = _confirm(store.Run(store.runs_dir() / verdict.run), rerun, args, 1 + args.threshold)
+        verdict = verdict.after_rerun(kept, cleared)
+    for line in verdict.lines():
+        print(line)
+    if verdict.nothing:  # a gate that compared nothing must not pass
+        print(f"softgrad gate: nothing was compared ({verdict.nothing})", file=sys.stderr)
+    return 1 if verdict.failed else 0
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from .history import changes
+
+    loaded, repo = _history(args)
     try:
         found = changes.find(loaded, changes.metas(loaded), impl=args.impl, op=args.op, workload=args.workload,
                              since=args.since, threshold=args.threshold or changes.THRESHOLD, repo=repo)
@@ -480,9 +513,20 @@ EXAMPLES = {
               "    the fastest entry that passed every check at that shape; --measure times it first if needed",
     "compare": "softgrad compare --confirm\n"
                "    the latest run against the one before; flagged slowdowns are timed again (exit 1 if kept)",
+    "gate": "softgrad gate --workload default --confirm\n"
+            "    the newest default-grid run against its history: exit 1 on a new step up the rerun reproduces",
     "history": "softgrad history --impl numpy --since 2026-11-01\n"
                "    numpy's change points since November, a line each, with what changed",
 }
+
+
+def _add_gate_flags(p: argparse.ArgumentParser, confirm: str) -> None:
+    """The flags compare and gate share: --min-delta, --confirm (``confirm``: its help), --no-progress, --plugin."""
+    p.add_argument("--min-delta", type=nonnegative_seconds, default=50e-6, metavar="S",
+                   help="smallest absolute slowdown that counts (default 50e-6 s)")
+    p.add_argument("--confirm", action="store_true", help=confirm)
+    p.add_argument("--no-progress", action="store_true", help="no progress on stderr (with --confirm)")
+    _add_plugins(p)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -567,13 +611,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("old", nargs="?", help="run id (default: the run before NEW)")
     p.add_argument("new", nargs="?", help="run id (default: the latest complete run)")
     p.add_argument("--factor", type=slowdown_factor, default=1.2, help="slowdown that counts (default 1.2)")
-    p.add_argument("--min-delta", type=nonnegative_seconds, default=50e-6, metavar="S",
-                   help="smallest absolute slowdown that counts (default 50e-6 s)")
-    p.add_argument("--confirm", action="store_true",
-                   help="time each flagged slowdown again on this checkout; keep only those that reproduce")
-    p.add_argument("--no-progress", action="store_true", help="no progress on stderr (with --confirm)")
-    _add_plugins(p)
+    _add_gate_flags(p, "time each flagged slowdown again on this checkout; keep only those that reproduce")
     p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("gate", help="nightly regression gate: the newest run against its whole history (exit 1 on "
+                                    "a new step up that holds, or a correctness regression)")
+    p.add_argument("--workload", metavar="NAME", help="judge the newest run of this workload (default: the newest run's)")
+    p.add_argument("--threshold", type=change_fraction, default=0.1, metavar="F",
+                   help="the relative move that counts (default 0.1)")
+    p.add_argument("--window", type=positive_int, default=3, metavar="N",
+                   help="a step is new while it first held within the newest N runs (default 3)")
+    _add_gate_flags(p, "time each new step and outlier again on this checkout; fail only on those that reproduce")
+    p.set_defaults(func=cmd_gate)
 
     p = sub.add_parser("history", help="change points of each benchmark over the stored runs, and what changed")
     p.add_argument("--impl", metavar="NAME", help="one implementation's benchmarks")

@@ -238,7 +238,7 @@ def _finite(x: float) -> float | None:
 
 
 @dataclass(frozen=True)
-class _Level:
+class Level:
     """Runs (positions in the series) at one level: its value and scatter (mean absolute deviation)."""
 
     at: tuple[int, ...]
@@ -254,8 +254,8 @@ class Event:
     kind: str
     before_at: int
     at: int
-    before: _Level
-    after: _Level
+    before: Level
+    after: Level
     half_before: float  # the levels' 95% half-widths
     half_after: float
     until_at: int | None = None
@@ -269,21 +269,21 @@ class Event:
         return low, high
 
 
-def _level(y: Sequence[float], at: Sequence[int], value: float | None = None) -> _Level:
+def level(y: Sequence[float], at: Sequence[int], value: float | None = None) -> Level:
     values = [y[i] for i in at]
     value = statistics.median(values) if value is None else value
-    return _Level(tuple(at), value, sum(abs(v - value) for v in values) / len(values))
+    return Level(tuple(at), value, sum(abs(v - value) for v in values) / len(values))
 
 
-def _half_width(level: _Level, own: Sequence[float]) -> float:
+def half_width(lv: Level, own: Sequence[float]) -> float:
     """The level's 95% half-width: its scatter as a normal sigma (1.25 x the mean absolute deviation), at least
     the median of its runs' own sigmas, as a median's standard error (1.25 sigma / sqrt(its runs))."""
-    spreads = [own[i] for i in level.at if math.isfinite(own[i])]
-    sigma = max(_SIGMA_PER_MAD * level.scatter, statistics.median(spreads) if spreads else 0.0)
-    return _Z95 * _SIGMA_PER_MAD * sigma / math.sqrt(len(level.at))
+    spreads = [own[i] for i in lv.at if math.isfinite(own[i])]
+    sigma = max(_SIGMA_PER_MAD * lv.scatter, statistics.median(spreads) if spreads else 0.0)
+    return _Z95 * _SIGMA_PER_MAD * sigma / math.sqrt(len(lv.at))
 
 
-def flagged(before: _Level, after: _Level, threshold: float) -> bool:
+def flagged(before: Level, after: Level, threshold: float) -> bool:
     """asv's own test of a move from ``before`` to ``after``: :func:`~asv.step_detect.detect_regressions` given
     the two levels (a fall is a rise of the reciprocals)."""
     from asv.step_detect import detect_regressions
@@ -296,7 +296,7 @@ def flagged(before: _Level, after: _Level, threshold: float) -> bool:
     return detect_regressions(steps, threshold)[2] is not None
 
 
-def levels(y: Sequence[float], w: Sequence[float | None] | None) -> list[_Level]:
+def levels(y: Sequence[float], w: Sequence[float | None] | None) -> list[Level]:
     """asv's levels of ``y`` (NaN: missing), with every level of fewer than :data:`MIN_RUNS` runs left out
     as missing data and the rest found again; [] when fewer than :data:`MIN_HISTORY` runs remain."""
     from asv.step_detect import detect_steps
@@ -308,7 +308,7 @@ def levels(y: Sequence[float], w: Sequence[float | None] | None) -> list[_Level]
         runs = [[i for i in range(l, r) if y[i] == y[i]] for l, r, _ in found]
         short = [at for at in runs if len(at) < MIN_RUNS]
         if not short:
-            return [_level(y, at, v) for at, (_, _, v) in zip(runs, found)]
+            return [level(y, at, v) for at, (_, _, v) in zip(runs, found)]
         for at in short:
             for i in at:
                 y[i] = math.nan
@@ -328,14 +328,14 @@ def mann_kendall_z(values: Sequence[float]) -> float:
     return (s - math.copysign(1, s)) / math.sqrt(var)
 
 
-def _recovery(event: Event, later: Sequence[_Level], own: Sequence[float]) -> Event:
+def _recovery(event: Event, later: Sequence[Level], own: Sequence[float]) -> Event:
     """``event`` with the most a later level moved back (a fraction of the move, at most 1), where that move
     is beyond both levels' intervals."""
     move = event.after.value - event.before.value
     best, best_at = 0.0, None
     for lv in later:
         back = (event.after.value - lv.value) / move
-        if back > best and abs(event.after.value - lv.value) > event.half_after + _half_width(lv, own):
+        if back > best and abs(event.after.value - lv.value) > event.half_after + half_width(lv, own):
             best, best_at = back, lv.at[0]
     if best_at is None:
         return event
@@ -343,17 +343,17 @@ def _recovery(event: Event, later: Sequence[_Level], own: Sequence[float]) -> Ev
 
 
 def events(y: Sequence[float], w: Sequence[float | None] | None, own: Sequence[float],
-           threshold: float = THRESHOLD) -> list[Event]:
+           threshold: float = THRESHOLD, found: list[Level] | None = None) -> list[Event]:
     """The steps and creeps of one series in time order (``y``; NaN: missing), with asv's weights ``w`` and
-    each run's own sigma ``own`` (NaN: unknown), oldest first."""
-    found = levels(y, w)
+    each run's own sigma ``own`` (NaN: unknown), oldest first; ``found``: :func:`levels` of it, when known."""
+    found = levels(y, w) if found is None else found
     out = []
-    stretch: list[_Level] = []
+    stretch: list[Level] = []
     stretches = []
     for k, lv in enumerate(found):
         if k and flagged(found[k - 1], lv, threshold):
             prev = found[k - 1]
-            out.append((Event("step", prev.at[-1], lv.at[0], prev, lv, _half_width(prev, own), _half_width(lv, own)),
+            out.append((Event("step", prev.at[-1], lv.at[0], prev, lv, half_width(prev, own), half_width(lv, own)),
                         found[k + 1:]))
             stretches.append(stretch)
             stretch = []
@@ -382,7 +382,7 @@ def _creep(y: Sequence[float], at: list[int], own: Sequence[float], threshold: f
         return None
     values = [y[i] for i in at]
     z = mann_kendall_z(values)
-    start, end = _level(y, at[:k]), _level(y, at[-k:])
+    start, end = level(y, at[:k]), level(y, at[-k:])
     if abs(z) < CREEP_Z or (z > 0) != (end.value > start.value) or not flagged(start, end, threshold):
         return None
     up = end.value > start.value
@@ -397,7 +397,7 @@ def _creep(y: Sequence[float], at: list[int], own: Sequence[float], threshold: f
     edge = start.value + math.copysign(_SIGMA_PER_MAD * start.scatter, end.value - start.value)
     before = next((p for p in range(holds - 1, -1, -1) if (values[p] <= edge if up else values[p] >= edge)),
                   max(holds - 1, 0))
-    halves = _half_width(start, own), _half_width(end, own)
+    halves = half_width(start, own), half_width(end, own)
     if holds == before + 1:  # made whole between two consecutive runs: a step asv's levels missed in the noise
         return Event("step", at[before], at[holds], start, end, *halves)
     return Event("creep", at[before], at[holds], start, end, *halves, until_at=at[max(holds, n - k)])
@@ -406,7 +406,7 @@ def _creep(y: Sequence[float], at: list[int], own: Sequence[float], threshold: f
 # --- the frame: series per benchmark and metric ----------------------------------------------------------------
 
 
-def _ordered(df):
+def in_order(df):
     """``df`` sorted by each run's date (else the time in its id), then run id; with the time as ``_when``."""
     import pandas as pd
 
@@ -424,6 +424,13 @@ def _column(g, name: str):
 def series(g, metric: Metric):
     """(basis, values, asv weights, each run's own sigma) of one benchmark's rows ``g`` (in time order) for
     ``metric``; None when it cannot move by a threshold (fewer than MIN_HISTORY values)."""
+    found = values(g, metric)
+    return found if sum(v == v for v in found[1]) >= MIN_HISTORY else None
+
+
+def values(g, metric: Metric):
+    """(basis, values, asv weights, each run's own sigma) of one benchmark's rows ``g`` (in time order) for
+    ``metric``, however few (NaN: a run without a value)."""
     import numpy as np
 
     y = _column(g, metric.column)
@@ -446,21 +453,30 @@ def series(g, metric: Metric):
         weights = [2 / x if math.isfinite(x) and x > 0 else None for x in np.abs(width)]
     valid = np.isfinite(y) & ((y > 0) | (metric.floor > 0))
     y = np.where(valid, np.maximum(y, metric.floor), np.nan)
-    finite = y[np.isfinite(y)]
-    if finite.size < MIN_HISTORY:
-        return None
     return basis, [float(v) for v in y], weights, [float(v) for v in own]
 
 
-def _newest_machine(ordered) -> str | None:
+def newest_machine(ordered) -> str | None:
     """The machine of the newest run of ``ordered`` (None: not recorded)."""
     machine = ordered["machine"].iloc[-1]
     return machine if isinstance(machine, str) else None
 
 
-def _runs_on(df, machine: str | None):
+def runs_on(df, machine: str | None):
     key = df["machine"].fillna("").astype(str)
     return df[key == (machine if isinstance(machine, str) else "")]
+
+
+def change(e: Event, metric: Metric, basis: str, key: Sequence[Any], runs: Sequence[str], dates: Sequence[Any],
+           y: Sequence[float]) -> Change:
+    """The :class:`Change` of the event ``e`` found in the series ``y`` of the benchmark ``key`` (as
+    :data:`BENCHMARK`), whose runs and dates are ``runs`` and ``dates``."""
+    low, high = e.interval()
+    return Change(metric.name, basis, e.kind, tuple(str(k) for k in key), runs[e.at],
+                  dates[e.at] if isinstance(dates[e.at], str) else None, runs[e.before_at], e.before.value,
+                  e.after.value, low, high, runs=sum(1 for i in range(e.before_at + 1, e.at + 1) if y[i] == y[i]),
+                  until_run=None if e.until_at is None else runs[e.until_at], recovered=e.recovered,
+                  recovered_at=None if e.recovered_at is None else runs[e.recovered_at])
 
 
 def detect(df, *, machine: str | None = None, threshold: float = THRESHOLD) -> list[Change]:
@@ -468,8 +484,8 @@ def detect(df, *, machine: str | None = None, threshold: float = THRESHOLD) -> l
     first, without what changed (:func:`explain` adds it)."""
     if df.empty:
         return []
-    df = _ordered(df)
-    df = _runs_on(df, machine if machine is not None else _newest_machine(df))
+    df = in_order(df)
+    df = runs_on(df, machine if machine is not None else newest_machine(df))
     out = []
     for key, g in df.groupby(list(BENCHMARK), sort=False, dropna=False):
         runs, dates = list(g["run"]), list(g["date"])
@@ -481,14 +497,7 @@ def detect(df, *, machine: str | None = None, threshold: float = THRESHOLD) -> l
             finite = [v for v in y if v == v]
             if max(finite) < (1 + threshold) * min(finite):
                 continue  # no two levels can be a threshold apart
-            for e in events(y, w, own, threshold):
-                low, high = e.interval()
-                out.append(Change(
-                    metric.name, basis, e.kind, tuple(str(k) for k in key), runs[e.at],
-                    dates[e.at] if isinstance(dates[e.at], str) else None, runs[e.before_at], e.before.value,
-                    e.after.value, low, high, runs=sum(1 for i in range(e.before_at + 1, e.at + 1) if y[i] == y[i]),
-                    until_run=None if e.until_at is None else runs[e.until_at], recovered=e.recovered,
-                    recovered_at=None if e.recovered_at is None else runs[e.recovered_at]))
+            out += [change(e, metric, basis, key, runs, dates, y) for e in events(y, w, own, threshold)]
     order = {run: k for k, run in enumerate(dict.fromkeys(df["run"]))}
     out.sort(key=lambda c: (c.name(), c.metric))
     return sorted(out, key=lambda c: order[c.run], reverse=True)
@@ -604,9 +613,9 @@ def find(df, run_metas: Mapping[str, Mapping[str, Any]], *, impl: str | None = N
     if df.empty:
         return History(machine, 0, threshold, note=f"0 runs stored{_for(impl, op, workload)}; change points need "
                                                    f"at least {MIN_HISTORY} on one machine")
-    ordered = _ordered(df)
-    machine = machine if machine is not None else _newest_machine(ordered)
-    runs = _runs_on(ordered, machine)["run"].nunique()
+    ordered = in_order(df)
+    machine = machine if machine is not None else newest_machine(ordered)
+    runs = runs_on(ordered, machine)["run"].nunique()
     if runs < MIN_HISTORY:
         return History(machine, runs, threshold, note=f"{runs} run{'' if runs == 1 else 's'} on machine {machine}"
                        f"{_for(impl, op, workload)}; change points need at least {MIN_HISTORY} "

@@ -141,9 +141,13 @@ def compare_frames(old, new, factor: float = DEFAULT_FACTOR, min_delta_s: float 
                                     f"{basis}, after a drift of {drift:.2f}x; threshold {factor:.2f}x; IQRs do not "
                                     f"overlap)", old_s=t_old, old_q75_s=q75_old,
                                     basis="norm" if by_speed else "time", old_time_s=r.time_s_old * drift))
-    compared = len(timed)
-    # correctness: an error that crossed its tolerance since the old run (one already failing there is
-    # not a regression; it is counted in ``known``)
+    return findings + correctness(old, new, new_checks, old_checks), len(timed)
+
+
+def correctness(old, new, new_checks=None, old_checks=None) -> list[Finding]:
+    """The correctness regressions between two runs' rows and check records: an error that crossed its
+    tolerance since the old run, a check case that now fails (one already failing there is a known failure)."""
+    findings: list[Finding] = []
     old_err = {tuple(getattr(r, k) for k in KEYS): r.error_ratio for r in old.itertuples(index=False)}
     for r in new.itertuples(index=False):
         key = tuple(getattr(r, k) for k in KEYS)
@@ -159,7 +163,7 @@ def compare_frames(old, new, factor: float = DEFAULT_FACTOR, min_delta_s: float 
             if (r.impl, r.op, r.dtype, r.device, r.case) in failed_before:
                 continue
             findings.append(Finding("error", r.impl, r.op, f"case {r.case}", r.dtype, r.device, r.message or "failed"))
-    return findings, compared
+    return findings
 
 
 def _timed(df):
@@ -179,7 +183,7 @@ def _some(values, most: int = 6) -> str:
     return ", ".join(values[:most]) + (f" and {len(values) - most} more" if len(values) > most else "")
 
 
-def _contents(run: store.Run, df) -> str:
+def contents(run: store.Run, df) -> str:
     """What one run timed, in a few words: its workload, how many benchmarks, of which entries, shapes and dtypes."""
     timed = _timed(df)
     what = f"run {run.id} (workload {results.workload_name(run.meta())})"
@@ -255,6 +259,6 @@ def compare_runs(old_id: str | None = None, new_id: str | None = None, factor: f
     findings, n = compare_frames(old, new, factor, min_delta_s, results.load_checks([new_run]),
                                  results.load_checks([old_run]))
     old_only, new_only = unmatched(old, new)
-    nothing = "" if n else (f"no benchmark was timed in both runs: {_contents(old_run, old)}; "
-                            f"{_contents(new_run, new)}")
+    nothing = "" if n else (f"no benchmark was timed in both runs: {contents(old_run, old)}; "
+                            f"{contents(new_run, new)}")
     return Comparison(old_run, new_run, findings, n, old_only, new_only, nothing)
