@@ -26,11 +26,12 @@ from typing import Any
 import numpy as np
 
 from .. import paths, registry
-from . import memory_bound, results, store
+from . import changes, heatmap, memory_bound, results, store, trend
 from .plotting import OPS
 from .plotting import colors as _colors
 from .plotting import figure_legend as _figure_legend
 from .plotting import plt as _plt
+from .trend import history_tables  # noqa: F401 (the history view's data, as the report has always offered it)
 from .units import format_bytes, format_seconds
 
 #: Size bands of the choice table: (label, smallest n, largest n).
@@ -162,56 +163,6 @@ def _error_plot(checks, path: Path) -> Path | None:
     fig.colorbar(im, ax=ax, label="log10(worst error / tolerance)")
     ax.set_title("worst error / tolerance over all cases (above 1 fails)")
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
-
-
-def history_tables(df_all, shape: str = "256x1024", dtype: str = "float32"):
-    """The history view's data, one column per stored run (oldest first): the median time at ``shape``
-    and, since the error is tracked on a coarser grid than the time, each run's worst error / tolerance
-    over every tracked size. Both are indexed by (op, impl); empty when nothing was measured at ``shape``."""
-    import pandas as pd
-
-    cpu = df_all[(df_all["dtype"] == dtype) & (df_all["device"] == "cpu")]
-    at_shape = cpu[cpu["shape"] == shape]
-    if at_shape.empty:
-        return pd.DataFrame(), pd.DataFrame()
-    runs = sorted(at_shape["run"].unique())
-    times = at_shape.pivot_table(index=["op", "impl"], columns="run", values="time_s", aggfunc="median")
-    tracked = cpu[np.isfinite(cpu["error_ratio"])]
-    errors = tracked.pivot_table(index=["op", "impl"], columns="run", values="error_ratio", aggfunc="max")
-    return times.reindex(columns=runs), errors.reindex(columns=runs)
-
-
-def _history_plot(df_all, path: Path, shape: str = "256x1024", dtype: str = "float32") -> Path | None:
-    times, errors = history_tables(df_all, shape, dtype)
-    if times.empty:
-        return None
-    plt = _plt()
-    colors = _colors(list(df_all["impl"].unique()))
-    runs = list(times.columns)
-    ops = [op for op in OPS if op in set(times.index.get_level_values("op"))]
-    labels = {}
-    for r in runs:
-        row = df_all[df_all["run"] == r].iloc[0]
-        labels[r] = f"{row['commit']}\ntorch {row['torch'] or '-'}\njax {row['jax'] or '-'}"
-    fig, axes = plt.subplots(2, len(ops), figsize=(5.2 * len(ops), 7), squeeze=False)
-    x = np.arange(len(runs))
-    for j, op in enumerate(ops):
-        for panel, table in ((axes[0][j], times), (axes[1][j], errors)):
-            if op in set(table.index.get_level_values("op")):
-                for impl, series in table.loc[op].iterrows():
-                    panel.plot(x, series.to_numpy(dtype=float), marker="o", ms=3, label=impl, color=colors[impl])
-        axes[0][j].set_yscale("log")
-        axes[0][j].set_title(f"{op} {shape} {dtype}: time per run")
-        axes[1][j].set_title(f"{op} {dtype}: worst error / tolerance, tracked sizes")
-        axes[1][j].set_yscale("log")
-        axes[1][j].axhline(1, color="k", lw=0.8, ls="--")
-        for ax in (axes[0][j], axes[1][j]):
-            ax.set_xticks(range(len(runs)), [labels[r] for r in runs], fontsize=6)
-    _figure_legend(fig, axes)
-    fig.tight_layout(rect=(0, 0, 0.86, 1))
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return path
@@ -396,13 +347,70 @@ def _md_row(cells) -> str:
     return "| " + " | ".join(md_text(c) for c in cells) + " |"
 
 
+#: where the table of contents goes, filled in once every section is written (:func:`_md_contents`)
+TOC_MARK = "\x00contents\x00"
+#: marks each image as loaded with its drawn size, and the page's width against the window's (a browser test
+#: reads them: every picture shown, and no sideways scroll)
+LAYOUT_PROBE = ("<script>window.addEventListener('load',()=>{document.querySelectorAll('img').forEach(i=>{"
+                "i.dataset.loaded=String(i.complete&&i.naturalWidth>0);"
+                "i.dataset.shown=String(Math.round(i.getBoundingClientRect().width))+'x'+"
+                "String(Math.round(i.getBoundingClientRect().height))});"
+                "const d=document.documentElement;d.dataset.scrollWidth=String(d.scrollWidth);"
+                "d.dataset.clientWidth=String(d.clientWidth)});</script>")
+
+
+def _slug(heading: str) -> str:
+    """A heading's anchor as GitHub and most markdown renderers make it."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def _md_contents(md: list[str], plots: list[str]) -> str:
+    """``md`` joined, the element :data:`TOC_MARK` made a one-line table of contents: each ``## `` section, the
+    figures titled ``plots`` as one. Only softgrad's own headings start a line with ``## ``: every stored
+    piece goes through :func:`md_text`."""
+    headings = re.findall(r"^## (.+)$", "\n".join(md), flags=re.M)
+    links = [f"[{'Plots' if h == plots[0] else h}](#{_slug(h)})" for h in headings if h not in plots[1:]]
+    contents = "Contents: " + " · ".join(links) + "\n"
+    return "\n".join(contents if part == TOC_MARK else part for part in md)
+
+
+def _html_contents(parts: list[str]) -> str:
+    """``parts`` joined, the element :data:`TOC_MARK` made a table of contents of the ``<h2 id=...>`` sections
+    (the plots, ids ``plots`` and ``plot-k``, as one)."""
+    headings = re.findall(r"<h2 id='([\w-]+)'>(.*?)</h2>", "\n".join(parts))
+    links = [f"<a href='#{i}'>{'Plots' if i == 'plots' else title}</a>" for i, title in headings
+             if not i.startswith("plot-")]
+    contents = "<nav class='toc'><b>Contents</b>: " + " ".join(links) + "</nav>"
+    return "\n".join(contents if part == TOC_MARK else part for part in parts)
+
+
+def _glance(df_all, out_dir: Path) -> list[tuple[str, Path]]:
+    """The first picture, one per stored workload (:mod:`.heatmap`): (its title, its PNG)."""
+    colors = _colors(list(df_all["impl"].unique()))
+    out = []
+    for k, (workload, panels) in enumerate(heatmap.panels(df_all).items()):
+        title = "default grid" if workload == "default" else f"workload {workload}"
+        path = heatmap.draw(panels, colors, out_dir / f"glance_{k}.png", f"Which entry to use: {title}")
+        if path is not None:
+            out.append((title, path))
+    return out
+
+
+def _repo() -> Path | None:
+    """The checkout whose ``git log`` names a change point's commits (None: not at hand)."""
+    try:
+        return paths.repo_root()
+    except paths.PathError:
+        return None
+
+
 def _html_table(df, seconds: tuple[str, ...] = ()) -> str:
     if df.empty:
         return "<p>(none)</p>"
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(r[c], c in seconds))}</td>" for c in df.columns)
                    + "</tr>" for _, r in df.iterrows())
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return f"<div class='wide'><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>"
 
 
 def write_report(out_dir: Path | None = None, warn: Callable[[str], None] | None = None) -> Path:
@@ -459,8 +467,13 @@ def write_report(out_dir: Path | None = None, warn: Callable[[str], None] | None
     figures.append(("Correctness", "worst error / tolerance per implementation and dtype over all check cases",
                     _error_plot(checks, out_dir / "errors.png")))
     ref_shape = "256x1024" if "256x1024" in set(df_all["shape"]) else df["shape"].iloc[-1]
+    history = changes.find(df_all, changes.metas(df_all), repo=_repo())  # what `softgrad history` lists
+    drawn = trend.history_plot(df_all, out_dir / "history.png", ref_shape, dtype, history.changes)
     figures.append(("History", "time at one shape and the worst error over the tracked sizes across stored runs "
-                    "(commit and library versions under each point)", _history_plot(df_all, out_dir / "history.png", ref_shape, dtype)))
+                    "(commit and library versions under each point); a red triangle marks a change point at the "
+                    "first run at which it holds, with its size and likely cause", drawn.path))
+    change_rows = pd.DataFrame(trend.table_rows(history))
+    glance = _glance(df_all, out_dir)
 
     choices = choice_table(df)
     choice_seconds = ("time (geo-mean)", "compile")
@@ -481,7 +494,14 @@ def write_report(out_dir: Path | None = None, warn: Callable[[str], None] | None
     md = [f"# softgrad report: run {md_text(run_id)}\n",
           "Generated by `softgrad report` from the latest complete run on this machine. "
           "Timings are medians of the sweep's samples (stored as asv results); compare ratios within one run, not absolute times across machines.\n",
-          "## Choice table\n",
+          TOC_MARK]
+    md += ["## Which entry to use\n", heatmap.CAPTION + "\n"]
+    for title, path in glance:
+        # the workload's name is stored text: a bold line, never a heading (stored text makes no heading)
+        md += [f"\n**{md_text(title)}**\n", f"![{md_text(title)}]({path.name})\n"]
+    if not glance:
+        md += ["No entry passed every check at any timed point.\n"]
+    md += ["\n## Choice table\n",
           "Fastest implementation that passed every correctness case, by op, batch, size band, dtype and device "
           "(geometric mean over the band's sizes); `margin` is the runner-up's time over the fastest's; "
           "`compile` is the one-off JIT cost to amortise.\n",
@@ -534,19 +554,31 @@ def write_report(out_dir: Path | None = None, warn: Callable[[str], None] | None
     for title, caption, path in figures:
         if path is not None:
             md += [f"\n## {title}\n", f"{md_text(caption)}\n", f"![{md_text(title)}]({path.name})\n"]
+    md += ["\n## Change points\n", md_text(trend.summary(history)) + "\n"]
+    if not change_rows.empty:
+        md += [_md_table(change_rows)]
     md += ["\n## Run metadata\n", _md_table(meta_rows)]
-    (out_dir / "report.md").write_text("\n".join(md))
+    (out_dir / "report.md").write_text(_md_contents(md, [t for t, _, p in figures if p is not None] or [""]))
 
     css = ("body{font-family:sans-serif;max-width:1400px;margin:2em auto;padding:0 1em}"
            "table{border-collapse:collapse;font-size:13px;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px}"
-           "th{background:#eee}img{max-width:100%;border:1px solid #ddd}figure{margin:2em 0}")
+           "th{background:#eee}img{max-width:100%;border:1px solid #ddd}figure{margin:2em 0}"
+           # wide tables scroll in their own box and long stored words wrap: the page never scrolls sideways
+           ".wide{overflow-x:auto;max-width:100%}body{overflow-wrap:anywhere}"
+           "nav.toc{background:#f6f6f6;padding:.5em 1em;line-height:1.8}nav.toc a{margin-right:1.2em}")
     parts = [f"<!doctype html><html><head><meta charset='utf-8'>"
              f"<title>softgrad report {html.escape(run_id)}</title><style>{css}</style></head>"
              "<body><h1>softgrad report</h1>",
              f"<p>Run <code>{html.escape(run_id)}</code> on {html.escape(str(meta.get('machine')))}, commit "
              f"<code>{html.escape(str(meta.get('commit'))[:8])}</code>. Dashboard: <a href='../../results/html/index.html'>"
-             f"asv</a>.</p>",
-             "<h2 id='choice'>Choice table</h2>", _html_table(choices, choice_seconds),
+             f"asv</a>.</p>", TOC_MARK,
+             "<h2 id='glance'>Which entry to use</h2>", f"<p>{html.escape(heatmap.CAPTION)}</p>"]
+    for title, path in glance:
+        parts.append(f"<figure class='glance'><h3>{html.escape(title)}</h3><img src='{path.name}' "
+                     f"alt='{html.escape('which entry to use: ' + title)}'></figure>")
+    if not glance:
+        parts.append("<p>No entry passed every check at any timed point.</p>")
+    parts += ["<h2 id='choice'>Choice table</h2>", _html_table(choices, choice_seconds),
              "<p><code>clear win</code>: the runner-up's lower quartile is above the fastest's upper quartile; "
              "otherwise the two are within the measured spread.</p>"]
     parts += ["<h2 id='crossovers'>Crossovers along n</h2>", f"<p>{html.escape(crossovers.CAPTION)}</p>",
@@ -569,14 +601,15 @@ def write_report(out_dir: Path | None = None, warn: Callable[[str], None] | None
     parts += ["<h2 id='scaling'>Scaling exponents</h2>", _html_table(exps)]
     if summary is not None:
         parts += ["<h2 id='verdicts'>Correctness verdicts</h2>", _html_table(summary.reset_index())]
-    for title, caption, path in figures:
-        if path is not None:
-            parts.append(f"<figure class='plot'><h2>{html.escape(title)}</h2><img src='{path.name}' "
-                         f"alt='{html.escape(title)}'><figcaption>{html.escape(caption)}</figcaption></figure>")
-    parts += ["<h2 id='meta'>Run metadata</h2>", _html_table(meta_rows),
-              # marks each plot as loaded (a browser test reads data-loaded)
-              "<script>window.addEventListener('load',()=>document.querySelectorAll('img').forEach("
-              "i=>i.dataset.loaded=String(i.complete&&i.naturalWidth>0)));</script>", "</body></html>"]
+    plots = [(title, caption, path) for title, caption, path in figures if path is not None]
+    for k, (title, caption, path) in enumerate(plots):
+        parts.append(f"<figure class='plot'><h2 id='{'plots' if k == 0 else f'plot-{k}'}'>{html.escape(title)}</h2>"
+                     f"<img src='{path.name}' alt='{html.escape(title)}'><figcaption>{html.escape(caption)}"
+                     "</figcaption></figure>")
+    parts += ["<h2 id='changes'>Change points</h2>", f"<p>{html.escape(trend.summary(history))}</p>"]
+    if not change_rows.empty:
+        parts += [_html_table(change_rows)]
+    parts += ["<h2 id='meta'>Run metadata</h2>", _html_table(meta_rows), LAYOUT_PROBE, "</body></html>"]
     index = out_dir / "index.html"
-    index.write_text("\n".join(parts))
+    index.write_text(_html_contents(parts))
     return index
