@@ -18,6 +18,9 @@ import numpy as np
 
 OPS: tuple[str, ...] = ("softmax", "jacobian", "vjp")
 DTYPES: tuple[str, ...] = ("float64", "float32", "float16", "bfloat16")
+#: what a device's name looks like (``cpu``, ``cuda``, ``cuda:1``, a plugin backend's ``xpu``): stored names
+#: that do not are refused
+DEVICE_NAME = r"[a-z][a-z0-9_]*(:[0-9]+)?"
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from collections.abc import Callable
@@ -226,6 +227,8 @@ STR = Shape("a str", lambda v: isinstance(v, str) and _utf8(v))
 BOOL = Shape("true or false", lambda v: isinstance(v, bool))
 #: a float (NaN and infinities included: asv writes them) or an int64 (bools are not numbers)
 NUMBER = Shape("a number", lambda v: isinstance(v, float) or _is_int(v))
+#: a figure that only a positive finite number can be: a time, a rate, a normalised time
+POSITIVE = Shape("a positive finite number", lambda v: (isinstance(v, float) or _is_int(v)) and 0 < v < math.inf)
 POSITIVE_INT = Shape("a positive integer", lambda v: _is_int(v) and v > 0)
 COUNT = Shape("a non-negative integer", lambda v: _is_int(v) and v >= 0)
 OBJECT = Shape("an object", lambda v: isinstance(v, dict))

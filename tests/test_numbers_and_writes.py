@@ -110,7 +110,7 @@ def test_resume_with_nothing_to_resume_is_refused_and_starts_nothing(tmp_path, m
 def test_resume_when_every_run_is_complete_is_refused(tmp_path, monkeypatch):
     monkeypatch.setenv("SOFTGRAD_HOME", str(tmp_path))
     run = store.create_run("0" * 40)
-    run.update_meta(complete=True, grid="quick", impls=["numpy"])
+    run.update_meta(complete=True, grid="quick", impls=["numpy"], machine="vm")
     before = _tree(tmp_path)
     code, err = run_cli(["run", "--resume"])
     assert code == 2 and "no interrupted run" in err, err

@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ..contract import DTYPE_INFO, DTYPES, OPS
+from ..contract import DEVICE_NAME, DTYPE_INFO, DTYPES, OPS
 from ..workloads import parse_shape_token
 from . import grid
 from ..stored import NUMBER, OBJECT, STR, Fields, ListOf, MapOf, Shape, StoreError, check, one_line
@@ -73,8 +73,8 @@ def _param_problem(label: str, value: Any) -> str | None:
         if not dims or len(dims) > 8 or not all(1 <= d <= MAX_DIM for d in dims) or math.prod(dims) > MAX_DIM**2:
             return (f"shape {one_line(repr(value), 40)} is not AxBx...xN (1 to 8 dims from 1 to 2**31, optionally "
                     f":x=<layout> and :g=<layout>)")
-    if label == "device" and not value:
-        return "device is empty"
+    if label == "device" and re.fullmatch(DEVICE_NAME, value) is None:
+        return f"device {one_line(repr(value), 40)} is not a device's name (cpu, cuda, cuda:1, ...)"
     return None
 
 
@@ -101,6 +101,35 @@ def _params(rec: dict[str, Any], name: str, source: str) -> list[list[str]]:
     return params
 
 
+#: the per-combination columns of a result row: one value per combination of the params, as asv writes them
+_PER_COMBINATION = ("result", "stats_ci_99_a", "stats_ci_99_b", "stats_q_25", "stats_q_75", "stats_repeat")
+
+
+def _check_lined_up(rec: dict[str, Any], params: list[list[Any]], column: str, bench: str, source: str) -> None:
+    """:class:`StoreError` unless each per-combination list holds one value per combination of the params (no
+    param value repeated) and every figure is one its kind can take: a time, or a peak, above 0 (a repeat count
+    at least 1), an error ratio at least 0 (null and NaN: not measured)."""
+    for label, values in zip(("op", "shape", "dtype", "device"), params):
+        if len(set(values)) != len(values):
+            raise StoreError(f"{source}: benchmark {bench} has malformed params: a {label} is listed twice")
+    combinations = math.prod(len(values) for values in params)
+    for col in _PER_COMBINATION:
+        seq = rec.get(col)
+        if not isinstance(seq, list):
+            continue
+        if len(seq) != combinations:
+            raise StoreError(f"{source}: benchmark {bench}: '{col}' holds {len(seq)} values for {combinations} "
+                             f"combinations of its params (asv writes one per combination)")
+        low = 1 if col == "stats_repeat" else 0
+        strict = column != "error_ratio" and col != "stats_repeat"
+        for value in seq:
+            if value is None or math.isnan(value):
+                continue
+            if value < low or (strict and value == 0) or (strict and math.isinf(value)):
+                raise StoreError(f"{source}: benchmark {bench}: '{col}' holds {value!r}, which a "
+                                 f"{'repeat count' if col == 'stats_repeat' else column} cannot be")
+
+
 def rows(data: dict[str, Any], impl_of: dict[str, str], source: str) -> dict[tuple, dict[str, Any]]:
     """The ``bench_ops`` results of one asv results file (``data``, read from ``source``), keyed by
     (impl, op, shape, dtype, device); :class:`StoreError` naming ``source`` and the benchmark when
@@ -123,9 +152,8 @@ def rows(data: dict[str, Any], impl_of: dict[str, str], source: str) -> dict[tup
         if not isinstance(values, list):
             continue
         column = KINDS[parts[2]]
+        _check_lined_up(rec, params, column, bench, source)
         for k, (op, shape, dtype, device) in enumerate(itertools.product(*params)):
-            if k >= len(values):
-                break
             value = values[k]
             if grid.bytes_moved(op, *grid.parse_shape(shape), DTYPE_INFO[dtype].itemsize) >= MAX_BYTES:
                 raise StoreError(f"{source}: benchmark {bench} has malformed params: {op} {dtype} at shape "

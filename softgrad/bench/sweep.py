@@ -29,14 +29,14 @@ from .asv_driver import Progress, RunError
 from .asv_suite import benchmark_class
 from .family_worker import read_records
 from .sampling import median
-from ..stored import NUMBER, STR, Fields, MapOf, check, read_json, write_json
+from ..stored import POSITIVE, STR, Fields, MapOf, check, read_json, write_json
 
 #: ``speed.json``: per benchmark ("impl op shape dtype device"), its per-call time over the reference kernel's
 #: time measured beside it (median and quartiles of the pooled samples; :func:`softgrad.bench.sweep.normalized`)
 SPEED = Fields({
     "format": STR,
     "reference": STR,
-    "benchmarks": MapOf(Fields({"norm": NUMBER, "norm_q25": NUMBER, "norm_q75": NUMBER, "speed_s": NUMBER},
+    "benchmarks": MapOf(Fields({"norm": POSITIVE, "norm_q25": POSITIVE, "norm_q75": POSITIVE, "speed_s": POSITIVE},
                                required=("norm", "norm_q25", "norm_q75")), "an object of objects"),
 }, required=("benchmarks",), what="a softgrad speed file")
 

@@ -20,7 +20,7 @@ from .. import paths
 from ..bench.agreement import AGREEMENT
 from ..bench.asv_results import check_asv
 from ..bench.sweep import SPEED
-from ..stored import (BOOL, COUNT, NUMBER, POSITIVE_INT, SCALAR, STR, Fields, ListOf, MapOf, OneOf, StoreError,
+from ..stored import (BOOL, COUNT, NUMBER, POSITIVE, POSITIVE_INT, SCALAR, STR, Fields, ListOf, MapOf, OneOf, StoreError,
                       check, kind_of, read_json, write_json)
 
 __all__ = ["FORMAT", "META", "CHECK_RECORD", "CHECKS", "SPEED", "AGREEMENT", "Run", "StoreError", "all_runs", "complete_runs", "create_run",
@@ -42,7 +42,7 @@ META = Fields({
     "commit": STR.or_null(),
     "dirty": BOOL,
     "complete": BOOL,
-    "machine": STR.or_null(),
+    "machine": STR,
     "cpu": STR.or_null(),
     "cores": POSITIVE_INT.or_null(),
     "memory_gib": NUMBER.or_null(),
@@ -60,11 +60,22 @@ META = Fields({
     "families_done": ListOf(STR, "a list of str"),
     "versions": MapOf(STR.or_null(), "an object of str"),
     "threads": Fields({"requested": POSITIVE_INT.or_null()}, rest=SCALAR),
-    "copy_bandwidth": Fields({"gbps": NUMBER, "method": STR, "buffer_bytes": COUNT, "repeats": COUNT}),
+    "copy_bandwidth": Fields({"gbps": POSITIVE, "method": STR, "buffer_bytes": COUNT, "repeats": COUNT}),
     "build_s": MapOf(NUMBER.or_null(), "an object of numbers"),
     "seconds": NUMBER,
     "load": MapOf(MapOf(MapOf(NUMBER, "an object of numbers"), "an object of objects"), "an object of objects"),
 }, required=("format",))
+#: what a complete run must hold besides: its rows are keyed by machine and its entries named from ``impls``
+COMPLETE_REQUIRED = ("machine", "impls")
+
+
+def _check_meta(meta: dict[str, Any], path: Path, where: str = "") -> None:
+    """:class:`StoreError` naming ``path`` unless ``meta`` fits :data:`META` and, once complete, holds
+    :data:`COMPLETE_REQUIRED`."""
+    check(META, meta, path, where)
+    missing = [f for f in COMPLETE_REQUIRED if meta.get("complete") is True and f not in meta]
+    if missing:
+        raise StoreError(f"{path}: {where}a complete run without field '{missing[0]}'")
 
 #: one record of ``checks.json`` (:class:`softgrad.check.checker.Record`): the fields the readers use are required
 CHECK_RECORD = Fields({
@@ -114,12 +125,13 @@ class Run:
         meta = read_json(self.meta_path)
         if not isinstance(meta, dict) or meta.get("format") != FORMAT:
             raise StoreError(f"{self.meta_path}: not a softgrad run (expected format {FORMAT!r})")
-        check(META, meta, self.meta_path)
+        _check_meta(meta, self.meta_path)
         return meta
 
     def update_meta(self, **fields: Any) -> dict[str, Any]:
         meta = self.meta() if self.meta_path.exists() else {"format": FORMAT, "id": self.id}
         meta.update(fields)
+        _check_meta(meta, self.meta_path, "refused to write: ")
         write_json(self.meta_path, meta, META)
         return meta
 
