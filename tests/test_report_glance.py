@@ -76,6 +76,25 @@ def test_a_point_where_only_one_entry_passed_says_so_and_one_where_none_did_has_
     assert (only.impl, only.runner_up, only.text()) == ("a", None, "only")
 
 
+def test_scattered_shapes_share_one_panel_by_rows_x_n_and_a_grid_gets_a_panel_per_rows():
+    def row(impl, batch, n, t, dtype="float32"):
+        return {"run": "r1", "machine": "vm", "workload": "attention", "impl": impl, "op": "softmax", "batch": batch,
+                "n": n, "x_layout": "contiguous", "g_layout": "contiguous", "dtype": dtype, "device": "cpu",
+                "time_s": t, "q25_s": 0.99 * t, "q75_s": 1.01 * t, "compile_s": 0.0, "passed": True}
+
+    scattered = [row(impl, b, n, t * f) for b, n, t in ((12288, 128, 1e-3), (512, 16384, 4e-3), (2048, 4096, 2e-3))
+                 for impl, f in (("a", 1.0), ("b", 1.5 if n < 10000 else 0.5))]
+    grid = [row(impl, b, n, 1e-6 * n * f, "float64") for b in (1, 256) for n in (8, 16, 32)
+            for impl, f in (("a", 1.0), ("b", 2.0))]
+    mixed, per_rows_1, per_rows_256 = heatmap.panels(pd.DataFrame(scattered + grid))["attention"]
+    assert (mixed.dtype, mixed.batch, mixed.points) == ("float32", None, ((12288, 128), (2048, 4096), (512, 16384)))
+    assert mixed.labels() == ["12288x128", "2048x4096", "512x16k"] and mixed.title().startswith("rows x n, ")
+    assert [(c.batch, c.n, c.impl, round(c.margin, 3)) for c in mixed.cells] == [
+        (512, 16384, "b", 2.0), (2048, 4096, "a", 1.5), (12288, 128, "a", 1.5)]
+    assert [(p.dtype, p.batch, p.labels()) for p in (per_rows_1, per_rows_256)] == [
+        ("float64", 1, ["8", "16", "32"]), ("float64", 256, ["8", "16", "32"])]
+
+
 def _sections(md: str) -> list[str]:
     return re.findall(r"^## (.+)$", md, flags=re.M)
 

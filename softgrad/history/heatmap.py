@@ -1,18 +1,22 @@
 """The report's first picture: which entry to use, per stored workload, at a glance.
 
 For each workload (the default grid included), on the newest run's machine, each entry's newest measurement
-of each point in that workload's runs (:func:`softgrad.history.results.newest_per_entry`), and at each op x
-row length the winner under :func:`softgrad.history.choose.candidates` (the one rule ``softgrad choose`` and
-the crossovers along n use: only entries that passed every check of the run that timed them, fastest per
-call first). A cell holds the winner, its margin (the runner-up's time over its own) and whether the win is
-clear (:func:`softgrad.history.results.clear_win`: the runner-up's lower quartile above the winner's upper
-one); panels split the rows (batch), dtype, device and layouts.
+of each point in that workload's runs (:func:`softgrad.history.results.newest_per_entry`), and at each op and
+point the winner under :func:`softgrad.history.choose.candidates` (the one rule ``softgrad choose`` and the
+crossovers along n use: only entries that passed every check of the run that timed them, fastest per call
+first). A cell holds the winner, its margin (the runner-up's time over its own) and whether the win is clear
+(:func:`softgrad.history.results.clear_win`: the runner-up's lower quartile above the winner's upper one).
+
+A panel per dtype, device and layouts, its columns the points by row length; where each number of rows was
+measured at :data:`MIN_COLUMNS` row lengths or more (a grid such as the default one), or there is one number
+of rows, a panel per number of rows too, its columns labelled by n; else (a workload of scattered shapes, each
+its own number of rows) one panel whose columns are labelled rows x n.
 
 Example::
 
     from softgrad.history import heatmap, results
     for workload, panels in heatmap.panels(results.load()).items():
-        print(workload, [(c.op, c.n, c.impl, c.margin) for c in panels[0].cells])
+        print(workload, [(c.op, c.batch, c.n, c.impl, c.margin) for c in panels[0].cells])
 """
 
 from __future__ import annotations
@@ -27,14 +31,17 @@ from .choose import candidates
 from .plotting import OPS
 from .plotting import plt as _plt
 
-#: what one panel holds: the points of one rows x dtype x device x layouts
-PANEL = ("dtype", "batch", "device", "x_layout", "g_layout")
+#: what one panel holds at most: the points of one dtype x device x layouts
+PANEL = ("dtype", "device", "x_layout", "g_layout")
+#: a panel per number of rows where each was measured at this many row lengths or more
+MIN_COLUMNS = 3
 #: the colour of a cell where no entry passed
 NO_WINNER = (0.93, 0.93, 0.93, 1.0)
 #: the mark of a win within the measured spread
 NOT_CLEAR = "\u2248"  # ≈
 
-CAPTION = ("Per op (rows) and row length n (columns), in a panel per number of rows, dtype, device and layouts: "
+CAPTION = ("Per op (rows) and row length n (columns; rows x n where a workload's shapes each have their own number "
+           "of rows), in a panel per number of rows, dtype, device and layouts: "
            "the colour is the fastest entry that passed every correctness check of the run that timed it (each "
            "entry's newest measurement in this workload, the rule `softgrad choose` answers by); the number is "
            f"the runner-up's time over the fastest's; {NOT_CLEAR} and hatching: the runner-up is within the "
@@ -44,9 +51,10 @@ CAPTION = ("Per op (rows) and row length n (columns), in a panel per number of r
 
 @dataclass(frozen=True)
 class Cell:
-    """The winner at one op and row length of a panel."""
+    """The winner at one op and point (rows, row length) of a panel."""
 
     op: str
+    batch: int
     n: int
     impl: str
     time_s: float
@@ -65,51 +73,72 @@ class Cell:
 
 @dataclass(frozen=True)
 class Panel:
-    """The cells of one rows x dtype x device x layouts of one workload."""
+    """The cells of one dtype x device x layouts (and number of rows, ``batch``; None: several) of a workload."""
 
     workload: str
     dtype: str
-    batch: int
     device: str
     x_layout: str
     g_layout: str
-    ns: tuple[int, ...]
+    batch: int | None
+    #: the columns: (rows, row length), by row length
+    points: tuple[tuple[int, int], ...]
     cells: tuple[Cell, ...]
+
+    @property
+    def ns(self) -> tuple[int, ...]:
+        return tuple(n for _, n in self.points)
 
     def title(self) -> str:
         layouts = "" if (self.x_layout, self.g_layout) == ("contiguous", "contiguous") else \
             f", x {self.x_layout}, g {self.g_layout}"
-        return f"{self.batch} row{'' if self.batch == 1 else 's'}, {self.dtype}, {self.device}{layouts}"
+        rows = "rows x n" if self.batch is None else f"{self.batch} row{'' if self.batch == 1 else 's'}"
+        return f"{rows}, {self.dtype}, {self.device}{layouts}"
+
+    def labels(self) -> list[str]:
+        """Each column's label: n, or rows x n where the panel holds several numbers of rows."""
+        return [_n_label(n) if self.batch is not None else f"{b}x{_n_label(n)}" for b, n in self.points]
 
     def ops(self) -> list[str]:
         found = {c.op for c in self.cells}
         return [op for op in OPS if op in found] + sorted(found - set(OPS))
 
-    def cell(self, op: str, n: int) -> Cell | None:
-        return next((c for c in self.cells if c.op == op and c.n == n), None)
+    def cell(self, op: str, n: int, batch: int | None = None) -> Cell | None:
+        return next((c for c in self.cells if c.op == op and c.n == n and batch in (None, c.batch)), None)
 
 
-def _cell(op: str, n: int, at) -> Cell | None:
+def _cell(op: str, batch: int, n: int, at) -> Cell | None:
     ok, _ = candidates(at)
     if ok.empty:
         return None
     best = ok.iloc[0]
     if len(ok) < 2:
-        return Cell(op, n, str(best["impl"]), float(best["time_s"]), None, None, None)
+        return Cell(op, batch, n, str(best["impl"]), float(best["time_s"]), None, None, None)
     second = ok.iloc[1]
-    return Cell(op, n, str(best["impl"]), float(best["time_s"]), str(second["impl"]),
+    return Cell(op, batch, n, str(best["impl"]), float(best["time_s"]), str(second["impl"]),
                 float(second["time_s"]) / float(best["time_s"]),
                 results.clear_win(float(best["q75_s"]), float(second["q25_s"])))
+
+
+def _panel(workload: str, key: tuple, batch: int | None, rows) -> Panel | None:
+    dtype, device, x_layout, g_layout = key
+    cells = [c for (op, b, n), at in rows.groupby(["op", "batch", "n"], sort=True)
+             if (c := _cell(str(op), int(b), int(n), at)) is not None]
+    if not cells:
+        return None
+    points = tuple(sorted({(int(b), int(n)) for b, n in zip(rows["batch"], rows["n"])}, key=lambda p: (p[1], p[0])))
+    return Panel(workload, str(dtype), str(device), str(x_layout), str(g_layout), batch, points, tuple(cells))
 
 
 def _panels(workload: str, rows) -> list[Panel]:
     out = []
     for key, g in rows.groupby(list(PANEL), sort=True):
-        dtype, batch, device, x_layout, g_layout = key
-        cells = [c for (op, n), at in g.groupby(["op", "n"], sort=True) if (c := _cell(str(op), int(n), at))]
-        if cells:
-            out.append(Panel(workload, str(dtype), int(batch), str(device), str(x_layout), str(g_layout),
-                             tuple(sorted({int(n) for n in g["n"]})), tuple(cells)))
+        per_batch = g.groupby("batch")["n"].nunique()
+        if len(per_batch) == 1 or per_batch.min() >= MIN_COLUMNS:
+            found = [_panel(workload, key, int(b), part) for b, part in g.groupby("batch", sort=True)]
+        else:
+            found = [_panel(workload, key, None, g)]
+        out += [p for p in found if p is not None]
     return out
 
 
@@ -119,13 +148,9 @@ def panels(loaded) -> dict[str, list[Panel]]:
     if loaded.empty:
         return {}
     machine = results.latest(loaded)["machine"].iloc[0]
-    timed = loaded.assign(
-        workload=loaded["workload"] if "workload" in loaded else "default",
-        x_layout=loaded["x_layout"] if "x_layout" in loaded else "contiguous",
-        g_layout=loaded["g_layout"] if "g_layout" in loaded else "contiguous")
     out: dict[str, list[Panel]] = {}
-    for workload in sorted(set(timed["workload"]), key=lambda w: (w != "default", str(w))):
-        newest = results.newest_per_entry(timed[timed["workload"] == workload], machine=machine)
+    for workload in sorted(set(loaded["workload"]), key=lambda w: (w != "default", str(w))):
+        newest = results.newest_per_entry(loaded[loaded["workload"] == workload], machine=machine)
         newest = newest[newest["time_s"].notna()] if not newest.empty else newest
         found = _panels(str(workload), newest) if not newest.empty else []
         if found:
@@ -153,7 +178,7 @@ def draw(found: list[Panel], colors: dict[str, Any], path: Path, title: str) -> 
     plt = _plt()
     ncols = 1 if len(found) == 1 else 2
     nrows = math.ceil(len(found) / ncols)
-    widest = max(len(p.ns) for p in found)
+    widest = max(len(p.points) for p in found)
     tallest = max(len(p.ops()) for p in found)
     fig, axes = plt.subplots(nrows, ncols, squeeze=False, layout="constrained",
                              figsize=(max(ncols * (0.62 * widest + 1.6), 5.0), nrows * (0.42 * tallest + 1.1) + 0.9))
@@ -161,10 +186,10 @@ def draw(found: list[Panel], colors: dict[str, Any], path: Path, title: str) -> 
     hatched = False
     for ax, panel in zip(axes.flat, found):
         ops = panel.ops()
-        image = [[NO_WINNER] * len(panel.ns) for _ in ops]
+        image = [[NO_WINNER] * len(panel.points) for _ in ops]
         for i, op in enumerate(ops):
-            for j, n in enumerate(panel.ns):
-                cell = panel.cell(op, n)
+            for j, (batch, n) in enumerate(panel.points):
+                cell = panel.cell(op, n, batch)
                 if cell is None:
                     continue
                 image[i][j] = colors.get(cell.impl, NO_WINNER)
@@ -175,9 +200,11 @@ def draw(found: list[Panel], colors: dict[str, Any], path: Path, title: str) -> 
                     ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, hatch="///", lw=0,
                                            edgecolor=_ink(image[i][j]), alpha=0.5))
         ax.imshow(image, aspect="auto", interpolation="nearest")
-        ax.set_xticks(range(len(panel.ns)), [_n_label(n) for n in panel.ns], fontsize=7)
+        by_n = panel.batch is not None
+        ax.set_xticks(range(len(panel.points)), panel.labels(), fontsize=7, rotation=0 if by_n else 30,
+                      ha="center" if by_n else "right")
         ax.set_yticks(range(len(ops)), ops, fontsize=8)
-        ax.set_xlabel("n (row length)", fontsize=8)
+        ax.set_xlabel("n (row length)" if by_n else "rows x n", fontsize=8)
         ax.set_title(panel.title(), fontsize=9)
     for ax in list(axes.flat)[len(found):]:
         ax.set_visible(False)
