@@ -1,9 +1,12 @@
 """``softgrad report``: ``index.html`` and ``report.md`` with PNG plots from the latest run on this machine.
 
-Plots: time vs n per op (log-log, interquartile band), speedup over NumPy, achieved bandwidth as a
-fraction of the copy bandwidth measured in the same run against the bytes moved over the last-level cache
-(every workload's newest run: :mod:`.memory_bound`), the empirical scaling exponent, worst error vs
-tolerance per implementation and dtype, and the history of time and error across runs. Tables: the
+First, under a one-line table of contents, the answer at a glance: per stored workload a picture of which
+entry to use at each op and row length (:mod:`.heatmap`, by ``choose``'s rule). After the plots, the change
+points that ``softgrad history`` lists, in a table newest first with their likely causes, also marked on the
+history plot (:mod:`.trend`). Plots: time vs n per op (log-log, interquartile band), speedup over NumPy,
+achieved bandwidth as a fraction of the copy bandwidth measured in the same run against the bytes moved over
+the last-level cache (every workload's newest run: :mod:`.memory_bound`), the empirical scaling exponent,
+worst error vs tolerance per implementation and dtype, and the history of time and error across runs. Tables: the
 choice table (fastest implementation that passed every case, per op x size band x dtype x device, its
 margin over the runner-up, whether that margin is outside the measured spread, and its one-off compile
 cost), the write-up's claim checked against the measurements, the workloads, the roofline of the points
