@@ -2,7 +2,8 @@
 it): the picture of which entry to use is loaded and drawn at a non-zero size for every stored workload, it
 comes before the choice table, and at a 1280 px wide window the page does not scroll sideways (wide tables
 scroll in their own box). From test_report_content's synthetic store, with an entry whose long name makes
-its tables wide.
+its tables wide. And over a stored history with one library upgrade, the change points' table names it and
+the history plot that marks it is loaded.
 """
 
 from __future__ import annotations
@@ -71,3 +72,19 @@ def test_the_first_screen_shows_the_picture_and_the_page_does_not_scroll_sideway
     root = re.search(r"<html[^>]*>", dom)[0]
     scroll, client = (int(re.search(rf'data-{name}="(\d+)"', root)[1]) for name in ("scroll-width", "client-width"))
     assert client == WIDTH and scroll <= client, f"the page scrolls sideways: {scroll} px wide in a {client} px window"
+
+
+def test_the_change_points_are_listed_and_the_marked_history_plot_is_loaded(tmp_path, monkeypatch):
+    """tests/test_history_changes.py's stored history: numpy's step where its version changed."""
+    from test_history_changes import NEW_NUMPY
+    from test_history_changes import _store as stepped
+
+    stepped(tmp_path, NEW_NUMPY, speed=True)
+    monkeypatch.setenv("SOFTGRAD_HOME", str(tmp_path))
+    index = report_module.write_report(tmp_path / "report")
+    dom = _dom(index.as_uri(), tmp_path, SCREENSHOTS / "report-change-points.png")
+    (history,) = re.findall(r"<img [^>]*src=\"history\.png\"[^>]*>", dom)
+    assert 'data-loaded="true"' in history
+    section = dom.split('id="changes"', 1)[1].split("<h2", 1)[0]
+    assert section.count("<td>numpy 2.4.6 -&gt; 2.5.0</td>") == 16, section[:2000]
+    assert dom.index('src="history.png"') < dom.index('id="changes"') < dom.index('id="meta"')
