@@ -2,13 +2,14 @@
 #   make test    set up .venv (all extras, pinned) and run the developer's suite (not slow; both cores)
 #   make bench   set up .venv and run the main job (checks, asv sweep, dashboard, report)
 # make test-slow runs the end-to-end tests (real asv runs, the browser, large cases) one at a time;
-# make test-all runs both and the import contracts (what .ci/run runs).
+# make docs builds the documentation site (docs/, mkdocs.yml) into build/site, strictly (a broken link fails);
+# make test-all runs the import contracts, the docs build, test and test-slow (what .ci/run runs).
 PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
-.PHONY: venv test test-slow test-all lint-imports bench bench-quick check clean
+.PHONY: venv test test-slow test-all lint-imports docs bench bench-quick check clean
 
 venv: $(STAMP)
 
@@ -26,7 +27,10 @@ test-slow: venv
 lint-imports: venv
 	cd $(CURDIR) && $(BIN)/lint-imports
 
-test-all: lint-imports test test-slow
+docs: venv
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir build/site
+
+test-all: lint-imports docs test test-slow
 
 check: venv
 	$(BIN)/softgrad check

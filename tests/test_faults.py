@@ -1,8 +1,8 @@
 """What softgrad promises under faults: hostile files, names, plugins, flags and a killed run.
 
-Each test plays a hostile or careless user and asserts the promise the README's "under faults" section
-states: data never runs code, one name is one benchmark, bad input is one line and a non-zero exit,
-children die with softgrad and the run's lock covers them, a resumed run keeps its own settings.
+Each test plays a hostile or careless user and asserts the promise docs/faults.md ("What softgrad promises
+under faults") states: data never runs code, one name is one benchmark, bad input is one line and a non-zero
+exit, children die with softgrad and the run's lock covers them, a resumed run keeps its own settings.
 """
 
 from __future__ import annotations

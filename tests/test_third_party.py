@@ -1,6 +1,6 @@
 """softgrad.testing for library authors: plain callables checked with no registration, expected failures,
 one pytest test per case, entries made of callables, entry points of installed distributions, and the
-README's example files."""
+example files of the documentation (docs/library-authors.md)."""
 
 from __future__ import annotations
 
@@ -445,14 +445,7 @@ def test_an_entry_point_that_hangs_at_import_is_left_out_after_the_probe_limit(t
     assert registry.load_entry_points() == [problem] and time.monotonic() - t0 < 1.5
 
 
-# --- the README's examples -------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("example", sorted(p.name for p in EXAMPLES.glob("test_*.py")))
-def test_the_readme_shows_each_example_file_exactly(example):
-    text = (EXAMPLES / example).read_text()
-    readme = (ROOT / "README.md").read_text()
-    assert f"```python\n{text}```" in readme, f"README's copy of tests/examples/{example} differs from the file"
+# --- the documentation's examples (tests/test_docs.py checks each page shows the files exactly) ------------
 
 
 def test_the_readme_torch_function_with_the_sum_dropped_from_its_backward_is_caught():

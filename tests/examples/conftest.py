@@ -1,6 +1,6 @@
-"""The README's example files import their library as a user's test file would (the README shows each file
-exactly): where the library is not installed (the NumPy-only install), the file is reported as skipped with
-the reason instead of failing collection."""
+"""The example files (shown exactly in the README and docs/library-authors.md) import their library as a
+user's test file would: where the library is not installed (the NumPy-only install), the file is reported as
+skipped with the reason instead of failing collection."""
 
 from __future__ import annotations
 
