@@ -41,6 +41,10 @@ TIME = changes.METRICS[0]
 #: asv's levels may place a step a run late in the noise (benchmarks/replay_history.py measures the choice)
 WINDOW = 3
 THRESHOLD = changes.THRESHOLD
+#: the newest runs must each be this many sigmas of the level before them over it (and past the threshold):
+#: two runs at once by chance, about 1 in 10**5 for normal noise
+TAIL_Z = 2.5
+_SIGMA_PER_MEDIAN_AD = 1.4826
 
 
 @dataclass(frozen=True)
@@ -77,21 +81,32 @@ def judge(y: Sequence[float], w: Sequence[float | None] | None, own: Sequence[fl
     if held and held[-1].new:
         return held[-1]
     # asv's levels (fitting correlated noise) often leave the newest few runs in the level before them: the
-    # newest runs that are each past the threshold over the earlier runs of the last level (too few runs for
-    # levels: every earlier run) are a step when two or more, else the newest run alone, an outlier
+    # newest runs each past the threshold and TAIL_Z sigmas over the earlier runs of the last level (too few
+    # runs for levels: every earlier run) are a step when two or more, else the newest run alone, an outlier
     e = _tail(y, own, found, valid, threshold)
-    if e is not None and e.interval()[0] > 0:
+    if e is not None:
         if e.at == last:
             return Suspect("outlier", True, e)
-        if changes.flagged(e.before, e.after, threshold) and (e.at >= recent or not held):
+        if e.at >= recent or not held:
             return Suspect("step", e.at >= recent, e)
     return held[-1] if held else None
 
 
+def robust_sigma(y: Sequence[float], at: Sequence[int], own: Sequence[float]) -> float:
+    """The scatter of the runs ``at`` as a normal sigma, from their median absolute deviation (a slow night
+    among them moves it little), at least the median of their own sigmas."""
+    values = [y[i] for i in at]
+    mid = statistics.median(values)
+    spreads = [own[i] for i in at if math.isfinite(own[i])]
+    return max(_SIGMA_PER_MEDIAN_AD * statistics.median(abs(v - mid) for v in values),
+               statistics.median(spreads) if spreads else 0.0)
+
+
 def _tail(y: Sequence[float], own: Sequence[float], found: Sequence[changes.Level], valid: Sequence[int],
           threshold: float) -> changes.Event | None:
-    """The longest run of newest runs each past ``threshold`` over the earlier runs of the last level (at
-    least MIN_RUNS of them, else every earlier run), as a step after them; None when the newest is not."""
+    """The longest run of newest runs each past ``threshold`` and :data:`TAIL_Z` sigmas (:func:`robust_sigma`)
+    over the earlier runs of the last level (at least MIN_RUNS of them, else every earlier run), as a step
+    after them; None when the newest is not."""
     pool = found[-1].at if found else valid
     best = None
     for k in range(1, len(valid)):
@@ -100,7 +115,8 @@ def _tail(y: Sequence[float], own: Sequence[float], found: Sequence[changes.Leve
         if len(before) < changes.MIN_RUNS:
             before = [i for i in valid if i < tail[0]]
         base = changes.level(y, before)
-        if not all(y[i] > base.value * (1 + threshold) for i in tail):
+        floor = max(base.value * (1 + threshold), base.value + TAIL_Z * robust_sigma(y, before, own))
+        if not all(y[i] > floor for i in tail):
             break
         best = (before, base, tail)
     if best is None:
