@@ -76,15 +76,16 @@ class ReportError(Exception):
 
 
 def _panels(df, batch: int, dtype: str, value, ylabel: str, title: str, path: Path, log_y: bool = True,
-            band: tuple[str, str] | None = None, hline: float | None = None) -> Path | None:
+            band: tuple[str, str] | None = None, hline: float | None = None,
+            palette: dict[str, Any] | None = None) -> Path | None:
     """One log-x panel per op of ``value`` against n, a line per implementation (dotted if it failed a
-    check); ``band`` shades between two columns."""
+    check) in its ``palette`` colour; ``band`` shades between two columns."""
     sub = df[(df["batch"] == batch) & (df["dtype"] == dtype) & (df["device"] == "cpu")]
     sub = sub[np.isfinite(sub[value])] if not sub.empty else sub
     if sub.empty:
         return None
     plt = _plt()
-    colors = _colors(list(df["impl"].unique()))
+    colors = palette or _colors(list(df["impl"].unique()))
     ops = [op for op in OPS if op in set(sub["op"])]
     fig, axes = plt.subplots(1, len(ops), figsize=(5.2 * len(ops), 4.2), squeeze=False)
     for ax, op in zip(axes[0], ops):
@@ -387,9 +388,8 @@ def _html_contents(parts: list[str]) -> str:
     return "\n".join(contents if part == TOC_MARK else part for part in parts)
 
 
-def _glance(df_all, out_dir: Path) -> list[tuple[str, Path]]:
+def _glance(df_all, out_dir: Path, colors: dict[str, Any]) -> list[tuple[str, Path]]:
     """The first picture, one per stored workload (:mod:`.heatmap`): (its title, its PNG)."""
-    colors = _colors(list(df_all["impl"].unique()))
     out = []
     for k, (workload, panels) in enumerate(heatmap.panels(df_all).items()):
         title = "default grid" if workload == "default" else f"workload {workload}"
@@ -444,10 +444,11 @@ def write_report(out_dir: Path | None = None, warn: Callable[[str], None] | None
     out_dir.mkdir(parents=True, exist_ok=True)  # every stored file read: the report will be written
 
     figures: list[tuple[str, str, Path | None]] = []
+    palette = _colors(list(df_all["impl"].unique()))  # one colour per entry in every figure of the report
     for batch in sorted(set(df["batch"])):
         figures.append((f"Time vs n, batch {batch}", "median time per call; band: interquartile range",
                         _panels(df, int(batch), dtype, "time_s", "seconds per call", f"time per call ({dtype})",
-                                out_dir / f"time_vs_n_batch{batch}.png", band=("q25_s", "q75_s"))))
+                                out_dir / f"time_vs_n_batch{batch}.png", band=("q25_s", "q75_s"), palette=palette)))
     baseline, writeup, _ = roles()
     numpy_t = df[df["impl"] == baseline].set_index(["op", "shape", "dtype", "device"])["time_s"]
     df = df.copy()
@@ -455,7 +456,7 @@ def write_report(out_dir: Path | None = None, warn: Callable[[str], None] | None
                               zip(df["op"], df["shape"], df["dtype"], df["device"], df["time_s"])]
     figures.append(("Speedup over NumPy", "NumPy's time / the implementation's time (above 1: faster)",
                     _panels(df, big_batch, dtype, "speedup_vs_numpy", "speedup over numpy", "speedup over numpy",
-                            out_dir / "speedup_vs_numpy.png", hline=1.0)))
+                            out_dir / "speedup_vs_numpy.png", hline=1.0, palette=palette)))
     llc = meta.get("llc_bytes")
     llc_text = f"the {format_bytes(llc)} last-level cache" if llc else "the last-level cache (size unknown)"
     figures.append(("Achieved bandwidth", f"bytes that must move / time, as a fraction of the copy bandwidth "
@@ -476,7 +477,7 @@ def write_report(out_dir: Path | None = None, warn: Callable[[str], None] | None
                     "(commit and library versions under each point); a red triangle marks a change point at the "
                     "first run at which it holds, with its size and likely cause", drawn.path))
     change_rows = pd.DataFrame(trend.table_rows(history))
-    glance = _glance(df_all, out_dir)
+    glance = _glance(df_all, out_dir, palette)
 
     choices = choice_table(df)
     choice_seconds = ("time (geo-mean)", "compile")
