@@ -2,7 +2,7 @@
 ``python benchmarks/replay_history.py [--nights 45] [--series 100] [--seed 0] [--json FILE]``.
 
 Each benchmark gets ``--nights`` nights of noise (one run a night) and, in the planted sets, one change at a
-night drawn from the last quarter: a sudden step (+10%, +25%, 2x), the same sizes creeping in over 4 nights,
+night 16 to 13 nights before the end (so that :data:`HORIZON` nights follow its full size): a sudden step (+10%, +25%, 2x), the same sizes creeping in over 4 nights,
 the same sizes holding 5 nights then recovering half of it, a creep of 4 x 7% (each night under the 10%
 threshold), and a one-night blip of +50% that the next night clears (a gate must not fail on it). Night by
 night, as the nightly job runs, two gates judge the newest night:
@@ -16,8 +16,8 @@ each plainly and with its ``--confirm`` rerun (a fresh draw of the night's noise
 set, every night from the second on) and, per planted kind, how often each gate failed within two nights of
 the change reaching its full size, and at all within :data:`HORIZON` nights.
 
-**The noise.** Where the store (``SOFTGRAD_HOME``, or ``--home``) holds two or more identical runs (same
-machine, workload, commit, library versions and threads), each night's value is the benchmark's usual level
+**The noise.** Where the store (``SOFTGRAD_HOME``, or ``--home``) holds identical runs (same machine,
+workload, commit, library versions and threads; 30 residuals at least), each night's value is the benchmark's usual level
 times a residual drawn from those runs (log of each run's time over the machine's speed, or its seconds, less
 the mean of its identical runs, scaled by sqrt(n / (n - 1))): each simulated benchmark takes a stored one's
 residuals when it has 8 or more, else the machine's pool; its samples' quartiles and count and its seconds are

@@ -103,6 +103,11 @@ def _store(home, slow: list[float], metas: dict[int, dict] | None = None, asv: d
     helpers.write_run_files(home, files)
 
 
+def _said(err: str) -> list[str]:
+    """The gate's own lines on stderr, less its warnings (a left-out run, a timer disagreement)."""
+    return [line for line in _errors(err) if line.startswith("softgrad gate") and "gate: warning" not in line]
+
+
 def _lines(out: str, start: str) -> list[str]:
     return [line for line in out.splitlines() if line.startswith(start)]
 
@@ -110,7 +115,7 @@ def _lines(out: str, start: str) -> list[str]:
 def test_a_steady_history_passes(tmp_path):
     _store(tmp_path, [1.0] * 10)
     rc, out, err = _softgrad(tmp_path, "gate")
-    assert rc == 0 and not _errors(err), out + err
+    assert rc == 0 and not _said(err), out + err
     head, tail = out.splitlines()
     assert head == (f"softgrad gate: run {_run_id(9)} (workload default) against 9 earlier runs on machine vm: "
                     f"{2 * COUNT} benchmarks judged, threshold 10%")
@@ -120,7 +125,7 @@ def test_a_steady_history_passes(tmp_path):
 def test_a_new_step_that_holds_fails_and_names_its_likely_cause(tmp_path):
     _store(tmp_path, [1.0] * 8 + [1.3] * 2, metas={8: NEW_NUMPY, 9: NEW_NUMPY})
     rc, out, err = _softgrad(tmp_path, "gate", "--min-delta", "0")
-    assert rc == 1 and not _errors(err), out + err
+    assert rc == 1 and not _said(err), out + err
     slower = _lines(out, "SLOWER")
     assert len(slower) == COUNT and all(" numpy " in line and "fake-impl" not in line for line in slower), out
     for line in slower:
@@ -135,7 +140,7 @@ def test_a_new_step_that_holds_fails_and_names_its_likely_cause(tmp_path):
 def test_the_newest_night_alone_only_warns_and_a_blip_cleared_next_night_passes(tmp_path):
     _store(tmp_path, [1.0] * 9 + [1.6])
     rc, out, err = _softgrad(tmp_path, "gate", "--min-delta", "0")
-    assert rc == 0 and not _errors(err), out + err
+    assert rc == 0 and not _said(err), out + err
     outliers = _lines(out, "OUTLIER")
     assert len(outliers) == COUNT and not _lines(out, "SLOWER"), out
     assert all("[the newest run alone: a warning until a second night or a rerun (--confirm) reproduces it]"
@@ -174,7 +179,7 @@ def test_only_the_newest_runs_machine_and_workload_are_judged(tmp_path):
     vocab = json.dumps({"table": {"name": "vocab"}, "origin": "preset"})
     _store(tmp_path, [2.0], metas={20: {"workload": vocab}}, first=20)
     rc, out, err = _softgrad(tmp_path, "gate")
-    (line,) = _errors(err)
+    (line,) = _said(err)
     assert rc == 1 and "against 0 earlier runs on machine vm: 0 benchmarks judged" in out
     assert line == (f"softgrad gate: nothing was compared (run {_run_id(20)} is the first "
                                               f"run of workload vocab on machine vm: the gate needs an earlier one "
@@ -185,7 +190,7 @@ def test_only_the_newest_runs_machine_and_workload_are_judged(tmp_path):
 
 def test_an_empty_history_is_refused_as_compare_refuses_it(tmp_path):
     rc, out, err = _softgrad(tmp_path, "gate")
-    (line,) = _errors(err)
+    (line,) = _said(err)
     assert rc == 2 and out == "" and line.startswith("softgrad gate: error: need two complete runs to judge the "
                                                      "newest, found 0 in ")
 
@@ -201,13 +206,13 @@ def test_an_empty_history_is_refused_as_compare_refuses_it(tmp_path):
 def test_a_gate_that_compared_nothing_fails_with_why(tmp_path, setup, says):
     setup(tmp_path)
     rc, out, err = _softgrad(tmp_path, "gate")
-    (line,) = [line for line in _errors(err) if "gate: warning" not in line]
+    (line,) = _said(err)
     assert rc == 1 and line.startswith(f"softgrad gate: nothing was compared ({says}"), (out, err)
     # a preset not run yet compared nothing; a name neither stored nor a preset is a usage error
     rc, out, err = _softgrad(tmp_path, "gate", "--workload", "vocab")
     assert rc == 1 and "nothing was compared (no complete run of workload vocab yet (stored: " in err
     rc, out, err = _softgrad(tmp_path, "gate", "--workload", "nosuch")
-    (line,) = _errors(err)
+    (line,) = _said(err)
     assert rc == 2 and line.startswith("softgrad gate: error: no stored run of workload 'nosuch', nor a preset")
 
 
@@ -261,6 +266,9 @@ def test_the_rerun_decides_the_newest_nights_outlier(tmp_path, monkeypatch, reru
     lines = _lines(out, said)
     assert len(lines) == COUNT, out
     assert all(("reproduced by the rerun" if rc else "not reproduced") in line and "rerun" in line for line in lines)
+    assert out.splitlines()[-1] == (f"softgrad gate: {COUNT} slower, 0 correctness regressions" if rc else
+                                    f"softgrad gate: 0 slower, 0 correctness regressions, {COUNT} cleared by a "
+                                    f"rerun (no regression)")
 
 
 def test_a_rerun_clears_a_step_it_does_not_reproduce():

@@ -2,24 +2,28 @@
 runs).
 
 The newest complete run (of ``--workload``, when given) is judged against every earlier run of its workload on
-its machine, benchmark by benchmark, on the levels of :mod:`softgrad.history.changes` (``asv.step_detect``
-over the time: normalized where every run has it, else seconds):
+its machine, benchmark by benchmark, over the time (normalized where every run has it, else seconds):
 
-- a **regression** is a step or creep up past the threshold that holds on the newest run (the newest run is at
-  the level after it) and first held within the newest :data:`WINDOW` runs of the benchmark, by more than
-  ``min_delta_s`` in seconds: the gate fails, naming the likely cause (what changed between the runs on
-  either side, :func:`softgrad.history.changes.differences`);
-- an **outlier** is the newest run alone above the level before it (its 95% intervals apart, past the
-  threshold): asv's levels leave a one-run level out as a blip, so it warns and fails only when the rerun
-  reproduces it. A blip that the next night clears is then no level at all: nothing to report;
+- a **regression** is a step up past the threshold that holds on the newest run and first held within the
+  newest :data:`WINDOW` runs of the benchmark, by more than ``min_delta_s`` in seconds: the gate fails and
+  names the likely cause (what changed between the runs on either side,
+  :func:`softgrad.history.changes.differences`). The steps are :mod:`softgrad.history.changes`' (asv's
+  levels, creeps) and, since asv's levels (fitting correlated noise) often keep the newest few runs in the
+  level before them, the newest two or more runs that are each past the threshold and :data:`TAIL_Z` robust
+  sigmas over the earlier runs of the last level;
+- an **outlier** is the newest run alone so far above that level: it warns, and fails only when the rerun
+  reproduces it. A one-night blip that the next night clears is then nothing;
 - a step up that holds but first held before the window is **known**: listed, not failed again.
 
 With a rerun (``--confirm``, :mod:`softgrad.bench.confirm`) each regression and outlier is kept when the rerun
 is slower than the level before it by compare's test (:func:`softgrad.history.gate.confirm_findings`, at a
 factor of 1 + threshold); the others are cleared. Correctness is judged as compare does, between the newest run
 and the one before it of the same workload (:func:`softgrad.history.gate.correctness`). A gate that compared
-nothing fails and says why: no run stored, the first run of a workload on a machine, or no benchmark of the
-newest run timed before.
+nothing fails and says why: the first run of a workload on a machine, the newest run without results, no
+benchmark of it timed before. An empty store is refused as compare refuses it
+(:class:`~softgrad.history.store.StoreError`), a workload neither stored nor a preset is a
+:class:`~softgrad.history.changes.HistoryError`. ``benchmarks/replay_history.py`` measures false alarms and
+detection on replayed noise.
 """
 
 from __future__ import annotations
@@ -201,7 +205,7 @@ class Verdict:
             out += [fl.line(self.window), *fl.change.commit_lines()]
         out += [f.line() for f in self.errors]
         slower = sum(f.fails for f in self.flags)
-        warned = sum(f.suspect.kind == "outlier" and not f.fails for f in self.flags)
+        warned = sum(f.suspect.kind == "outlier" and f.rerun is None for f in self.flags)
         known = sum(not f.suspect.new for f in self.flags)
         cleared = sum(f.rerun == "cleared" for f in self.flags)
         counts = [f"{slower} slower", f"{len(self.errors)} correctness regressions"]
