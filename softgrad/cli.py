@@ -469,6 +469,21 @@ def cmd_gate(args: argparse.Namespace) -> int:
     return 1 if verdict.failed else 0
 
 
+def cmd_index(args: argparse.Namespace) -> int:
+    from .history import index
+
+    snap = index.sync(rebuild=args.rebuild)
+    if not snap.runs:
+        print(f"softgrad index: no run stored in {paths.results_dir() / 'runs'}: nothing to index")
+        return 0
+    if snap.written is False:
+        raise UsageError(f"cannot write the index {index.path()}: commands read the run folders")
+    s = index.status()
+    print(f"index {s['path']}: {s['runs']} runs ({s['complete']} complete), {s['points']} points, "
+          f"{s['bytes'] / 1e6:.1f} MB; {len(snap.fresh)} runs read from their folders")
+    return 0
+
+
 def cmd_history(args: argparse.Namespace) -> int:
     from .history import changes
 
@@ -517,6 +532,8 @@ EXAMPLES = {
             "    the newest default-grid run against its history: exit 1 on a new step up the rerun reproduces",
     "history": "softgrad history --impl numpy --since 2026-11-01\n"
                "    numpy's change points since November, a line each, with what changed",
+    "index": "softgrad index --rebuild\n"
+             "    read every run folder into results/index.sqlite again (commands update it themselves)",
 }
 
 
@@ -632,6 +649,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threshold", type=change_fraction, metavar="F", help="the relative move that counts (default 0.1)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_history)
+
+    p = sub.add_parser("index", help="bring the history's index (results/index.sqlite) up to date with the run folders")
+    p.add_argument("--rebuild", action="store_true", help="read every run folder again, whatever the index holds")
+    p.set_defaults(func=cmd_index)
     for name, command in sub.choices.items():  # an example under each command's --help
         command.epilog = f"example:\n  {EXAMPLES[name]}" if name in EXAMPLES else None
         command.formatter_class = argparse.RawDescriptionHelpFormatter

@@ -97,6 +97,18 @@ def run(opts: RunOptions, stream: IO[str] | None = None) -> int:
         return _run_locked(opts, progress, stream, repo, commit, lock_fd)
 
 
+def _update_index(stream: IO[str]) -> None:
+    """The history's index (:mod:`softgrad.history.index`) updated once a run is complete; the run folders are
+    the truth, so a failure is one line on ``stream`` and the next command that reads rebuilds it."""
+    from .history import index as history_index
+
+    try:
+        history_index.sync(notice=lambda text: print(f"softgrad: {text}", file=stream, flush=True))
+    except Exception as exc:  # noqa: BLE001 - a cache: never fail a stored run for it
+        print(f"softgrad run: the index was not updated ({type(exc).__name__}: {exc}); the run is stored",
+              file=stream, flush=True)
+
+
 def _nothing_to_resume() -> RunError:
     """``--resume`` with no interrupted run: a failure, never a new full run that nobody asked for."""
     return RunError(f"--resume: no interrupted run in {store.runs_dir()} to continue; `softgrad run` starts a "
@@ -307,6 +319,7 @@ def _run_locked(opts: RunOptions, progress: "Progress", stream: IO[str], repo: P
     vendor_dashboard(paths.asv_html_dir())  # the CDN scripts, shipped with softgrad: works offline
     shutil.rmtree(paths.cache_dir() / f"numba-{run_.id}", ignore_errors=True)
     meta = run_.update_meta(complete=True, seconds=round(time.perf_counter() - t_start + meta.get("seconds", 0), 1))
+    _update_index(stream)
     progress.line(f"run: dashboard {index}")
     if opts.report:
         try:

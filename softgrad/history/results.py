@@ -20,13 +20,14 @@ Example::
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from .. import registry
 from ..bench import asv_results, grid
-from ..contract import DTYPE_INFO
-from ..workloads import name_in_json, parse_shape_token
-from . import store
+from . import blocks, index, store
+from .blocks import Block
 
 #: names this module had before reading asv's files moved to softgrad.bench.asv_results
 KINDS = asv_results.KINDS
@@ -48,11 +49,6 @@ def clear_win(fastest_q75_s: float, runner_up_q25_s: float) -> bool | None:
     return bool(runner_up_q25_s > fastest_q75_s)
 
 
-def _class_to_impl(names: list[str]) -> dict[str, str]:
-    known = list(dict.fromkeys([*names, *(i.name for i in registry.all_implementations())]))
-    return {grid.class_name(n): n for n in known}
-
-
 def checks_for(run: store.Run) -> store.Run | None:
     """The run whose correctness records apply to ``run``: itself, or (for a ``--no-check`` run) the newest
     earlier run with checks on the same commit and library versions."""
@@ -65,20 +61,27 @@ def checks_for(run: store.Run) -> store.Run | None:
     return same[-1] if same else None
 
 
-def _check_summary(checks: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    out: dict[str, dict[str, Any]] = {}
-    for r in checks:
-        s = out.setdefault(r["impl"], {"check_passed": 0, "check_failed": 0, "check_worst_ratio": math.nan,
-                                       "failed_cases": []})
-        if r.get("verdict") == "pass":
-            s["check_passed"] += 1
-        elif r.get("verdict") == "fail":
-            s["check_failed"] += 1
-            s["failed_cases"].append(f"{r['op']} {r['dtype']} {r['case']}")
-        ratio = r.get("ratio")
-        if ratio is not None and not (isinstance(ratio, float) and math.isnan(ratio)):
-            s["check_worst_ratio"] = ratio if math.isnan(s["check_worst_ratio"]) else max(s["check_worst_ratio"], ratio)
-    return out
+def _checks_source(block: Block, earlier: Callable[[], Mapping[str, Block]]) -> Block | None:
+    """:func:`checks_for` over blocks: ``block`` itself, else the newest of ``earlier()`` (every run's block,
+    oldest first) before it with checks on the same commit and library versions."""
+    if block.has_checks:
+        return block
+    found = None
+    for other in earlier().values():
+        if other.run >= block.run:
+            break
+        if not (other.has_checks and other.has_meta):
+            continue
+        if other.meta_error:
+            raise store.StoreError(other.meta_error)
+        if other.commit == block.commit and other.versions == block.versions:
+            found = other
+    return found
+
+
+_check_summary = blocks.check_summary
+_run_info = blocks.run_info
+workload_name = blocks.workload_name
 
 
 def text_as_objects(df):
@@ -91,93 +94,130 @@ def text_as_objects(df):
     return df.astype({c: object for c in text}) if text else df
 
 
-def _run_info(run: store.Run, meta: dict[str, Any]) -> dict[str, Any]:
-    info = {
-        "run": run.id,
-        "date": meta.get("date"),
-        "machine": meta.get("machine"),
-        "cpu": meta.get("cpu"),
-        "cores": meta.get("cores"),
-        "commit": (meta.get("commit") or "")[:8],
-        "grid": meta.get("grid"),
-        "workload": workload_name(meta),
-        "threads": (meta.get("threads") or {}).get("requested") or "default",
-        "copy_gbps": (meta.get("copy_bandwidth") or {}).get("gbps", math.nan),
-        "llc_bytes": meta.get("llc_bytes") or math.nan,
-    }
-    for lib in VERSION_COLUMNS:
-        info[lib] = (meta.get("versions") or {}).get(lib, "")
-    return info
-
-
-def workload_name(meta: dict[str, Any]) -> str:
-    """The run's workload: ``default`` for the default grid, else the name it stored (unreadable: ``?``)."""
-    raw = meta.get("workload")
-    return name_in_json(raw) if raw else "default"
-
-
 def load(runs: list[store.Run] | None = None, complete_only: bool = True):
-    """One row per run x implementation x op x shape x dtype x device (see the module docstring).
+    """One row per run x implementation x op x shape x dtype x device (see the module docstring), read through
+    the index (:mod:`softgrad.history.index`) unless ``SOFTGRAD_INDEX=off``: the same frame either way.
 
     A complete run without ``asv.json``, or whose ``asv.json`` holds no softgrad benchmark, is left out
     with a line saying so in ``df.attrs["warnings"]`` (a list of str, empty when nothing was left out)."""
+    chosen, earlier = _blocks(runs, complete_only, checks=False)
+    return _frame(chosen, earlier)
+
+
+def _blocks(runs: list[store.Run] | None, complete_only: bool,
+            checks: bool) -> tuple[list[tuple[store.Run, Block]], Callable[[], Mapping[str, Block]]]:
+    """The blocks of ``runs`` (default: every complete run, or every run) in order, and every stored run's
+    block oldest first (for the checks of a ``--no-check`` run), from the index where it serves them; a meta.json
+    softgrad refuses raises as :func:`softgrad.history.store.complete_runs` does."""
+    home = store.runs_dir()
+    indexed = index.enabled() and (runs is None or all(_under(r.folder, home) for r in runs))
+    if runs is None:
+        if indexed:
+            every, full = index.read(lambda b: b.complete or (not complete_only and b.has_meta), checks)
+        else:
+            full = every = {r.id: blocks.from_folder(r) for r in store.all_runs()}
+        for b in every.values():
+            if b.meta_error:
+                raise store.StoreError(b.meta_error)
+        if not complete_only:
+            missing = next((b for b in every.values() if not b.has_meta), None)
+            if missing is not None:
+                raise store.StoreError(f"{home / missing.run / 'meta.json'}: no such file")
+        chosen = [(store.Run(home / i), full[i]) for i, b in every.items()
+                  if b.complete or (not complete_only and b.has_meta)]
+        return chosen, lambda: every
+    if indexed:
+        wanted = {r.id for r in runs}
+        every, full = index.read(lambda b: b.run in wanted, checks)
+        found = {**{r.id: blocks.from_folder(r) for r in runs if r.id not in full}, **full}
+        chosen = [(r, found[r.id]) for r in runs]
+        return chosen, lambda: every
+    chosen = [(r, blocks.from_folder(r)) for r in runs]
+    cache: dict[str, Block] = {}
+
+    def earlier() -> Mapping[str, Block]:
+        if not cache:
+            cache.update({r.id: blocks.from_folder(r) for r in store.all_runs()})
+        return cache
+
+    return chosen, earlier
+
+
+def _under(folder: Path, home: Path) -> bool:
+    try:
+        return folder.resolve().parent == home.resolve()
+    except (OSError, RuntimeError):
+        return False
+
+
+def _own_meta(run: store.Run, block: Block) -> None:
+    """Raise what reading ``run``'s meta.json raises (a refused file, or none)."""
+    if block.meta_error:
+        raise store.StoreError(block.meta_error)
+    if not block.has_meta:
+        raise store.StoreError(f"{run.meta_path}: no such file")
+
+
+#: the frame's columns before those derived from them, in order (the run's, then the point's)
+_BASE = (*RUN_COLUMNS, *VERSION_COLUMNS, "checks_from", "impl", "op", "shape", "batch", "n", "x_layout",
+         "g_layout", "dtype", "device", "build_s", *blocks.VALUES, "checked", "check_passed", "check_failed",
+         "check_worst_ratio", "failed_cases")
+
+
+def _frame(chosen: list[tuple[store.Run, Block]], earlier: Callable[[], Mapping[str, Block]]):
+    """The frame of :func:`load` from the chosen runs' blocks, raising what reading their folders raises, in the
+    order reading them raises it."""
+    import numpy as np
     import pandas as pd
 
-    runs = runs if runs is not None else (store.complete_runs() if complete_only else store.all_runs())
-    rows = []
     warnings: list[str] = []
-    for run in runs:
-        meta = run.meta()
-        data = run.asv()
-        if data is None:
-            if meta.get("complete"):  # a finished run whose timings were deleted: say so, don't answer silently
+    parts: list[tuple[Block, str, dict[str, Any], np.ndarray]] = []
+    impl_of = {grid.class_name(i.name): i.name for i in registry.all_implementations()}
+    for run, block in chosen:
+        _own_meta(run, block)
+        if block.asv_error:
+            raise store.StoreError(block.asv_error)
+        if not block.has_asv:
+            if block.complete:  # a finished run whose timings were deleted: say so, don't answer silently
                 warnings.append(f"run {run.id} is complete but has no {run.folder / 'asv.json'}: left out")
             continue
-        info = _run_info(run, meta)
-        source = checks_for(run)
-        info["checks_from"] = source.id if source else ""
-        checks = _check_summary(source.checks()) if source else {}
-        impl_of = _class_to_impl(list(meta.get("impls", [])))
-        measured = asv_results.rows(data, impl_of, str(run.folder / "asv.json"))
-        speed = run.speed()
-        if not measured and meta.get("complete"):
-            warnings.append(f"run {run.id} is complete but its {run.folder / 'asv.json'} holds no softgrad "
-                            f"benchmark results: left out")
-        for (impl, op, shape, dtype, device), values in measured.items():
-            batch, n = grid.parse_shape(shape)
-            _, x_layout, g_layout = parse_shape_token(shape)
-            row = {**info, "impl": impl, "op": op, "shape": shape, "batch": batch, "n": n, "x_layout": x_layout,
-                   "g_layout": g_layout, "dtype": dtype,
-                   "device": device, "build_s": (meta.get("build_s") or {}).get(impl), **values,
-                   **speed.get((impl, op, shape, dtype, device), {})}
-            c = checks.get(impl)
-            row["checked"] = c is not None
-            row["check_passed"] = c["check_passed"] if c else 0
-            row["check_failed"] = c["check_failed"] if c else 0
-            row["check_worst_ratio"] = c["check_worst_ratio"] if c else math.nan
-            row["failed_cases"] = "; ".join(c["failed_cases"][:5]) if c else ""
-            rows.append(row)
-    df = text_as_objects(pd.DataFrame(rows))
-    df.attrs["warnings"] = warnings
-    if df.empty:
+        source = _checks_source(block, earlier)
+        if source is not None and source.checks_error:
+            raise store.StoreError(source.checks_error)
+        if block.points_error:
+            raise store.StoreError(block.points_error)
+        impl = block.columns["impl"].copy() if block.points else np.empty(0, dtype=object)
+        keep = np.ones(len(impl), dtype=bool)
+        for k in np.flatnonzero(block.columns[blocks.UNRESOLVED]) if block.points else ():
+            name = impl_of.get(impl[k])
+            keep[k], impl[k] = name is not None, name
+        if not keep.any():
+            if block.complete:
+                warnings.append(f"run {run.id} is complete but its {run.folder / 'asv.json'} holds no softgrad "
+                                f"benchmark results: left out")
+            continue
+        parts.append((block, source.run if source else "", (source.check_summary or {}) if source else None,
+                      np.flatnonzero(keep), impl))
+    if not parts:
+        df = pd.DataFrame()
+        df.attrs["warnings"] = warnings
         return df
-    for col in ("time_s", "q25_s", "q75_s", "error_ratio", "first_call_s", "build_s", "peakmem_bytes", "norm",
-                "norm_q25", "norm_q75", "speed_s"):
-        df[col] = pd.to_numeric(df[col], errors="coerce") if col in df else math.nan
+    df = pd.DataFrame(_columns(parts))
+    df = text_as_objects(df)
+    df.attrs["warnings"] = warnings
     entries = {name: _entry(name) for name in df["impl"].unique()}
     df["family"] = df["impl"].map(lambda n: entries[n].family if entries[n] else "")
     df["spread"] = (df["q75_s"] - df["q25_s"]) / df["time_s"]
-    df["bytes_moved"] = [grid.bytes_moved(o, b, n, DTYPE_INFO[d].itemsize, gl) for o, b, n, d, gl in
-                         zip(df["op"], df["batch"], df["n"], df["dtype"], df["g_layout"])]
+    df["bytes_moved"] = np.concatenate([b.columns["bytes_moved"][keep] for b, _, _, keep, _ in parts])
     df["gbps"] = df["bytes_moved"] / df["time_s"] / 1e9
     df["bw_fraction"] = df["gbps"] / df["copy_gbps"]
     # data that fits in the last-level cache stays there between calls: its "bandwidth" is the cache's
     df["in_cache"] = df["bytes_moved"] <= df["llc_bytes"]
     # the one-off JIT cost to amortise: first call over a warm one, plus the cold build; 0 without a JIT.
     # The first call is tracked at a few row lengths (grid.TRACK_N_VALUES): other sizes take the excess
-    # measured at the nearest tracked n of the same run, op, batch, dtype and device.
+    # measured at the nearest tracked n of the same run, op, batch, dtype and device (blocks.nearest_tracked).
     jit = df["impl"].map(lambda n: bool(entries[n] and entries[n].compiles))
-    excess = _nearest_tracked((df["first_call_s"] - df["time_s"]).clip(lower=0), df)
+    excess = pd.Series(np.concatenate([b.columns[blocks.EXCESS][keep] for b, _, _, keep, _ in parts]), index=df.index)
     df["compile_s"] = (excess.fillna(0) + df["build_s"].fillna(0)).where(jit, 0.0)
     df["passed"] = df["checked"] & (df["check_failed"] == 0) & ~(df["error_ratio"] > 1)
     # measured while the whole machine ran slow (other tenants): the reference kernel beside the point took
@@ -185,6 +225,42 @@ def load(runs: list[store.Run] | None = None, complete_only: bool = True):
     best = df.groupby("run")["speed_s"].transform("min")
     df["slow_machine"] = df["speed_s"] > SLOW_MACHINE * best
     return df
+
+
+def _columns(parts: list) -> dict[str, Any]:
+    """The frame's base columns (:data:`_BASE`) from the runs' blocks: each point's own values as arrays, each
+    run's and each run and implementation's as pandas infers them from those values (as from rows of dicts)."""
+    import numpy as np
+    import pandas as pd
+
+    sizes = np.array([len(keep) for _, _, _, keep, _ in parts])
+    per_run = np.repeat(np.arange(len(parts)), sizes)
+    pairs: dict[tuple[int, str], int] = {}
+    pair_of = np.concatenate([np.array([pairs.setdefault((p, name), len(pairs)) for name in impl[keep]], dtype=np.int64)
+                              for p, (_, _, _, keep, impl) in enumerate(parts)])
+
+    def spread(values: list, where: np.ndarray):
+        return pd.Series(values).iloc[where].reset_index(drop=True)
+
+    out: dict[str, Any] = {}
+    for col in (*RUN_COLUMNS, *VERSION_COLUMNS):
+        out[col] = spread([b.info[col] for b, _, _, _, _ in parts], per_run)
+    out["checks_from"] = spread([source for _, source, _, _, _ in parts], per_run)
+    out["impl"] = np.concatenate([impl[keep] for _, _, _, keep, impl in parts])
+    for col in ("op", "shape", "batch", "n", "x_layout", "g_layout", "dtype", "device"):
+        out[col] = np.concatenate([b.columns[col][keep] for b, _, _, keep, _ in parts])
+    keys = list(pairs)
+    out["build_s"] = pd.to_numeric(spread([parts[p][0].build_s.get(name) for p, name in keys], pair_of),
+                                   errors="coerce")
+    for col in blocks.VALUES:
+        out[col] = np.concatenate([b.columns[col][keep] for b, _, _, keep, _ in parts])
+    checks = [parts[p][2].get(name) if parts[p][2] is not None else None for p, name in keys]
+    out["checked"] = spread([c is not None for c in checks], pair_of)
+    out["check_passed"] = spread([c["check_passed"] if c else 0 for c in checks], pair_of)
+    out["check_failed"] = spread([c["check_failed"] if c else 0 for c in checks], pair_of)
+    out["check_worst_ratio"] = spread([c["check_worst_ratio"] if c else math.nan for c in checks], pair_of)
+    out["failed_cases"] = spread(["; ".join(c["failed_cases"][:5]) if c else "" for c in checks], pair_of)
+    return {col: out[col] for col in _BASE}
 
 
 def agreement_warning(run: store.Run) -> str | None:
@@ -197,18 +273,11 @@ def agreement_warning(run: store.Run) -> str | None:
 def _nearest_tracked(values, df):
     """``values`` with each missing entry taken from the same run, implementation, op, batch, dtype and
     device at the nearest row length (in log2 n) where it is known."""
-    import numpy as np
+    import pandas as pd
 
-    out = values.copy()
-    log_n = np.log2(df["n"].astype(float))
-    for _, idx in df.groupby(["run", "impl", "op", "batch", "dtype", "device"]).groups.items():
-        known = [i for i in idx if np.isfinite(values[i])]
-        if not known:
-            continue
-        for i in idx:
-            if not np.isfinite(values[i]):
-                out[i] = values[min(known, key=lambda k: abs(log_n[k] - log_n[i]))]
-    return out
+    keys = [df[c].to_numpy() for c in ("run", "impl", "op", "batch", "dtype", "device")]
+    filled = blocks.nearest_tracked(values.to_numpy(dtype=float), keys, df["n"].to_numpy())
+    return pd.Series(filled, index=values.index)
 
 
 def _entry(name: str) -> registry.Implementation | None:
@@ -265,10 +334,12 @@ def load_checks(runs: list[store.Run] | None = None, complete_only: bool = True)
     """One row per stored check record, with its run's id, commit and date."""
     import pandas as pd
 
-    runs = runs if runs is not None else (store.complete_runs() if complete_only else store.all_runs())
+    chosen, _ = _blocks(runs, complete_only, checks=True)
     rows = []
-    for run in runs:
-        meta = run.meta()
-        for r in run.checks():
-            rows.append({"run": run.id, "date": meta.get("date"), "commit": (meta.get("commit") or "")[:8], **r})
+    for run, block in chosen:
+        _own_meta(run, block)
+        if block.checks_error:
+            raise store.StoreError(block.checks_error)
+        for r in block.checks or []:
+            rows.append({"run": run.id, "date": block.info.get("date"), "commit": block.info.get("commit"), **r})
     return text_as_objects(pd.DataFrame(rows))
