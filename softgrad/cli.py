@@ -276,7 +276,8 @@ def cmd_choose(args: argparse.Namespace) -> int:
         loaded = results.load()  # with the run it stored
     _warn(args, loaded)
     if loaded.empty:
-        raise UsageError("no complete run stored yet: run `softgrad run --quick` (or `make bench`) first")
+        raise UsageError("no complete run stored yet: run `softgrad run --quick` (or `make bench`) first, or add "
+                         "--measure to check and time the candidates at exactly this shape")
     df = results.newest_per_entry(loaded)  # each entry's newest measurement, not the newest run alone
     if args.impl:
         df = df[df["impl"].isin([i.name for i in _choose_among(args)])]

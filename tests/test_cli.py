@@ -150,3 +150,11 @@ def test_an_example_with_a_flag_softgrad_does_not_take_is_caught():
     assert _parses("softgrad choose --op vjp --n 50257 --batch 512 --dtype bfloat16")
     assert not _parses("softgrad choose --op vjp --rows 512 --n 50257")  # planted: a flag that does not exist
     assert not _parses("softgrad choose --op vjp --n 50257 --dtype bf16")  # planted: a dtype it refuses
+
+
+def test_choose_in_an_empty_home_points_at_measure(tmp_path):
+    out = softgrad("choose", "--op", "vjp", "--n", "50257", "--batch", "512", "--dtype", "bfloat16",
+                   env={"SOFTGRAD_HOME": str(tmp_path)})
+    assert out.returncode == 2 and out.stdout == "", out.stdout
+    (line,) = out.stderr.splitlines()
+    assert "no complete run stored yet" in line and "softgrad run --quick" in line and "--measure" in line, line
