@@ -18,7 +18,7 @@ from hypothesis import strategies as st  # noqa: E402
 
 from softgrad import workloads  # noqa: E402
 from softgrad.bench import grid  # noqa: E402
-from softgrad.cli import main  # noqa: E402
+from softgrad.cli import build_parser, main  # noqa: E402
 from softgrad.history import results  # noqa: E402
 from softgrad.history.choose import MAX_EXTRAPOLATION, NoResult, recommend  # noqa: E402
 
@@ -134,7 +134,8 @@ def test_past_the_sane_distance_there_is_no_answer_only_how_to_measure():
     for n, batch in ((4096 * MAX_EXTRAPOLATION + 1, 256), (4096, 256 * MAX_EXTRAPOLATION + 1), (10**6, 1)):
         with pytest.raises(NoResult, match=rf"no measurement within {MAX_EXTRAPOLATION}x of the rows and of the "
                                            r"row length asked.*nearest measured point.*measure it with: "
-                                           r"`softgrad run --workload FILE`"):
+                                           r"`softgrad choose --op vjp .* --measure`, or, to keep it in the "
+                                           r"history, `softgrad run --workload FILE`"):
             recommend(df, "vjp", n, batch, now=NOW)
 
 
@@ -169,6 +170,11 @@ def _suggested_workload_parses(text: str) -> None:
         rows, n, dtype, op = m.groups()
         workloads.parse({"shapes": [[int(rows), int(n)]], "dtypes": [dtype], "ops": [op]}, "suggested", "suggested")
     assert text.count("softgrad run --workload FILE") == len(re.findall(r"shapes = \[", text))
+    commands = re.findall(r"`softgrad (choose [^`]*--measure)`", text)
+    assert len(commands) == text.count("--measure`")
+    for command in commands:  # the same request, in flags choose takes
+        args = build_parser().parse_args(command.split())
+        assert args.measure and f"{args.batch}x{args.n}" in text
 
 
 @settings(deadline=None, max_examples=150, suppress_health_check=[HealthCheck.too_slow])

@@ -177,10 +177,15 @@ def workload_table(op: str, n: int, batch: int, dtype: str, x_layout: str = "con
 
 
 def measure_command(op: str, n: int, batch: int, dtype: str, x_layout: str = "contiguous",
-                    g_layout: str = "contiguous") -> str:
+                    g_layout: str = "contiguous", device: str = "cpu") -> str:
+    """The commands that time exactly this request: ``choose --measure`` (checks and times it, then answers),
+    or, to keep it in the nightly history, a workload file for ``softgrad run --workload``."""
     layouts = "".join(f", {k}_layouts = [\"{v}\"]" for k, v in (("x", x_layout), ("g", g_layout)) if v != "contiguous")
-    return (f"`softgrad run --workload FILE` (a workload file with shapes = [\"{batch}x{n}\"], dtypes = "
-            f"[\"{dtype}\"], ops = [\"{op}\"]{layouts})")
+    flags = "".join(f" --{k}-layout {v}" for k, v in (("x", x_layout), ("g", g_layout)) if v != "contiguous")
+    flags += f" --device {device}" if device != "cpu" else ""
+    return (f"`softgrad choose --op {op} --n {n} --batch {batch} --dtype {dtype}{flags} --measure`, or, to keep "
+            f"it in the history, `softgrad run --workload FILE` (a workload file with shapes = [\"{batch}x{n}\"], "
+            f"dtypes = [\"{dtype}\"], ops = [\"{op}\"]{layouts})")
 
 
 def _bytes(op: str, n: int, batch: int, dtype: str, g_layout: str) -> int:
@@ -252,7 +257,7 @@ def advice(df, op: str, n: int, batch: int, dtype: str = "float32", device: str 
     reason = unmeasurable(df, op, n, batch, dtype, device, x_layout, g_layout)
     if reason:
         return f"it cannot be measured on this machine: {reason}"
-    return f"measure it with: {measure_command(op, n, batch, dtype, x_layout, g_layout)}"
+    return f"measure it with: {measure_command(op, n, batch, dtype, x_layout, g_layout, device)}"
 
 
 def candidates(at, calls: int | None = None):
