@@ -238,7 +238,6 @@ def _nearest_tracked(columns: dict[str, np.ndarray]) -> np.ndarray:
 FORMAT = "softgrad-block/1"
 _FACTS = ("has_meta", "meta_error", "complete", "commit", "versions", "has_checks", "checks_error",
           "check_summary", "info", "build_s", "has_asv", "asv_error", "points_error", "points")
-_KINDS = {"i8": np.dtype("<i8"), "f8": np.dtype("<f8"), "b1": np.dtype("|b1")}
 
 
 def facts_json(block: Block) -> str:
@@ -262,22 +261,25 @@ def from_facts(run_id: str, text: str) -> Block:
 
 
 def columns_bytes(block: Block) -> bytes:
-    """``block``'s columns as bytes: a JSON header (each column's name, kind, length and for text its values),
-    then each column's raw little-endian values (text: indices into its values), zlib-compressed."""
-    arrays, layout = [], []
-    for name, arr in block.columns.items():
-        if arr.dtype == object:
-            values = arr.tolist()
-            vocab = list(dict.fromkeys(values))
-            codes = {v: k for k, v in enumerate(vocab)}
-            raw = np.array([codes[v] for v in values], dtype="<u4").tobytes()
-            layout.append([name, "text", len(raw), vocab])
-        else:
-            raw = arr.astype(arr.dtype.newbyteorder("<")).tobytes()
-            layout.append([name, arr.dtype.str.lstrip("<>|="), len(raw), None])
-        arrays.append(raw)
-    head = json.dumps({"rows": block.points, "layout": layout}).encode()
-    return zlib.compress(struct.pack("<Q", len(head)) + head + b"".join(arrays), 1)
+    """``block``'s columns as bytes, zlib-compressed: a JSON header (the row count and each text column's
+    values), then the text columns as indices into their values (uint32), the integer columns (int64), the
+    float columns (float64) and :data:`UNRESOLVED` (a byte), each kind one little-endian array of rows x columns."""
+    vocab, codes = [], []
+    for name in TEXT:
+        values = block.columns[name].tolist()
+        vocab.append(list(dict.fromkeys(values)))
+        index = {v: k for k, v in enumerate(vocab[-1])}
+        codes.append([index[v] for v in values])
+    head = json.dumps({"rows": block.points, "vocab": vocab}).encode()
+    body = [np.array(codes, dtype="<u4").reshape(len(TEXT), block.points),
+            np.array([block.columns[c] for c in INTS], dtype="<i8").reshape(len(INTS), block.points),
+            np.array([block.columns[c] for c in FLOATS], dtype="<f8").reshape(len(FLOATS), block.points),
+            block.columns[UNRESOLVED].astype("u1")]
+    return zlib.compress(struct.pack("<Q", len(head)) + head + b"".join(a.tobytes() for a in body), 1)
+
+
+#: bytes a point takes in :func:`columns_bytes`'s body
+_ROW_BYTES = 4 * len(TEXT) + 8 * len(INTS) + 8 * len(FLOATS) + 1
 
 
 def with_columns(facts: Block, data: bytes | None) -> Block:
@@ -292,27 +294,27 @@ def with_columns(facts: Block, data: bytes | None) -> Block:
         raw = zlib.decompress(data)  # its checksum catches a damaged copy
         (size,) = struct.unpack_from("<Q", raw)
         head = json.loads(raw[8:8 + size])
-        columns, offset = {}, 8 + size
-        for name, kind, length, vocab in head["layout"]:
-            chunk = raw[offset:offset + length]
-            offset += length
-            if kind == "text":
-                table = _text_array([str(v) for v in vocab])
-                codes = np.frombuffer(chunk, dtype="<u4")
-                if codes.size and int(codes.max()) >= len(table):
-                    raise BlockError(f"run {facts.run}: column {name} points past its values")
-                arr = table[codes]
-            else:
-                arr = np.frombuffer(chunk, dtype=_KINDS[kind]).astype(_KINDS[kind].newbyteorder("="))
-            if len(chunk) != length or arr.size != rows:
-                raise BlockError(f"run {facts.run}: column {name} holds {arr.size} values for {rows} points")
-            columns[str(name)] = arr
+        vocab = head["vocab"]
+        body = memoryview(raw)[8 + size:]
+        if (head["rows"] != rows or len(body) != rows * _ROW_BYTES or len(vocab) != len(TEXT)
+                or {type(v) for values in vocab for v in values} - {str}):
+            raise BlockError(f"run {facts.run}: the packed points are not {rows} rows of this format")
+        codes = np.frombuffer(body, "<u4", len(TEXT) * rows).reshape(len(TEXT), rows)
+        at = codes.nbytes
+        ints = np.frombuffer(body, "<i8", len(INTS) * rows, at).reshape(len(INTS), rows)
+        at += ints.nbytes
+        floats = np.frombuffer(body, "<f8", len(FLOATS) * rows, at).reshape(len(FLOATS), rows)
+        unresolved = np.frombuffer(body, "u1", rows, at + floats.nbytes)
     except BlockError:
         raise
     except (zlib.error, struct.error, ValueError, TypeError, KeyError, IndexError, RecursionError) as exc:
         raise BlockError(f"run {facts.run}: the points are not a packed block ({type(exc).__name__})") from None
-    if head.get("rows") != rows or offset != len(raw) or set(columns) != {*TEXT, *INTS, *FLOATS, UNRESOLVED}:
-        raise BlockError(f"run {facts.run}: columns missing or left over")
+    if rows and (any(int(c.max()) >= len(v) for c, v in zip(codes, vocab)) or int(unresolved.max()) > 1):
+        raise BlockError(f"run {facts.run}: the packed points point past their values")
+    columns = {name: _text_array(values)[c] for name, values, c in zip(TEXT, vocab, codes)}
+    columns.update({name: ints[k].astype(np.int64, copy=False) for k, name in enumerate(INTS)})
+    columns.update({name: floats[k].astype(np.float64, copy=False) for k, name in enumerate(FLOATS)})
+    columns[UNRESOLVED] = unresolved.astype(bool)
     return dataclasses.replace(facts, columns=columns)
 
 

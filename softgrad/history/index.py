@@ -118,10 +118,10 @@ def say(text: str) -> None:
 def fingerprint(folder: Path) -> str:
     """A run folder's fingerprint: the size and modification time (ns) of each of :data:`FILES`, or that it is
     missing."""
-    parts = []
+    parts, base = [], os.fspath(folder) + os.sep
     for name in FILES:
         try:
-            st = os.stat(folder / name)
+            st = os.stat(base + name)
         except OSError:
             parts.append(f"{name}:-")
             continue

@@ -206,9 +206,9 @@ def _frame(chosen: list[tuple[store.Run, Block]], earlier: Callable[[], Mapping[
     df = text_as_objects(df)
     df.attrs["warnings"] = warnings
     entries = {name: _entry(name) for name in df["impl"].unique()}
-    df["family"] = df["impl"].map(lambda n: entries[n].family if entries[n] else "")
+    df["family"] = df["impl"].map({n: e.family if e else "" for n, e in entries.items()})
     df["spread"] = (df["q75_s"] - df["q25_s"]) / df["time_s"]
-    df["bytes_moved"] = np.concatenate([b.columns["bytes_moved"][keep] for b, _, _, keep, _ in parts])
+    df["bytes_moved"] = _kept(parts, "bytes_moved")
     df["gbps"] = df["bytes_moved"] / df["time_s"] / 1e9
     df["bw_fraction"] = df["gbps"] / df["copy_gbps"]
     # data that fits in the last-level cache stays there between calls: its "bandwidth" is the cache's
@@ -216,8 +216,8 @@ def _frame(chosen: list[tuple[store.Run, Block]], earlier: Callable[[], Mapping[
     # the one-off JIT cost to amortise: first call over a warm one, plus the cold build; 0 without a JIT.
     # The first call is tracked at a few row lengths (grid.TRACK_N_VALUES): other sizes take the excess
     # measured at the nearest tracked n of the same run, op, batch, dtype and device (blocks.nearest_tracked).
-    jit = df["impl"].map(lambda n: bool(entries[n] and entries[n].compiles))
-    excess = pd.Series(np.concatenate([b.columns[blocks.EXCESS][keep] for b, _, _, keep, _ in parts]), index=df.index)
+    jit = df["impl"].map({n: bool(e and e.compiles) for n, e in entries.items()})
+    excess = pd.Series(_kept(parts, blocks.EXCESS), index=df.index)
     df["compile_s"] = (excess.fillna(0) + df["build_s"].fillna(0)).where(jit, 0.0)
     df["passed"] = df["checked"] & (df["check_failed"] == 0) & ~(df["error_ratio"] > 1)
     # measured while the whole machine ran slow (other tenants): the reference kernel beside the point took
@@ -225,6 +225,14 @@ def _frame(chosen: list[tuple[store.Run, Block]], earlier: Callable[[], Mapping[
     best = df.groupby("run")["speed_s"].transform("min")
     df["slow_machine"] = df["speed_s"] > SLOW_MACHINE * best
     return df
+
+
+def _kept(parts: list, column: str):
+    """``column`` of the points kept of each run, one after the other."""
+    import numpy as np
+
+    return np.concatenate([b.columns[column] if len(keep) == b.points else b.columns[column][keep]
+                           for b, _, _, keep, _ in parts])
 
 
 def _columns(parts: list) -> dict[str, Any]:
@@ -235,9 +243,10 @@ def _columns(parts: list) -> dict[str, Any]:
 
     sizes = np.array([len(keep) for _, _, _, keep, _ in parts])
     per_run = np.repeat(np.arange(len(parts)), sizes)
-    pairs: dict[tuple[int, str], int] = {}
-    pair_of = np.concatenate([np.array([pairs.setdefault((p, name), len(pairs)) for name in impl[keep]], dtype=np.int64)
-                              for p, (_, _, _, keep, impl) in enumerate(parts)])
+    impl_all = np.concatenate([impl[keep] for _, _, _, keep, impl in parts])
+    impl_code, impls = pd.factorize(impl_all)
+    pair_of, pair_keys = pd.factorize(per_run * len(impls) + impl_code)  # each run and implementation
+    keys = [(int(k) // len(impls), impls[int(k) % len(impls)]) for k in pair_keys]
 
     def spread(values: list, where: np.ndarray):
         return pd.Series(values).iloc[where].reset_index(drop=True)
@@ -246,14 +255,13 @@ def _columns(parts: list) -> dict[str, Any]:
     for col in (*RUN_COLUMNS, *VERSION_COLUMNS):
         out[col] = spread([b.info[col] for b, _, _, _, _ in parts], per_run)
     out["checks_from"] = spread([source for _, source, _, _, _ in parts], per_run)
-    out["impl"] = np.concatenate([impl[keep] for _, _, _, keep, impl in parts])
+    out["impl"] = impl_all
     for col in ("op", "shape", "batch", "n", "x_layout", "g_layout", "dtype", "device"):
-        out[col] = np.concatenate([b.columns[col][keep] for b, _, _, keep, _ in parts])
-    keys = list(pairs)
+        out[col] = _kept(parts, col)
     out["build_s"] = pd.to_numeric(spread([parts[p][0].build_s.get(name) for p, name in keys], pair_of),
                                    errors="coerce")
     for col in blocks.VALUES:
-        out[col] = np.concatenate([b.columns[col][keep] for b, _, _, keep, _ in parts])
+        out[col] = _kept(parts, col)
     checks = [parts[p][2].get(name) if parts[p][2] is not None else None for p, name in keys]
     out["checked"] = spread([c is not None for c in checks], pair_of)
     out["check_passed"] = spread([c["check_passed"] if c else 0 for c in checks], pair_of)
@@ -298,9 +306,10 @@ def latest(df, machine: str | None = None):
 
 
 def _on_machine(df, machine: str | None):
-    """The rows of ``machine`` (default: the newest run's machine)."""
-    machine = machine if machine is not None else df.sort_values("run")["machine"].iloc[-1]
-    return df[df["machine"] == machine]
+    """The rows of ``machine`` (default: the newest run's machine); ``df`` itself when every row is."""
+    machine = machine if machine is not None else df["machine"].iloc[df["run"].to_numpy().argmax()]
+    mine = df["machine"] == machine
+    return df if mine.all() else df[mine]
 
 
 def latest_per_workload(df, machine: str | None = None):
@@ -323,11 +332,21 @@ def newest_per_entry(df, machine: str | None = None):
     run's machine) that timed it, else (no run stored a time there) the newest run's row, its time NaN: what
     ``choose`` answers from. A newer run of other entries or other shapes hides nothing; whether the entry
     passed is the verdict of the run that timed it (``passed``), and ``run``/``date`` say which and when."""
+    import numpy as np
+    import pandas as pd
+
     if df.empty:
         return df
     df = _on_machine(df, machine)
-    ordered = df.assign(_timed=df["time_s"].notna()).sort_values(["_timed", "run"], kind="stable")
-    return ordered.drop_duplicates(list(ENTRY_POINT), keep="last").drop(columns="_timed").sort_index()
+    if df.empty:
+        return df
+    point = df.groupby(list(ENTRY_POINT), sort=False, dropna=False).ngroup().to_numpy()
+    run_rank = pd.factorize(df["run"], sort=True)[0]
+    timed = df["time_s"].notna().to_numpy()
+    # per point, the last row by (timed, run, position): a stable sort on (timed, run), keeping the last
+    order = np.lexsort((np.arange(len(df)), run_rank, timed, point))
+    last = order[np.r_[point[order][1:] != point[order][:-1], True]]
+    return df.iloc[last[np.lexsort((last, run_rank[last], timed[last]))]].sort_index()
 
 
 def load_checks(runs: list[store.Run] | None = None, complete_only: bool = True):
