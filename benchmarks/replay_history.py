@@ -2,10 +2,11 @@
 ``python benchmarks/replay_history.py [--nights 45] [--series 100] [--seed 0] [--json FILE]``.
 
 Each benchmark gets ``--nights`` nights of noise (one run a night) and, in the planted sets, one change at a
-night 16 to 13 nights before the end (so that :data:`HORIZON` nights follow its full size): a sudden step (+10%, +25%, 2x), the same sizes creeping in over 4 nights,
-the same sizes holding 5 nights then recovering half of it, a creep of 4 x 7% (each night under the 10%
-threshold), and a one-night blip of +50% that the next night clears (a gate must not fail on it). Night by
-night, as the nightly job runs, two gates judge the newest night:
+night 16 to 13 nights before the end (so that :data:`HORIZON` nights follow its full size): a sudden step
+(+10%, +25%, 2x), the same sizes creeping in over 4 nights, the same sizes holding 5 nights then recovering
+half of it, a creep of 4 x 7% (each night under the 10% threshold), and a one-night blip of +50% that the
+next night clears (a gate must not fail on it). Night by night, as the nightly job runs, two gates judge the
+newest night:
 
 - ``softgrad gate`` (:mod:`softgrad.history.history_gate`): the newest night against the whole history;
 - ``softgrad compare`` (:func:`softgrad.history.gate.compare_frames`): the newest night against the one
@@ -17,16 +18,16 @@ set, every night from the second on) and, per planted kind, how often each gate 
 the change reaching its full size, and at all within :data:`HORIZON` nights.
 
 **The noise.** Where the store (``SOFTGRAD_HOME``, or ``--home``) holds identical runs (same machine,
-workload, commit, library versions and threads; 30 residuals at least), each night's value is the benchmark's usual level
-times a residual drawn from those runs (log of each run's time over the machine's speed, or its seconds, less
-the mean of its identical runs, scaled by sqrt(n / (n - 1))): each simulated benchmark takes a stored one's
-residuals when it has 8 or more, else the machine's pool; its samples' quartiles and count and its seconds are
-the stored benchmark's. Where none are stored, the stated model (:func:`model_noise`): a night-to-night
-scatter of a lognormal sigma drawn log-uniformly from 1% to 5% per benchmark (the normalized times of
-identical runs on the shared 2-core machines move by a few percent), 1 night in 100 a slow outlier of 1.25x
-to 2x (a slow phase the normalization missed, a process whose allocator landed badly: the README's 24 us
-read as 42 us), each night's samples' interquartile range 2% to 8% over 15 samples, base times 1 to 10 ms
-(above the gates' 50 us floor for a 10% step).
+workload, commit, library versions and threads; 30 residuals at least), each night's value is the benchmark's
+usual level times a residual drawn from those runs (log of each run's time over the machine's speed, or its
+seconds, less the mean of its identical runs, scaled by sqrt(n / (n - 1))): each simulated benchmark takes a
+stored one's residuals when it has 8 or more, else the machine's pool; its samples' quartiles and count and
+its seconds are the stored benchmark's. Where none are stored, the stated model (:func:`model_noise`): a
+night-to-night scatter of a lognormal sigma drawn log-uniformly from 1% to 5% per benchmark (the normalized
+times of identical runs on the shared 2-core machines move by a few percent), 1 night in 100 a slow outlier
+of 1.25x to 2x (a slow phase the normalization missed, a process whose allocator landed badly: the README's
+24 us read as 42 us), each night's samples' interquartile range 2% to 8% over 15 samples, base times 1 to
+10 ms (above the gates' 50 us floor for a 10% step; ``--min-delta`` sets both gates' floor).
 """
 
 from __future__ import annotations
@@ -339,14 +340,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threshold", type=float, default=0.1, help="softgrad gate's threshold (default 0.1)")
     ap.add_argument("--window", type=int, default=3, help="softgrad gate's window (default 3)")
+    ap.add_argument("--min-delta", type=float, default=50e-6, metavar="S",
+                    help="both gates' smallest absolute slowdown (default 50e-6 s, as theirs)")
     ap.add_argument("--home", type=Path, help="the store whose identical runs give the noise (default: "
                                               "SOFTGRAD_HOME or the current folder)")
     ap.add_argument("--model", action="store_true", help="the stated noise model even where runs are stored")
     ap.add_argument("--json", type=Path, metavar="FILE", help="also write the figures as JSON")
     args = ap.parse_args(argv)
-    if args.nights < 2 * HORIZON or args.series < 1 or not 0 < args.threshold <= 10 or args.window < 1:
+    if (args.nights < 2 * HORIZON or args.series < 1 or not 0 < args.threshold <= 10 or args.window < 1
+            or not 0 <= args.min_delta < 1):
         print(f"replay_history: --nights must be at least {2 * HORIZON}, --series and --window at least 1, "
-              f"--threshold in (0, 10]", file=sys.stderr)
+              f"--threshold in (0, 10], --min-delta in [0, 1)", file=sys.stderr)
         return 2
     if args.home is not None:
         import os
@@ -358,16 +362,18 @@ def main(argv: list[str] | None = None) -> int:
     print(f"replay_history: noise: {noise.source}" + (f" (stored: {why})" if why else ""), flush=True)
     t0 = time.perf_counter()
     tally = replay(noise, nights=args.nights, series=args.series, seed=args.seed, threshold=args.threshold,
-                   window=args.window, progress=lambda text: print(f"  {text}", file=sys.stderr, flush=True))
+                   window=args.window, min_delta_s=args.min_delta,
+                   progress=lambda text: print(f"  {text}", file=sys.stderr, flush=True))
     print(f"{args.nights} nights; {args.series} steady benchmarks ({tally.benchmark_nights} benchmark-nights) "
           f"and {args.series} per planted kind; softgrad gate threshold {args.threshold:.0%}, window "
-          f"{args.window}; compare factor 1.2; seed {args.seed}; {time.perf_counter() - t0:.0f} s")
+          f"{args.window}; compare factor 1.2; both --min-delta {args.min_delta * 1e6:g} us; seed {args.seed}; "
+          f"{time.perf_counter() - t0:.0f} s")
     for line in lines(tally):
         print(line)
     if args.json:
-        args.json.write_text(json.dumps({"noise": noise.source, "nights": args.nights, "series": args.series,
-                                         "seed": args.seed, **asdict(tally), "false_alarms_per_100": tally.rates()},
-                                        indent=1))
+        doc = {"noise": noise.source, "nights": args.nights, "series": args.series, "seed": args.seed,
+               "min_delta_s": args.min_delta, **asdict(tally), "false_alarms_per_100": tally.rates()}
+        args.json.write_text(json.dumps(doc, indent=1))
     return 0
 
 

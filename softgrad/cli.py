@@ -634,7 +634,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("gate", help="nightly regression gate: the newest run against its whole history (exit 1 on "
                                     "a new step up that holds, or a correctness regression)")
-    p.add_argument("--workload", metavar="NAME", help="judge the newest run of this workload (default: the newest run's)")
+    p.add_argument("--workload", metavar="NAME",
+                   help="judge the newest run of this workload (default: the newest run's)")
     p.add_argument("--threshold", type=change_fraction, default=0.1, metavar="F",
                    help="the relative move that counts (default 0.1)")
     p.add_argument("--window", type=positive_int, default=3, metavar="N",

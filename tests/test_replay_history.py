@@ -127,5 +127,7 @@ def test_the_script_replays_a_stored_history_and_writes_json(tmp_path):
     assert "20 nights; 2 steady benchmarks (38 benchmark-nights)" in out.stdout
     doc = json.loads((tmp_path / "r.json").read_text())
     assert doc["benchmark_nights"] == 38 and set(doc["first"]) == {p.name for p in replay_history.PLANTS}
-    bad = subprocess.run([sys.executable, str(SCRIPT), "--nights", "3"], capture_output=True, text=True, timeout=60)
-    assert bad.returncode == 2 and bad.stderr.strip().startswith("replay_history: --nights must be at least 16")
+    assert doc["min_delta_s"] == 50e-6 and doc["noise"].startswith(f"{6 * COUNT} residuals")
+    for args in (["--nights", "3"], ["--min-delta", "-1"], ["--threshold", "0"]):
+        bad = subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=60)
+        assert bad.returncode == 2 and bad.stderr.strip().startswith("replay_history: --nights must be at least 16")

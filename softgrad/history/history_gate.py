@@ -236,7 +236,8 @@ def flag_of(g, key: Sequence[Any], threshold: float = THRESHOLD, window: int = W
     column = "norm_q75" if basis == "normalized" else "q75_s"
     q75 = _median([float(v) for v in g[column]], e.before.at) if column in g else math.nan
     workload, impl, op, shape, dtype, device = (str(k) for k in key)
-    finding = gate.Finding("slower", impl, op, shape, dtype, device, f"{t_before * 1e6:.4g} us -> {t_after * 1e6:.4g} us",
+    moved = f"{t_before * 1e6:.4g} us -> {t_after * 1e6:.4g} us"
+    finding = gate.Finding("slower", impl, op, shape, dtype, device, moved,
                            old_s=e.before.value, old_q75_s=q75 if math.isfinite(q75) else e.before.value,
                            basis="norm" if basis == "normalized" else "time", old_time_s=t_before)
     return Flag(s, changes.change(e, TIME, basis, key, list(g["run"]), list(g["date"]), y), finding)
