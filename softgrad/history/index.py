@@ -25,6 +25,7 @@ import contextlib
 import functools
 import hashlib
 import importlib
+import importlib.metadata
 import json
 import os
 import sqlite3
@@ -88,8 +89,19 @@ def index_format() -> str:
     an index of another format is rebuilt."""
     digest = hashlib.sha256()
     for name in READERS:
-        digest.update(Path(importlib.import_module(name).__file__ or name).read_bytes())
+        module = importlib.import_module(name)
+        try:
+            digest.update(Path(module.__file__ or "").read_bytes())
+        except OSError:  # no source file (a frozen install): the installed version stands for it
+            digest.update(f"{name} {_version()}".encode())
     return f"softgrad-index/1 {blocks.FORMAT} {digest.hexdigest()[:16]}"
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("softgrad")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
 
 
 class IndexDamaged(Exception):

@@ -6,7 +6,10 @@ relative to tolerance at that shape, first-call and build (JIT) times, peak memo
 achieved bandwidth as a fraction of the copy bandwidth measured in the same run (``in_cache``: the bytes
 fit in the machine's last-level cache, so that figure is not a memory bandwidth), and the
 implementation's correctness verdict from the run's check. :func:`load_checks` gives one row per check
-record. Both read ``results/runs`` (see :mod:`softgrad.history.store`).
+record. Both read ``results/runs`` (see :mod:`softgrad.history.store`) through its index
+(:mod:`softgrad.history.index`: one file, brought up to date with the run folders first), each run's part
+read once into a :class:`~softgrad.history.blocks.Block`; ``SOFTGRAD_INDEX=off`` reads the folders, and the
+frame is the same either way.
 
 Example::
 
