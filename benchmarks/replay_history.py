@@ -227,6 +227,8 @@ class Tally:
     (nights after the change reached its full size; None: none within HORIZON)."""
 
     benchmark_nights: int = 0
+    #: steady benchmark-nights on which softgrad gate warned of the newest night alone (no rerun)
+    warned: int = 0
     false_alarms: dict[str, int] = field(default_factory=lambda: dict.fromkeys(GATES, 0))
     first: dict[str, dict[str, list[int | None]]] = field(default_factory=dict)
 
@@ -240,11 +242,12 @@ class Tally:
 
 def judge_nights(df, rerun, nights: range, *, threshold: float, window: int, min_delta_s: float, factor: float,
                  only=None) -> dict[str, dict[int, set[int]]]:
-    """Night by night, which benchmarks each gate failed: {gate: {night: {benchmark index}}}; the history gate
-    judges the benchmarks ``only`` (default all)."""
+    """Night by night, which benchmarks each gate failed: {gate: {night: {benchmark index}}}, and on which
+    softgrad gate warned of an outlier ("warned"); the history gate judges the benchmarks ``only`` (default
+    all)."""
     from softgrad.history import gate, history_gate
 
-    out: dict[str, dict[int, set[int]]] = {g: {} for g in GATES}
+    out: dict[str, dict[int, set[int]]] = {g: {} for g in (*GATES, "warned")}
     groups = {int(name[1:]): g.reset_index(drop=True) for name, g in df.groupby("impl", sort=False)}
     by_night = {k: g for k, g in df.groupby("night", sort=True)}
     for k in nights:
@@ -255,6 +258,8 @@ def judge_nights(df, rerun, nights: range, *, threshold: float, window: int, min
                 continue
             if flag.fails:
                 out["gate"].setdefault(k, set()).add(i)
+            elif flag.suspect.kind == "outlier":
+                out["warned"].setdefault(k, set()).add(i)
             if flag.suspect.new:
                 kept, _ = gate.confirm_findings([flag.finding], {flag.finding.key: rerun(i, k)}, 1 + threshold,
                                                 min_delta_s)
@@ -289,6 +294,7 @@ def replay(noise: Noise, *, nights: int = 45, series: int = 100, seed: int = 0, 
     tally.benchmark_nights = series * (nights - 1)
     for g in GATES:
         tally.false_alarms[g] = sum(len(v) for k, v in said[g].items() if k >= 1)
+    tally.warned = sum(len(v) for v in said["warned"].values())
     if progress:
         progress(f"steady: {series} benchmarks x {nights - 1} nights judged")
     # each change at a night of the last quarter that leaves HORIZON nights after its full size
@@ -320,6 +326,8 @@ def lines(tally: Tally, plants=PLANTS) -> list[str]:
     rates = tally.rates()
     head = f"{'':24s}" + "".join(f"{g:>18s}" for g in GATES)
     out = [head, f"{'false alarms / 100 b-n':24s}" + "".join(f"{rates[g]:>18.2f}" for g in GATES),
+           f"{'outlier warnings':24s}{100 * tally.warned / max(tally.benchmark_nights, 1):>18.2f}  (softgrad gate "
+           f"warned of the newest night alone, no rerun)",
            f"{'planted kind':24s}" + "".join(f"{'<=2 nights / ever':>18s}" for _ in GATES)]
     for plant in plants:
         if plant.name not in tally.first:

@@ -114,8 +114,9 @@ def test_a_small_replay_counts_what_each_gate_does():
     assert tally.found("blip +50%, one night", "gate+rerun") == 0
     lines = replay_history.lines(tally, plants)
     assert lines[0].split() == list(replay_history.GATES)
-    assert lines[1].startswith("false alarms / 100 b-n") and lines[3].startswith("sudden 2x")
-    assert lines[4].startswith("blip +50%, one night (failed)")
+    assert lines[1].startswith("false alarms / 100 b-n") and lines[4].startswith("sudden 2x")
+    assert lines[2].startswith("outlier warnings") and lines[5].startswith("blip +50%, one night (failed)")
+    assert 0 <= tally.warned <= tally.benchmark_nights
 
 
 def test_the_script_replays_a_stored_history_and_writes_json(tmp_path):
