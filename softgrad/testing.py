@@ -221,7 +221,8 @@ def suite(softmax: Callable[..., Any] | None = None, jacobian: Callable[..., Any
         except Exception as exc:
             raise ValueError(f"isolate=True sends the callables to a worker process, so they must be importable "
                              f"by name (module-level functions, not lambdas or closures): {exc}") from None
-    selected = [get_case(c) for c in cases] if cases is not None else [c for c in CATALOGUE if c.quick or not quick]
+    selected = ([get_case(c) for c in cases] if cases is not None
+                else [c for c in CATALOGUE if c.quick or c.threshold or not quick])
     tasks = [(op, dtype, device, case.name) for case in selected for op in impl.ops if op in case.ops
              for dtype in dtypes]
     empty_because = ("dtypes=[] selects no dtype" if not dtypes else "cases=[] selects no case" if not selected
@@ -235,7 +236,9 @@ def check(softmax: Callable[..., Any] | None = None, jacobian: Callable[..., Any
     one ``AssertionError`` listing each failing case as the checker's one-line verdict.
 
     Options (as :func:`suite`): ``backend`` ("numpy", "torch", "jax": how arrays are handed over),
-    ``dtypes``, ``device``, ``quick`` (the quick catalogue; ``False`` adds the long rows and large batches),
+    ``dtypes``, ``device``, ``quick`` (the quick catalogue and each size threshold crossed at its smallest: rows
+    just past 8192 and 2**16 entries, 65537 rows; seconds for a NumPy softmax and VJP; ``False``: every case,
+    the long rows and large batches at sizes callers use as well),
     ``cases`` (names), ``expected_failures`` (``{"case" or "case/op" or "case/op/dtype": reason}``: such a
     case must fail; one that passes is reported), ``name`` (in the verdicts), ``isolate`` (each case in a
     worker process: a hang past ``timeout_s`` or a crash fails its case instead of the test session; the

@@ -11,7 +11,10 @@ workload may not take a preset's name, and is refused in one line if it does.
 Every shape of a workload is also a correctness case (:func:`check_cases`): the same row length and the
 same number of leading dims, with the rows cut (leading dims from the left) to at most
 :data:`CHECK_ELEMENTS` elements, so every boundary along the row that a kernel has (block sizes, vector
-tails, a 16-bit running sum) is crossed exactly as at the real shape, at an oracle cost of seconds.
+tails, a 16-bit running sum) is crossed exactly as at the real shape, at an oracle cost of seconds. At every
+row length the value families of a training run are checked too, a few rows each, in every declared dtype:
+logits at initialisation (near-uniform: a 16-bit sum of about n overflows past 65504), one dominant logit,
+large logits (+-1e4) and masked rows (all -inf, left- and right-padded, causal).
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .check.cases import VALUES, shape_case_name
+from .check.cases import FAMILIES, VALUES, family_shape, shape_case_name
 from .contract import DTYPE_INFO, DTYPES, OPS
 from .prepared import G_LAYOUTS, LAYOUTS
 
@@ -50,7 +53,8 @@ MAX_ELEMENTS = 1 << 48
 #: times the largest, hours of a sweep at sizes like the presets', and a list a reader can still check
 MAX_SHAPES = 256
 #: correctness cases (shapes x values x layouts of x and g) and timed shapes (shapes x layouts) of one workload at
-#: most: four per shape of :data:`MAX_SHAPES` (the presets plan 24 at most)
+#: most: four per shape of :data:`MAX_SHAPES` (the presets plan 24 at most); the value families' cases (at most
+#: four per shape, of a few rows each) come on top
 MAX_CASES = 1024
 #: the origin of a preset (:attr:`Workload.origin`); a user's workload's is the file or table it came from
 PRESET_ORIGIN = "preset"
@@ -132,9 +136,12 @@ def timing_shapes(w: Workload, quick: bool = False) -> list[str]:
     return list(dict.fromkeys(tokens))
 
 
-def check_cases(w: Workload) -> list[str]:
+def check_cases(w: Workload, *, families: bool = True) -> list[str]:
     """Names of the correctness cases of ``w``: every checked shape with each kind of values and each layout
-    of x (and of g, which only the VJP reads), without repeats."""
+    of x (and of g, which only the VJP reads), without repeats; then (``families``) the value families of a
+    training run (:data:`softgrad.check.cases.FAMILIES`) the workload does not declare, at each row length and
+    number of dims (:func:`softgrad.check.cases.family_shape`: a few rows each), x in its first layout, g
+    contiguous (so that every op reads them)."""
     names: dict[str, None] = {}
     for shape in w.shapes:
         small = check_shape(shape)
@@ -145,6 +152,11 @@ def check_cases(w: Workload) -> list[str]:
                 g_layouts = w.g_layouts if "vjp" in w.ops else ("contiguous",)
                 for g_layout in g_layouts:
                     names[shape_case_name(small, values, layout, g_layout)] = None
+    if families:
+        for shape in w.shapes:
+            for family in FAMILIES:
+                if family not in w.values:
+                    names[shape_case_name(family_shape(shape, family), family, w.x_layouts[0])] = None
     return list(names)
 
 
@@ -251,7 +263,7 @@ def _parse(table: Mapping[str, Any], where: str, default_name: str) -> Workload:
                  origin=where)
     if "transposed" in x_layouts and all(len(s) < 2 for s in shapes):
         raise WorkloadError(f"{where}: key 'x_layouts': transposed needs shapes of two dims or more")
-    cases = max(len(check_cases(w)), len(timing_shapes(w)))
+    cases = max(len(check_cases(w, families=False)), len(timing_shapes(w)))  # families: a few rows each
     if cases > MAX_CASES:
         raise WorkloadError(f"{where}: keys 'shapes', 'values', 'x_layouts' and 'g_layouts' make {cases} correctness "
                             f"cases or timed shapes; at most {MAX_CASES} (split them into several workloads)")

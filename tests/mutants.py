@@ -20,12 +20,15 @@ def _acc(dtype):
     return np.float32 if dtype == np.float16 else dtype
 
 
-def softmax(x, shift=True, axis=-1):
+def softmax(x, shift=True, axis=-1, sum_in_input_dtype=False):
     if x.shape[-1] == 0:
         return np.empty(x.shape, x.dtype)
     m = x.max(axis=axis, keepdims=True) if shift else 0
     e = np.exp(x - m)
-    return (e / e.sum(axis=axis, keepdims=True, dtype=_acc(x.dtype)).astype(x.dtype)).astype(x.dtype)
+    # divided by the float32 sum itself: rounded to float16 first, a sum past 65504 (near-uniform rows of a
+    # 2**16 vocabulary) is inf
+    total = e.sum(axis=axis, keepdims=True, dtype=x.dtype if sum_in_input_dtype else _acc(x.dtype))
+    return (e / total).astype(x.dtype)
 
 
 def jacobian_from(s):
@@ -285,3 +288,114 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant("workspace-view", "the VJP returns a view of a module-level workspace",
            _ops(vjp_fn=_vjp_in_workspace), frozenset({"result-overwritten"}), only_checks=True),
 )
+
+
+# --- bugs of long rows and large batches: the full catalogue's sizes, and softgrad.testing's default, catch them ---
+
+
+def _rows(fn: Fn) -> Fn:
+    """A softmax applied to ``x`` as a (rows, n) batch by ``fn(flat) -> flat``, reshaped back."""
+
+    def softmax_fn(x):
+        if x.shape[-1] == 0 or x.size == 0:
+            return softmax(x)
+        return fn(np.ascontiguousarray(x).reshape(-1, x.shape[-1])).reshape(x.shape).astype(x.dtype)
+
+    return softmax_fn
+
+
+CHUNK = 8192
+
+
+def _sum_of_full_chunks(flat):
+    """The row sum as a sum of 8192-entry chunk sums: the entries past the last full chunk are left out once
+    a row has a full chunk (a tiled reduction whose tail loop runs only when there is no full tile)."""
+    e = np.exp(flat - flat.max(-1, keepdims=True))
+    k = flat.shape[-1] // CHUNK
+    if k == 0:
+        return e / e.sum(-1, keepdims=True, dtype=_acc(flat.dtype))
+    total = e[:, : k * CHUNK].reshape(-1, k, CHUNK).sum(-1, dtype=_acc(flat.dtype)).sum(-1, keepdims=True)
+    return e / total
+
+
+def _positions_in_16_bits(flat):
+    """Entries at positions of 2**16 and past written from position ``j mod 2**16`` (a 16-bit index)."""
+    s = softmax(flat)
+    j = np.arange(flat.shape[-1])
+    return s[:, j % 65536]
+
+
+def _grid_of_65535(flat):
+    """One row per block on a grid of at most 65535 blocks: rows past the grid are never written (zeros)."""
+    out = np.zeros_like(flat)
+    out[:65535] = softmax(flat[:65535])
+    return out
+
+
+def _blocks_of_16_rows(flat):
+    """Rows in blocks of 16 once there is a block (fewer rows: one by one); the last partial block dropped."""
+    if flat.shape[0] < 16:
+        return softmax(flat)
+    out = np.zeros_like(flat)
+    full = flat.shape[0] // 16 * 16
+    out[:full] = softmax(flat[:full].reshape(-1, 16, flat.shape[-1])).reshape(full, -1)
+    return out
+
+
+#: size bugs: each wrong only past a size that the quick set of cases never reaches (``softgrad.testing.check``'s
+#: default reaches each with a case cut to the smallest size that crosses it)
+SIZE_MUTANTS: tuple[Mutant, ...] = (
+    Mutant("tail-past-8192-chunks", "entries past the last full 8192-entry chunk left out of the sum",
+           _ops(_rows(_sum_of_full_chunks)), frozenset({"accuracy"})),
+    Mutant("positions-in-16-bits", "entries at 2**16 and past take the value of position j mod 2**16",
+           _ops(_rows(_positions_in_16_bits)), frozenset({"accuracy"})),
+    Mutant("grid-of-65535", "rows past a grid of 65535 blocks left unwritten", _ops(_rows(_grid_of_65535)),
+           frozenset({"accuracy"})),
+    Mutant("blocks-of-16-rows", "rows in blocks of 16, the last partial block dropped",
+           _ops(_rows(_blocks_of_16_rows)), frozenset({"accuracy"})),
+)
+
+
+# --- bugs that only the values of a training run show, at a workload's row lengths --------------------------
+
+TILE = 4096
+
+
+def _sum_in_input_dtype(x):
+    """The textbook NumPy softmax: the sum in the input's dtype (float16: a total past 65504 is inf)."""
+    return softmax(x, sum_in_input_dtype=True)
+
+
+def _online_over_tiles(flat):
+    """The online softmax over 4096-entry tiles (running max and rescaled running sum): a tile of only -inf
+    before any finite entry gives exp(-inf - -inf) = NaN for the whole row."""
+    acc = _acc(flat.dtype)
+    m = np.full((flat.shape[0], 1), -np.inf, acc)
+    total = np.zeros((flat.shape[0], 1), acc)
+    for start in range(0, flat.shape[-1], TILE):
+        tile = flat[:, start: start + TILE].astype(acc)
+        new = np.maximum(m, tile.max(-1, keepdims=True))
+        total = total * np.exp(m - new) + np.exp(tile - new).sum(-1, keepdims=True)
+        m = new
+    return (np.exp(flat.astype(acc) - m) / total).astype(flat.dtype)
+
+
+def _max_of_first_tile(flat):
+    """The shift taken as the max of the first 4096-entry tile only (any shift is exact in exact arithmetic):
+    exp overflows where a later logit is far above the first tile's (a dominant logit, large logits)."""
+    e = np.exp(flat - flat[:, :TILE].max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True, dtype=_acc(flat.dtype))
+
+
+#: value bugs: right on every catalogue case and on normal values at any size; wrong on the value families of a
+#: training run (:data:`softgrad.check.cases.FAMILIES`) at a workload's row lengths
+TRAINING_MUTANTS: tuple[Mutant, ...] = (
+    Mutant("float16-sum", "the sum in float16: inf past 65504, so near-uniform rows of n >= 65520 give 0",
+           _ops(_sum_in_input_dtype), frozenset({"accuracy"}), dtypes=("float16",)),
+    Mutant("online-masked-tile", "online softmax over 4096-entry tiles: a leading all -inf tile gives NaN",
+           _ops(_rows(_online_over_tiles)), frozenset({"nan-policy"})),
+    Mutant("max-of-first-tile", "the shift from the first 4096 entries only: a later large logit overflows",
+           _ops(_rows(_max_of_first_tile)), frozenset({"nan-policy"})),
+)
+
+ALL_MUTANTS: tuple[Mutant, ...] = MUTANTS + SIZE_MUTANTS + TRAINING_MUTANTS

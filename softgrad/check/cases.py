@@ -40,6 +40,9 @@ class Case:
     layout: str = "contiguous"
     ops: tuple[str, ...] = OPS
     quick: bool = True  # part of the quick set (``softgrad check --quick`` and the benchmark tracks)
+    #: a size cut to the smallest that crosses its threshold (rows past a chunk, batches past a grid limit):
+    #: in :func:`softgrad.testing.check`'s default with the quick set, though too slow for it with every entry
+    threshold: bool = False
     g_layout: str | None = None  # the cotangent's layout; None: the same as ``x``'s
 
     def __post_init__(self) -> None:
@@ -135,6 +138,62 @@ def ties(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
     return rng.integers(-2, 3, shape).astype(np.float64)
 
 
+# --- the value families of a training run: rows of several kinds, row r of kind r mod (number of kinds) ---
+
+
+def _rows_of_kinds(kinds: tuple[Callable[[np.random.Generator, int], np.ndarray], ...]) -> MakeFn:
+    """A maker whose row ``r`` is ``kinds[r % len(kinds)](rng, n)``: a few rows show every kind."""
+
+    def make(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+        x = np.empty(shape)
+        flat = x.reshape(-1, shape[-1])
+        for r in range(flat.shape[0]):
+            flat[r] = kinds[r % len(kinds)](rng, shape[-1])
+        return x
+
+    return make
+
+
+#: logits at initialisation: every one equal (a zero-initialised head) or all near zero. The sum of exp(x - max)
+#: is about n, past float16's largest number (65504) from n = 65520 on, and past a 16-bit running sum's reach
+#: (2048 in float16, 256 in bfloat16) long before
+near_uniform = _rows_of_kinds((lambda rng, n: np.zeros(n), lambda rng, n: 0.01 * rng.standard_normal(n)))
+
+
+def _causal(rng: np.random.Generator, n: int) -> np.ndarray:
+    """A causal mask's first query: only the first key is seen."""
+    row = np.full(n, -np.inf)
+    row[:1] = 3 * rng.standard_normal(min(n, 1))
+    return row
+
+
+def _left_padded(rng: np.random.Generator, n: int) -> np.ndarray:
+    """A left-padded sequence: the first three quarters -inf (whole chunks of a long row), then logits."""
+    row = 3 * rng.standard_normal(n)
+    row[: n - max(1, n // 4)] = -np.inf
+    return row
+
+
+def _right_padded(rng: np.random.Generator, n: int) -> np.ndarray:
+    """A right-padded sequence with dropped keys: about half the first half -inf, the second half -inf."""
+    row = 3 * rng.standard_normal(n)
+    row[(n + 1) // 2:] = -np.inf
+    row[1:][rng.random(n - 1) < 0.5] = -np.inf
+    return row
+
+
+#: masks as callers build them: a row of padding only (all -inf: NaN by the non-finite policy), a left-padded
+#: row (its first chunks entirely -inf), a causal mask's first query (one finite entry), a right-padded row
+#: with dropped keys
+masked_rows = _rows_of_kinds((lambda rng, n: np.full(n, -np.inf), _left_padded, _causal, _right_padded))
+
+#: large logits (a logit scale grown in training, scores not yet normalised): around +1e4 (exp overflows
+#: without the max shift), around -1e4 (exp underflows to 0 / 0 without it), spread by 1e3 (one-hot rows)
+large = _rows_of_kinds((lambda rng, n: 1e4 + 3 * rng.standard_normal(n),
+                        lambda rng, n: -1e4 + 3 * rng.standard_normal(n),
+                        lambda rng, n: 1e3 * rng.standard_normal(n)))
+
+
 # --- the catalogue ------------------------------------------------------------------------------------
 
 CATALOGUE: tuple[Case, ...] = (
@@ -179,6 +238,13 @@ CATALOGUE: tuple[Case, ...] = (
     Case("n-781", (3, 781), normal(4.0), "odd n: tails of unrolled loops", quick=False),
     Case("long-row", (2, 16384), normal(2.0), "n >= 1e4: errors that only appear past some size", quick=False),
     Case("batch-70000", (70000, 3), normal(2.0), "batch past 65535 rows: GPU grid-dimension limits", quick=False),
+    # sizes: each the smallest that crosses its threshold with a partial last block (in softgrad.testing's default)
+    Case("n-8193", (2, 8193), normal(2.0), "rows one past 8192 entries: a second chunk of a chunked row, one entry "
+         "long", quick=False, threshold=True),
+    Case("n-65537", (1, 65537), normal(2.0), "a row one past 2**16 entries: 16-bit positions, every chunk size up "
+         "to 65536 crossed with a partial chunk (65537 is prime)", quick=False, threshold=True),
+    Case("batch-65537", (65537, 3), normal(2.0), "65537 rows: past a grid of 65535 blocks and 16-bit row indices, "
+         "a partial last block for any block of rows (65537 is prime)", quick=False, threshold=True),
 )
 
 CASES: dict[str, Case] = {c.name: c for c in CATALOGUE}
@@ -186,15 +252,37 @@ CASES: dict[str, Case] = {c.name: c for c in CATALOGUE}
 # --- cases at a caller's own shape (a workload's), named so that any process rebuilds them from the name ---
 
 #: what the logits of a shape case look like: ordinary scores, attention scores under a causal-like -inf
-#: mask, or rows with one dominant entry (a confident classifier, a peaked vocabulary distribution)
-VALUES: dict[str, MakeFn] = {"normal": normal(3.0), "masked": masked, "dominant": dominant}
-_SHAPE_CASE = re.compile(r"shape-(\d+(?:x\d+)*)-(\w+)-x-(\w+)-g-(\w+)")
+#: mask, or rows with one dominant entry (a confident classifier, a peaked vocabulary distribution); and the
+#: value families of a training run (:data:`FAMILIES`)
+VALUES: dict[str, MakeFn] = {"normal": normal(3.0), "masked": masked, "dominant": dominant,
+                             "near-uniform": near_uniform, "large": large, "masked-rows": masked_rows}
+#: what each kind of values is, as a case's ``guards`` says it
+VALUE_TEXT: dict[str, str] = {
+    "normal": "logits ~ N(0, 9)", "masked": "about half the logits -inf", "dominant": "one dominant logit",
+    "near-uniform": "logits at initialisation: all 0 or all near 0 (sum of exp ~ n: a 16-bit sum overflows "
+                    "past 65504, a 16-bit running sum stalls)",
+    "large": "large logits: +-1e4 (no max shift: inf or 0/0) and spread by 1e3",
+    "masked-rows": "masked rows: all -inf (NaN), left-padded (leading chunks all -inf), causal (one finite entry), "
+                   "right-padded",
+}
+#: the value families of a training run, checked at every row length of a workload in every dtype it declares
+#: (:func:`softgrad.workloads.check_cases`) with this many rows each: as many as the family has kinds of rows.
+#: Initialisation (near-uniform), late training (dominant), grown logits (large) and masks (masked-rows)
+FAMILIES: dict[str, int] = {"near-uniform": 2, "dominant": 2, "large": 3, "masked-rows": 4}
+_SHAPE_CASE = re.compile(r"shape-(\d+(?:x\d+)*)-([a-z]+(?:-[a-z]+)*)-x-(\w+)-g-(\w+)")
 
 
 def shape_case_name(shape: tuple[int, ...], values: str = "normal", layout: str = "contiguous",
                     g_layout: str = "contiguous") -> str:
     """``shape-16x262144-normal-x-contiguous-g-broadcast``: the name :func:`get_case` rebuilds the case from."""
     return f"shape-{'x'.join(str(int(d)) for d in shape)}-{values}-x-{layout}-g-{g_layout}"
+
+
+def family_shape(shape: tuple[int, ...], family: str) -> tuple[int, ...]:
+    """The shape a value family is checked at for a caller's ``shape``: the same row length and number of dims
+    (a 1-d row becomes rows of a batch), :data:`FAMILIES` rows in the last leading dim, 1 in the others."""
+    *lead, n = shape
+    return (*[1] * (len(lead) - 1), FAMILIES[family], n)
 
 
 def shape_case(name: str) -> Case:
@@ -207,9 +295,8 @@ def shape_case(name: str) -> Case:
     values, layout, g_layout = m.group(2), m.group(3), m.group(4)
     if layout == "transposed" and len(shape) < 2:
         raise KeyError(f"unknown case {name!r}: a transposed x needs two dims or more")
-    what = {"normal": "logits ~ N(0, 9)", "masked": "about half the logits -inf", "dominant": "one dominant logit"}
     ops = OPS if g_layout == "contiguous" else ("vjp",)  # only the VJP reads g: the others are the same case
-    return Case(name, shape, VALUES[values], f"the caller's own shape {shape}: {what[values]}, x {layout}, "
+    return Case(name, shape, VALUES[values], f"the caller's own shape {shape}: {VALUE_TEXT[values]}, x {layout}, "
                 f"g {g_layout}", layout, ops=ops, g_layout=g_layout, quick=False)
 
 

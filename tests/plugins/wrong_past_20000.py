@@ -1,5 +1,6 @@
-"""A softmax right for every row of the catalogue (n <= 16384) and wrong past n = 20000: its sum covers the
-first 20000 entries only. Only a check at a workload's own (vocabulary-sized) rows catches it."""
+"""A softmax right for every row of the quick catalogue (n <= 4096) and wrong past n = 20000: its sum covers the
+first 20000 entries only. A check at a workload's own (vocabulary-sized) rows catches it, and of the catalogue only
+the row of 65537 entries (the full set, softgrad.testing's default)."""
 
 import numpy as np
 
