@@ -496,9 +496,11 @@ def cmd_history(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     if args.json:
         print(json.dumps(found.to_dict(), indent=1))
+    elif found.note:  # too few runs to look for a change: nothing was judged, which is no answer
+        print(found.lines()[0], file=sys.stderr)
     else:
         print("\n".join(found.lines()))
-    return 0
+    return 1 if found.note else 0
 
 
 #: what ``softgrad`` with no arguments prints: what it is and the five most useful commands

@@ -318,16 +318,18 @@ def test_bad_flags_are_one_line_and_exit_2(tmp_path, monkeypatch, argv, says):
     assert says in line
 
 
-def test_too_few_runs_is_said_in_one_line(tmp_path):
+def test_too_few_runs_is_said_in_one_line_and_fails(tmp_path):
+    """Nothing judged is no answer: exit 1 with the reason on stderr (as a gate that compared nothing)."""
     rc, out, err = _softgrad(tmp_path, "history")
-    assert rc == 0 and out == "softgrad history: 0 runs stored; change points need at least 4 on one machine\n"
-    # a registered implementation or a preset workload not timed yet is no error
+    assert rc == 1 and out == "" and err == "softgrad history: 0 runs stored; change points need at least 4 on one machine\n"
+    # a registered implementation or a preset workload not timed yet is no usage error
     rc, out, err = _softgrad(tmp_path, "history", "--impl", "numpy", "--workload", "vocab")
-    assert rc == 0 and out.startswith("softgrad history: 0 runs stored for implementation numpy and workload vocab;")
+    assert rc == 1 and err.startswith("softgrad history: 0 runs stored for implementation numpy and workload vocab;")
     _store(tmp_path, NEW_NUMPY, runs=3)
     rc, out, err = _softgrad(tmp_path, "history", "--op", "vjp")
-    assert rc == 0 and not _errors(err)
-    assert out == ("softgrad history: 3 runs on machine vm for op vjp; change points need at least 4 (2 on either "
+    assert rc == 1 and out == ""
+    assert err == ("softgrad history: 3 runs on machine vm for op vjp; change points need at least 4 (2 on either "
                    "side of a change)\n")
     rc, out, _ = _softgrad(tmp_path, "history", "--json")
+    assert rc == 1
     assert json.loads(out)["note"].startswith("3 runs on machine vm") and json.loads(out)["changes"] == []
