@@ -229,3 +229,24 @@ def test_a_run_compared_with_itself_or_a_newer_run_first_is_refused(tmp_path, ar
     lines = _errors(err)
     assert rc == 2 and not out and len(lines) == 1, (rc, out, err)
     assert lines[0].startswith(f"softgrad compare: error: {says}"), lines
+
+
+@pytest.mark.parametrize("stop", [KeyboardInterrupt, RuntimeError])
+def test_confirms_scratch_folder_goes_when_the_rerun_is_interrupted_or_fails(stop, tmp_path, monkeypatch):
+    """``--confirm`` reruns into a scratch folder under the cache: Ctrl-C (or a failing worker) mid-rerun leaves
+    nothing behind, and the interruption still reaches the caller."""
+    from softgrad import paths
+    from softgrad.bench import confirm, sweep
+
+    monkeypatch.setenv("SOFTGRAD_HOME", str(tmp_path))
+    seen = []
+
+    def interrupted(family, impls, grid_name, rounds, scratch, *args, **kwargs):
+        seen.append(scratch)
+        assert scratch.is_dir() and scratch.parent == paths.cache_dir()
+        raise stop()
+
+    monkeypatch.setattr(sweep, "sweep_family", interrupted)
+    with pytest.raises(stop):
+        confirm.rerun([("numpy", "softmax", "1x8", "float32", "cpu")], "quick", "0" * 40)
+    assert seen and not seen[0].exists() and not list(paths.cache_dir().glob("confirm-*"))

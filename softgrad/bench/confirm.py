@@ -45,16 +45,18 @@ def rerun(keys: list[tuple[str, str, str, str, str]], grid_name: str, commit: st
     scratch = Path(tempfile.mkdtemp(prefix="confirm-", dir=paths.cache_dir()))
     status = Progress(progress, sys.stderr)
     out: dict[tuple, dict[str, float]] = {}
-    for family, fam_keys in by_family.items():
-        impls = [registry.get(n) for n in dict.fromkeys(k[0] for k in fam_keys)]
-        _, records, _ = sweep.sweep_family(family, impls, grid_name, rounds, scratch, status, "confirm",
-                                           select=set(fam_keys))
-        norms = sweep.normalized(records)
-        for key, values in sweep.pooled(records).items():
-            if not values:
-                continue
-            q25, med, q75 = np.percentile(values, [25, 50, 75])
-            out[key] = {"time_s": float(med), "q25_s": float(q25), "q75_s": float(q75),
-                        **norms.get(" ".join(key), {})}
-    shutil.rmtree(scratch, ignore_errors=True)
+    try:  # the scratch folder goes on success, on a failure and on Ctrl-C or SIGTERM alike
+        for family, fam_keys in by_family.items():
+            impls = [registry.get(n) for n in dict.fromkeys(k[0] for k in fam_keys)]
+            _, records, _ = sweep.sweep_family(family, impls, grid_name, rounds, scratch, status, "confirm",
+                                               select=set(fam_keys))
+            norms = sweep.normalized(records)
+            for key, values in sweep.pooled(records).items():
+                if not values:
+                    continue
+                q25, med, q75 = np.percentile(values, [25, 50, 75])
+                out[key] = {"time_s": float(med), "q25_s": float(q25), "q75_s": float(q75),
+                            **norms.get(" ".join(key), {})}
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     return {key: out[key] for key in keys if key in out}
