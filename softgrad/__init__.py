@@ -11,7 +11,6 @@ Public API (what built-in and third-party implementations use alike)::
 Importing softgrad imports NumPy only; frameworks load when an entry is built.
 """
 
-from . import _moved
 from .backends import Backend, get_backend, register_backend
 from .contract import DTYPES, OPS
 from .registry import (
@@ -26,8 +25,6 @@ from .registry import (
 )
 
 __version__ = "0.1.0"
-
-_moved.install()
 
 __all__ = [
     "DTYPES",

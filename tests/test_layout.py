@@ -1,5 +1,5 @@
 """The package's layout holds: the import-linter contracts of pyproject.toml (one-way layers; the built-in
-implementations use softgrad's public API only), and module paths from before the layout still import."""
+implementations use softgrad's public API only); the module paths from before the layout are gone."""
 
 from __future__ import annotations
 
@@ -22,14 +22,12 @@ def test_the_import_contracts_are_kept():
     assert "0 broken" in out.stdout
 
 
-def test_old_module_paths_are_the_new_modules():
-    import softgrad.bench.grid
-    import softgrad.check.checker
-    import softgrad.history.gate
-    from softgrad import grid
-    from softgrad.checker import check_case
-    from softgrad.compare import compare_runs
+@pytest.mark.parametrize("old", ["softgrad.checker", "softgrad.grid", "softgrad.compare", "softgrad.results"])
+def test_module_paths_from_before_the_layout_are_gone(old):
+    """No shim maps them (nothing outside softgrad used them): each module has one name."""
+    import importlib
 
-    assert grid is softgrad.bench.grid and grid.__spec__.name == "softgrad.bench.grid"
-    assert check_case is softgrad.check.checker.check_case
-    assert compare_runs is softgrad.history.gate.compare_runs
+    import softgrad  # noqa: F401
+
+    with pytest.raises(ModuleNotFoundError):
+        importlib.import_module(old)
