@@ -61,6 +61,7 @@ def softgrad(home: Path, *args: str, env: dict[str, str] | None = None) -> tuple
 
 def make_sources(home: Path) -> None:
     """Two small real runs in ``home``: the default quick grid and the small workload, numpy and loops."""
+    home.mkdir(parents=True, exist_ok=True)
     spec = home / "night-small.toml"
     spec.write_text(WORKLOAD)
     base = ["run", "--quick", "--impl", "numpy", "--impl", "loops", "--no-progress", "--no-report"]
@@ -126,6 +127,8 @@ def copy_night(src: Path, runs: Path, night: int, slot: int, nights: int, rng: r
                 if isinstance(values.get(key), (int, float)):
                     values[key] *= f
         (dest / "speed.json").write_text(json.dumps(speed, indent=1))
+    for f in dest.iterdir():  # written that night, as a nightly job's run is (not just now: see index.RACY_S)
+        os.utime(f, (when.timestamp(), when.timestamp()))
     return dest
 
 

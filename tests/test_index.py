@@ -482,3 +482,28 @@ def test_the_runner_updates_the_index_once_the_run_is_complete(home, monkeypatch
     runner._update_index(stream)
     assert stream.getvalue() == ("softgrad run: the index was not updated (OperationalError: disk I/O error); the run "
                                  "is stored\n")
+
+
+def _newest_by_sorting(df, machine=None):
+    """newest_per_entry as it was written first: sort the frame on (timed, run), keep each point's last row."""
+    if df.empty:
+        return df
+    machine = machine if machine is not None else df.sort_values("run")["machine"].iloc[-1]
+    df = df[df["machine"] == machine]
+    ordered = df.assign(_timed=df["time_s"].notna()).sort_values(["_timed", "run"], kind="stable")
+    return ordered.drop_duplicates(list(results.ENTRY_POINT), keep="last").drop(columns="_timed").sort_index()
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_newest_per_entry_picks_the_rows_sorting_picks(home, monkeypatch, seed):
+    """The newest measurement of each point (choose's answer) without sorting the whole frame: the same rows,
+    in the same order, as sorting it, on frames shuffled, with repeated labels, untimed rows, NaN keys and two
+    machines."""
+    df = _folders(monkeypatch)
+    rng = np.random.default_rng(seed)
+    mixed = df.sample(frac=1, random_state=seed)
+    mixed = pd.concat([mixed, mixed.iloc[:40].assign(time_s=np.nan), mixed.iloc[40:90]])
+    mixed.iloc[rng.integers(0, len(mixed), 30), mixed.columns.get_loc("x_layout")] = np.nan
+    for frame in (df, mixed):
+        for machine in (None, "vm", "gpu-box", "nowhere"):
+            pd.testing.assert_frame_equal(results.newest_per_entry(frame, machine), _newest_by_sorting(frame, machine))
