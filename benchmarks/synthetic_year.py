@@ -48,7 +48,8 @@ TARGETS_S = {"index --rebuild": 120.0, "choose": 1.0, "compare": 2.0, "history":
 TIME_STATS = ("result", "stats_ci_99_a", "stats_ci_99_b", "stats_q_25", "stats_q_75")
 
 
-def softgrad(home: Path, *args: str, env: dict[str, str] | None = None) -> tuple[subprocess.CompletedProcess, float, float]:
+def softgrad(home: Path, *args: str,
+             env: dict[str, str] | None = None) -> tuple[subprocess.CompletedProcess, float, float]:
     """``softgrad ARGS`` in its own process with SOFTGRAD_HOME=home: (result, wall s, CPU s of the process)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
@@ -221,7 +222,8 @@ def main(argv: list[str] | None = None) -> int:
         timed = measure(home, args.folders, scratch / "report")
         index_file = home / "results" / "index.sqlite"
         if index_file.exists():
-            print(f"index {index_file.stat().st_size / 1e6:.1f} MB ({index_file.stat().st_size / args.nights / 1e3:.0f} "
+            size = index_file.stat().st_size
+            print(f"index {size / 1e6:.1f} MB ({size / args.nights / 1e3:.0f} "
                   f"kB a night), not committed", flush=True)
         over = [t for t in timed if t[0] in TARGETS_S and t[1] > TARGETS_S[t[0]]]
         print(f"synthetic_year: {len(over)} of {len(TARGETS_S)} over their target"

@@ -65,8 +65,8 @@ def _speed(k: int, impls: tuple[str, ...]) -> dict:
 
 def _run(k: int, impls=("numpy", "fake-impl"), checks=True, asv=True, failing=(), **meta) -> dict:
     rid = _rid(k)
-    files = {(rid, "meta.json"): helpers.run_meta(rid, list(impls), ["numpy"], date=f"2026-01-{k + 1:02d}T00:00:00+00:00",
-                                                  **meta)}
+    date = f"2026-01-{k + 1:02d}T00:00:00+00:00"
+    files = {(rid, "meta.json"): helpers.run_meta(rid, list(impls), ["numpy"], date=date, **meta)}
     files[(rid, "checks.json")] = helpers.check_records(impls, (*OPS, "jacobian"), DTYPES, failing) if checks else None
     files[(rid, "asv.json")] = _asv(k, impls) if asv else None
     files[(rid, "speed.json")] = _speed(k, impls) if asv else None
@@ -185,7 +185,8 @@ def _db_rows(db: Path) -> dict[str, list]:
     try:
         return {"runs": sorted(con.execute("SELECT id, fingerprint, machine, date, commit_id, workload, complete, "
                                            "error, facts, points, checks FROM runs").fetchall()),
-                "points": sorted(con.execute("SELECT * FROM points").fetchall(), key=repr)}
+                "points": sorted(con.execute("SELECT * FROM points").fetchall(), key=repr),
+                "verdicts": sorted(con.execute("SELECT * FROM verdicts").fetchall(), key=repr)}
     finally:
         con.close()
 
@@ -217,7 +218,11 @@ def test_run_by_run_equals_rebuilt(tmp_path, monkeypatch, notices):
     machines = {m for (m,) in con.execute("SELECT DISTINCT machine FROM points")}
     times = con.execute("SELECT time_s FROM points WHERE run = ? AND impl = 'numpy' AND op = 'vjp' AND "
                         "shape = '256x8' AND dtype = 'float32'", (_rid(1),)).fetchall()
+    verdicts = con.execute("SELECT machine, check_passed, check_failed, failed_cases FROM verdicts WHERE run = ? "
+                           "AND impl = 'fake-impl'", (_rid(1),)).fetchall()
     con.close()
+    assert verdicts == [("gpu-box", 0, 6, "; ".join(f"{op} {dtype} random-normal" for op in (*OPS, "jacobian")
+                                                     for dtype in DTYPES))]
     frame = incremental.groupby("run").size().to_dict()
     assert {r: per_run[r] for r in frame} == frame and machines == {"vm", "gpu-box"}
     row = incremental[(incremental["run"] == _rid(1)) & (incremental["impl"] == "numpy") & (incremental["op"] == "vjp")

@@ -254,7 +254,8 @@ def from_facts(run_id: str, text: str) -> Block:
         block = Block(run_id, **{k: facts[k] for k in _FACTS})
     except (ValueError, TypeError, KeyError, RecursionError) as exc:
         raise BlockError(f"the facts of run {run_id[:60]!r} are unreadable ({type(exc).__name__})") from None
-    if not (isinstance(block.points, int) and block.points >= 0 and isinstance(block.info, dict) and isinstance(block.build_s, dict)
+    if not (isinstance(block.points, int) and block.points >= 0 and isinstance(block.info, dict)
+            and isinstance(block.build_s, dict)
             and (block.check_summary is None or isinstance(block.check_summary, dict))):
         raise BlockError(f"the facts of run {run_id[:60]!r} have fields of the wrong types")
     return block

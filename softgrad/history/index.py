@@ -4,9 +4,10 @@
 the index) holds, per run folder, its :class:`~softgrad.history.blocks.Block` (what
 :func:`softgrad.history.results.load` and :func:`~softgrad.history.results.load_checks` read, packed) keyed by
 the run id with a fingerprint of its files (size and modification time of ``meta.json``, ``asv.json``,
-``speed.json`` and ``checks.json``), and for queries by hand two plain tables: ``runs`` (one row per run: its
-machine, date, commit, workload, grid, threads, copy bandwidth) and ``points`` (one row per run and benchmark
-point: machine, implementation, op, shape, dtype, device and the summary statistics), e.g.
+``speed.json`` and ``checks.json``), and for queries by hand three plain tables: ``runs`` (one row per run: its
+machine, date, commit, workload, grid, threads, copy bandwidth), ``points`` (one row per run and benchmark
+point: machine, implementation, op, shape, dtype, device and the summary statistics) and ``verdicts`` (one row
+per run and implementation its checks.json judged: checks passed and failed, the worst error ratio), e.g.
 ``sqlite3 results/index.sqlite "select run, time_s from points where machine = 'vm' and impl = 'numpy'"``.
 
 The run folders stay the source of truth. Every read (:func:`sync`) lists them and compares fingerprints: a
@@ -16,7 +17,8 @@ whose files changed within :data:`RACY_S` of being indexed is read again next ti
 the file system's timestamp resolution keeps its fingerprint). A missing, damaged or other-format index is
 rebuilt; one that cannot be written (a read-only home) is read as far as it is current, the rest from the
 folders. Each of these says so in one line on stderr (a first build of fewer than :data:`NOTICE_RUNS` runs
-quietly; a reading command builds none below :data:`MIN_RUNS`). ``SOFTGRAD_INDEX=off`` reads the folders alone; ``softgrad index --rebuild`` rebuilds it.
+quietly; a reading command builds none below :data:`MIN_RUNS`). ``SOFTGRAD_INDEX=off`` reads the folders
+alone; ``softgrad index --rebuild`` rebuilds it.
 """
 
 from __future__ import annotations
@@ -78,6 +80,10 @@ CREATE TABLE IF NOT EXISTS points (
     first_call_s REAL, peakmem_bytes REAL, norm REAL, norm_q25 REAL, norm_q75 REAL, speed_s REAL);
 CREATE INDEX IF NOT EXISTS points_by_run ON points (run);
 CREATE INDEX IF NOT EXISTS points_by_point ON points (machine, op, dtype, batch, n);
+CREATE TABLE IF NOT EXISTS verdicts (
+    run TEXT NOT NULL, machine TEXT, impl TEXT NOT NULL, check_passed INTEGER, check_failed INTEGER,
+    check_worst_ratio REAL, failed_cases TEXT);
+CREATE INDEX IF NOT EXISTS verdicts_by_run ON verdicts (run);
 """
 _POINT_COLUMNS = ("impl", "unresolved", "op", "shape", "batch", "n", "x_layout", "g_layout", "dtype", "device",
                   *blocks.VALUES)
@@ -251,7 +257,7 @@ def _read(db: Path) -> tuple[dict[str, _Row], str | None]:
             tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
             if not tables:
                 return {}, None
-            if not {"info", "runs", "points"} <= tables:
+            if not {"info", "runs", "points", "verdicts"} <= tables:
                 return {}, "not softgrad's index (tables missing)"
             fmt = con.execute("SELECT value FROM info WHERE key = 'format'").fetchone()
             if fmt is None or fmt[0] != index_format():
@@ -385,7 +391,7 @@ def _write(db: Path, fresh: dict[str, tuple[str, int, Block]], removed: list[str
         try:
             con.execute("BEGIN IMMEDIATE")
             if reset:
-                for table in ("points", "runs", "info"):
+                for table in ("points", "verdicts", "runs", "info"):
                     con.execute(f"DROP TABLE IF EXISTS {table}")
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
@@ -394,6 +400,7 @@ def _write(db: Path, fresh: dict[str, tuple[str, int, Block]], removed: list[str
             gone = [(i,) for i in (*removed, *fresh)]
             con.executemany("DELETE FROM runs WHERE id = ?", gone)
             con.executemany("DELETE FROM points WHERE run = ?", gone)
+            con.executemany("DELETE FROM verdicts WHERE run = ?", gone)
             for rid, (fp, ns, block) in fresh.items():
                 _insert(con, rid, fp, ns, block)
             con.execute("COMMIT")
@@ -419,9 +426,12 @@ def _insert(con: sqlite3.Connection, rid: str, fp: str, ns: int, block: Block) -
         None if threads is None else str(threads), _real(info.get("copy_gbps")), error,
         blocks.facts_json(block), blocks.columns_bytes(block) if block.columns else None,
         zlib.compress(json.dumps(block.checks).encode(), 1) if block.checks is not None else None))
+    machine, workload = _text(info.get("machine")), _text(info.get("workload"))
+    con.executemany("INSERT INTO verdicts VALUES (?, ?, ?, ?, ?, ?, ?)", [
+        (rid, machine, impl, c["check_passed"], c["check_failed"], _real(c["check_worst_ratio"]),
+         "; ".join(c["failed_cases"])) for impl, c in (block.check_summary or {}).items()])
     if block.points:
         cols = [block.columns[c].tolist() for c in _POINT_COLUMNS]
-        machine, workload = _text(info.get("machine")), _text(info.get("workload"))
         con.executemany(f"INSERT INTO points VALUES ({', '.join('?' * (3 + len(cols)))})",
                         [(rid, machine, workload, *row) for row in zip(*cols)])
 
