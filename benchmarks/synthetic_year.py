@@ -117,8 +117,6 @@ def copy_night(src: Path, runs: Path, night: int, slot: int, nights: int, rng: r
         for k, col in enumerate(cols):
             if col in TIME_STATS and isinstance(row[k], list):
                 row[k] = _scaled(row[k], f)
-                if col == "stats_ci_99_a":  # asv writes a negative lower bound for a noisy point; softgrad refuses it
-                    row[k] = [None if isinstance(v, float) and v <= 0 else v for v in row[k]]
     (dest / "asv.json").write_text(json.dumps(asv))
     if (src / "speed.json").exists():
         speed = json.loads((src / "speed.json").read_text())
