@@ -174,7 +174,8 @@ def _frame(chosen: list[tuple[store.Run, Block]], earlier: Callable[[], Mapping[
     import pandas as pd
 
     warnings: list[str] = []
-    parts: list[tuple[Block, str, dict[str, Any], np.ndarray]] = []
+    # per run kept: its block, the run its checks come from, their summary, the points kept, their entry names
+    parts: list[tuple[Block, str, dict[str, Any] | None, np.ndarray, np.ndarray]] = []
     impl_of = {grid.class_name(i.name): i.name for i in registry.all_implementations()}
     for run, block in chosen:
         _own_meta(run, block)
