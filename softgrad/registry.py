@@ -35,7 +35,8 @@ from .contract import DTYPES, OPS, check_dtype, check_op
 #: ``build(device) -> {op: callable}``; softmax/jacobian take ``x``, vjp takes ``(x, g)``, all native arrays.
 BuildFn = Callable[[str], Mapping[str, Callable[..., Any]]]
 
-BUILTIN_MODULES: tuple[str, ...] = ("loops", "numpy_vectorized", "numba_jit", "torch_impls", "jax_impls")
+BUILTIN_MODULES: tuple[str, ...] = ("loops", "numpy_vectorized", "numba_jit", "numba_fused", "torch_impls",
+                                     "jax_impls")
 PLUGINS_ENV = "SOFTGRAD_PLUGINS"
 ENTRY_POINT_GROUP = "softgrad.implementations"
 #: how a process hands its loaded plugin files to its children: a JSON list, so a path may hold ``:``
