@@ -280,7 +280,8 @@ def _incomplete_run(home: Path, **fields) -> Path:
     folder.mkdir(parents=True)
     meta = {"format": store.FORMAT, "id": folder.name, "complete": False, "grid": "quick", "impls": ["numpy"],
             "rounds": 1, "plugins": [], "families_done": [], "commit": commit,
-            "threads": {"cores": os.cpu_count(), "requested": None}, "versions": {"numpy": "x"}, **fields}
+            "threads": {"cores": os.cpu_count(), "requested": None}, "versions": {"numpy": "x"}, "machine": "vm",
+            **fields}
     (folder / "meta.json").write_text(json.dumps(meta))
     return folder
 
