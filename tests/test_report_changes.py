@@ -114,3 +114,16 @@ def test_log_axes_label_their_ticks_in_plain_text():
     plt.close(fig)
     assert labels and not any("$" in t or "mathdefault" in t for t in labels), labels
     assert "0.0001" in labels and "0.001" in labels
+
+
+def test_history_plot_labels_the_runs_where_commit_or_versions_change_and_at_most_a_few():
+    """A year of nights is not 365 labels under the plot (drawing them took most of a year's report): the
+    first run, each change of commit or versions, the newest, thinned evenly past MAX_LABELLED_RUNS."""
+    from softgrad.history.trend import MAX_LABELLED_RUNS, labelled_runs
+
+    assert labelled_runs(["a", "a", "b", "b", "b", "c", "c"]) == [0, 2, 5, 6]
+    assert labelled_runs(["a"]) == [0] and labelled_runs([]) == []
+    year = [f"commit{k // 3}" for k in range(365)]  # a new commit every third night: 122 changes
+    ticks = labelled_runs(year)
+    assert len(ticks) == MAX_LABELLED_RUNS and ticks[0] == 0 and ticks[-1] == 364
+    assert all(k == 364 or year[k] != year[k - 1] or k == 0 for k in ticks) and ticks == sorted(set(ticks))

@@ -474,7 +474,7 @@ def write_report(out_dir: Path | None = None, warn: Callable[[str], None] | None
     history = changes.find(df_all, changes.metas(df_all), repo=_repo())  # what `softgrad history` lists
     drawn = trend.history_plot(df_all, out_dir / "history.png", ref_shape, dtype, history.changes)
     figures.append(("History", "time at one shape and the worst error over the tracked sizes across stored runs "
-                    "(commit and library versions under each point); a red triangle marks a change point at the "
+                    "(commit and library versions under the runs where they change); a red triangle marks a change point at the "
                     "first run at which it holds, with its size and likely cause", drawn.path))
     change_rows = pd.DataFrame(trend.table_rows(history))
     glance = _glance(df_all, out_dir, palette)

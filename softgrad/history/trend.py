@@ -104,9 +104,26 @@ class Drawn:
     marked: list[tuple[Marker, str]]
 
 
+#: at most this many runs are labelled under the history plot (a year of nights would print 365 labels)
+MAX_LABELLED_RUNS = 24
+
+
+def labelled_runs(labels: Sequence[str], most: int = MAX_LABELLED_RUNS) -> list[int]:
+    """The positions to label: every run where the label (commit, versions) changes, the first and the
+    newest, thinned evenly to ``most`` (the first and the newest kept) when there are more."""
+    keep = [k for k, text in enumerate(labels) if k == 0 or text != labels[k - 1]]
+    if labels and keep[-1] != len(labels) - 1:
+        keep.append(len(labels) - 1)
+    if len(keep) <= most:
+        return keep
+    picked = np.unique(np.linspace(0, len(keep) - 1, most).round().astype(int))
+    return [keep[i] for i in picked]
+
+
 def history_plot(df_all, path: Path, shape: str = "256x1024", dtype: str = "float32",
                  found: Sequence[Change] = ()) -> Drawn:
-    """Time at ``shape`` and the worst error per run (commit and versions under each run), each change of
+    """Time at ``shape`` and the worst error per run (commit and versions under the runs where they change,
+    :func:`labelled_runs`), each change of
     ``found`` marked (a red triangle at its run) with its one-line cause."""
     times, errors = history_tables(df_all, shape, dtype)
     if times.empty:
@@ -115,10 +132,10 @@ def history_plot(df_all, path: Path, shape: str = "256x1024", dtype: str = "floa
     colors = _colors(list(df_all["impl"].unique()))
     runs = list(times.columns)
     ops = [op for op in OPS if op in set(times.index.get_level_values("op"))]
-    labels = {}
-    for r in runs:
-        row = df_all[df_all["run"] == r].iloc[0]
-        labels[r] = f"{row['commit']}\ntorch {row['torch'] or '-'}\njax {row['jax'] or '-'}"
+    first = df_all.drop_duplicates("run").set_index("run")
+    labels = [f"{first.at[r, 'commit']}\ntorch {first.at[r, 'torch'] or '-'}\njax {first.at[r, 'jax'] or '-'}"
+              for r in runs]
+    ticks = labelled_runs(labels)
     fig, axes = plt.subplots(2, len(ops), figsize=(5.2 * len(ops), 7), squeeze=False)
     x = np.arange(len(runs))
     for j, op in enumerate(ops):
@@ -132,7 +149,7 @@ def history_plot(df_all, path: Path, shape: str = "256x1024", dtype: str = "floa
         axes[1][j].set_yscale("log")
         axes[1][j].axhline(1, color="k", lw=0.8, ls="--")
         for ax in (axes[0][j], axes[1][j]):
-            ax.set_xticks(range(len(runs)), [labels[r] for r in runs], fontsize=6)
+            ax.set_xticks(ticks, [labels[k] for k in ticks], fontsize=6)
     placed = markers(times, errors, found, shape, dtype)
     stacked: dict[tuple[int, int], int] = {}
     for k, m in enumerate(placed):
