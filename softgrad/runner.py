@@ -30,8 +30,9 @@ from typing import IO
 from . import paths, registry, workloads
 from .bench import agreement, grid, threads
 from .bench.asv_suite import benchmark_class
-from .bench.asv_driver import (Progress, RunError, asv_config, ensure_machine, families, measure_build, publish,
+from .bench.asv_driver import (RunError, asv_config, ensure_machine, families, measure_build, publish,
                                stamp_versions, validate_asv_results)
+from .bench.progress import Progress
 from .bench.sweep import DEFAULT_ROUNDS, discover, store_normalized, sweep_family, write_asv
 from .history import provenance, store
 from .history.dashboard import vendor_dashboard

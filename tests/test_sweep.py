@@ -15,7 +15,7 @@ from helpers import FakeClock
 
 from softgrad import registry
 from softgrad.bench import family_worker, grid, plan, sampling, sweep
-from softgrad.bench.asv_driver import Progress
+from softgrad.bench.progress import Progress
 
 PLUGINS = Path(__file__).parent / "plugins"
 SLEEP_S = 0.003

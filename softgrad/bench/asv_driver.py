@@ -6,10 +6,8 @@ publish, and the progress lines and cold build timing the sweep shares. Child Py
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
-from typing import IO
 
 from .. import children, paths, registry
 from ..stored import StoreError, read_json, write_json
@@ -94,27 +92,6 @@ def stamp_versions(path: Path, versions: dict[str, str], threads_info: dict) -> 
             data.setdefault("requirements", {})[name] = version
     data.setdefault("params", {})["threads"] = str(threads_info.get("requested") or "default")
     write_json(path, data)
-
-
-class Progress:
-    """Progress lines on a stream (a status line that rewrites itself on a terminal)."""
-
-    def __init__(self, enabled: bool, stream: IO[str]):
-        self.enabled = enabled
-        self.stream = stream
-        self.tty = enabled and stream.isatty()
-
-    def line(self, text: str) -> None:
-        if self.enabled:
-            if self.tty:
-                self.stream.write("\r\033[K")
-            self.stream.write(text + "\n")
-            self.stream.flush()
-
-    def status(self, text: str) -> None:
-        if self.tty:
-            self.stream.write("\r\033[K" + text[: shutil.get_terminal_size().columns - 1])
-            self.stream.flush()
 
 
 def measure_build(names: list[str]) -> dict[str, float | None]:

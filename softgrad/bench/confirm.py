@@ -20,7 +20,7 @@ from pathlib import Path
 
 from .. import paths, registry
 from . import sweep
-from .asv_driver import Progress
+from .progress import Progress
 
 #: passes over the flagged benchmarks in the rerun, samples pooled
 CONFIRM_ROUNDS = 5

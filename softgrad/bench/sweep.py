@@ -25,7 +25,8 @@ from typing import Any
 from .. import children, registry
 from . import grid, plan
 from .allocator import MALLOC_TUNABLES
-from .asv_driver import Progress, RunError
+from .asv_driver import RunError
+from .progress import Progress
 from .asv_suite import benchmark_class
 from .family_worker import read_records
 from .sampling import median
