@@ -156,16 +156,16 @@ def _scale(g, go, out, oo, lo, hi, shifts, m, s, d):  # pragma: no cover - compi
                 ob[i] = ob[i] * f
 
 
-def _rows_kernel(x, xo, xs, g, go, gs, out, n, chunks):  # pragma: no cover - compiled by numba
-    """Every row of ``out`` (flat, rows of n): row r of x starts at x[xo + r * xs] (g likewise). One row
+def _rows_kernel(x, xs, g, gs, out, n, chunks):  # pragma: no cover - compiled by numba
+    """Every row of ``out`` (flat, rows of n): row r of x starts at x[r * xs] (g likewise). One row
     per iteration with ``chunks == 1`` (both sweeps while the row is in this core's cache); else each row
     in ``chunks`` pieces, each swept by one thread, merged, then scaled by the same thread."""
     rows = out.size // n
     if chunks == 1:
         for r in _range(rows):
             shifts = np.empty((n + _BLOCK - 1) // _BLOCK)
-            m, s, d = _sweep(x, xo + r * xs, g, go + r * gs, out, r * n, 0, n, shifts)
-            _scale(g, go + r * gs, out, r * n, 0, n, shifts, m, s, d)
+            m, s, d = _sweep(x, r * xs, g, r * gs, out, r * n, 0, n, shifts)
+            _scale(g, r * gs, out, r * n, 0, n, shifts, m, s, d)
         return
     size = (n + chunks * _BLOCK - 1) // (chunks * _BLOCK) * _BLOCK  # whole blocks
     shifts = np.empty((rows * chunks, size // _BLOCK))
@@ -173,7 +173,7 @@ def _rows_kernel(x, xo, xs, g, go, gs, out, n, chunks):  # pragma: no cover - co
     for k in _range(rows * chunks):
         r = k // chunks
         lo = min((k - r * chunks) * size, n)
-        parts[k, 0], parts[k, 1], parts[k, 2] = _sweep(x, xo + r * xs, g, go + r * gs, out, r * n, lo,
+        parts[k, 0], parts[k, 1], parts[k, 2] = _sweep(x, r * xs, g, r * gs, out, r * n, lo,
                                                        min(lo + size, n), shifts[k])
     for r in range(rows):
         head = r * chunks
@@ -192,7 +192,7 @@ def _rows_kernel(x, xo, xs, g, go, gs, out, n, chunks):  # pragma: no cover - co
         r = k // chunks
         lo = min((k - r * chunks) * size, n)
         head = r * chunks
-        _scale(g, go + r * gs, out, r * n, lo, min(lo + size, n), shifts[k], parts[head, 0], parts[head, 1],
+        _scale(g, r * gs, out, r * n, lo, min(lo + size, n), shifts[k], parts[head, 0], parts[head, 1],
                parts[head, 2])
 
 
@@ -224,7 +224,7 @@ def _compile() -> dict:
     for dtype, t in (("float64", float64), ("float32", float32)):
         names = {"_exp": _build_exp(dtype), "_BLOCK": BLOCK, "_block_max": _variant(_block_max, {}, f"_{dtype}")}
         flat_in, flat_out = Array(t, 1, "C", readonly=True), Array(t, 1, "C")
-        signature = void(flat_in, int64, int64, flat_in, int64, int64, flat_out, int64, int64)
+        signature = void(flat_in, int64, flat_in, int64, flat_out, int64, int64)
         for op in ("softmax", "vjp"):
             suffix = f"_{dtype}_{op}"
             names_op = {**names, "_WITH_G": op == "vjp"}
@@ -267,21 +267,23 @@ def _ops() -> dict:
     most_threads = numba.config.NUMBA_NUM_THREADS
 
     def call(op: str, x: np.ndarray, g: np.ndarray | None) -> np.ndarray:
-        out = np.empty(x.shape, dtype=x.dtype)
-        if out.size == 0:
-            return out
+        out = np.empty(x.size, dtype=x.dtype)
         n = x.shape[-1]
+        if n == 0 or out.size == 0:
+            return out.reshape(x.shape)
         rows = out.size // n
         chunks = 1
         if rows < most_threads and n >= 2 * MIN_CHUNK:  # fewer rows than threads: split them
             threads = numba.get_num_threads()
             if rows < threads:
                 chunks = min(-(-threads // rows), n // MIN_CHUNK)
-        xf, xs = _flat(x)
-        gf, gs = _flat(g) if g is not None else (xf, xs)
-        kernel = kernels[op, x.dtype, out.size >= SERIAL_BELOW]
-        kernel(xf, 0, xs, gf, 0, gs, out.reshape(-1), n, chunks)
-        return out
+        xf, xs = (x.reshape(-1), n) if x.flags.c_contiguous else _flat(x)
+        if g is None:
+            gf, gs = xf, xs
+        else:
+            gf, gs = (g.reshape(-1), n) if g.flags.c_contiguous else _flat(g)
+        kernels[op, x.dtype, out.size >= SERIAL_BELOW](xf, xs, gf, gs, out, n, chunks)
+        return out.reshape(x.shape)
 
     def softmax(x: np.ndarray) -> np.ndarray:
         return call("softmax", x, None)

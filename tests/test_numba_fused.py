@@ -169,7 +169,7 @@ def test_long_rows_split_across_threads(kernels, dtype, chunks):
         kernel = kernels[op, np.dtype(dtype), True]
         for c in (1, chunks):
             out = np.empty_like(x)
-            kernel(x.reshape(-1), 0, n, g.reshape(-1), 0, n, out.reshape(-1), n, c)
+            kernel(x.reshape(-1), n, g.reshape(-1), n, out.reshape(-1), n, c)
             _check(op, dtype, x, g if op == "vjp" else None, out)
 
 
