@@ -228,7 +228,7 @@ def _compile() -> dict:
         for op in ("softmax", "vjp"):
             suffix = f"_{dtype}_{op}"
             names_op = {**names, "_WITH_G": op == "vjp"}
-            parts = {"_sweep": _variant(_sweep, names_op, suffix), "_scale": _variant(_scale, names_op, suffix)}
+            parts = {**names_op, "_sweep": _variant(_sweep, names_op, suffix), "_scale": _variant(_scale, names_op, suffix)}
             for parallel in (True, False):
                 kernel = _variant(_rows_kernel, {**parts, "_range": numba.prange if parallel else range},
                                   suffix + ("_parallel" if parallel else ""), parallel=parallel, nogil=True)

@@ -126,6 +126,10 @@ def test_layouts_read_in_place_or_copied(ops, dtype):
     _run(ops, dtype, stepped, stepped[::-1])
     three = wide.reshape(2, 3, 3000)[:, ::2, 5:70]  # leading dims that do not merge into one row stride
     _run(ops, dtype, three, np.ones_like(three))
+    frozen = wide.copy()
+    frozen.flags.writeable = False  # read-only inputs are read in place too
+    _run(ops, dtype, frozen, frozen)
+    _run(ops, dtype, wide[0, ::2], wide[1, 1::2])  # one row (1-d), a stride along it
 
 
 def _masked_rows(dtype: str, n: int) -> np.ndarray:
