@@ -81,7 +81,7 @@ def build_formula(device: str):
         if x.shape[-1] == 0:
             return x
         e = jnp.exp(x - jax.lax.stop_gradient(x.max(axis=-1, keepdims=True)))
-        return e / e.sum(axis=-1, keepdims=True, dtype=acc(x.dtype)).astype(x.dtype)
+        return (e / e.sum(axis=-1, keepdims=True, dtype=acc(x.dtype))).astype(x.dtype)  # divided in float32
 
     def jacobian(x):
         s = softmax(x)

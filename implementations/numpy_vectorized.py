@@ -1,6 +1,7 @@
 """Vectorized NumPy: max shift, ``diag(s) - s s^T`` written in place, the O(n) VJP.
 
-16-bit inputs accumulate their sums in float32 (a float16 running sum stalls at 2048).
+16-bit inputs accumulate their sums in float32 (a float16 running sum stalls at 2048) and divide by it before
+rounding (a float16 sum of a vocabulary's near-uniform logits is inf).
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ def softmax(x: np.ndarray) -> np.ndarray:
         return np.empty(x.shape, dtype=x.dtype)
     s = np.subtract(x, x.max(axis=-1, keepdims=True))
     np.exp(s, out=s)
-    s /= s.sum(axis=-1, keepdims=True, dtype=_acc(x.dtype)).astype(x.dtype)
+    s /= s.sum(axis=-1, keepdims=True, dtype=_acc(x.dtype))  # divided in float32, then rounded: a float16
+    # sum of near-uniform logits (initialisation) is inf past 65504 entries, and every probability 0
     return s
 
 

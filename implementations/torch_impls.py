@@ -48,7 +48,7 @@ def build_formula(device: str):
             return torch.empty_like(x)
         acc = _acc_dtype(torch, x.dtype)
         e = torch.exp(x - x.amax(dim=-1, keepdim=True))
-        return (e / e.sum(dim=-1, keepdim=True, dtype=acc).to(x.dtype)).to(x.dtype)
+        return (e / e.sum(dim=-1, keepdim=True, dtype=acc)).to(x.dtype)  # divided in float32, then rounded
 
     def jacobian(x):
         s = softmax(x)
