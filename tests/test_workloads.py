@@ -203,7 +203,7 @@ def test_the_gates_default_baseline_is_the_previous_run_of_the_same_workload(tmp
     for k, wl in enumerate([None, vocab, None, vocab]):
         run = store.Run(store.runs_dir() / f"2026010{k + 1}T000000000000Z-aaaaaaaa")
         run.folder.mkdir(parents=True)
-        run.update_meta(complete=True, grid="full", **({"workload": wl} if wl else {}))
+        run.update_meta(complete=True, grid="full", machine="vm", impls=["numpy"], **({"workload": wl} if wl else {}))
         ids.append(run.id)
     runs = store.complete_runs()
     by_id = {r.id: r for r in runs}
