@@ -34,7 +34,9 @@ def _over(name: str, what: str, err: np.ndarray, slack: np.ndarray) -> list[Prob
 
 
 def softmax_properties(s: np.ndarray, tol: np.ndarray) -> list[Problem]:
-    """Rows sum to 1; every entry in [0, 1]."""
+    """Rows sum to 1; every entry in [0, 1]: never below 0 (an exp is never negative, so no rounding makes a
+    weight negative: no slack there, not even the accuracy tolerance's floor, which let negative subnormals
+    through), above 1 by no more than the tolerance (``e * (1 / sum)`` may round one ulp past 1)."""
     s = np.asarray(s, dtype=EXT)
     out: list[Problem] = []
     if s.size == 0:
@@ -42,7 +44,8 @@ def softmax_properties(s: np.ndarray, tol: np.ndarray) -> list[Problem]:
     out += _over("sums-to-one", "softmax row sum minus 1", np.abs(s.sum(-1) - 1), tol.sum(-1) + 0)
     below = np.maximum(-s, 0)
     above = np.maximum(s - 1, 0)
-    out += _over("in-unit-interval", "softmax entry outside [0, 1]", below + above, tol)
+    outside = _over("in-unit-interval", "softmax entry below 0", below, np.zeros_like(below))
+    out += outside or _over("in-unit-interval", "softmax entry above 1", above, tol)
     return out
 
 
