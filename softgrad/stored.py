@@ -3,17 +3,21 @@
 - :func:`write_json`: to a temporary name, then renamed into place: an interrupted write never leaves a
   half-written file.
 - :func:`read_json`: every way a file can fail to read or parse (not JSON, not UTF-8, an integer past
-  Python's digit limit, nesting too deep, a folder) is a :class:`StoreError` naming the file.
+  Python's digit limit, nesting too deep, a folder) is a :class:`StoreError` naming the file. A file kept
+  compressed (``NAME.gz`` beside no ``NAME``, see :mod:`softgrad.history.retention`) reads the same;
+  :func:`stored_path` says which form is there.
 - :class:`Shape` and its combinators describe what a stored value must look like; :func:`check` turns a
   mismatch into one line naming the file and the field.
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 import math
 import os
 import tempfile
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -49,10 +53,31 @@ def one_line(text: object, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def gz_path(path: Path) -> Path:
+    """Where ``path`` is kept compressed: ``NAME.gz`` beside it."""
+    path = Path(path)
+    return path.with_name(path.name + ".gz")
+
+
+def stored_path(path: Path) -> Path | None:
+    """``path`` if it exists, else its compressed form (:func:`gz_path`) if that exists, else None. The plain
+    file wins: a compression interrupted before the original was removed leaves both, equal."""
+    path = Path(path)
+    if path.exists():
+        return path
+    packed = gz_path(path)
+    return packed if packed.exists() else None
+
+
 def read_json(path: Path) -> Any:
-    """Parse a JSON file; :class:`StoreError` with the file's name when it cannot be read or parsed
-    (not JSON, not UTF-8, an integer past Python's digit limit, nesting too deep, a folder, ...)."""
+    """Parse a JSON file, or its compressed form (:func:`stored_path`) when only that is there;
+    :class:`StoreError` with the file's name when it cannot be read or parsed (not JSON, not UTF-8, an
+    integer past Python's digit limit, nesting too deep, a folder, not gzip, ...)."""
+    path = stored_path(path) or Path(path)
     try:
+        if path.name.endswith(".gz"):
+            with gzip.open(path, "rt", encoding="utf-8") as f:
+                return json.loads(f.read())
         return json.loads(Path(path).read_text())
     except FileNotFoundError:
         raise StoreError(f"{path}: no such file") from None
@@ -64,6 +89,8 @@ def read_json(path: Path) -> Any:
         raise StoreError(f"{path}: not softgrad's JSON (nested too deeply to read)") from None
     except MemoryError:
         raise StoreError(f"{path}: too large to read") from None
+    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:  # a truncated or damaged .gz
+        raise StoreError(f"{path}: not a readable gzip file ({one_line(exc)})") from None
     except OSError as exc:
         raise StoreError(f"{path}: cannot be read ({exc.strerror or one_line(exc)})") from None
 

@@ -148,7 +148,7 @@ def from_folder(run: store.Run) -> Block:
     block.complete = bool(meta.get("complete"))
     block.commit, block.versions = meta.get("commit"), meta.get("versions")
     block.info, block.build_s = run_info(run.id, meta), dict(meta.get("build_s") or {})
-    block.has_checks = (run.folder / "checks.json").exists()
+    block.has_checks = run.has_checks
     if block.has_checks:
         try:
             block.checks = run.checks()

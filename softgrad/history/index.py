@@ -134,16 +134,19 @@ def say(text: str) -> None:
 
 
 def fingerprint(folder: Path) -> str:
-    """A run folder's fingerprint: the size and modification time (ns) of each of :data:`FILES`, or that it is
-    missing."""
+    """A run folder's fingerprint: the size and modification time (ns) of each of :data:`FILES` (or of its
+    compressed ``.gz`` form, :mod:`softgrad.history.retention`), or that it is missing."""
     parts, base = [], os.fspath(folder) + os.sep
     for name in FILES:
-        try:
-            st = os.stat(base + name)
-        except OSError:
+        for stored in (name, name + ".gz"):
+            try:
+                st = os.stat(base + stored)
+            except OSError:
+                continue
+            parts.append(f"{stored}:{st.st_size}:{st.st_mtime_ns}")
+            break
+        else:
             parts.append(f"{name}:-")
-            continue
-        parts.append(f"{name}:{st.st_size}:{st.st_mtime_ns}")
     return ";".join(parts)
 
 

@@ -55,10 +55,10 @@ def clear_win(fastest_q75_s: float, runner_up_q25_s: float) -> bool | None:
 def checks_for(run: store.Run) -> store.Run | None:
     """The run whose correctness records apply to ``run``: itself, or (for a ``--no-check`` run) the newest
     earlier run with checks on the same commit and library versions."""
-    if (run.folder / "checks.json").exists():
+    if run.has_checks:
         return run
     meta = run.meta()
-    same = [r for r in store.all_runs() if r.id < run.id and (r.folder / "checks.json").exists()
+    same = [r for r in store.all_runs() if r.id < run.id and r.has_checks
             and r.meta_path.exists() and r.meta().get("commit") == meta.get("commit")
             and r.meta().get("versions") == meta.get("versions")]
     return same[-1] if same else None

@@ -2,7 +2,8 @@
 
 ``results/runs/<run id>/`` holds ``meta.json`` (machine, commit, versions, threads, copy bandwidth, grid,
 whether the run completed), ``checks.json`` (the correctness records) and ``asv.json`` (a copy of asv's
-results for the run's commit, taken when the run ends). asv itself keeps one results file per machine x
+results for the run's commit, taken when the run ends); an old run's files may be kept compressed
+(``checks.json.gz``, ``asv.json.gz``, see :mod:`softgrad.history.retention`) and read the same. asv itself keeps one results file per machine x
 commit x environment, so two runs of one commit would leave one point there; this history keeps both.
 
 Each file is checked where it is read (:data:`META`, :data:`CHECK_RECORD`,
@@ -21,7 +22,7 @@ from ..bench.agreement import AGREEMENT
 from ..bench.asv_results import check_asv
 from ..bench.sweep import SPEED
 from ..stored import (BOOL, COUNT, NUMBER, POSITIVE, POSITIVE_INT, SCALAR, STR, Fields, ListOf, MapOf, OneOf, StoreError,
-                      check, kind_of, read_json, write_json)
+                      check, kind_of, read_json, stored_path, write_json)
 
 __all__ = ["FORMAT", "META", "CHECK_RECORD", "CHECKS", "SPEED", "AGREEMENT", "Run", "StoreError", "all_runs", "complete_runs", "create_run",
            "latest_incomplete", "new_run_id", "read_json", "runs_dir", "write_json"]
@@ -140,11 +141,16 @@ class Run:
         """Whether the run finished; a corrupt or foreign ``meta.json`` raises :class:`StoreError`."""
         return bool(self.meta().get("complete"))
 
+    @property
+    def has_checks(self) -> bool:
+        """Whether the run stored correctness records (``checks.json``, plain or compressed)."""
+        return stored_path(self.folder / "checks.json") is not None
+
     def checks(self) -> list[dict[str, Any]]:
         """The run's correctness records ([] without ``checks.json``); :class:`StoreError` naming the file,
         the record and the field when one lacks a field softgrad reads or has it in the wrong type."""
         path = self.folder / "checks.json"
-        if not path.exists():
+        if not self.has_checks:
             return []
         data = read_json(path)
         if not isinstance(data, list):
@@ -156,7 +162,7 @@ class Run:
     def asv(self) -> dict[str, Any] | None:
         """The run's copy of asv's results (None without ``asv.json``), checked by :func:`check_asv`."""
         path = self.folder / "asv.json"
-        if not path.exists():
+        if stored_path(path) is None:
             return None
         return check_asv(read_json(path), path)
 
@@ -164,7 +170,7 @@ class Run:
         """The run's times over the machine's speed (``speed.json``, :func:`softgrad.bench.sweep.normalized`)
         keyed by (impl, op, shape, dtype, device); {} without the file."""
         path = self.folder / "speed.json"
-        if not path.exists():
+        if stored_path(path) is None:
             return {}
         data = read_json(path)
         check(SPEED, data, path)
@@ -179,7 +185,7 @@ class Run:
     def agreement(self) -> list[dict[str, Any]]:
         """The run's agreement points ([] without ``agreement.json``), checked by :data:`AGREEMENT`."""
         path = self.folder / "agreement.json"
-        if not path.exists():
+        if stored_path(path) is None:
             return []
         data = read_json(path)
         check(AGREEMENT, data, path)
