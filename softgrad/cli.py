@@ -485,6 +485,13 @@ def cmd_index(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_prune(args: argparse.Namespace) -> int:
+    from .history import provenance, retention
+
+    print(retention.prune(str(provenance.machine()["machine"]), args.keep_raw).line())
+    return 0
+
+
 def cmd_history(args: argparse.Namespace) -> int:
     from .history import changes
 
@@ -537,6 +544,8 @@ EXAMPLES = {
                "    numpy's change points since November, a line each, with what changed",
     "index": "softgrad index --rebuild\n"
              "    read every run folder into results/index.sqlite again (commands update it themselves)",
+    "prune": "softgrad prune --keep-raw 30\n"
+             "    this machine's complete runs older than the newest 30 kept gzip-compressed (run does it with 14)",
 }
 
 
@@ -657,6 +666,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("index", help="bring the history's index (results/index.sqlite) up to date with the run folders")
     p.add_argument("--rebuild", action="store_true", help="read every run folder again, whatever the index holds")
     p.set_defaults(func=cmd_index)
+
+    p = sub.add_parser("prune", help="keep this machine's old complete runs compressed (run does it after each run)")
+    p.add_argument("--keep-raw", type=positive_int, default=14, metavar="N",
+                   help="the newest N complete runs keep their files as written (default 14)")
+    p.set_defaults(func=cmd_prune)
     for name, command in sub.choices.items():  # an example under each command's --help
         command.epilog = f"example:\n  {EXAMPLES[name]}" if name in EXAMPLES else None
         command.formatter_class = argparse.RawDescriptionHelpFormatter

@@ -110,6 +110,17 @@ def _update_index(stream: IO[str]) -> None:
               file=stream, flush=True)
 
 
+def _prune(meta: dict[str, object], progress: Progress) -> None:
+    """This machine's complete runs older than the newest :data:`~softgrad.history.retention.KEEP_RAW` kept
+    compressed (:mod:`softgrad.history.retention`); a failure is one line, never a failed run (nothing is lost)."""
+    from .history import retention
+
+    try:
+        progress.line(retention.prune(str(meta.get("machine")), retention.KEEP_RAW).line())
+    except (OSError, ValueError) as exc:
+        progress.line(f"run: old runs were not compressed ({type(exc).__name__}: {exc}); `softgrad prune` retries")
+
+
 def _nothing_to_resume() -> RunError:
     """``--resume`` with no interrupted run: a failure, never a new full run that nobody asked for."""
     return RunError(f"--resume: no interrupted run in {store.runs_dir()} to continue; `softgrad run` starts a "
@@ -320,6 +331,7 @@ def _run_locked(opts: RunOptions, progress: "Progress", stream: IO[str], repo: P
     vendor_dashboard(paths.asv_html_dir())  # the CDN scripts, shipped with softgrad: works offline
     shutil.rmtree(paths.cache_dir() / f"numba-{run_.id}", ignore_errors=True)
     meta = run_.update_meta(complete=True, seconds=round(time.perf_counter() - t_start + meta.get("seconds", 0), 1))
+    _prune(meta, progress)
     _update_index(stream)
     progress.line(f"run: dashboard {index}")
     if opts.report:

@@ -214,7 +214,7 @@ BASE = {
     "check": ["--impl", "numpy", "--op", "softmax", "--dtype", "float64", "--case", "normal-1"],
     "run": ["--impl", "numpy", "--quick", "--no-check", "--no-report"],
     "choose": ["--op", "vjp", "--n", "8"],
-    "list": [], "report": [], "compare": [], "workloads": [], "history": [], "gate": [], "index": [],
+    "list": [], "report": [], "compare": [], "workloads": [], "history": [], "gate": [], "index": [], "prune": [],
 }
 NUMERIC_BAD = ["abc", "nan", "inf", "-inf", "-1", "0", "1e999", "", "0x10", "2.5.1"]
 #: wrong values of flags that take a name, file or folder

@@ -156,3 +156,15 @@ def test_softgrad_prune_says_one_line_and_refuses_keeping_none(home, monkeypatch
     assert (_folder(home, 0) / "asv.json.gz").exists() and (_folder(home, 2) / "asv.json").exists()
     with pytest.raises(ValueError):
         retention.prune("vm", keep_raw=0)
+
+
+def test_the_runner_prunes_its_machine_s_old_runs_once_complete(home, monkeypatch):
+    from softgrad import runner
+    from softgrad.bench.progress import Progress
+
+    monkeypatch.setattr(retention, "KEEP_RAW", 2)
+    out = io.StringIO()
+    runner._prune({"machine": "vm"}, Progress(True, out))
+    assert out.getvalue().count("\n") == 1 and "of 3 runs of vm" in out.getvalue()
+    assert (_folder(home, 0) / "checks.json.gz").exists() and (_folder(home, 6) / "checks.json").exists()
+    assert "_prune(meta, progress)" in Path(runner.__file__).read_text().split("complete=True", 1)[1]  # after completion
