@@ -63,14 +63,12 @@ class RunOptions:
     workload: Workload | None = None  # None: the default grid
 
     @property
-    def grid_name(self) -> str:
-        """The sweep's grid: ``quick``, ``full``, or the workload's (``workload:NAME[:quick]``)."""
-        if self.workload is not None:
-            return grid.workload_grid(self.workload.name, self.quick)
-        return "quick" if self.quick else "full"
+    def sweep_grid(self) -> grid.Grid:
+        """The sweep's grid: ``quick``, ``full``, or the workload's (already resolved: no lookup by name)."""
+        return grid.Grid.of(self.workload, self.quick)
 
 
-def snapshot_results(results: Path, run_: store.Run, impl_names: list[str], grid_name: str | None = None) -> None:
+def snapshot_results(results: Path, run_: store.Run, impl_names: list[str], grid_name: grid.GridLike = None) -> None:
     """Copy asv's results into the run, keeping only this run's implementations on its grid: asv's file for
     a commit also holds what earlier runs of that commit measured for other implementations and workloads."""
     data = read_json(results)
@@ -193,7 +191,7 @@ def _resumed(opts: RunOptions, meta: dict) -> RunOptions:
 
 
 def _families_stored(run_: store.Run, fams: dict[str, list[registry.Implementation]],
-                     claimed: list[str], grid_name: str | None = None) -> list[str]:
+                     claimed: list[str], grid_name: grid.GridLike = None) -> list[str]:
     """The families of ``claimed`` whose timings are in the run's ``asv.json`` (a family marked done whose
     results were lost, or never written, is timed again rather than taken as done)."""
     data = run_.asv()
@@ -273,7 +271,8 @@ def _run_locked(opts: RunOptions, progress: "Progress", stream: IO[str], repo: P
     cfg = asv_config(repo)
     ensure_machine(cfg)
     fams = families(impls)
-    done = _families_stored(run_, fams, meta.get("families_done", []), opts.grid_name)
+    sweep_grid = opts.sweep_grid  # the workload resolved once, for the plan, the sweep, asv and the agreement
+    done = _families_stored(run_, fams, meta.get("families_done", []), sweep_grid)
     todo = [f for f in fams if f not in done]
     progress.line(f"run [3/4] speed sweep: {len(fams)} families ({', '.join(fams)}); {len(todo)} to run")
     # Numba compiles when an entry is built: measure that once, cold, in a process of its own with an
@@ -282,7 +281,7 @@ def _run_locked(opts: RunOptions, progress: "Progress", stream: IO[str], repo: P
     if todo and opts.workload is not None:
         from .bench import plan
 
-        planned = plan.combos([i for f in todo for i in fams[f]], opts.grid_name)
+        planned = plan.combos([i for f in todo for i in fams[f]], sweep_grid)
         expected = plan.expected_seconds(planned, opts.rounds or DEFAULT_ROUNDS)
         progress.line(f"run [3/4] workload {opts.workload.name}: {len(planned)} combinations in {len(todo)} "
                       f"families, about {expected / 60:.0f} min expected (a model: 4 calls a pass at 2 GB/s; "
@@ -296,7 +295,7 @@ def _run_locked(opts: RunOptions, progress: "Progress", stream: IO[str], repo: P
             meta = run_.update_meta(build_s={**meta.get("build_s", {}), **measure_build(jit)})
         # a family interrupted before (--resume) goes on after the records it kept
         load_before = provenance.machine_load()
-        code, records, reached = sweep_family(family, fams[family], opts.grid_name,
+        code, records, reached = sweep_family(family, fams[family], sweep_grid,
                                               opts.rounds or DEFAULT_ROUNDS, run_.folder, progress,
                                               f"run [3/4] [{k}/{len(todo)}]", keep_fds=(lock_fd,))
         meta = run_.update_meta(load={**meta.get("load", {}), family: {"before": load_before,
@@ -304,13 +303,13 @@ def _run_locked(opts: RunOptions, progress: "Progress", stream: IO[str], repo: P
         store_normalized(run_.folder / "speed.json", records)
         if opts.agreement:
             progress.status(f"run [3/4] [{k}/{len(todo)}] {family}: the frameworks' own timers on a sample")
-            points = agreement.check_family(records, family, opts.grid_name, run_.folder,
+            points = agreement.check_family(records, family, sweep_grid, run_.folder,
                                             per_impl=agreement.QUICK_PER_IMPL if opts.quick else agreement.PER_IMPL)
             reached += "; " + agreement.summary(points)
-        results = write_asv(cfg, commit, fams[family], records, time.perf_counter() - t0, opts.grid_name)
+        results = write_asv(cfg, commit, fams[family], records, time.perf_counter() - t0, sweep_grid)
         stamp_versions(results, meta["versions"], meta["threads"])
-        snapshot_results(results, run_, [i.name for i in impls], opts.grid_name)
-        if _families_stored(run_, {family: fams[family]}, [family], opts.grid_name):
+        snapshot_results(results, run_, [i.name for i in impls], sweep_grid)
+        if _families_stored(run_, {family: fams[family]}, [family], sweep_grid):
             done.append(family)
             meta = run_.update_meta(families_done=done)
         else:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import children
+from . import grid
 from ..stored import BOOL, NUMBER, STR, Fields, ListOf, check, read_json, write_json
 from .allocator import MALLOC_TUNABLES
 from .sampling import median
@@ -81,11 +82,11 @@ def pick_points(medians: dict[tuple, float], per_impl: int = PER_IMPL) -> list[t
     return out
 
 
-def independent_times(keys: list[tuple], grid_name: str, folder: Path, label: str) -> dict[tuple, dict[str, Any]]:
+def independent_times(keys: list[tuple], grid_name: grid.GridLike, folder: Path, label: str) -> dict[tuple, dict[str, Any]]:
     """The independent timer's readings (``independent_s``) or ``error`` per key, from one plain process."""
     spec_path, out_path = folder / f"independent-{label}.spec.json", folder / f"independent-{label}.jsonl"
     out_path.unlink(missing_ok=True)
-    spec_path.write_text(json.dumps({"keys": [list(k) for k in keys], "grid": grid_name, "out": str(out_path),
+    spec_path.write_text(json.dumps({"keys": [list(k) for k in keys], "grid": grid.selected(grid_name), "out": str(out_path),
                                      "parent": os.getpid()}))
     env = children.python_env({"PYTHONUNBUFFERED": "1", "GLIBC_TUNABLES": MALLOC_TUNABLES})
     with open(folder / f"independent-{label}.log", "w") as log:
@@ -144,7 +145,7 @@ def own_spread(readings: list[float]) -> float:
     return high / low - 1 if low > 0 else float("inf")
 
 
-def check_family(records: list[dict[str, Any]], family: str, grid_name: str, folder: Path,
+def check_family(records: list[dict[str, Any]], family: str, grid_name: grid.GridLike, folder: Path,
                  per_impl: int = PER_IMPL) -> list[dict[str, Any]]:
     """Time a sample of this family's points independently and merge the points into ``agreement.json``."""
     medians = {key: median(samples) for key, samples in pooled(records).items() if samples}

@@ -46,7 +46,7 @@ KINDS = ("time_op", "peakmem_op", "track_error_ratio", "track_first_call_s")
 TRACK_KINDS = ("peakmem_op", "track_error_ratio", "track_first_call_s")
 
 
-def kinds(impl: registry.Implementation, grid_name: str | None = None) -> tuple[str, ...]:
+def kinds(impl: registry.Implementation, grid_name: grid.GridLike = None) -> tuple[str, ...]:
     """The benchmark kinds of one implementation: the first call only for entries that compile; no error
     track on a workload's grid (its accuracy is ``softgrad check --workload``'s, at a shape the oracle affords)."""
     out = KINDS if impl.compiles else tuple(k for k in KINDS if k != "track_first_call_s")
@@ -55,9 +55,10 @@ def kinds(impl: registry.Implementation, grid_name: str | None = None) -> tuple[
     return out
 
 
-def class_params(impl: registry.Implementation, grid_name: str | None = None) -> tuple[list[list[str]], list[list[str]]]:
+def class_params(impl: registry.Implementation, grid_name: grid.GridLike = None) -> tuple[list[list[str]], list[list[str]]]:
     """``(params of time_op, params of the track kinds)``: ``[ops, shapes, dtypes, devices]`` of the asv class
     of ``impl`` on the default grid or a workload's (its ops and dtypes that the entry declares)."""
+    grid_name = grid.resolve(grid_name)
     wl = grid.workload_of(grid_name)
     if wl is None:
         ops, dtypes_ = list(impl.ops), grid.dtypes(grid_name)
@@ -70,7 +71,7 @@ def class_params(impl: registry.Implementation, grid_name: str | None = None) ->
     return every, every
 
 
-def benchmark_class(impl_name: str, grid_name: str | None = None) -> str:
+def benchmark_class(impl_name: str, grid_name: grid.GridLike = None) -> str:
     """``module.Class`` of an entry's asv benchmarks on a grid: ``bench_ops.Impl_numpy`` (the default grid),
     ``bench_workloads.vocab__Impl_numpy`` (a workload's)."""
     wl = grid.workload_of(grid_name)
@@ -141,7 +142,7 @@ class Benchmark:
 
 
 def setup_benchmark(impl: registry.Implementation, op: str, shape: str, dtype: str, device: str,
-                    grid_name: str | None = None,
+                    grid_name: grid.GridLike = None,
                     inputs: tuple[np.ndarray, np.ndarray] | None = None) -> Benchmark:
     """Inputs, prepared call, first call (timed) and one warm call of ``impl``'s ``op`` at ``shape``;
     :class:`NotImplementedError` with the reason when it does not apply or would be too slow. Shared by the
@@ -201,8 +202,9 @@ def _with_params(method: Any, params: list[list[str]]) -> Any:
 
 
 def make_class(impl: registry.Implementation, shapes: list[str] | None = None,
-               track_shapes: list[str] | None = None, grid_name: str | None = None) -> type:
+               track_shapes: list[str] | None = None, grid_name: grid.GridLike = None) -> type:
     """The asv benchmark class for one implementation, on the default grid or a workload's."""
+    grid_name = grid.resolve(grid_name)
     params, coarse = class_params(impl, grid_name)
     if shapes:
         params[1] = shapes
@@ -211,7 +213,7 @@ def make_class(impl: registry.Implementation, shapes: list[str] | None = None,
     wl = grid.workload_of(grid_name)
     attrs: dict[str, Any] = {
         "impl_name": impl.name,
-        "grid_name": grid_name if wl else None,
+        "grid_name": grid.selected(grid_name) if wl else None,  # a name: asv's processes resolve it
         "params": params,
         "__doc__": f"{impl.name}: {impl.description}" + (f" ({wl[0].name} workload)" if wl else ""),
     }

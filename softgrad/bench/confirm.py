@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 from .. import paths, registry
-from . import sweep
+from . import grid, sweep
 from .progress import Progress
 
 #: passes over the flagged benchmarks in the rerun, samples pooled
@@ -38,6 +38,7 @@ def rerun(keys: list[tuple[str, str, str, str, str]], grid_name: str, commit: st
     the rerun times what is checked out."""
     import numpy as np
 
+    rerun_grid = grid.resolve(grid_name)  # once: its workload is looked up by name
     by_family: dict[str, list[tuple]] = {}
     for key in keys:
         by_family.setdefault(registry.get(key[0]).family, []).append(key)
@@ -48,7 +49,7 @@ def rerun(keys: list[tuple[str, str, str, str, str]], grid_name: str, commit: st
     try:  # the scratch folder goes on success, on a failure and on Ctrl-C or SIGTERM alike
         for family, fam_keys in by_family.items():
             impls = [registry.get(n) for n in dict.fromkeys(k[0] for k in fam_keys)]
-            _, records, _ = sweep.sweep_family(family, impls, grid_name, rounds, scratch, status, "confirm",
+            _, records, _ = sweep.sweep_family(family, impls, rerun_grid, rounds, scratch, status, "confirm",
                                                select=set(fam_keys))
             norms = sweep.normalized(records)
             for key, values in sweep.pooled(records).items():

@@ -119,7 +119,8 @@ def run(spec: dict[str, Any]) -> int:
     registry.load_env_plugins()
     impls = [registry.get(name) for name in spec["impls"]]
     select = {tuple(k) for k in spec["select"]} if spec.get("select") is not None else None
-    todo = plan.combos(impls, spec["grid"], select)
+    sweep_grid = grid.resolve(spec["grid"])  # once: its workload is looked up by name
+    todo = plan.combos(impls, sweep_grid, select)
     records_path = Path(spec["records"])
     previous = read_records(records_path)
     ended = {r["key"] for r in previous if r["kind"] in ("skip", "failed")} | {tuple(k) for k in spec.get("skip", [])}
@@ -155,7 +156,7 @@ def run(spec: dict[str, Any]) -> int:
             try:
                 if rnd == 0:
                     bench = setup_benchmark(registry.get(combo.impl), combo.op, combo.shape, combo.dtype,
-                                            combo.device, spec["grid"], inputs(combo.shape, combo.dtype))
+                                            combo.device, sweep_grid, inputs(combo.shape, combo.dtype))
                     call = bench.call
                 else:  # the checks and the first call were the first pass's; prepare the same call again
                     call = prepare_at(registry.get(combo.impl), combo.op, combo.dtype, combo.device, combo.shape,

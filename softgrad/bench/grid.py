@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+from dataclasses import dataclass
 
 from .. import registry
 from ..workloads import DEFAULT_BATCHES, DEFAULT_N_VALUES, Workload, named, parse_shape_token, timing_shapes
@@ -32,7 +33,7 @@ MAX_OUTPUT_BYTES = 1 << 30
 QUICK_MAX_OUTPUT_BYTES = 64 << 20
 
 
-def max_output_bytes(grid: str | None = None) -> int:
+def max_output_bytes(grid: "GridLike" = None) -> int:
     return QUICK_MAX_OUTPUT_BYTES if selected(grid) == "quick" else MAX_OUTPUT_BYTES
 
 
@@ -44,12 +45,45 @@ def workload_grid(name: str, quick: bool = False) -> str:
     return f"{WORKLOAD_PREFIX}{name}" + (":quick" if quick else "")
 
 
-def workload_of(grid: str | None) -> tuple[Workload, bool] | None:
-    """The workload a ``workload:NAME[:quick]`` grid times and whether it is quick; None for the default grid."""
-    if not grid or not grid.startswith(WORKLOAD_PREFIX):
+@dataclass(frozen=True)
+class Grid:
+    """What a sweep times, resolved once: the plan, the sweep, the asv writer and the agreement step take this
+    object. ``name`` (``full``, ``quick``, ``workload:NAME[:quick]``) is its handle across processes: a worker
+    or asv's discovery resolves it once at its start (:func:`resolve`)."""
+
+    name: str
+    workload: Workload | None = None  # None: the default grid
+    quick: bool = False
+
+    @classmethod
+    def of(cls, workload: Workload | None, quick: bool) -> "Grid":
+        """The grid of a workload already resolved (None: the default grid, full or quick)."""
+        if workload is None:
+            return cls("quick" if quick else "full", None, quick)
+        return cls(workload_grid(workload.name, quick), workload, quick)
+
+
+GridLike = Grid | str | None
+
+
+def resolve(grid: GridLike = None) -> Grid:
+    """``grid`` as a :class:`Grid`: itself, or the one its name (default ``$SOFTGRAD_GRID``, else ``full``)
+    stands for, its workload looked up by name once."""
+    if isinstance(grid, Grid):
+        return grid
+    name = selected(grid)
+    if not name.startswith(WORKLOAD_PREFIX):
+        return Grid(name, None, name == "quick")
+    workload, _, quick = name[len(WORKLOAD_PREFIX):].partition(":")
+    return Grid(name, named(workload), quick == "quick")
+
+
+def workload_of(grid: GridLike) -> tuple[Workload, bool] | None:
+    """The workload a grid times and whether it is quick; None for the default grid."""
+    if grid is None or (isinstance(grid, str) and not grid.startswith(WORKLOAD_PREFIX)):
         return None
-    name, _, quick = grid[len(WORKLOAD_PREFIX):].partition(":")
-    return named(name), quick == "quick"
+    g = resolve(grid)
+    return (g.workload, g.quick) if g.workload is not None else None
 #: A combination whose single warm call takes longer than this is skipped, not timed.
 MAX_CALL_SECONDS = 1.0
 
@@ -66,8 +100,10 @@ def parse_shape(name: str) -> tuple[int, int]:
     return math.prod(dims[:-1]), dims[-1]
 
 
-def selected(grid: str | None = None) -> str:
-    """The grid in use: ``grid``, else ``$SOFTGRAD_GRID``, else ``full``."""
+def selected(grid: GridLike = None) -> str:
+    """The name of the grid in use: ``grid``'s, else ``$SOFTGRAD_GRID``, else ``full``."""
+    if isinstance(grid, Grid):
+        return grid.name
     grid = grid or os.environ.get(GRID_ENV, "full")
     if grid.startswith(WORKLOAD_PREFIX):
         return grid
@@ -76,32 +112,33 @@ def selected(grid: str | None = None) -> str:
     return grid
 
 
-def shapes(grid: str | None = None) -> list[str]:
+def shapes(grid: GridLike = None) -> list[str]:
     """The shapes of the ``full`` or ``quick`` grid (default: ``$SOFTGRAD_GRID`` or full), or a workload's."""
-    wl = workload_of(selected(grid))
-    if wl:
-        return timing_shapes(*wl)
-    if selected(grid) == "quick":
+    g = resolve(grid)
+    if g.workload is not None:
+        return timing_shapes(g.workload, g.quick)
+    if g.quick:
         return list(QUICK_SHAPES)
     return [shape_name(b, n) for b in BATCHES for n in N_VALUES]
 
 
-def track_shapes(grid: str | None = None) -> list[str]:
+def track_shapes(grid: GridLike = None) -> list[str]:
     """The shapes of the ``track_*``/``peakmem_*`` benchmarks: the quick shapes, or a coarser full grid (a
     workload's are all its shapes)."""
-    if workload_of(selected(grid)):
-        return shapes(grid)
-    if selected(grid) == "quick":
+    g = resolve(grid)
+    if g.workload is not None:
+        return shapes(g)
+    if g.quick:
         return list(QUICK_SHAPES)
     return [shape_name(b, n) for b in BATCHES for n in TRACK_N_VALUES]
 
 
-def dtypes(grid: str | None = None) -> list[str]:
+def dtypes(grid: GridLike = None) -> list[str]:
     """The dtypes of the ``full`` or ``quick`` grid, or a workload's."""
-    wl = workload_of(selected(grid))
-    if wl:
-        return list(wl[0].dtypes)
-    return list(QUICK_DTYPES if selected(grid) == "quick" else BENCH_DTYPES)
+    g = resolve(grid)
+    if g.workload is not None:
+        return list(g.workload.dtypes)
+    return list(QUICK_DTYPES if g.quick else BENCH_DTYPES)
 
 
 def class_name(impl_name: str) -> str:

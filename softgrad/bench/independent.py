@@ -24,7 +24,7 @@ from typing import Any
 
 from .. import registry
 from ..children import die_with_parent
-from . import sampling, threads
+from . import grid, sampling, threads
 from .asv_suite import setup_benchmark
 
 #: repeats of ``timeit``'s ranged number of calls (the median per call is taken), as ``python -m timeit``
@@ -69,12 +69,13 @@ def time_call(call: Any, backend: str) -> float:
 def run(spec: dict[str, Any]) -> int:
     threads.apply()
     registry.load_env_plugins()
+    timed_grid = grid.resolve(spec["grid"])  # once: its workload is looked up by name
     with open(spec["out"], "a", encoding="utf-8") as out:
         for key in spec["keys"]:
             impl_name, op, shape, dtype, device = key
             impl = registry.get(impl_name)
             try:
-                bench = setup_benchmark(impl, op, shape, dtype, device, spec["grid"])
+                bench = setup_benchmark(impl, op, shape, dtype, device, timed_grid)
                 number = sampling.calibrate(bench.call, warmup_s=sampling.WARMUP_S if impl.compiles else 0.0)
                 trusted = TrustedTimer(bench.call, impl.backend)
                 speeds, mine, theirs = [sampling.machine_speed()], [], []

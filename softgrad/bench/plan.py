@@ -65,10 +65,11 @@ def expected_seconds(todo: list[Combo], rounds: int) -> float:
     return total
 
 
-def combos(impls: Iterable[registry.Implementation], grid_name: str,
+def combos(impls: Iterable[registry.Implementation], grid_name: grid.GridLike,
            select: set[Key] | None = None) -> list[Combo]:
     """Every combination of the grid for ``impls`` (only the keys in ``select`` when given, each with the
     time only: a confirming rerun), shapes in the grid's order."""
+    grid_name = grid.resolve(grid_name)  # a workload looked up once, not per entry
     out = []
     for impl in impls:
         ks = kinds(impl, grid_name)

@@ -106,7 +106,7 @@ def _append(path: Path, kind: str, key: tuple, **fields: Any) -> None:
         f.write(json.dumps({"kind": kind, "key": list(key), **fields}) + "\n")
 
 
-def sweep_family(family: str, impls: list[registry.Implementation], grid_name: str, rounds: int, folder: Path,
+def sweep_family(family: str, impls: list[registry.Implementation], grid_name: grid.GridLike, rounds: int, folder: Path,
                  progress: Progress, label: str, select: set[tuple] | None = None, keep_fds: Sequence[int] = (),
                  hang_s: float = HANG_S) -> tuple[int, list[dict[str, Any]], str]:
     """Time one family's combinations (or the ``select``ed keys) in ``rounds`` passes; returns (0 or 1 when
@@ -115,7 +115,7 @@ def sweep_family(family: str, impls: list[registry.Implementation], grid_name: s
     records_path = folder / f"sweep-{family}.jsonl"
     spec_path = folder / f"sweep-{family}.spec.json"
     log_path = folder / f"sweep-{family}.log"
-    spec = {"impls": [i.name for i in impls], "grid": grid_name, "rounds": rounds, "records": str(records_path),
+    spec = {"impls": [i.name for i in impls], "grid": grid.selected(grid_name), "rounds": rounds, "records": str(records_path),
             "select": sorted(select) if select is not None else None, "parent": os.getpid()}
     spec_path.write_text(json.dumps(spec))
     env = children.python_env({"PYTHONUNBUFFERED": "1", "GLIBC_TUNABLES": MALLOC_TUNABLES})
@@ -287,7 +287,7 @@ REFERENCE = "softgrad.bench.sampling.machine_speed: a pure-Python loop of 1000 f
 
 
 def write_asv(cfg: Path, commit: str, impls: list[registry.Implementation], records: list[dict[str, Any]],
-              duration_s: float, grid_name: str | None = None) -> Path:
+              duration_s: float, grid_name: grid.GridLike = None) -> Path:
     """Add the records' results for ``impls`` to asv's results file for ``commit`` (created if absent)
     through asv's ``Results`` API; returns the file."""
     from asv import environment
