@@ -68,6 +68,11 @@ class RunOptions:
         return grid.Grid.of(self.workload, self.quick)
 
 
+def _duration(seconds: float) -> str:
+    """Seconds under a minute and a half, else minutes: ``40 s``, ``12 min``."""
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
+
+
 def snapshot_results(results: Path, run_: store.Run, impl_names: list[str], grid_name: grid.GridLike = None) -> None:
     """Copy asv's results into the run, keeping only this run's implementations on its grid: asv's file for
     a commit also holds what earlier runs of that commit measured for other implementations and workloads."""
@@ -284,7 +289,7 @@ def _run_locked(opts: RunOptions, progress: "Progress", stream: IO[str], repo: P
         planned = plan.combos([i for f in todo for i in fams[f]], sweep_grid)
         expected = plan.expected_seconds(planned, opts.rounds or DEFAULT_ROUNDS)
         progress.line(f"run [3/4] workload {opts.workload.name}: {len(planned)} combinations in {len(todo)} "
-                      f"families, about {expected / 60:.0f} min expected (a model: 4 calls a pass at 2 GB/s; "
+                      f"families, about {_duration(expected)} of sweep expected (a model: 4 calls a pass at 2 GB/s; "
                       f"the progress line follows the real rate)")
     if todo:
         discover(cfg, commit)
