@@ -488,7 +488,7 @@ def cmd_index(args: argparse.Namespace) -> int:
 def cmd_prune(args: argparse.Namespace) -> int:
     from .history import provenance, retention
 
-    print(retention.prune(str(provenance.machine()["machine"]), args.keep_raw).line())
+    print(retention.prune(str(provenance.machine()["machine"]), args.keep_raw, args.summaries).line())
     return 0
 
 
@@ -544,8 +544,8 @@ EXAMPLES = {
                "    numpy's change points since November, a line each, with what changed",
     "index": "softgrad index --rebuild\n"
              "    read every run folder into results/index.sqlite again (commands update it themselves)",
-    "prune": "softgrad prune --keep-raw 30\n"
-             "    this machine's complete runs older than the newest 30 kept gzip-compressed (run does it with 14)",
+    "prune": "softgrad prune --keep-raw 30 --summaries\n"
+             "    this machine's complete runs older than the newest 30 kept gzip-compressed (run compresses raw files past 14)",
 }
 
 
@@ -670,6 +670,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("prune", help="keep this machine's old complete runs compressed (run does it after each run)")
     p.add_argument("--keep-raw", type=positive_int, default=14, metavar="N",
                    help="the newest N complete runs keep their files as written (default 14)")
+    p.add_argument("--summaries", action="store_true",
+                   help="compress the old runs' checks.json and asv.json too (for a home not kept in git)")
     p.set_defaults(func=cmd_prune)
     for name, command in sub.choices.items():  # an example under each command's --help
         command.epilog = f"example:\n  {EXAMPLES[name]}" if name in EXAMPLES else None

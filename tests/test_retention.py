@@ -1,6 +1,7 @@
 """What the history keeps per night (:mod:`softgrad.history.retention`): a pruned run answers every reader as
 it did (the frames choose, compare, the report and history read, the commands' output, the index); the newest
-runs, other machines' runs and incomplete runs are left byte for byte; a crash between writing ``NAME.gz`` and
+runs, other machines' runs and incomplete runs are left byte for byte; summaries are compressed only when
+asked; a crash between writing ``NAME.gz`` and
 removing ``NAME`` leaves readable data that the next prune finishes; pruning again does nothing.
 
 The store is test_index's synthetic one (vm's complete runs 0, 2, 4, 5, 6; gpu-box's run 1; run 3 interrupted)
@@ -83,7 +84,7 @@ def _same_answers(a: dict, b: dict) -> None:
 def test_a_pruned_history_answers_as_before_and_the_index_equals_the_folders(home, monkeypatch):
     before = _answers(monkeypatch)
     kept = _snapshot(home, KEPT)
-    done = retention.prune("vm", keep_raw=2)
+    done = retention.prune("vm", keep_raw=2, summaries=True)
     assert (done.runs, done.complete) == (3, 5) and done.after < done.before
     assert done.line().startswith("prune: compressed 19 files of 3 runs of vm older than the newest 2")
     for k in PRUNED:  # raw files and the summaries compressed, what else is read kept plain
@@ -99,10 +100,10 @@ def test_a_pruned_history_answers_as_before_and_the_index_equals_the_folders(hom
 
 
 def test_pruning_again_does_nothing(home):
-    retention.prune("vm", keep_raw=2)
+    retention.prune("vm", keep_raw=2, summaries=True)
     everything = _snapshot(home, range(7))
-    again = retention.prune("vm", keep_raw=2)
-    assert again.files == 0 and again.line().startswith("prune: nothing to compress (5 complete runs of vm")
+    again = retention.prune("vm", keep_raw=2, summaries=True)
+    assert again.files == 0 and again.line().startswith("prune: nothing to compress (5 complete run(s) of vm")
     assert _snapshot(home, range(7)) == everything
 
 
@@ -117,14 +118,14 @@ def test_a_crash_between_the_gz_and_the_removal_leaves_readable_data(home, monke
 
     monkeypatch.setattr(Path, "unlink", crash)
     with pytest.raises(KeyboardInterrupt):
-        retention.prune("vm", keep_raw=2)
+        retention.prune("vm", keep_raw=2, summaries=True)
     monkeypatch.setattr(Path, "unlink", real_unlink)
     folder = _folder(home, 0)
     assert (folder / "checks.json").exists() and (folder / "checks.json.gz").exists()  # both, equal
     assert read_json(folder / "checks.json") == json.loads(gzip.decompress((folder / "checks.json.gz").read_bytes()))
     assert not [p for p in folder.iterdir() if p.name.endswith(".tmp")]
     _same(_folders(monkeypatch), expected)
-    retention.prune("vm", keep_raw=2)  # the next prune finishes the job
+    retention.prune("vm", keep_raw=2, summaries=True)  # the next prune finishes the job
     assert not (folder / "checks.json").exists()
     _same(_folders(monkeypatch), expected)
     _same(results.load(), expected)
@@ -136,13 +137,13 @@ def test_a_crash_while_writing_the_gz_leaves_the_original(home, monkeypatch):
 
     monkeypatch.setattr(retention.shutil, "copyfileobj", crash)
     with pytest.raises(OSError):
-        retention.prune("vm", keep_raw=2)
+        retention.prune("vm", keep_raw=2, summaries=True)
     assert sorted(p.name for p in _folder(home, 0).iterdir()) == sorted(["meta.json", "checks.json", "asv.json",
                                                                           "speed.json", *RAW])
 
 
 def test_a_damaged_gz_is_a_store_error_naming_it(home):
-    retention.prune("vm", keep_raw=2)
+    retention.prune("vm", keep_raw=2, summaries=True)
     path = _folder(home, 0) / "checks.json.gz"
     path.write_bytes(path.read_bytes()[:-8])
     with pytest.raises(StoreError, match="checks.json.gz: not a readable gzip file"):
@@ -152,8 +153,11 @@ def test_a_damaged_gz_is_a_store_error_naming_it(home):
 def test_softgrad_prune_says_one_line_and_refuses_keeping_none(home, monkeypatch):
     monkeypatch.setattr("softgrad.history.provenance.machine", lambda: {"machine": "vm"})
     code, out = _cli("prune", "--keep-raw", "4")
-    assert code == 0 and out.count("\n") == 1 and "of 1 runs of vm older than the newest 4" in out
-    assert (_folder(home, 0) / "asv.json.gz").exists() and (_folder(home, 2) / "asv.json").exists()
+    assert code == 0 and out.count("\n") == 1 and "5 files of 1 runs of vm older than the newest 4" in out
+    assert (_folder(home, 0) / "sweep-numpy.jsonl.gz").exists() and (_folder(home, 0) / "asv.json").exists()
+    code, out = _cli("prune", "--keep-raw", "4", "--summaries")
+    assert code == 0 and "2 files of 1 runs" in out and (_folder(home, 0) / "asv.json.gz").exists()
+    assert (_folder(home, 2) / "asv.json").exists() and (_folder(home, 2) / "sweep-numpy.jsonl").exists()
     with pytest.raises(ValueError):
         retention.prune("vm", keep_raw=0)
 
@@ -165,6 +169,7 @@ def test_the_runner_prunes_its_machine_s_old_runs_once_complete(home, monkeypatc
     monkeypatch.setattr(retention, "KEEP_RAW", 2)
     out = io.StringIO()
     runner._prune({"machine": "vm"}, Progress(True, out))
-    assert out.getvalue().count("\n") == 1 and "of 3 runs of vm" in out.getvalue()
-    assert (_folder(home, 0) / "checks.json.gz").exists() and (_folder(home, 6) / "checks.json").exists()
+    assert out.getvalue().count("\n") == 1 and "15 files of 3 runs of vm" in out.getvalue()
+    assert (_folder(home, 0) / "sweep-numpy.jsonl.gz").exists() and (_folder(home, 0) / "checks.json").exists()
+    assert (_folder(home, 6) / "sweep-numpy.jsonl").exists()
     assert "_prune(meta, progress)" in Path(runner.__file__).read_text().split("complete=True", 1)[1]  # after completion
