@@ -79,7 +79,8 @@ def _store_files() -> list[dict]:
     runs = [
         _run(0),
         _run(1, machine="gpu-box", failing=("fake-impl",), build_s={"numpy": None, "fake-impl": 1.5}),
-        _run(2, checks=False),  # --no-check: the checks of run 1 (the newest of its commit and versions)
+        _run(2, checks=False),  # --no-check: the checks of run 0 (the newest of its machine, commit and versions;
+        # run 1 is gpu-box's)
         _run(3, complete=False),  # interrupted
         _run(4, asv=False),  # its timings deleted: left out with a warning
         _run(5, checks=False, versions={"numpy": "2.5.0"}),  # --no-check, no earlier run of its versions
@@ -153,7 +154,7 @@ def test_the_index_gives_the_frame_the_folders_give(home, monkeypatch, notices):
                                           f"{home / 'results' / 'runs' / _rid(4) / 'asv.json'}: left out"]
     assert set(expected["machine"]) == {"vm", "gpu-box"}
     no_check = expected[expected["run"] == _rid(2)]
-    assert set(no_check["checks_from"]) == {_rid(1)} and no_check["checked"].all()  # the newest with checks
+    assert set(no_check["checks_from"]) == {_rid(0)} and no_check["checked"].all()  # the newest of vm with checks
     assert set(expected[expected["run"] == _rid(5)]["checked"]) == {False}
     assert set(expected[expected["run"] == _rid(6)]["impl"]) == {"numpy"}  # the ghost class is left out
     assert not expected[(expected["run"] == _rid(1)) & (expected["impl"] == "fake-impl")]["passed"].any()

@@ -54,19 +54,20 @@ def clear_win(fastest_q75_s: float, runner_up_q25_s: float) -> bool | None:
 
 def checks_for(run: store.Run) -> store.Run | None:
     """The run whose correctness records apply to ``run``: itself, or (for a ``--no-check`` run) the newest
-    earlier run with checks on the same commit and library versions."""
+    earlier run with checks on the same machine, commit and library versions (another machine's verdicts are
+    not this one's: its hardware, drivers and vector paths differ)."""
     if run.has_checks:
         return run
     meta = run.meta()
     same = [r for r in store.all_runs() if r.id < run.id and r.has_checks
             and r.meta_path.exists() and r.meta().get("commit") == meta.get("commit")
-            and r.meta().get("versions") == meta.get("versions")]
+            and r.meta().get("versions") == meta.get("versions") and r.meta().get("machine") == meta.get("machine")]
     return same[-1] if same else None
 
 
 def _checks_source(block: Block, earlier: Callable[[], Mapping[str, Block]]) -> Block | None:
     """:func:`checks_for` over blocks: ``block`` itself, else the newest of ``earlier()`` (every run's block,
-    oldest first) before it with checks on the same commit and library versions."""
+    oldest first) before it with checks on the same machine, commit and library versions."""
     if block.has_checks:
         return block
     found = None
@@ -77,7 +78,8 @@ def _checks_source(block: Block, earlier: Callable[[], Mapping[str, Block]]) -> 
             continue
         if other.meta_error:
             raise store.StoreError(other.meta_error)
-        if other.commit == block.commit and other.versions == block.versions:
+        if (other.commit == block.commit and other.versions == block.versions
+                and other.info.get("machine") == block.info.get("machine")):
             found = other
     return found
 
