@@ -250,3 +250,15 @@ def test_confirms_scratch_folder_goes_when_the_rerun_is_interrupted_or_fails(sto
     with pytest.raises(stop):
         confirm.rerun([("numpy", "softmax", "1x8", "float32", "cpu")], "quick", "0" * 40)
     assert seen and not seen[0].exists() and not list(paths.cache_dir().glob("confirm-*"))
+
+
+def test_runs_of_two_machines_are_never_compared(tmp_path):
+    """Named explicitly, two machines' runs are refused in one line; by default the baseline is the newest
+    earlier run of the new run's machine (here none: nothing to compare, exit 2 saying so)."""
+    _store(tmp_path, new={"meta.json": {**_meta(NEW), "machine": "gpu-box"}})
+    rc, out, err = _softgrad(tmp_path, "compare", OLD, NEW)
+    (line,) = _errors(err)
+    assert rc == 2 and "timed on machine vm" in line and "on gpu-box: the gate compares runs of one machine" in line
+    rc, out, err = _softgrad(tmp_path, "compare")
+    (line,) = _errors(err)
+    assert rc == 2 and f"no complete run before {NEW} on the default workload on machine gpu-box" in line

@@ -219,11 +219,14 @@ class Comparison:
 
 def previous_run(runs: list[store.Run], new_run: store.Run) -> store.Run:
     """The newest complete run before ``new_run`` on the same workload (the default grid's runs are one
-    workload): a vocab run is never the baseline of a default-grid run."""
-    workload = results.workload_name(new_run.meta())
-    earlier = [r for r in runs if r.id < new_run.id and results.workload_name(r.meta()) == workload]
+    workload) and the same machine: a vocab run is never the baseline of a default-grid run, nor another
+    machine's run of this one's."""
+    workload, machine = results.workload_name(new_run.meta()), new_run.meta().get("machine")
+    earlier = [r for r in runs if r.id < new_run.id and results.workload_name(r.meta()) == workload
+               and r.meta().get("machine") == machine]
     if not earlier:
-        raise store.StoreError(f"no complete run before {new_run.id} on the {workload} workload to compare with")
+        raise store.StoreError(f"no complete run before {new_run.id} on the {workload} workload on machine "
+                               f"{machine} to compare with")
     return earlier[-1]
 
 
@@ -249,6 +252,10 @@ def compare_runs(old_id: str | None = None, new_id: str | None = None, factor: f
     if old_run.id == new_run.id:
         raise store.StoreError(f"run {old_run.id} is both the old and the new run: a run compared with itself "
                                f"checks nothing; name two runs")
+    machines = old_run.meta().get("machine"), new_run.meta().get("machine")
+    if machines[0] != machines[1]:
+        raise store.StoreError(f"run {old_run.id} was timed on machine {machines[0]} and run {new_run.id} on "
+                               f"{machines[1]}: the gate compares runs of one machine")
     if old_run.id > new_run.id:  # run ids sort by time
         raise store.StoreError(f"the old run {old_run.id} is newer than the new run {new_run.id}: name the older "
                                f"run first")
