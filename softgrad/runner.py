@@ -119,7 +119,9 @@ def _prune(meta: dict[str, object], progress: Progress) -> None:
     from .history import retention
 
     try:
-        progress.line(retention.prune(str(meta.get("machine")), retention.KEEP_RAW).line())
+        done = retention.prune(str(meta.get("machine")), retention.KEEP_RAW)
+        if done.files:  # a run that compressed nothing says nothing of it
+            progress.line(done.line())
     except (OSError, ValueError) as exc:
         progress.line(f"run: old runs were not compressed ({type(exc).__name__}: {exc}); `softgrad prune` retries")
 

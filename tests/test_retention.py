@@ -173,3 +173,6 @@ def test_the_runner_prunes_its_machine_s_old_runs_once_complete(home, monkeypatc
     assert (_folder(home, 0) / "sweep-numpy.jsonl.gz").exists() and (_folder(home, 0) / "checks.json").exists()
     assert (_folder(home, 6) / "sweep-numpy.jsonl").exists()
     assert "_prune(meta, progress)" in Path(runner.__file__).read_text().split("complete=True", 1)[1]  # after completion
+    again = io.StringIO()
+    runner._prune({"machine": "vm"}, Progress(True, again))
+    assert again.getvalue() == ""  # nothing left to compress: a run says nothing of it
