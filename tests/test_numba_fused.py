@@ -101,7 +101,7 @@ def _run(ops, dtype: str, x: np.ndarray, g: np.ndarray) -> None:
 
 
 # rows shorter than a vector, odd tails past vectors and blocks, a row of exactly one block, 3-d leading dims
-SHAPES = [(4, 1), (3, 2), (5, 7), (2, 9), (3, 2049), (2, nf.BLOCK), (2, 3, 4097), (1, 33)]
+SHAPES = [(4, 1), (3, 2), (5, 7), (2, 9), (3, 31), (3, 32), (3, 2049), (2, nf.BLOCK), (2, 3, 4097), (1, 33)]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -147,7 +147,7 @@ def _masked_rows(dtype: str, n: int) -> np.ndarray:
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("n", [37, 3 * nf.BLOCK + 5])
+@pytest.mark.parametrize("n", [13, 37, 3 * nf.BLOCK + 5])  # a short row (plain loops), block sweeps
 def test_masks_and_non_finite_rows(ops, dtype, n):
     x = _masked_rows(dtype, n)
     g = np.random.default_rng(0).standard_normal(x.shape).astype(dtype)
