@@ -131,6 +131,23 @@ def _check_lined_up(rec: dict[str, Any], params: list[list[Any]], column: str, b
             if value < low or (strict and value == 0) or (strict and math.isinf(value)):
                 raise StoreError(f"{source}: benchmark {bench}: '{col}' holds {value!r}, which a "
                                  f"{'repeat count' if col == 'stats_repeat' else column} cannot be")
+    _check_median_within_quartiles(rec, bench, source)
+
+
+def _check_median_within_quartiles(rec: dict[str, Any], bench: str, source: str) -> None:
+    """:class:`StoreError` where a combination's median lies outside its own quartiles (asv computes all three
+    from the same samples): a row whose columns slid by one (an entry lost mid-row) still holds numbers of the
+    right count and sign, but not in this order."""
+    result, q25, q75 = (rec.get(c) for c in ("result", "stats_q_25", "stats_q_75"))
+    if not all(isinstance(seq, list) for seq in (result, q25, q75)):
+        return
+    for k, (m, a, b) in enumerate(zip(result, q25, q75)):
+        if any(v is None or not math.isfinite(v) for v in (m, a, b)):
+            continue
+        slack = 1e-9 * max(abs(a), abs(b), abs(m))
+        if not (a - slack <= m <= b + slack):
+            raise StoreError(f"{source}: benchmark {bench}: combination {k} has its median {m!r} outside its "
+                             f"quartiles [{a!r}, {b!r}] (asv computes all three from the same samples)")
 
 
 def rows(data: dict[str, Any], impl_of: dict[str, str], source: str) -> dict[tuple, dict[str, Any]]:
