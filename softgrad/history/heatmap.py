@@ -46,7 +46,8 @@ CAPTION = ("Per op (rows) and row length n (columns; rows x n where a workload's
            "entry's newest measurement in this workload, the rule `softgrad choose` answers by); the number is "
            f"the runner-up's time over the fastest's; {NOT_CLEAR} and hatching: the runner-up is within the "
            "measured spread (its lower quartile at or below the fastest's upper quartile), so a rerun may swap "
-           "them; `only`: no other entry passed there; grey: none passed.")
+           "them; `only`: no other entry passed there; grey: no entry both passed and was timed there (none passed, "
+           "or the grid does not time that point, e.g. a Jacobian over the sweep's output budget).")
 
 
 @dataclass(frozen=True)
