@@ -475,8 +475,8 @@ def cmd_index(args: argparse.Namespace) -> int:
 
     snap = index.sync(rebuild=args.rebuild)
     if not snap.runs:
-        print(f"softgrad index: no run stored in {paths.results_dir() / 'runs'}: nothing to index")
-        return 0
+        print(f"softgrad index: no run stored in {paths.results_dir() / 'runs'}: nothing to index", file=sys.stderr)
+        return 1  # nothing to do is no success
     if snap.written is False:
         raise UsageError(f"cannot write the index {index.path()}: commands read the run folders")
     s = index.status()
@@ -488,7 +488,11 @@ def cmd_index(args: argparse.Namespace) -> int:
 def cmd_prune(args: argparse.Namespace) -> int:
     from .history import provenance, retention
 
-    print(retention.prune(str(provenance.machine()["machine"]), args.keep_raw, args.summaries).line())
+    done = retention.prune(str(provenance.machine()["machine"]), args.keep_raw, args.summaries)
+    if not done.complete:  # no complete run of this machine: nothing to do is no success
+        print(done.line(), file=sys.stderr)
+        return 1
+    print(done.line())
     return 0
 
 

@@ -389,8 +389,8 @@ def test_softgrad_index_rebuilds_and_says_what_it_holds(home, tmp_path_factory, 
     assert rc == 0 and out.endswith("; 0 runs read from their folders\n")
     empty = tmp_path_factory.mktemp("empty")
     monkeypatch.setenv("SOFTGRAD_HOME", str(empty))
-    rc, out, _ = _cli(empty, "index")
-    assert rc == 0 and out == f"softgrad index: no run stored in {empty / 'results' / 'runs'}: nothing to index\n"
+    rc, out, err = _cli(empty, "index")  # nothing to do is no success
+    assert rc == 1 and out == "" and err == f"softgrad index: no run stored in {empty / 'results' / 'runs'}: nothing to index\n"
     assert not (empty / "results").exists()
 
 

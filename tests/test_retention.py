@@ -176,3 +176,12 @@ def test_the_runner_prunes_its_machine_s_old_runs_once_complete(home, monkeypatc
     again = io.StringIO()
     runner._prune({"machine": "vm"}, Progress(True, again))
     assert again.getvalue() == ""  # nothing left to compress: a run says nothing of it
+
+
+def test_prune_with_no_complete_run_fails_with_the_reason(tmp_path, monkeypatch):
+    """Nothing to do is no success: an empty home exits 1, saying there is no complete run."""
+    monkeypatch.setenv("SOFTGRAD_HOME", str(tmp_path))
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        rc = main(["prune"])
+    assert rc == 1 and out.getvalue() == "" and err.getvalue().startswith("prune: nothing to compress (0 complete run(s)")
