@@ -514,6 +514,23 @@ def cmd_history(args: argparse.Namespace) -> int:
     return 1 if found.note else 0
 
 
+def machine_name(text: str) -> str:
+    """An argparse type: a machine's name as asv's results folder holds it (one folder name)."""
+    if not text or text != text.strip() or "/" in text or text in (".", "..") or text.startswith("."):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a machine's name (a folder name of results/asv)")
+    return text
+
+
+def cmd_merge_results(args: argparse.Namespace) -> int:
+    from .history import merge
+
+    done = merge.merge(Path(args.src), Path(args.dest) if args.dest else paths.results_dir(), args.machine)
+    for note in done.notes:
+        print(f"softgrad merge-results: {note}", file=sys.stderr)
+    print(done.line())
+    return 0
+
+
 #: what ``softgrad`` with no arguments prints: what it is and the five most useful commands
 OVERVIEW = """\
 softgrad checks implementations of softmax, its Jacobian and its VJP against a high-precision oracle,
@@ -550,6 +567,8 @@ EXAMPLES = {
              "    read every run folder into results/index.sqlite again (commands update it themselves)",
     "prune": "softgrad prune --keep-raw 30 --summaries\n"
              "    this machine's complete runs older than the newest 30 kept gzip-compressed (run compresses raw files past 14)",
+    "merge-results": "softgrad merge-results ~/from-gpu-box/results\n"
+                     "    another machine's runs and asv results into this history (a differing file: exit 2, nothing written)",
 }
 
 
@@ -677,6 +696,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--summaries", action="store_true",
                    help="compress the old runs' checks.json and asv.json too (for a home not kept in git)")
     p.set_defaults(func=cmd_prune)
+
+    p = sub.add_parser("merge-results", help="merge another results folder (another machine's, a nightly leg's) "
+                                             "into this history; a differing file is refused, nothing written")
+    p.add_argument("src", metavar="SRC", type=paths.user_path, help="a results folder, or a project root holding results/")
+    p.add_argument("dest", metavar="DEST", nargs="?", type=paths.user_path,
+                   help="the history to merge into (default: this home's results/)")
+    p.add_argument("--machine", type=machine_name, metavar="NAME",
+                   help="take only this machine's runs and asv folder from SRC (what one nightly leg owns)")
+    p.set_defaults(func=cmd_merge_results)
     for name, command in sub.choices.items():  # an example under each command's --help
         command.epilog = f"example:\n  {EXAMPLES[name]}" if name in EXAMPLES else None
         command.formatter_class = argparse.RawDescriptionHelpFormatter

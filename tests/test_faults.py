@@ -215,6 +215,7 @@ BASE = {
     "run": ["--impl", "numpy", "--quick", "--no-check", "--no-report"],
     "choose": ["--op", "vjp", "--n", "8"],
     "list": [], "report": [], "compare": [], "workloads": [], "history": [], "gate": [], "index": [], "prune": [],
+    "merge-results": ["/no/such/results"],
 }
 NUMERIC_BAD = ["abc", "nan", "inf", "-inf", "-1", "0", "1e999", "", "0x10", "2.5.1"]
 #: wrong values of flags that take a name, file or folder
