@@ -1,15 +1,28 @@
-"""Roofline probe: this machine's copy bandwidth and each implementation's achieved bandwidth, in one run.
+"""Roofline probe: each entry's achieved bandwidth at the workloads' shapes, beside the copy and fill
+bandwidths measured in the same run.
 
-    python benchmarks/roofline.py                       # the standard set (below), every implementation
-    python benchmarks/roofline.py --impl NAME --impl NAME2   # some entries (softgrad list names them)
-    python benchmarks/roofline.py --op vjp --shape 256x100000 --dtype float32   # one combination
+    python benchmarks/roofline.py                    # the standard set (below), the entries of DEFAULT_IMPLS
+    python benchmarks/roofline.py --impl torch-native --impl numba-fused     # some entries (softgrad list)
+    python benchmarks/roofline.py --impl all --workload vocab --dtype bfloat16 --dtype float32
+    python benchmarks/roofline.py --in-cache         # also the workload shapes that fit the last-level cache
+    python benchmarks/roofline.py --op vjp --shape 256x100000 --dtype float32   # given shapes instead
     python benchmarks/roofline.py --threads 2 --json roofline.json
 
+The standard set: softmax and the VJP at every shape of the ``vocab`` and ``attention`` workloads
+(:data:`softgrad.workloads.PRESETS`, or ``--workload``), with :data:`EXTRA_SHAPES`, whose bytes moved exceed
+this machine's last-level cache (the shapes that fit in it are named on stderr and left out: repeated calls
+find their data in the cache, so they measure the cache), and the Jacobian at :data:`JACOBIAN_SHAPES`.
+
 GB/s counts the bytes that must move (read x, and g; write the result, n^2 per row for the Jacobian) over
-the median time, also as a fraction of the copy bandwidth measured before and after each family (the better
-of the two). Each family runs in a process of its own, with one thread count for all (``--threads``) and
-the asv sweep's allocator settings. What an entry does not declare, or one call would take longer than
-:data:`MAX_CALL_SECONDS` (estimated from one row), is left out.
+the median time. ``limit`` is the bandwidth that bounds the op (:data:`softgrad.bench.bandwidth.LIMIT`): the
+copy (read + write, every core) for softmax and the VJP, the fill (write only) for the Jacobian, each
+measured before and after each family; ``of limit`` is GB/s over the better of the two (no fraction is
+overstated by a slow moment of the machine), ``goal`` issue 24's target for that fraction (:data:`GOALS`;
+"-" inside the cache), ``vs`` the ``--versus`` entry's time at the same point over this one's (above 1:
+faster). Each family runs in a process of its own, with one thread count for all (``--threads``) and the asv
+sweep's allocator settings; its inputs are made once per shape and dtype. What an entry does not declare,
+a result over :data:`MAX_OUTPUT_ELEMENTS`, or one call longer than :data:`MAX_CALL_SECONDS` (estimated from
+one row) is left out.
 """
 
 from __future__ import annotations
@@ -21,55 +34,141 @@ import os
 import subprocess
 import sys
 
-#: softmax and VJP at 4096 x 1024 (32 to 96 MiB moved: one to three times a 32 MiB last-level cache); the
-#: Jacobian at 1 x 2048 float64 (its 32 MiB output can stay in a 32 MiB cache between calls), at 8 x 2048
-#: (256 MiB, past any cache and glibc's 32 MiB mmap ceiling: each call maps its output afresh and pays the
-#: page faults, as a caller would; softmax at 16384 x 1024 float32 took 7x the time of 4096 x 1024 for 4x the
-#: data) and at 64 x 256. ``bytes/LLC`` (bytes moved over the last-level cache): at about 1 or below, repeated
-#: calls find much of their data in the cache and GB/s can pass the copy bandwidth (a 32 MiB Jacobian written
-#: into a 32 MiB L3 ran at 1.6x it). The copy: read + write of a 256 MiB buffer with every core (torch ``copy_``).
-STANDARD = [
-    ("softmax", "4096x1024", "float32"), ("softmax", "4096x1024", "float64"),
-    ("vjp", "4096x1024", "float32"), ("vjp", "4096x1024", "float64"),
-    ("jacobian", "1x2048", "float64"), ("jacobian", "8x2048", "float64"),
-    ("jacobian", "64x256", "float32"), ("jacobian", "64x256", "float64"),
-]
+#: the entries timed unless ``--impl`` names others: the fastest of each framework today and NumPy
+DEFAULT_IMPLS = ("torch-native", "numba-fused", "numba-parallel", "jax-jit", "numpy")
+#: workloads whose shapes make the standard set
+DEFAULT_WORKLOADS = ("vocab", "attention")
+#: attention shapes sized past a last-level cache of up to 512 MiB, beside the preset's (which fit a 260 MiB
+#: one but for the VJP of 1x32x1024x1024): 32 heads of 1024 queries over 1024 keys at batch 4, 1 GiB a float32 array
+EXTRA_SHAPES = {"attention": ((4, 32, 1024, 1024),)}
+#: the Jacobian writes n^2 values per row: 16 rows of 4096 write 1 GiB in float32, past any cache
+JACOBIAN_SHAPES = ((16, 4096),)
+#: results larger than this many elements are not made (a Jacobian at a vocabulary's row length)
+MAX_OUTPUT_ELEMENTS = 1 << 28
 #: a combination whose one call is estimated (from one row cut to ``PROBE_N``) to take longer is left out:
 #: each is called at least 8 times; the asv grid covers slow entries at small n
 MAX_CALL_SECONDS = 1.0
+#: issue 24's goals past the cache, as fractions of the op's limit, by op and item size (16-bit: of its bytes)
+GOALS = {("softmax", 8): 0.80, ("softmax", 4): 0.85, ("softmax", 2): 0.70,
+         ("vjp", 8): 0.80, ("vjp", 4): 0.85, ("vjp", 2): 0.70,
+         ("jacobian", 8): 0.90, ("jacobian", 4): 0.90, ("jacobian", 2): 0.90}
 
 
-def worker(names: list[str], combos: list[tuple[str, str, str]], device: str, budget_s: float) -> list[dict]:
+def goal(op: str, dtype: str) -> float | None:
+    """The fraction of its limit ``op`` in ``dtype`` should reach past the cache (:data:`GOALS`), or None."""
+    from softgrad.contract import DTYPE_INFO
+
+    return GOALS.get((op, DTYPE_INFO[dtype].itemsize))
+
+
+def standard_combos(specs: list[str], ops: list[str], dtypes: list[str], llc: int | None,
+                    in_cache: bool) -> tuple[list[tuple[str, str, str]], list[str]]:
+    """``(op, shape, dtype)`` of the standard set, and the ones left out because their bytes fit in ``llc``
+    (none when ``in_cache`` or the cache's size is unknown)."""
+    from softgrad import workloads
+    from softgrad.bench.grid import bytes_moved
+    from softgrad.contract import DTYPE_INFO
+
+    candidates = []
+    for spec in specs:
+        w = workloads.load(spec)
+        for dims in (*w.shapes, *EXTRA_SHAPES.get(spec, ())):
+            candidates += [(op, dims) for op in ops if op in w.ops and op != "jacobian"]
+    if "jacobian" in ops:
+        candidates += [("jacobian", dims) for dims in JACOBIAN_SHAPES]
+    combos, cached = [], []
+    for op, dims in dict.fromkeys(candidates):
+        for dtype in dtypes:
+            token = workloads.shape_token(dims)
+            moved = bytes_moved(op, math.prod(dims[:-1]), dims[-1], DTYPE_INFO[dtype].itemsize)
+            (cached if llc and moved <= llc and not in_cache else combos).append((op, token, dtype))
+    return combos, [" ".join(c) for c in cached]
+
+
+def worker(names: list[str], combos: list[tuple[str, str, str]], device: str, budget_s: float) -> dict:
+    """Time each entry of ``names`` (one family) at each combination it runs: ``{"rows", "errors"}``."""
+    from softgrad import registry
     from softgrad.applicability import applicable
     from softgrad.bench import grid, timer
-    from softgrad import registry
     from softgrad.contract import DTYPE_INFO
     from softgrad.prepared import PROBE_N, too_slow
+    from softgrad.workloads import parse_shape_token
 
-    rows = []
-    for name in names:
-        impl = registry.get(name)
-        for op, shape, dtype in combos:
-            batch, n = grid.parse_shape(shape)
-            if applicable(impl, op, dtype, device, (batch, n)):
+    impls = [registry.get(name) for name in names]
+    inputs: dict[tuple[str, str], list[str]] = {}
+    for op, shape, dtype in combos:
+        inputs.setdefault((shape, dtype), []).append(op)
+    rows, errors = [], []
+    for (shape, dtype), ops in inputs.items():
+        dims, _, g_layout = parse_shape_token(shape)
+        todo = [(impl, op) for op in ops for impl in impls
+                if not applicable(impl, op, dtype, device, dims, max_output_elements=MAX_OUTPUT_ELEMENTS)]
+        if not todo:
+            continue
+        x, g = timer.inputs_at(shape, dtype)  # once for every entry and op at this shape
+        for impl, op in todo:
+            if too_slow(impl, op, dtype, device, x, g, budget_s=MAX_CALL_SECONDS, row_n=PROBE_N):
                 continue
-            if too_slow(impl, op, dtype, device, *timer.make_inputs((batch, n), dtype), budget_s=MAX_CALL_SECONDS,
-                        row_n=PROBE_N):
+            try:
+                call = timer.prepare_at(impl, op, dtype, device, shape, x, g)
+                t = timer.time_call(call, min_time=budget_s)
+            except Exception as exc:  # noqa: BLE001 - one entry's failure is reported, the others still run
+                errors.append(f"{impl.name} {op} {shape} {dtype}: {type(exc).__name__}: {str(exc)[:200]}")
                 continue
-            t = timer.time_op(impl, op, (batch, n), dtype, device, min_time=budget_s)
-            moved = grid.bytes_moved(op, batch, n, DTYPE_INFO[dtype].itemsize)
-            rows.append({"impl": name, "op": op, "shape": shape, "dtype": dtype, "device": device,
+            finally:
+                call = None  # release the entry's copies of x and g before the next entry makes its own
+            moved = grid.bytes_moved(op, *grid.parse_shape(shape), DTYPE_INFO[dtype].itemsize, g_layout)
+            rows.append({"impl": impl.name, "op": op, "shape": shape, "dtype": dtype, "device": device,
                          "median_s": t.median_s, "q25_s": t.q25_s, "q75_s": t.q75_s, "repeats": t.repeats,
-                         "first_call_s": t.first_call_s, "gbps": moved / t.median_s / 1e9})
-    return rows
+                         "first_call_s": t.first_call_s, "bytes_moved": moved, "gbps": moved / t.median_s / 1e9})
+        del x, g
+    return {"rows": rows, "errors": errors}
+
+
+def with_limits(row: dict, copy_gbps: float, fill_gbps: float, llc: int | None) -> dict:
+    """``row`` with the bandwidths around its family, its op's limit and its fraction of it."""
+    from softgrad.bench.bandwidth import LIMIT
+
+    limit = LIMIT[row["op"]]
+    limit_gbps = copy_gbps if limit == "copy" else fill_gbps
+    fits = bool(llc and row["bytes_moved"] <= llc)
+    return {**row, "copy_gbps": copy_gbps, "fill_gbps": fill_gbps, "fraction_of_copy": row["gbps"] / copy_gbps,
+            "limit": limit, "limit_gbps": limit_gbps, "fraction_of_limit": row["gbps"] / limit_gbps,
+            "goal": None if fits else goal(row["op"], row["dtype"]), "fits_in_llc": fits}
+
+
+def add_versus(rows: list[dict], versus: str) -> None:
+    """Each row's ``vs``: the ``versus`` entry's median at the same point over the row's (NaN without one)."""
+    ref = {(r["op"], r["shape"], r["dtype"], r["device"]): r["median_s"] for r in rows if r["impl"] == versus}
+    for r in rows:
+        r["vs"] = ref.get((r["op"], r["shape"], r["dtype"], r["device"]), math.nan) / r["median_s"]
+
+
+def table(rows: list[dict], llc: int | None, versus: str) -> list[str]:
+    """The printed table: one line per row, sorted by op, shape, dtype and GB/s."""
+    header = (f"{'entry':16s} {'op':8s} {'dtype':8s} {'shape':16s} {'median':>10s} {'GB/s':>6s} {'limit':>5s} "
+              f"{'of limit':>8s} {'goal':>5s} {'vs ' + versus:>16s} {'bytes/LLC':>9s}")
+    lines = [header, "-" * len(header)]
+    for r in sorted(rows, key=lambda r: (r["op"], r["shape"], r["dtype"], -r["gbps"])):
+        ratio = r["bytes_moved"] / llc if llc else math.nan
+        met = "-" if r["goal"] is None else f"{r['goal']:.0%}{'' if r['fraction_of_limit'] >= r['goal'] else '!'}"
+        lines.append(f"{r['impl']:16s} {r['op']:8s} {r['dtype']:8s} {r['shape']:16s} {r['median_s'] * 1e3:8.2f}ms "
+                     f"{r['gbps']:6.1f} {r['limit']:>5s} {r['fraction_of_limit']:8.0%} {met:>5s} "
+                     f"{'-' if math.isnan(r['vs']) else format(r['vs'], '.2f') + 'x':>16s} {ratio:9.2f}")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--impl", action="append", help="implementation (repeatable; default all available)")
-    p.add_argument("--op", help="measure one op (with --shape and --dtype) instead of the standard set")
-    p.add_argument("--shape", help="BxN, e.g. 256x1024")
-    p.add_argument("--dtype", default="float32")
+    p.add_argument("--impl", action="append",
+                   help=f"entry (repeatable; 'all': every available one; default {', '.join(DEFAULT_IMPLS)})")
+    p.add_argument("--workload", action="append",
+                   help=f"workload whose shapes are timed (repeatable; default {', '.join(DEFAULT_WORKLOADS)})")
+    p.add_argument("--op", action="append", help="op (repeatable; default softmax, vjp and jacobian)")
+    p.add_argument("--shape", action="append", help="time these shapes (repeatable, e.g. 256x1024) instead")
+    p.add_argument("--dtype", action="append", help="dtype (repeatable; default float32)")
+    p.add_argument("--in-cache", action="store_true", help="also the workload shapes that fit the last-level cache")
+    p.add_argument("--versus", default="torch-native", help="the entry the vs column compares with")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, help="threads for every family (SOFTGRAD_THREADS)")
     p.add_argument("--time", type=float, default=0.5, help="seconds of samples per combination (default 0.5)")
@@ -87,70 +186,92 @@ def main(argv: list[str] | None = None) -> int:
         combos = [tuple(c) for c in json.loads(args.combos)]
         print(json.dumps(worker(args.worker, combos, args.device, args.time)))
         return 0
-
-    from softgrad import registry
-    from softgrad.bench.bandwidth import copy_bandwidth, gpu_copy_bandwidth
-    from softgrad.bench.allocator import MALLOC_TUNABLES
-
-    if args.op:
-        if not args.shape:
-            p.error("--op needs --shape")
-        combos = [(args.op, args.shape, args.dtype)]
-    else:
-        combos = STANDARD
     try:
-        impls = [registry.get(n) for n in args.impl] if args.impl else registry.all_implementations()
-    except KeyError as exc:
-        print(f"roofline: error: {exc.args[0]}", file=sys.stderr)
+        combos, cached, llc, impls = _plan(args)
+    except (KeyError, ValueError) as exc:
+        print(f"roofline: error: {exc.args[0] if exc.args else exc}", file=sys.stderr)
         return 2
-    measure_copy = copy_bandwidth if args.device == "cpu" else gpu_copy_bandwidth
-    copy = measure_copy()
+    from softgrad.bench import bandwidth
+
+    def measure() -> tuple:
+        if args.device == "cpu":
+            return bandwidth.copy_bandwidth(), bandwidth.fill_bandwidth()
+        return bandwidth.gpu_copy_bandwidth(), bandwidth.gpu_fill_bandwidth()
+
+    copy, fill = measure()
     if copy is None:
         print(f"roofline: error: no {args.device} device here", file=sys.stderr)
         return 2
-    print(f"copy bandwidth: {copy.gbps:.1f} GB/s ({copy.method}); threads: {threads.in_use()}", file=sys.stderr)
+    print(f"copy bandwidth: {copy.gbps:.1f} GB/s ({copy.method}); fill bandwidth: {fill.gbps:.1f} GB/s "
+          f"({fill.method}); threads: {threads.in_use()}", file=sys.stderr)
+    if cached:
+        print(f"roofline: in the last-level cache ({llc >> 20} MiB), left out (--in-cache times them): "
+              f"{', '.join(cached)}", file=sys.stderr)
     families: dict[str, list[str]] = {}
     for impl in impls:
         if impl.available:
             families.setdefault(impl.family, []).append(impl.name)
-    from softgrad.contract import DTYPE_INFO
-    from softgrad.bench.grid import bytes_moved, parse_shape
-    from softgrad.history.provenance import last_level_cache_bytes
+        else:
+            print(f"roofline: {impl.name} is not available here: left out", file=sys.stderr)
+    from softgrad.bench.allocator import MALLOC_TUNABLES
 
-    # A shared machine's memory bandwidth drifts (32 to 55 GB/s from one minute to the next here), so the
-    # copy is measured again after each family, and each family's fractions are of the better of the two
-    # copies around it: no fraction is overstated by a slow moment of the copy.
-    llc = last_level_cache_bytes()
-    copies = [copy]
+    # A shared machine's memory bandwidth drifts (32 to 55 GB/s from one minute to the next here), so both
+    # kernels are measured again after each family, and each family's fractions are of the better of the two
+    # measurements around it: no fraction is overstated by a slow moment of the machine.
+    measured = [(copy, fill)]
     rows: list[dict] = []
     for family, names in families.items():
         out = subprocess.run([sys.executable, __file__, "--worker", *names, "--combos", json.dumps(combos),
                               "--device", args.device, "--time", str(args.time)],
                              capture_output=True, text=True, env={**os.environ, "GLIBC_TUNABLES": MALLOC_TUNABLES})
-        copies.append(measure_copy())
-        limit = max(copies[-2:], key=lambda c: c.gbps)
-        print(f"roofline: {family} ({', '.join(names)}); copy {copies[-2].gbps:.1f} before, {copies[-1].gbps:.1f} "
-              f"GB/s after", file=sys.stderr)
+        measured.append(measure())
+        (c0, f0), (c1, f1) = measured[-2:]
+        print(f"roofline: {family} ({', '.join(names)}); copy {c0.gbps:.1f} before, {c1.gbps:.1f} after; fill "
+              f"{f0.gbps:.1f} before, {f1.gbps:.1f} GB/s after", file=sys.stderr)
         if out.returncode != 0:
             print(f"roofline: {family} failed: {out.stderr.strip().splitlines()[-1:]}", file=sys.stderr)
             continue
-        for r in json.loads(out.stdout.strip().splitlines()[-1]):
-            moved = bytes_moved(r["op"], *parse_shape(r["shape"]), DTYPE_INFO[r["dtype"]].itemsize)
-            rows.append({**r, "copy_gbps": limit.gbps, "fraction_of_copy": r["gbps"] / limit.gbps,
-                         "bytes_moved": moved, "fits_in_llc": bool(llc and moved <= llc)})
-    rows.sort(key=lambda r: (r["op"], r["shape"], r["dtype"], -r["gbps"]))
-    header = (f"{'implementation':16s} {'op':9s} {'shape':10s} {'dtype':8s} {'median':>10s} {'GB/s':>7s} "
-              f"{'of copy':>8s} {'bytes/LLC':>9s}")
-    print(header)
-    print("-" * len(header))
-    for r in rows:
-        print(f"{r['impl']:16s} {r['op']:9s} {r['shape']:10s} {r['dtype']:8s} {r['median_s'] * 1e3:8.3f}ms "
-              f"{r['gbps']:7.1f} {r['fraction_of_copy']:7.0%} {r['bytes_moved'] / llc if llc else math.nan:9.2f}")
+        result = json.loads(out.stdout.strip().splitlines()[-1])
+        for error in result["errors"]:
+            print(f"roofline: {error}", file=sys.stderr)
+        rows += [with_limits(r, max(c0.gbps, c1.gbps), max(f0.gbps, f1.gbps), llc) for r in result["rows"]]
+    add_versus(rows, args.versus)
+    print("\n".join(table(rows, llc, args.versus)))
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"copy_bandwidth": [c.to_dict() for c in copies], "llc_bytes": llc,
+            json.dump({"copy_bandwidth": [c.to_dict() for c, _ in measured],
+                       "fill_bandwidth": [f.to_dict() for _, f in measured], "llc_bytes": llc,
                        "threads": threads.in_use(), "rows": rows}, f, indent=1)
     return 0
+
+
+def _plan(args) -> tuple[list, list[str], int | None, list]:
+    """The combinations, those left out in the cache, the cache's size and the entries; KeyError or
+    ValueError (a :class:`softgrad.workloads.WorkloadError`) for a name or shape that is not one."""
+    from softgrad import registry
+    from softgrad.contract import DTYPES, OPS
+    from softgrad.history.provenance import last_level_cache_bytes
+    from softgrad.workloads import parse_shape_token
+
+    ops = args.op or (["softmax", "vjp"] if args.shape else list(OPS))
+    dtypes = args.dtype or ["float32"]
+    for name, known in (("op", OPS), ("dtype", DTYPES)):
+        wrong = [v for v in (ops if name == "op" else dtypes) if v not in known]
+        if wrong:
+            raise ValueError(f"no {name} {wrong[0]!r} (known: {', '.join(known)})")
+    llc = last_level_cache_bytes()
+    if args.shape:
+        for shape in args.shape:
+            parse_shape_token(shape)
+        combos, cached = [(op, shape, dtype) for shape in args.shape for op in ops for dtype in dtypes], []
+    else:
+        combos, cached = standard_combos(args.workload or list(DEFAULT_WORKLOADS), ops, dtypes, llc, args.in_cache)
+    if args.impl == ["all"]:
+        impls = registry.all_implementations()
+    else:
+        known = {i.name for i in registry.all_implementations()}
+        impls = [registry.get(n) for n in args.impl or DEFAULT_IMPLS if args.impl or n in known]
+    return combos, cached, llc, impls
 
 
 if __name__ == "__main__":

@@ -265,14 +265,15 @@ def _run_locked(opts: RunOptions, progress: "Progress", stream: IO[str], repo: P
             status = 1
             progress.line("run: some checks failed (see checks.json); failing implementations are never recommended")
 
-    # 2. roofline
-    if "copy_bandwidth" not in meta:
-        from .bench.bandwidth import copy_bandwidth
+    # 2. roofline: the copy (softmax's and the VJP's limit) and the fill (the Jacobian's), one after the other
+    for kind in ("copy", "fill"):
+        if f"{kind}_bandwidth" not in meta:  # a resumed run keeps what it measured
+            from .bench.bandwidth import measure
 
-        progress.line("run [2/4] measuring this machine's copy bandwidth")
-        bw = copy_bandwidth()
-        meta = run_.update_meta(copy_bandwidth=bw.to_dict())
-        progress.line(f"run: copy bandwidth {bw.gbps:.1f} GB/s ({bw.method})")
+            progress.line(f"run [2/4] measuring this machine's {kind} bandwidth")
+            bw = measure(kind)
+            meta = run_.update_meta(**{f"{kind}_bandwidth": bw.to_dict()})
+            progress.line(f"run: {kind} bandwidth {bw.gbps:.1f} GB/s ({bw.method})")
 
     # 3. speed, one family at a time
     cfg = asv_config(repo)

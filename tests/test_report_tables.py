@@ -120,7 +120,7 @@ def test_roofline_table_reads_only_points_past_the_cache_and_only_entries_that_p
     row = table.iloc[0]
     assert row["best"] == "a" and row["of copy"] == pytest.approx(0.65) and row["points"] == 2
     assert row["bytes / LLC"] == "3 to 5"
-    assert row["every entry (median of copy, points)"] == "a 0.65 (2), b 0.53 (2)"  # no fast-wrong, no 9x
+    assert row["every entry (median of limit, points)"] == "a 0.65 (2), b 0.53 (2)"  # no fast-wrong, no 9x
     assert memory_bound.roofline_table(df[df["workload"] == "default"]).empty
 
 

@@ -1,8 +1,12 @@
-"""benchmarks/roofline.py end to end on the NumPy family: its table, its JSON and its usage errors."""
+"""benchmarks/roofline.py: end to end on the NumPy family (its table, its JSON, the copy and the fill measured
+around the family, each op against its own limit, its usage errors), and its standard set, limits and table
+from planted rows (no timing)."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -18,29 +22,103 @@ def roofline(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(ROOFLINE), *args], capture_output=True, text=True, timeout=300)
 
 
+@pytest.fixture(scope="module")
+def probe():
+    """The script as a module (its functions, without running it)."""
+    spec = importlib.util.spec_from_file_location("roofline_probe", ROOFLINE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def test_roofline_table_and_json(tmp_path):
     out_json = tmp_path / "roofline.json"
-    out = roofline("--impl", "numpy", "--op", "vjp", "--shape", "16x64", "--dtype", "float64", "--time", "0.05",
-                   "--threads", "1", "--json", str(out_json))
+    out = roofline("--impl", "numpy", "--op", "vjp", "--op", "jacobian", "--shape", "16x64", "--dtype", "float64",
+                   "--time", "0.05", "--threads", "1", "--json", str(out_json))
     assert out.returncode == 0, out.stderr
-    assert "copy bandwidth:" in out.stderr
-    header, rule, row = out.stdout.strip().splitlines()
-    assert header.split()[:3] == ["implementation", "op", "shape"] and set(rule) == {"-"}
+    assert "copy bandwidth:" in out.stderr and "fill bandwidth:" in out.stderr
+    header, rule, *lines = out.stdout.strip().splitlines()
+    assert header.split()[:5] == ["entry", "op", "dtype", "shape", "median"] and set(rule) == {"-"}
+    assert [line.split()[:2] for line in lines] == [["numpy", "jacobian"], ["numpy", "vjp"]]
     data = json.loads(out_json.read_text())
     assert data["threads"]["requested"] == 1
     copies = [c["gbps"] for c in data["copy_bandwidth"]]
-    assert len(copies) == 2 and min(copies) > 0  # before and after the one family
-    (r,) = data["rows"]
-    assert (r["impl"], r["op"], r["shape"], r["dtype"]) == ("numpy", "vjp", "16x64", "float64")
+    fills = [f["gbps"] for f in data["fill_bandwidth"]]
+    assert len(copies) == len(fills) == 2 and min(copies + fills) > 0  # before and after the one family
+    rows = {r["op"]: r for r in data["rows"]}
+    r = rows["vjp"]
+    assert (r["impl"], r["shape"], r["dtype"]) == ("numpy", "16x64", "float64")
     assert r["median_s"] > 0 and r["gbps"] == pytest.approx(3 * 16 * 64 * 8 / r["median_s"] / 1e9)
     assert r["copy_gbps"] == max(copies) and r["fraction_of_copy"] == pytest.approx(r["gbps"] / max(copies))
-    # 24 KiB moved: in any last-level cache, and the table gives the bytes moved over its size
+    assert r["limit"] == "copy" and r["fraction_of_limit"] == pytest.approx(r["fraction_of_copy"])
+    # the Jacobian writes 16 x 64 x 64 float64 and reads x: measured against the fill, not the copy
+    jac = rows["jacobian"]
+    assert jac["bytes_moved"] == 16 * 64 * 8 + 16 * 64 * 64 * 8
+    assert jac["limit"] == "fill" and jac["fill_gbps"] == max(fills)
+    assert jac["fraction_of_limit"] == pytest.approx(jac["gbps"] / max(fills))
+    # 24 KiB moved: in any last-level cache, so no goal applies, and the table gives bytes over its size
     assert r["fits_in_llc"] is (provenance.last_level_cache_bytes() is not None)
-    assert r["bytes_moved"] == 3 * 16 * 64 * 8 and row.split()[0] == "numpy"
+    assert r["bytes_moved"] == 3 * 16 * 64 * 8
+    vjp_line = lines[1].split()
+    assert vjp_line[-2] == "-", "no torch-native row to compare with"
     if r["fits_in_llc"]:
-        assert float(row.split()[-1]) == pytest.approx(r["bytes_moved"] / provenance.last_level_cache_bytes(), abs=0.01)
+        assert r["goal"] is None and vjp_line[-3] == "-"
+        llc = provenance.last_level_cache_bytes()
+        assert float(vjp_line[-1]) == pytest.approx(r["bytes_moved"] / llc, abs=0.01)
 
 
-def test_roofline_usage_errors_are_one_line():
-    out = roofline("--impl", "no-such-impl")
-    assert out.returncode == 2 and "no-such-impl" in out.stderr and "Traceback" not in out.stderr
+@pytest.mark.parametrize("args, words", [
+    (("--impl", "no-such-impl"), "no-such-impl"), (("--dtype", "float8"), "float8"), (("--op", "sum"), "sum"),
+    (("--shape", "12xx"), "12xx"), (("--workload", "no-such-workload"), "no-such-workload"),
+])
+def test_roofline_usage_errors_are_one_line(args, words):
+    out = roofline(*args)
+    assert out.returncode == 2 and words in out.stderr and "Traceback" not in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1, out.stderr
+
+
+def test_the_standard_set_is_the_workload_shapes_past_the_cache(probe):
+    llc = 260 << 20  # this VM's: 272629760 bytes
+    combos, cached = probe.standard_combos(["vocab", "attention"], ["softmax", "jacobian", "vjp"], ["float32"],
+                                           llc, in_cache=False)
+    # 512x50257 float32: softmax moves 206 MB (in the cache), the VJP 309 MB (past it)
+    assert ("vjp", "512x50257", "float32") in combos and "softmax 512x50257 float32" in cached
+    assert ("softmax", "512x262144", "float32") in combos and ("vjp", "2048x50257", "float32") in combos
+    assert ("softmax", "4x32x1024x1024", "float32") in combos, "the attention shape sized past the cache"
+    assert ("jacobian", "16x4096", "float32") in combos
+    assert not any(op == "jacobian" and shape != "16x4096" for op, shape, _ in combos), "no n^2 output at vocab rows"
+    from softgrad.bench.grid import bytes_moved, parse_shape
+
+    for op, shape, dtype in combos:
+        assert bytes_moved(op, *parse_shape(shape), 4) > llc, (op, shape)
+    for text in cached:
+        op, shape, _ = text.split()
+        assert bytes_moved(op, *parse_shape(shape), 4) <= llc, text
+    everything, none = probe.standard_combos(["vocab"], ["softmax"], ["float32", "bfloat16"], llc, in_cache=True)
+    assert none == [] and ("softmax", "512x32000", "bfloat16") in everything
+    assert probe.standard_combos(["vocab"], ["vjp"], ["float32"], None, in_cache=False)[1] == [], "cache unknown"
+
+
+def _row(op, dtype="float32", moved=10**9, median_s=0.1, impl="a"):
+    return {"impl": impl, "op": op, "shape": "16x4096", "dtype": dtype, "device": "cpu", "median_s": median_s,
+            "bytes_moved": moved, "gbps": moved / median_s / 1e9}
+
+
+def test_each_op_is_held_to_its_own_limit_and_goal(probe):
+    # 10 GB/s against a 20 GB/s copy and an 8 GB/s fill, past a 0.5 GB cache
+    softmax = probe.with_limits(_row("softmax"), 20.0, 8.0, 5 * 10**8)
+    assert (softmax["limit"], softmax["fraction_of_limit"], softmax["goal"]) == ("copy", 0.5, 0.85)
+    jac = probe.with_limits(_row("jacobian", "float64"), 20.0, 8.0, 5 * 10**8)
+    assert (jac["limit"], jac["fraction_of_limit"], jac["goal"]) == ("fill", 1.25, 0.90)
+    assert jac["fraction_of_copy"] == 0.5
+    half = probe.with_limits(_row("vjp", "bfloat16"), 20.0, 8.0, 5 * 10**8)
+    assert half["goal"] == 0.70
+    inside = probe.with_limits(_row("vjp", moved=10**8, median_s=0.01), 20.0, 8.0, 5 * 10**8)
+    assert inside["fits_in_llc"] and inside["goal"] is None, "no goal inside the cache"
+    rows = [softmax, jac, probe.with_limits(_row("softmax", median_s=0.05, impl="torch-native"), 20.0, 8.0, 5 * 10**8)]
+    probe.add_versus(rows, "torch-native")
+    assert rows[0]["vs"] == pytest.approx(0.5) and math.isnan(rows[1]["vs"]) and rows[2]["vs"] == 1.0
+    lines = probe.table(rows, 5 * 10**8, "torch-native")
+    by_impl = {(line.split()[0], line.split()[1]): line.split() for line in lines[2:]}
+    assert by_impl[("a", "softmax")][-5:] == ["copy", "50%", "85%!", "0.50x", "2.00"], "below its goal: marked"
+    assert by_impl[("a", "jacobian")][-5:] == ["fill", "125%", "90%", "-", "2.00"]

@@ -1,9 +1,12 @@
-"""This machine's memory-copy bandwidth, the limit that softmax and its VJP are measured against.
+"""This machine's memory bandwidths, the limits that softmax, its VJP and its Jacobian are measured against.
 
-Counted as bytes read plus bytes written per second, like :func:`softgrad.bench.grid.bytes_moved`. The copy
-must use every core: NumPy's copy runs on one thread and is not the limit (on the project's 2-core
-machines it reaches about half), so torch's ``copy_`` or a Numba ``prange`` copy is preferred, and a
-NumPy figure is labelled as a single-thread lower bound.
+Two kernels, each on a buffer past any cache and with every core: the **copy** (read one buffer, write
+another), counted as bytes read plus bytes written per second like :func:`softgrad.bench.grid.bytes_moved`,
+is the limit of softmax and the VJP (each reads its inputs and writes its result once); the **fill** (write
+one value over a buffer, nothing read), counted as bytes written per second, is the limit of the Jacobian,
+whose n^2 written values per row dwarf the n it reads (:data:`LIMIT`). Both use torch where it is installed,
+else a Numba ``prange`` loop; NumPy's copy and fill run on one thread and are not the limit (on the project's
+2-core machines the copy reaches about half), so a NumPy figure is labelled as a single-thread lower bound.
 """
 
 from __future__ import annotations
@@ -16,10 +19,17 @@ import numpy as np
 
 #: 256 MiB per buffer: far past any cache.
 DEFAULT_BYTES = 256 << 20
+#: the bandwidth that bounds each op: the copy for an op that reads as much as it writes, the fill for the
+#: Jacobian (it writes n^2 values per row of n it reads: its x is read from memory once, 1/n of its bytes)
+LIMIT = {"softmax": "copy", "vjp": "copy", "jacobian": "fill"}
+#: the kernels :func:`measure` knows
+KINDS = ("copy", "fill")
 
 
 @dataclass(frozen=True)
-class CopyBandwidth:
+class Bandwidth:
+    """One measured bandwidth (GB/s, 1e9 bytes a second) and how it was measured."""
+
     gbps: float
     method: str
     buffer_bytes: int
@@ -27,6 +37,10 @@ class CopyBandwidth:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+#: the name this class had when only the copy was measured
+CopyBandwidth = Bandwidth
 
 
 def _median_time(fn, repeats: int) -> float:
@@ -39,16 +53,30 @@ def _median_time(fn, repeats: int) -> float:
     return float(np.median(samples))
 
 
-def _torch(nbytes: int, repeats: int) -> CopyBandwidth:
+def _rate(kind: str, nbytes: int, seconds: float) -> float:
+    """GB/s of ``kind`` over a buffer of ``nbytes``: read + write for the copy, write for the fill."""
+    return (2 if kind == "copy" else 1) * nbytes / seconds / 1e9
+
+
+def _torch(kind: str, nbytes: int, repeats: int, device: str = "cpu") -> Bandwidth:
     import torch
 
-    a = torch.ones(nbytes // 4, dtype=torch.float32)
-    b = torch.empty_like(a)
-    t = _median_time(lambda: b.copy_(a), repeats)
-    return CopyBandwidth(2 * nbytes / t / 1e9, f"torch copy_ ({torch.get_num_threads()} threads)", nbytes, repeats)
+    b = torch.empty(nbytes // 4, dtype=torch.float32, device=device)
+    a = torch.ones_like(b) if kind == "copy" else None
+    op = (lambda: b.copy_(a)) if kind == "copy" else (lambda: b.fill_(1.5))
+    if device == "cpu":
+        fn, where = op, f"{torch.get_num_threads()} threads"
+    else:
+        def fn():
+            op()
+            torch.cuda.synchronize()
+        where = torch.cuda.get_device_name()
+    call = "copy_" if kind == "copy" else "fill_"
+    prefix = "torch" if device == "cpu" else "torch cuda"
+    return Bandwidth(_rate(kind, nbytes, _median_time(fn, repeats)), f"{prefix} {call} ({where})", nbytes, repeats)
 
 
-def _numba(nbytes: int, repeats: int) -> CopyBandwidth:
+def _numba(kind: str, nbytes: int, repeats: int) -> Bandwidth:
     import numba
 
     @numba.njit(parallel=True)
@@ -56,42 +84,64 @@ def _numba(nbytes: int, repeats: int) -> CopyBandwidth:
         for i in numba.prange(src.shape[0]):
             dst[i] = src[i]
 
-    a = np.ones(nbytes // 4, dtype=np.float32)
-    b = np.empty_like(a)
-    t = _median_time(lambda: copy(a, b), repeats)
-    return CopyBandwidth(2 * nbytes / t / 1e9, f"numba prange copy ({numba.get_num_threads()} threads)", nbytes, repeats)
+    @numba.njit(parallel=True)
+    def fill(dst, value):  # pragma: no cover - compiled
+        for i in numba.prange(dst.shape[0]):
+            dst[i] = value
+
+    b = np.empty(nbytes // 4, dtype=np.float32)
+    a = np.ones_like(b) if kind == "copy" else None
+    fn = (lambda: copy(a, b)) if kind == "copy" else (lambda: fill(b, np.float32(1.5)))
+    return Bandwidth(_rate(kind, nbytes, _median_time(fn, repeats)),
+                     f"numba prange {kind} ({numba.get_num_threads()} threads)", nbytes, repeats)
 
 
-def _numpy(nbytes: int, repeats: int) -> CopyBandwidth:
-    a = np.ones(nbytes // 4, dtype=np.float32)
-    b = np.empty_like(a)
-    t = _median_time(lambda: np.copyto(b, a), repeats)
-    return CopyBandwidth(2 * nbytes / t / 1e9, "numpy copyto (one thread: a lower bound)", nbytes, repeats)
+def _numpy(kind: str, nbytes: int, repeats: int) -> Bandwidth:
+    b = np.empty(nbytes // 4, dtype=np.float32)
+    a = np.ones_like(b) if kind == "copy" else None
+    fn = (lambda: np.copyto(b, a)) if kind == "copy" else (lambda: b.fill(1.5))
+    call = "copyto" if kind == "copy" else "fill"
+    return Bandwidth(_rate(kind, nbytes, _median_time(fn, repeats)), f"numpy {call} (one thread: a lower bound)",
+                     nbytes, repeats)
 
 
-def copy_bandwidth(nbytes: int = DEFAULT_BYTES, repeats: int = 10) -> CopyBandwidth:
-    """Measure the copy bandwidth with the best multi-threaded copy installed."""
+def measure(kind: str, nbytes: int = DEFAULT_BYTES, repeats: int = 10) -> Bandwidth:
+    """Measure ``kind`` (:data:`KINDS`) on the CPU with the best multi-threaded kernel installed."""
+    if kind not in KINDS:
+        raise ValueError(f"no bandwidth kernel {kind!r} (known: {', '.join(KINDS)})")
     if importlib.util.find_spec("torch"):
-        return _torch(nbytes, repeats)
+        return _torch(kind, nbytes, repeats)
     if importlib.util.find_spec("numba"):
-        return _numba(nbytes, repeats)
-    return _numpy(nbytes, repeats)
+        return _numba(kind, nbytes, repeats)
+    return _numpy(kind, nbytes, repeats)
 
 
-def gpu_copy_bandwidth(nbytes: int = DEFAULT_BYTES, repeats: int = 20) -> CopyBandwidth | None:
-    """Device-to-device copy bandwidth of the first CUDA GPU, or None without one."""
+def copy_bandwidth(nbytes: int = DEFAULT_BYTES, repeats: int = 10) -> Bandwidth:
+    """Measure the copy bandwidth (read + write) with the best multi-threaded copy installed."""
+    return measure("copy", nbytes, repeats)
+
+
+def fill_bandwidth(nbytes: int = DEFAULT_BYTES, repeats: int = 10) -> Bandwidth:
+    """Measure the fill bandwidth (write only) with the best multi-threaded fill installed."""
+    return measure("fill", nbytes, repeats)
+
+
+def gpu_bandwidth(kind: str, nbytes: int = DEFAULT_BYTES, repeats: int = 20) -> Bandwidth | None:
+    """``kind`` (:data:`KINDS`) in the memory of the first CUDA GPU, or None without one."""
     if not importlib.util.find_spec("torch"):
         return None
     import torch
 
     if not torch.cuda.is_available():
         return None
-    a = torch.ones(nbytes // 4, dtype=torch.float32, device="cuda")
-    b = torch.empty_like(a)
+    return _torch(kind, nbytes, repeats, device="cuda")
 
-    def copy():
-        b.copy_(a)
-        torch.cuda.synchronize()
 
-    t = _median_time(copy, repeats)
-    return CopyBandwidth(2 * nbytes / t / 1e9, f"torch cuda copy_ ({torch.cuda.get_device_name()})", nbytes, repeats)
+def gpu_copy_bandwidth(nbytes: int = DEFAULT_BYTES, repeats: int = 20) -> Bandwidth | None:
+    """Device-to-device copy bandwidth of the first CUDA GPU, or None without one."""
+    return gpu_bandwidth("copy", nbytes, repeats)
+
+
+def gpu_fill_bandwidth(nbytes: int = DEFAULT_BYTES, repeats: int = 20) -> Bandwidth | None:
+    """Fill (write-only) bandwidth of the first CUDA GPU's memory, or None without one."""
+    return gpu_bandwidth("fill", nbytes, repeats)

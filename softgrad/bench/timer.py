@@ -66,6 +66,11 @@ def time_op(impl: Implementation, op: str, shape: tuple[int, ...], dtype: str, d
             *, min_time: float = 0.5, min_repeats: int = 5, warmup: int = 2) -> Timing:
     """Time ``impl``'s ``op`` on the inputs of ``shape`` and ``dtype`` (:func:`make_inputs`) on ``device``."""
     call = prepare(impl, op, dtype, device, *make_inputs(shape, dtype))
+    return time_call(call, min_time=min_time, min_repeats=min_repeats, warmup=warmup)
+
+
+def time_call(call: Prepared, *, min_time: float = 0.5, min_repeats: int = 5, warmup: int = 2) -> Timing:
+    """Time a prepared call (:func:`prepare`, :func:`prepare_at`) as the module docstring says."""
     t0 = time.perf_counter()
     call()
     first = time.perf_counter() - t0

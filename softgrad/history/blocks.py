@@ -127,6 +127,7 @@ def run_info(run_id: str, meta: dict[str, Any]) -> dict[str, Any]:
         "workload": workload_name(meta),
         "threads": (meta.get("threads") or {}).get("requested") or "default",
         "copy_gbps": (meta.get("copy_bandwidth") or {}).get("gbps", math.nan),
+        "fill_gbps": (meta.get("fill_bandwidth") or {}).get("gbps", math.nan),  # NaN: stored before it was measured
         "llc_bytes": meta.get("llc_bytes") or math.nan,
     }
     for lib in VERSION_COLUMNS:

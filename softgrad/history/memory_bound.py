@@ -5,7 +5,10 @@ the cache's. Both views therefore take every point of the newest run of every wo
 and ``softgrad run --workload ...``), place it by the bytes it must move over the last-level cache's size
 (recorded with the run), and read memory figures only past 1. Bandwidth is the bytes that must move
 (:func:`softgrad.bench.grid.bytes_moved`) over the median time, as a fraction of the copy bandwidth measured
-in the same run (never of another run's: these machines drift 14 to 57 GB/s).
+in the same run (never of another run's: these machines drift 14 to 57 GB/s). The roofline table also holds
+each op's limit (:data:`softgrad.bench.bandwidth.LIMIT`): the copy for softmax and the VJP, the fill
+(write-only) bandwidth measured beside the copy for the Jacobian, whose n^2 written values per row are its
+bytes; a run stored before the fill was measured reads "not measured" there.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..bench.bandwidth import LIMIT
 from .plotting import OPS, colors, plt
 from .units import format_bytes
 
@@ -28,31 +32,68 @@ def past_cache(df):
     return timed[timed["bytes_moved"] > timed["llc_bytes"]]
 
 
+#: what the table says where a bandwidth was not stored with the run (runs before the fill was measured)
+NOT_MEASURED = "not measured"
+
+
+def limit_fraction(df):
+    """Each point's GB/s over its op's limit measured in its run (:data:`LIMIT`): the copy for softmax and
+    the VJP (``bw_fraction``), the fill for the Jacobian (NaN where the run has no fill bandwidth)."""
+    fill = df["fill_gbps"] if "fill_gbps" in df else np.nan
+    return df["bw_fraction"].where(df["op"].map(LIMIT) != "fill", df["gbps"] / fill)
+
+
+def _bandwidth_text(g, column: str) -> str:
+    """The bandwidth ``column`` of the runs of ``g``: one figure, or the range over runs, and the runs that
+    did not measure it; :data:`NOT_MEASURED` where none did."""
+    if column in g:
+        per_run = g.drop_duplicates("run")[column] if "run" in g else g[column].drop_duplicates()
+    else:
+        per_run = g["gbps"].iloc[:1] * np.nan
+    values = per_run[np.isfinite(per_run)]
+    if values.empty:
+        return NOT_MEASURED
+    text = (f"{values.iloc[0]:.1f} GB/s" if values.min() == values.max()
+            else f"{values.min():.1f} to {values.max():.1f} GB/s")
+    missing = len(per_run) - len(values)
+    return text + (f" ({NOT_MEASURED} in {missing} run{'s' if missing > 1 else ''})" if missing else "")
+
+
 def roofline_table(df):
-    """Per op x dtype x device, over the points past the last-level cache of the given runs: every entry
-    that passed its run's correctness check, by the median fraction of the copy bandwidth it reached (how
-    close to memory speed it runs), the best one's median GB/s, and the bytes / LLC range covered."""
+    """Per op x dtype x device, over the points past the last-level cache of the given runs: the op's limit
+    (its bandwidth, measured in each point's run), every entry that passed its run's correctness check, by
+    the median fraction of that limit it reached (how close to memory speed it runs; by the fraction of the
+    copy where the limit was not measured), the best one's median GB/s and fraction of the copy, the fill
+    bandwidth, and the bytes / LLC range covered."""
     import pandas as pd
 
     rows = []
     mem = past_cache(df)
     mem = mem[mem["passed"]]
+    mem = mem.assign(limit_fraction=limit_fraction(mem), copy_gbps=mem["copy_gbps"] if "copy_gbps" in mem
+                     else mem["gbps"] / mem["bw_fraction"])
     for (op, dtype, device), g in mem.groupby(["op", "dtype", "device"]):
-        ranked = sorted(((float(h["bw_fraction"].median()), impl, len(h), float(h["gbps"].median()))
-                         for impl, h in g.groupby("impl")), reverse=True)
+        measured = bool(np.isfinite(g["limit_fraction"]).any())
+        key = "limit_fraction" if measured else "bw_fraction"
+        ranked = sorted(((float(h[key].median()), impl, len(h), float(h["gbps"].median()),
+                          float(h["bw_fraction"].median())) for impl, h in g.groupby("impl")),
+                        key=lambda r: (r[0] if math.isfinite(r[0]) else -math.inf, r[1]), reverse=True)
         best = ranked[0]
         ratio = g["bytes_moved"] / g["llc_bytes"]
+        limit = LIMIT[op]
         rows.append({
             "op": op, "dtype": dtype, "device": device,
             "points": int(g[["workload", "shape"]].drop_duplicates().shape[0]) if "workload" in g else
             int(g["shape"].nunique()),
             "bytes / LLC": f"{ratio.min():.3g} to {ratio.max():.3g}",
-            "best": best[1], "of copy": best[0], "GB/s": best[3],
-            "every entry (median of copy, points)": ", ".join(f"{impl} {frac:.2f} ({k})"
-                                                              for frac, impl, k, _ in ranked),
+            "limit": f"{limit} {_bandwidth_text(g, f'{limit}_gbps')}",
+            "best": best[1], "of limit": best[0] if measured else NOT_MEASURED, "GB/s": best[3],
+            "of copy": best[4], "fill GB/s": _bandwidth_text(g, "fill_gbps"),
+            "every entry (median of limit, points)": ("" if measured else "of copy: ") + ", ".join(
+                f"{impl} {frac:.2f} ({k})" for frac, impl, k, _, _ in ranked),
         })
-    return pd.DataFrame(rows, columns=["op", "dtype", "device", "points", "bytes / LLC", "best", "of copy", "GB/s",
-                                       "every entry (median of copy, points)"])
+    return pd.DataFrame(rows, columns=["op", "dtype", "device", "points", "bytes / LLC", "limit", "best", "of limit",
+                                       "GB/s", "of copy", "fill GB/s", "every entry (median of limit, points)"])
 
 
 def bandwidth_plot(df, path: Path) -> Path | None:

@@ -439,6 +439,7 @@ def write_report(out_dir: Path | None = None, warn: Callable[[str], None] | None
     checks = results.load_checks([source]) if source else results.load_checks([])
     agree = agreement_table(run)
     copy = meta.get("copy_bandwidth") or {}
+    fill = meta.get("fill_bandwidth") or {}  # runs stored before the fill was measured have none
     dtype = "float32" if "float32" in set(df["dtype"]) else sorted(set(df["dtype"]))[0]
     big_batch = int(df["batch"].max())
     out_dir.mkdir(parents=True, exist_ok=True)  # every stored file read: the report will be written
@@ -491,6 +492,8 @@ def write_report(out_dir: Path | None = None, warn: Callable[[str], None] | None
             ("commit", f"{meta.get('commit')}{' (dirty tree)' if meta.get('dirty') else ''}"),
             ("grid", meta.get("grid")), ("threads", meta.get("threads")),
             ("copy bandwidth", f"{copy.get('gbps', math.nan):.1f} GB/s ({copy.get('method', '?')})"),
+            ("fill bandwidth", f"{fill['gbps']:.1f} GB/s ({fill.get('method', '?')})" if "gbps" in fill
+             else memory_bound.NOT_MEASURED),
             *((f"version {k}", v) for k, v in (meta.get("versions") or {}).items() if v),
         )])
     summary = checks.groupby("impl")["verdict"].value_counts().unstack(fill_value=0) if not checks.empty else None
@@ -545,7 +548,11 @@ def write_report(out_dir: Path | None = None, warn: Callable[[str], None] | None
     roof = memory_bound.roofline_table(per_workload)
     roof_caption = ("Every point of the newest run of each workload whose bytes moved exceed " + llc_text + " (`bytes / LLC` "
                     "above 1), per op, dtype and device: each entry that passed its run's correctness check, by the "
-                    "median fraction of the copy bandwidth (measured in that run) it reached over those points.")
+                    "median fraction of the op's limit (measured in that run) it reached over those points. The "
+                    "limit is the bandwidth that bounds the op: the copy (read + write) for softmax and the VJP, "
+                    "which read their inputs and write their result once; the fill (write only, measured beside "
+                    "the copy) for the Jacobian, which writes n^2 values per row of n it reads. A run stored "
+                    "before the fill was measured says `not measured`.")
     roof_none = ("No stored run timed a shape past " + llc_text + ", so there is no memory-bound figure yet: "
                  "`softgrad run --workload vocab` (or `attention`) times shapes that are.")
     md += ["\n## Roofline: memory-bound points\n", (roof_caption if not roof.empty else roof_none) + "\n"]

@@ -40,7 +40,7 @@ _asv_rows = asv_results.rows
 SLOW_MACHINE = 1.25
 
 RUN_COLUMNS = ("run", "date", "machine", "cpu", "cores", "commit", "grid", "workload", "threads", "copy_gbps",
-               "llc_bytes")
+               "fill_gbps", "llc_bytes")
 VERSION_COLUMNS = ("numpy", "numba", "torch", "jax")
 
 

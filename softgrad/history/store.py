@@ -62,6 +62,8 @@ META = Fields({
     "versions": MapOf(STR.or_null(), "an object of str"),
     "threads": Fields({"requested": POSITIVE_INT.or_null()}, rest=SCALAR),
     "copy_bandwidth": Fields({"gbps": POSITIVE, "method": STR, "buffer_bytes": COUNT, "repeats": COUNT}),
+    # measured beside the copy (softgrad.bench.bandwidth.fill_bandwidth): runs stored before it have none
+    "fill_bandwidth": Fields({"gbps": POSITIVE, "method": STR, "buffer_bytes": COUNT, "repeats": COUNT}),
     "build_s": MapOf(NUMBER.or_null(), "an object of numbers"),
     "seconds": NUMBER,
     "load": MapOf(MapOf(MapOf(NUMBER, "an object of numbers"), "an object of objects"), "an object of objects"),
