@@ -305,6 +305,13 @@ def test_each_gate_judges_its_own_machine():
     gates = [s for s in job["steps"] if "softgrad gate" in str(s.get("run", ""))]
     assert len(gates) == 2
     assert "SOFTGRAD_MACHINE" in job["env"]  # every softgrad command of the leg runs as that machine
+    # and the leg restores no other machine's runs: its gate cannot take one for its newest
+    restore = next(s["run"] for s in job["steps"] if s.get("name", "").startswith("Restore"))
+    assert 'softgrad merge-results "$hist/results" results --machine "$SOFTGRAD_MACHINE"' in restore
+    assert "checkout origin/asv-results" not in restore
+    steps = [s.get("name", "") for s in job["steps"]]
+    assert steps.index(next(n for n in steps if n.startswith("Restore"))) < steps.index(
+        next(n for n in steps if n.startswith("Regression gate")))
 
 
 def test_the_dashboard_job_s_script_names_what_softgrad_has():
@@ -370,6 +377,17 @@ def test_two_legs_push_into_one_branch_and_the_second_retries_after_the_first_pu
     bench = json.loads(_sh(tmp_path, "git", "--git-dir", str(origin), "show", "asv-results:results/asv/benchmarks.json",
                            env=env))
     assert bench[f"{NUMPY}.time_op"]["params"][3] == ["'cpu'", "'cuda'"]
+    # the next night's restore: this machine's part only (no other machine's run for its gate to judge)
+    restore = next(s["run"] for s in _workflow()["jobs"]["sweep"]["steps"] if s.get("name", "").startswith("Restore"))
+    night3 = tmp_path / "clone-b3"
+    _sh(tmp_path, "git", "clone", "-q", str(origin), str(night3), env=env)
+    shutil.copytree(clones["b"] / ".venv", night3 / ".venv")
+    (night3 / "restore.sh").write_text(restore)
+    _sh(night3, "bash", "-e", "restore.sh", env={**env, "SOFTGRAD_MACHINE": B})
+    assert sorted(p.name for p in (night3 / "results" / "runs").iterdir()) == [_rid(2, B)]
+    assert sorted(p.name for p in (night3 / "results" / "asv").iterdir()) == ["benchmarks.json", B]
+    said = _sh(night3, "bash", "-e", "restore.sh", env={**env, "SOFTGRAD_MACHINE": "new-box"})
+    assert "its first night" in said
     # a night with nothing new pushes nothing and still succeeds
     head = _sh(tmp_path, "git", "--git-dir", str(origin), "rev-parse", "asv-results", env=env)
     _sh(clones["a"], "bash", "-e", "step.sh", env={**env, "SOFTGRAD_MACHINE": A})
