@@ -231,6 +231,20 @@ def test_a_file_and_its_compressed_form_are_one_file(legs):
         merge.merge(leg_a, branch, A)
 
 
+def test_a_folder_inside_a_run_folder_is_merged_the_same_way(legs):
+    branch, leg_a, _ = legs
+    extra = leg_a / "runs" / _rid(1, A) / "extra"
+    extra.mkdir()
+    (extra / "notes.txt").write_text("a newer softgrad's file\n")
+    done = merge.merge(leg_a, branch, A)
+    assert (done.run_files, done.runs_added) == (1, [_rid(2, A)])  # notes.txt into night 1; night 2 new
+    assert (branch / "runs" / _rid(1, A) / "extra" / "notes.txt").read_text() == "a newer softgrad's file\n"
+    assert not merge.merge(leg_a, branch, A).changed
+    (extra / "notes.txt").write_text("changed\n")
+    with pytest.raises(merge.MergeConflict, match="notes.txt: differs"):
+        merge.merge(leg_a, branch, A)
+
+
 def test_benchmarks_json_is_the_union_of_the_benchmarks(tmp_path):
     a, b = _benchmarks(A), _benchmarks(B)
     b["bench_ops.Impl_loops.time_op"] = {**b[f"{NUMPY}.time_op"], "name": "bench_ops.Impl_loops.time_op"}

@@ -155,14 +155,18 @@ def _plan_files(src: Path, dest: Path, plan: _Plan, done: Merged) -> None:
     groups: dict[str, dict[str, dict[bool, Path]]] = {}
     for side, folder in (("src", src), ("dest", dest)):
         for p in _listed(folder):
-            if p.is_dir():
-                raise StoreError(f"{p}: a folder inside a run folder (softgrad writes none there)")
+            if p.is_dir():  # softgrad writes none; a newer one might: merged the same way
+                if side == "src":
+                    _plan_folder(p, dest / p.name, plan, done)
+                continue
             groups.setdefault(_logical(p), {"src": {}, "dest": {}})[side][p.name.endswith(".gz")] = p
     for name, sides in groups.items():
         mine, theirs = sides["src"], sides["dest"]
         if not mine:
             continue
         if not theirs:
+            if any((dest / p.name).is_dir() for p in mine.values()):
+                raise MergeConflict(f"{dest / name}: a folder here, a file in {src}; nothing was merged")
             plan.copy_files += [(p, dest / p.name) for p in mine.values()]
             done.run_files += len(mine)
             continue
@@ -177,6 +181,17 @@ def _plan_files(src: Path, dest: Path, plan: _Plan, done: Merged) -> None:
             done.run_files += 1
 
 
+def _plan_folder(src: Path, target: Path, plan: _Plan, done: Merged) -> None:
+    """A folder of SRC into ``target``: copied whole when DEST has none, else merged file by file."""
+    if not target.exists():
+        plan.copy_dirs.append((src, target))
+        done.run_files += sum(1 for p in src.rglob("*") if p.is_file())
+    elif not target.is_dir():
+        raise MergeConflict(f"{target}: not a folder, and {src} is one; nothing was merged")
+    else:
+        _plan_files(src, target, plan, done)
+
+
 def _plan_runs(src: Path, dest: Path, machine: str | None, plan: _Plan, done: Merged) -> None:
     for run in _listed(src / "runs"):
         if not run.is_dir() or (machine is not None and _machine_of(run) != machine):
@@ -185,10 +200,8 @@ def _plan_runs(src: Path, dest: Path, machine: str | None, plan: _Plan, done: Me
         if not target.exists():
             plan.copy_dirs.append((run, target))
             done.runs_added.append(run.name)
-        elif not target.is_dir():
-            raise MergeConflict(f"{target}: not a folder, and {run} is a run folder; nothing was merged")
         else:
-            _plan_files(run, target, plan, done)
+            _plan_folder(run, target, plan, done)
 
 
 def _read(path: Path) -> Any:
