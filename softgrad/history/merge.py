@@ -76,11 +76,10 @@ class Merged:
         """One line saying what was merged."""
         if not self.changed:
             return f"merge-results: nothing to merge: {self.dest} holds everything of {self.src} already"
-        parts = [f"{len(self.runs_added)} run folder(s) added", f"{self.run_files} file(s) added to run folders",
-                 f"{len(self.machines_added)} asv machine folder(s) added"
-                 + (f" ({', '.join(self.machines_added)})" if self.machines_added else ""),
-                 f"{self.asv_files} asv file(s) added", f"{self.asv_merged} asv results file(s) merged",
-                 f"benchmarks.json {'merged' if self.benchmarks else 'unchanged'}"]
+        counts = [(len(self.runs_added), "run folder(s) added"), (self.run_files, "file(s) added to run folders"),
+                  (len(self.machines_added), f"asv machine folder(s) added ({', '.join(self.machines_added)})"),
+                  (self.asv_files, "asv file(s) added"), (self.asv_merged, "asv results file(s) merged")]
+        parts = [f"{n} {what}" for n, what in counts if n] + (["benchmarks.json merged"] if self.benchmarks else [])
         return f"merge-results: {self.src} into {self.dest}: {', '.join(parts)}"
 
 
