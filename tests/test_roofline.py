@@ -60,9 +60,9 @@ def test_roofline_table_and_json(tmp_path):
     assert r["fits_in_llc"] is (provenance.last_level_cache_bytes() is not None)
     assert r["bytes_moved"] == 3 * 16 * 64 * 8
     vjp_line = lines[1].split()
-    assert vjp_line[-2] == "-", "no torch-native row to compare with"
+    assert vjp_line[-3:-1] == ["-", "-"], "no torch-native or jax-jit row to compare with"
     if r["fits_in_llc"]:
-        assert r["goal"] is None and vjp_line[-3] == "-"
+        assert r["goal"] is None and vjp_line[-4] == "-"
         llc = provenance.last_level_cache_bytes()
         assert float(vjp_line[-1]) == pytest.approx(r["bytes_moved"] / llc, abs=0.01)
 
@@ -116,9 +116,11 @@ def test_each_op_is_held_to_its_own_limit_and_goal(probe):
     inside = probe.with_limits(_row("vjp", moved=10**8, median_s=0.01), 20.0, 8.0, 5 * 10**8)
     assert inside["fits_in_llc"] and inside["goal"] is None, "no goal inside the cache"
     rows = [softmax, jac, probe.with_limits(_row("softmax", median_s=0.05, impl="torch-native"), 20.0, 8.0, 5 * 10**8)]
-    probe.add_versus(rows, "torch-native")
-    assert rows[0]["vs"] == pytest.approx(0.5) and math.isnan(rows[1]["vs"]) and rows[2]["vs"] == 1.0
-    lines = probe.table(rows, 5 * 10**8, "torch-native")
+    probe.add_versus(rows, ["torch-native", "jax-jit"])
+    assert rows[0]["vs"]["torch-native"] == pytest.approx(0.5) and math.isnan(rows[1]["vs"]["torch-native"])
+    assert rows[2]["vs"]["torch-native"] == 1.0 and math.isnan(rows[0]["vs"]["jax-jit"]), "no jax-jit row"
+    lines = probe.table(rows, 5 * 10**8, ["torch-native", "jax-jit"])
+    assert lines[0].split()[-5:] == ["vs", "torch-native", "vs", "jax-jit", "bytes/LLC"]
     by_impl = {(line.split()[0], line.split()[1]): line.split() for line in lines[2:]}
-    assert by_impl[("a", "softmax")][-5:] == ["copy", "50%", "85%!", "0.50x", "2.00"], "below its goal: marked"
-    assert by_impl[("a", "jacobian")][-5:] == ["fill", "125%", "90%", "-", "2.00"]
+    assert by_impl[("a", "softmax")][-6:] == ["copy", "50%", "85%!", "0.50x", "-", "2.00"], "below its goal: marked"
+    assert by_impl[("a", "jacobian")][-6:] == ["fill", "125%", "90%", "-", "-", "2.00"]
