@@ -124,3 +124,15 @@ def test_each_op_is_held_to_its_own_limit_and_goal(probe):
     by_impl = {(line.split()[0], line.split()[1]): line.split() for line in lines[2:]}
     assert by_impl[("a", "softmax")][-6:] == ["copy", "50%", "85%!", "0.50x", "-", "2.00"], "below its goal: marked"
     assert by_impl[("a", "jacobian")][-6:] == ["fill", "125%", "90%", "-", "-", "2.00"]
+
+
+def test_the_bandwidth_buffers_leave_the_cache_and_the_fill_counts_bytes_written():
+    from softgrad.bench import bandwidth
+
+    # a 256 MiB fill repeated in a 260 MiB cache would measure the cache: buffers take twice the cache
+    assert bandwidth.buffer_bytes(260 << 20) == 520 << 20 and bandwidth.buffer_bytes(32 << 20) == 256 << 20
+    assert bandwidth.LIMIT == {"softmax": "copy", "vjp": "copy", "jacobian": "fill"}
+    copy, fill = bandwidth._numpy("copy", 1 << 20, 3), bandwidth._numpy("fill", 1 << 20, 3)
+    assert copy.gbps > 0 and fill.gbps > 0 and "copyto" in copy.method and "fill" in fill.method
+    with pytest.raises(ValueError, match="no bandwidth kernel 'scan'"):
+        bandwidth.measure("scan")

@@ -17,7 +17,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-#: 256 MiB per buffer: far past any cache.
+from .cpu_caches import data_cache_bytes
+
+#: 256 MiB per buffer at least: far past most caches (:func:`buffer_bytes` takes more past a larger one).
 DEFAULT_BYTES = 256 << 20
 #: the bandwidth that bounds each op: the copy for an op that reads as much as it writes, the fill for the
 #: Jacobian (it writes n^2 values per row of n it reads: its x is read from memory once, 1/n of its bytes)
@@ -41,6 +43,14 @@ class Bandwidth:
 
 #: the name this class had when only the copy was measured
 CopyBandwidth = Bandwidth
+
+
+def buffer_bytes(llc: int | None = None) -> int:
+    """Bytes per buffer: :data:`DEFAULT_BYTES`, or twice the last-level cache (``llc``, default this CPU's)
+    where that is more, so that even the fill, which touches one buffer, leaves the cache (a 256 MiB fill
+    repeated in a 260 MiB cache would measure the cache)."""
+    llc = max(data_cache_bytes().values(), default=0) if llc is None else llc
+    return max(DEFAULT_BYTES, 2 * llc)
 
 
 def _median_time(fn, repeats: int) -> float:
@@ -105,10 +115,12 @@ def _numpy(kind: str, nbytes: int, repeats: int) -> Bandwidth:
                      nbytes, repeats)
 
 
-def measure(kind: str, nbytes: int = DEFAULT_BYTES, repeats: int = 10) -> Bandwidth:
-    """Measure ``kind`` (:data:`KINDS`) on the CPU with the best multi-threaded kernel installed."""
+def measure(kind: str, nbytes: int | None = None, repeats: int = 10) -> Bandwidth:
+    """Measure ``kind`` (:data:`KINDS`) on the CPU with the best multi-threaded kernel installed, on buffers
+    of ``nbytes`` (default :func:`buffer_bytes`)."""
     if kind not in KINDS:
         raise ValueError(f"no bandwidth kernel {kind!r} (known: {', '.join(KINDS)})")
+    nbytes = buffer_bytes() if nbytes is None else nbytes
     if importlib.util.find_spec("torch"):
         return _torch(kind, nbytes, repeats)
     if importlib.util.find_spec("numba"):
@@ -116,12 +128,12 @@ def measure(kind: str, nbytes: int = DEFAULT_BYTES, repeats: int = 10) -> Bandwi
     return _numpy(kind, nbytes, repeats)
 
 
-def copy_bandwidth(nbytes: int = DEFAULT_BYTES, repeats: int = 10) -> Bandwidth:
+def copy_bandwidth(nbytes: int | None = None, repeats: int = 10) -> Bandwidth:
     """Measure the copy bandwidth (read + write) with the best multi-threaded copy installed."""
     return measure("copy", nbytes, repeats)
 
 
-def fill_bandwidth(nbytes: int = DEFAULT_BYTES, repeats: int = 10) -> Bandwidth:
+def fill_bandwidth(nbytes: int | None = None, repeats: int = 10) -> Bandwidth:
     """Measure the fill bandwidth (write only) with the best multi-threaded fill installed."""
     return measure("fill", nbytes, repeats)
 
