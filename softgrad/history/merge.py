@@ -1,10 +1,11 @@
 """One history from several: merge a results tree (one machine's, one leg of the nightly matrix's) into another.
 
-``softgrad merge-results SRC DEST [--machine NAME]``; SRC and DEST are results folders (holding ``runs/`` and
-``asv/``) or project roots holding ``results/``. What is merged:
+``softgrad merge-results SRC [DEST] [--machine NAME]``; SRC and DEST are results folders (holding ``runs/`` and
+``asv/``) or project roots holding ``results/``; a DEST holding neither is made a results folder (default:
+this home's ``results/``). What is merged:
 
 - ``runs/<id>/``: the union of run folders. A folder only in SRC is copied whole (under a temporary name, then
-  renamed). A folder in both: the union of its files; a file in both must be equal, where a file and its
+  renamed). A folder in both: the union of its files (and of its subfolders', the same way); a file in both must be equal, where a file and its
   ``.gz`` form (:mod:`softgrad.history.retention`) count as equal when they decompress equal (the compressed
   form is kept, as ``softgrad prune`` leaves it).
 - ``asv/<machine>/``: the union of machine folders and of their files. ``machine.json`` in both must be equal.
