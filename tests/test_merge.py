@@ -283,14 +283,20 @@ def _workflow() -> dict:
 
 
 def _expr(text: str, matrix: dict | None = None, variables: dict | None = None):
-    """A GitHub Actions expression of the workflow, evaluated for one leg and repository variables (the small
-    grammar it uses: ``&&`` and ``||`` return an operand, as GitHub's do; an unset variable reads as '')."""
-    body = text.strip().removeprefix("${{").removesuffix("}}").strip()
-    body = re.sub(r"\bvars\.(\w+)", lambda m: repr((variables or {}).get(m.group(1), "")), body)
-    body = re.sub(r"\bmatrix\.(\w+)", lambda m: repr((matrix or {})[m.group(1)]), body)
-    body = body.replace("&&", " and ").replace("||", " or ")
-    names = {"fromJSON": json.loads, "startsWith": lambda a, b: str(a).lower().startswith(str(b).lower())}
-    return eval(body, {"__builtins__": {}}, names)  # noqa: S307 - the repository's own workflow text
+    """A GitHub Actions expression of the workflow (``${{ ... }}``, or a text with some inside), evaluated for one
+    leg and repository variables (the small grammar it uses: ``&&`` and ``||`` return an operand, as GitHub's do;
+    an unset variable reads as '')."""
+    def value(body: str):
+        body = re.sub(r"\bvars\.(\w+)", lambda m: repr((variables or {}).get(m.group(1), "")), body)
+        body = re.sub(r"\bmatrix\.(\w+)", lambda m: repr((matrix or {})[m.group(1)]), body)
+        body = body.replace("&&", " and ").replace("||", " or ")
+        names = {"fromJSON": json.loads, "startsWith": lambda a, b: str(a).lower().startswith(str(b).lower())}
+        return eval(body, {"__builtins__": {}}, names)  # noqa: S307 - the repository's own workflow text
+
+    whole = re.fullmatch(r"\s*\$\{\{(.*)\}\}\s*", text, re.S)
+    if whole and "${{" not in whole.group(1):
+        return value(whole.group(1))
+    return re.sub(r"\$\{\{(.*?)\}\}", lambda m: str(value(m.group(1))), text)
 
 
 def test_the_nightly_matrix_has_a_gpu_leg_only_where_a_gpu_runner_is_named():
@@ -306,6 +312,10 @@ def test_the_nightly_matrix_has_a_gpu_leg_only_where_a_gpu_runner_is_named():
         names = {leg: _expr(job["env"]["SOFTGRAD_MACHINE"], {"leg": leg}, variables) for leg in ("cpu", "gpu")}
         assert names["cpu"] != names["gpu"], "each leg writes its own machine folder"
         assert _expr(job["env"]["SOFTGRAD_MACHINE"], {"leg": "gpu"}, {**variables, "GPU_MACHINE": "box"}) == "box"
+    # one night of a leg at a time, per leg (a queued GPU leg never holds back the cpu leg of the next night)
+    assert {leg: _expr(job["concurrency"]["group"], {"leg": leg}) for leg in ("cpu", "gpu")} == \
+        {"cpu": "nightly-cpu", "gpu": "nightly-gpu"}
+    assert job["concurrency"]["cancel-in-progress"] is False and "concurrency" not in _workflow()
     # every artifact named per leg (two legs uploading one name fail the second), the dashboard of the merged
     # history published once, after the legs
     for step in job["steps"]:
