@@ -1,17 +1,21 @@
 """Roofline probe: each entry's achieved bandwidth at the workloads' shapes, beside the copy and fill
 bandwidths measured in the same run.
 
-    python benchmarks/roofline.py                    # the standard set (below), the entries of DEFAULT_IMPLS
-    python benchmarks/roofline.py --impl torch-native --impl numba-fused     # some entries (softgrad list)
-    python benchmarks/roofline.py --impl all --workload vocab --dtype bfloat16 --dtype float32
-    python benchmarks/roofline.py --in-cache         # also the workload shapes that fit the last-level cache
+    python benchmarks/roofline.py                    # the standard set (below), every entry but the write-up's
+    python benchmarks/roofline.py --impl NAME --impl NAME2    # some entries (softgrad list names them)
+    python benchmarks/roofline.py --all-shapes --workload vocab --dtype bfloat16 --dtype float32
+    python benchmarks/roofline.py --all-shapes --in-cache     # every shape, also those that fit the cache
+    python benchmarks/roofline.py --versus NAME --versus NAME2    # each row's speed over theirs
     python benchmarks/roofline.py --op vjp --shape 256x100000 --dtype float32   # given shapes instead
     python benchmarks/roofline.py --threads 2 --json roofline.json
 
-The standard set: softmax and the VJP at every shape of the ``vocab`` and ``attention`` workloads
-(:data:`softgrad.workloads.PRESETS`, or ``--workload``), with :data:`EXTRA_SHAPES`, whose bytes moved exceed
-this machine's last-level cache (the shapes that fit in it are named on stderr and left out: repeated calls
-find their data in the cache, so they measure the cache), and the Jacobian at :data:`JACOBIAN_SHAPES`.
+The standard set: softmax and the VJP at the largest shape of the ``vocab`` and of the ``attention``
+workload (:data:`softgrad.workloads.PRESETS`, or ``--workload``; with :data:`EXTRA_SHAPES`) whose bytes
+moved exceed this machine's last-level cache, and the Jacobian at :data:`JACOBIAN_SHAPES`; ``--all-shapes``
+takes every such shape. Shapes that fit in the cache are named on stderr and left out (repeated calls find
+their data in the cache, so they measure the cache; ``--in-cache`` times them). The entries: every one
+available but the write-up's ways to get J (registry tag ``writeup``: J element by element), unless
+``--impl`` names some (``--impl all``: every one).
 
 GB/s counts the bytes that must move (read x, and g; write the result, n^2 per row for the Jacobian) over
 the median time. ``limit`` is the bandwidth that bounds the op (:data:`softgrad.bench.bandwidth.LIMIT`): the
@@ -19,10 +23,11 @@ copy (read + write, every core) for softmax and the VJP, the fill (write only) f
 measured before and after each family; ``of limit`` is GB/s over the better of the two (no fraction is
 overstated by a slow moment of the machine), ``goal`` issue 24's target for that fraction (:data:`GOALS`;
 "-" inside the cache; "!" marks a fraction below it), ``vs NAME`` each ``--versus`` entry's time at the same
-point over this one's (above 1: faster; by default torch-native and jax-jit, the entries issue 24 asks 1.3x of). Each family runs in a process of its own, with one thread count for all (``--threads``) and the asv
-sweep's allocator settings; its inputs are made once per shape and dtype. What an entry does not declare,
-a result over :data:`MAX_OUTPUT_ELEMENTS`, or one call longer than :data:`MAX_CALL_SECONDS` (estimated from
-one row) is left out.
+point over this one's (above 1: faster; default the registry's baseline entry). Each family runs in a
+process of its own, with one thread count for all (``--threads``) and the asv sweep's allocator settings; its
+inputs are made once per shape and dtype. What an entry does not declare, a result over
+:data:`MAX_OUTPUT_ELEMENTS`, or one call longer than :data:`MAX_CALL_SECONDS` (estimated from one row) is
+left out.
 """
 
 from __future__ import annotations
@@ -34,10 +39,8 @@ import os
 import subprocess
 import sys
 
-#: the entries timed unless ``--impl`` names others: the fastest of each framework today and NumPy
-DEFAULT_IMPLS = ("torch-native", "numba-fused", "numba-parallel", "jax-jit", "numpy")
-#: the entries each row's time is compared with (issue 24 asks for 1.3x of both past the cache)
-VERSUS = ("torch-native", "jax-jit")
+#: registry tag of the entries left out unless named: the write-up's element-by-element ways to get J
+SLOW_TAG = "writeup"
 #: workloads whose shapes make the standard set
 DEFAULT_WORKLOADS = ("vocab", "attention")
 #: attention shapes sized past a last-level cache of up to 512 MiB, beside the preset's (which fit a 260 MiB
@@ -66,28 +69,35 @@ def goal(op: str, dtype: str) -> float | None:
     return GOALS.get((op, DTYPE_INFO[dtype].itemsize))
 
 
-def standard_combos(specs: list[str], ops: list[str], dtypes: list[str], llc: int | None,
-                    in_cache: bool) -> tuple[list[tuple[str, str, str]], list[str]]:
-    """``(op, shape, dtype)`` of the standard set, and the ones left out because their bytes fit in ``llc``
-    (none when ``in_cache`` or the cache's size is unknown)."""
+def standard_combos(specs: list[str], ops: list[str], dtypes: list[str], llc: int | None, *,
+                    in_cache: bool = False, every_shape: bool = False) -> tuple[list[tuple[str, str, str]], list[str],
+                                                                                  list[str]]:
+    """``(op, shape, dtype)`` of the standard set; the ones left out because their bytes fit in ``llc``
+    (none when ``in_cache`` or the cache's size is unknown); and the ones past the cache left out because
+    a larger shape of the same workload stands for them (none with ``every_shape``)."""
     from softgrad import workloads
     from softgrad.bench.grid import bytes_moved
     from softgrad.contract import DTYPE_INFO
 
-    candidates = []
+    groups: list[list[tuple[str, tuple[int, ...]]]] = []
     for spec in specs:
         w = workloads.load(spec)
-        for dims in (*w.shapes, *EXTRA_SHAPES.get(spec, ())):
-            candidates += [(op, dims) for op in ops if op in w.ops and op != "jacobian"]
+        shapes = (*w.shapes, *EXTRA_SHAPES.get(spec, ()))
+        groups += [[(op, dims) for dims in shapes] for op in ops if op in w.ops and op != "jacobian"]
     if "jacobian" in ops:
-        candidates += [("jacobian", dims) for dims in JACOBIAN_SHAPES]
-    combos, cached = [], []
-    for op, dims in dict.fromkeys(candidates):
+        groups.append([("jacobian", dims) for dims in JACOBIAN_SHAPES])
+    combos, cached, more = [], [], []
+    for group in groups:
         for dtype in dtypes:
-            token = workloads.shape_token(dims)
-            moved = bytes_moved(op, math.prod(dims[:-1]), dims[-1], DTYPE_INFO[dtype].itemsize)
-            (cached if llc and moved <= llc and not in_cache else combos).append((op, token, dtype))
-    return combos, [" ".join(c) for c in cached]
+            sized = [(bytes_moved(op, math.prod(dims[:-1]), dims[-1], DTYPE_INFO[dtype].itemsize),
+                      (op, workloads.shape_token(dims), dtype)) for op, dims in dict.fromkeys(group)]
+            inside = [c for moved, c in sized if llc and moved <= llc and not in_cache]
+            timed = [(moved, c) for moved, c in sized if c not in inside]
+            keep = [c for _, c in timed] if every_shape or not timed else [max(timed)[1]]
+            combos += keep
+            cached += [" ".join(c) for c in inside]
+            more += [" ".join(c) for _, c in timed if c not in keep]
+    return combos, cached, more
 
 
 def worker(names: list[str], combos: list[tuple[str, str, str]], device: str, budget_s: float) -> dict:
@@ -175,15 +185,16 @@ def table(rows: list[dict], llc: int | None, versus: list[str]) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--impl", action="append",
-                   help=f"entry (repeatable; 'all': every available one; default {', '.join(DEFAULT_IMPLS)})")
+                   help=f"entry (repeatable; 'all': every one; default every one not tagged {SLOW_TAG})")
     p.add_argument("--workload", action="append",
                    help=f"workload whose shapes are timed (repeatable; default {', '.join(DEFAULT_WORKLOADS)})")
     p.add_argument("--op", action="append", help="op (repeatable; default softmax, vjp and jacobian)")
     p.add_argument("--shape", action="append", help="time these shapes (repeatable, e.g. 256x1024) instead")
     p.add_argument("--dtype", action="append", help="dtype (repeatable; default float32)")
+    p.add_argument("--all-shapes", action="store_true", help="every workload shape, not the largest of each")
     p.add_argument("--in-cache", action="store_true", help="also the workload shapes that fit the last-level cache")
     p.add_argument("--versus", action="append",
-                   help=f"an entry the vs columns compare with (repeatable; default {', '.join(VERSUS)})")
+                   help="an entry the vs columns compare with (repeatable; default the baseline entry)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, help="threads for every family (SOFTGRAD_THREADS)")
     p.add_argument("--time", type=float, default=0.5, help="seconds of samples per combination (default 0.5)")
@@ -202,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(worker(args.worker, combos, args.device, args.time)))
         return 0
     try:
-        combos, cached, llc, impls = _plan(args)
+        combos, cached, more, llc, impls, versus = _plan(args)
     except (KeyError, ValueError) as exc:
         print(f"roofline: error: {exc.args[0] if exc.args else exc}", file=sys.stderr)
         return 2
@@ -222,6 +233,9 @@ def main(argv: list[str] | None = None) -> int:
     if cached:
         print(f"roofline: in the last-level cache ({llc >> 20} MiB), left out (--in-cache times them): "
               f"{', '.join(cached)}", file=sys.stderr)
+    if more:
+        print(f"roofline: {len(more)} more workload shapes past the cache (--all-shapes times them): "
+              f"{', '.join(more)}", file=sys.stderr)
     families: dict[str, list[str]] = {}
     for impl in impls:
         if impl.available:
@@ -250,8 +264,8 @@ def main(argv: list[str] | None = None) -> int:
         for error in result["errors"]:
             print(f"roofline: {error}", file=sys.stderr)
         rows += [with_limits(r, max(c0.gbps, c1.gbps), max(f0.gbps, f1.gbps), llc) for r in result["rows"]]
-    add_versus(rows, args.versus or list(VERSUS))
-    print("\n".join(table(rows, llc, args.versus or list(VERSUS))))
+    add_versus(rows, versus)
+    print("\n".join(table(rows, llc, versus)))
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"copy_bandwidth": [c.to_dict() for c, _ in measured],
@@ -260,9 +274,10 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _plan(args) -> tuple[list, list[str], int | None, list]:
-    """The combinations, those left out in the cache, the cache's size and the entries; KeyError or
-    ValueError (a :class:`softgrad.workloads.WorkloadError`) for a name or shape that is not one."""
+def _plan(args) -> tuple[list, list[str], list[str], int | None, list, list[str]]:
+    """The combinations, those left out in the cache and those a larger shape stands for, the cache's size,
+    the entries and the ``vs`` entries; KeyError or ValueError (a :class:`softgrad.workloads.WorkloadError`)
+    for a name or shape that is not one."""
     from softgrad import registry
     from softgrad.contract import DTYPES, OPS
     from softgrad.history.provenance import last_level_cache_bytes
@@ -278,15 +293,20 @@ def _plan(args) -> tuple[list, list[str], int | None, list]:
     if args.shape:
         for shape in args.shape:
             parse_shape_token(shape)
-        combos, cached = [(op, shape, dtype) for shape in args.shape for op in ops for dtype in dtypes], []
+        combos, cached, more = [(op, shape, dtype) for shape in args.shape for op in ops for dtype in dtypes], [], []
     else:
-        combos, cached = standard_combos(args.workload or list(DEFAULT_WORKLOADS), ops, dtypes, llc, args.in_cache)
+        combos, cached, more = standard_combos(args.workload or list(DEFAULT_WORKLOADS), ops, dtypes, llc,
+                                               in_cache=args.in_cache, every_shape=args.all_shapes)
     if args.impl == ["all"]:
         impls = registry.all_implementations()
+    elif args.impl:
+        impls = [registry.get(n) for n in args.impl]
     else:
-        known = {i.name for i in registry.all_implementations()}
-        impls = [registry.get(n) for n in args.impl or DEFAULT_IMPLS if args.impl or n in known]
-    return combos, cached, llc, impls
+        slow = {i.name for i in registry.with_role(SLOW_TAG)}
+        impls = [i for i in registry.all_implementations() if i.name not in slow]
+    versus = [registry.get(n).name for n in args.versus] if args.versus else [
+        i.name for i in registry.with_role(baseline=True)]
+    return combos, cached, more, llc, impls, versus
 
 
 if __name__ == "__main__":

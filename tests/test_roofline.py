@@ -60,9 +60,9 @@ def test_roofline_table_and_json(tmp_path):
     assert r["fits_in_llc"] is (provenance.last_level_cache_bytes() is not None)
     assert r["bytes_moved"] == 3 * 16 * 64 * 8
     vjp_line = lines[1].split()
-    assert vjp_line[-3:-1] == ["-", "-"], "no torch-native or jax-jit row to compare with"
+    assert header.split()[-3:-1] == ["vs", "numpy"] and vjp_line[-2] == "1.00x", "the baseline entry by default"
     if r["fits_in_llc"]:
-        assert r["goal"] is None and vjp_line[-4] == "-"
+        assert r["goal"] is None and vjp_line[-3] == "-"
         llc = provenance.last_level_cache_bytes()
         assert float(vjp_line[-1]) == pytest.approx(r["bytes_moved"] / llc, abs=0.01)
 
@@ -78,25 +78,33 @@ def test_roofline_usage_errors_are_one_line(args, words):
 
 
 def test_the_standard_set_is_the_workload_shapes_past_the_cache(probe):
+    from softgrad.bench.grid import bytes_moved, parse_shape
+
     llc = 260 << 20  # this VM's: 272629760 bytes
-    combos, cached = probe.standard_combos(["vocab", "attention"], ["softmax", "jacobian", "vjp"], ["float32"],
-                                           llc, in_cache=False)
+    ops = ["softmax", "jacobian", "vjp"]
+    combos, cached, more = probe.standard_combos(["vocab", "attention"], ops, ["float32"], llc, every_shape=True)
+    assert more == [], "every shape past the cache is timed"
     # 512x50257 float32: softmax moves 206 MB (in the cache), the VJP 309 MB (past it)
     assert ("vjp", "512x50257", "float32") in combos and "softmax 512x50257 float32" in cached
     assert ("softmax", "512x262144", "float32") in combos and ("vjp", "2048x50257", "float32") in combos
     assert ("softmax", "4x32x1024x1024", "float32") in combos, "the attention shape sized past the cache"
     assert ("jacobian", "16x4096", "float32") in combos
     assert not any(op == "jacobian" and shape != "16x4096" for op, shape, _ in combos), "no n^2 output at vocab rows"
-    from softgrad.bench.grid import bytes_moved, parse_shape
-
     for op, shape, dtype in combos:
         assert bytes_moved(op, *parse_shape(shape), 4) > llc, (op, shape)
     for text in cached:
         op, shape, _ = text.split()
         assert bytes_moved(op, *parse_shape(shape), 4) <= llc, text
-    everything, none = probe.standard_combos(["vocab"], ["softmax"], ["float32", "bfloat16"], llc, in_cache=True)
+    # by default the largest shape past the cache of each workload and op stands for the others
+    default, cached_too, more = probe.standard_combos(["vocab", "attention"], ops, ["float32"], llc)
+    assert default == [("softmax", "512x262144", "float32"), ("vjp", "512x262144", "float32"),
+                       ("softmax", "4x32x1024x1024", "float32"), ("vjp", "4x32x1024x1024", "float32"),
+                       ("jacobian", "16x4096", "float32")]
+    assert cached_too == cached and sorted(more) == sorted(" ".join(c) for c in combos if c not in default)
+    everything, none, _ = probe.standard_combos(["vocab"], ["softmax"], ["float32", "bfloat16"], llc,
+                                                in_cache=True, every_shape=True)
     assert none == [] and ("softmax", "512x32000", "bfloat16") in everything
-    assert probe.standard_combos(["vocab"], ["vjp"], ["float32"], None, in_cache=False)[1] == [], "cache unknown"
+    assert probe.standard_combos(["vocab"], ["vjp"], ["float32"], None)[1] == [], "cache unknown: none left out"
 
 
 def _row(op, dtype="float32", moved=10**9, median_s=0.1, impl="a"):
