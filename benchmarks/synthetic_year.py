@@ -3,10 +3,11 @@
 Builds a synthetic history from real run folders and times the commands that read it. The sources are the
 complete runs of ``--from HOME`` (default: two small real runs made first in a scratch home, ``softgrad run
 --quick --impl numpy --impl loops`` on the default grid and on a small attention-like workload, about 3 min).
-Each source is copied under one dated run id per night (``meta.json``'s id and date rewritten; the times in
+Each source is copied under one dated run id per night and machine (``meta.json``'s id, date and, past the
+first machine, its machine name rewritten: ``--machines 2``, the default, adds ``<machine>-2``; the times in
 ``asv.json`` and ``speed.json`` scaled by a per-night noise of about 3%, and numpy's by 1.3 from two thirds of
 the way on, so ``history`` has a step to find; the other files copied as they are), so every night holds one
-run per source (per workload) on one machine.
+run per source (per workload) on each machine.
 
 Then, each in a process of its own (as a user types them): ``softgrad index --rebuild``, ``choose``,
 ``compare``, ``history`` and ``report`` (and with ``--folders`` the same four reading the run folders,
@@ -84,10 +85,13 @@ def _scaled(values, factor: float):
     return [v * factor if isinstance(v, (int, float)) and v is not None else v for v in values]
 
 
-def copy_night(src: Path, runs: Path, night: int, slot: int, nights: int, rng: random.Random) -> Path:
-    """``src`` as night ``night``'s run (its ``slot``-th of the night; the last night is last night): a new id
-    and date, times with noise."""
+def copy_night(src: Path, runs: Path, night: int, slot: int, nights: int, rng: random.Random,
+               machine: int = 0) -> Path:
+    """``src`` as night ``night``'s run (its ``slot``-th of the night; the last night is last night) on the
+    ``machine``-th machine (0: the source's own; k: ``<name>-<k+1>``): a new id and date, times with noise."""
     meta = json.loads((src / "meta.json").read_text())
+    if machine:
+        meta["machine"] = f"{meta.get('machine') or 'machine'}-{machine + 1}"
     today = dt.datetime.now(dt.timezone.utc).replace(hour=2, minute=0, second=0, microsecond=0)
     when = today - dt.timedelta(days=nights - night) + dt.timedelta(minutes=30 * slot)
     commit = (meta.get("commit") or "0" * 40)[:8]
@@ -131,8 +135,9 @@ def copy_night(src: Path, runs: Path, night: int, slot: int, nights: int, rng: r
     return dest
 
 
-def build(source_home: Path, home: Path, nights: int, seed: int = 0) -> int:
-    """The synthetic history in ``home``: every complete run of ``source_home``, once a night; the runs made."""
+def build(source_home: Path, home: Path, nights: int, seed: int = 0, machines: int = 1) -> int:
+    """The synthetic history in ``home``: every complete run of ``source_home``, once a night on each of
+    ``machines`` machines; the runs made."""
     srcs = sources(source_home)
     if not srcs:
         raise RuntimeError(f"no complete run in {source_home / 'results' / 'runs'} to copy")
@@ -140,9 +145,10 @@ def build(source_home: Path, home: Path, nights: int, seed: int = 0) -> int:
     runs.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
     for night in range(nights):
-        for slot, src in enumerate(srcs):
-            copy_night(src, runs, night, slot, nights, rng)
-    return nights * len(srcs)
+        for machine in range(machines):
+            for k, src in enumerate(srcs):
+                copy_night(src, runs, night, machine * len(srcs) + k, nights, rng, machine)
+    return nights * len(srcs) * machines
 
 
 def folder_bytes(folder: Path) -> int:
@@ -194,12 +200,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--from", dest="source", type=Path, metavar="HOME",
                     help="a SOFTGRAD_HOME whose complete runs are copied (default: make two small real runs)")
     ap.add_argument("--nights", type=int, default=365, help="nights of history (default 365)")
+    ap.add_argument("--machines", type=int, default=2, help="machines the sources run on each night (default 2)")
     ap.add_argument("--home", type=Path, help="where the synthetic history goes (default: a new temporary folder)")
     ap.add_argument("--folders", action="store_true", help="also time the commands reading the run folders")
     ap.add_argument("--keep", action="store_true", help="keep the synthetic history (default: removed at the end)")
     args = ap.parse_args(argv)
     if args.nights < 4:
         print("synthetic_year: --nights must be at least 4 (history needs 4 runs)", file=sys.stderr)
+        return 2
+    if args.machines < 1:
+        print("synthetic_year: --machines must be at least 1", file=sys.stderr)
         return 2
     scratch = Path(tempfile.mkdtemp(prefix="softgrad-year-"))
     home = args.home or scratch / "home"
@@ -209,12 +219,13 @@ def main(argv: list[str] | None = None) -> int:
             source = scratch / "sources"
             make_sources(source)
         t0 = time.perf_counter()
-        made = build(source, home, args.nights)
+        made = build(source, home, args.nights, machines=args.machines)
         runs = home / "results" / "runs"
         size = folder_bytes(runs)
-        print(f"synthetic_year: {made} runs ({args.nights} nights x {made // args.nights}) in "
+        print(f"synthetic_year: {made} runs ({args.nights} nights x {made // args.nights // args.machines} runs x "
+              f"{args.machines} machines) in "
               f"{time.perf_counter() - t0:.0f} s under {runs}; {size / args.nights / 1e6:.2f} MB of run folders a "
-              f"night", flush=True)
+              f"night ({size / args.nights / args.machines / 1e6:.2f} MB per machine)", flush=True)
         print(f"timed on {os.cpu_count()} cores (other processes may be running: CPU seconds are the steadier "
               f"figure):", flush=True)
         timed = measure(home, args.folders, scratch / "report")

@@ -271,9 +271,9 @@ def cmd_choose(args: argparse.Namespace) -> int:
 
     _check_devices([args.device])
     _choose_among(args)  # an unknown name: one line, before any work
-    loaded = results.load()  # a bad stored file: StoreError, one line from main
-    if args.measure and _measure(args, loaded):
-        loaded = results.load()  # with the run it stored
+    loaded = results.load(newest=True)  # the runs each entry's newest measurements are in; a bad stored file:
+    if args.measure and _measure(args, loaded):  # StoreError, one line from main
+        loaded = results.load(newest=True)  # with the run it stored
     _warn(args, loaded)
     if loaded.empty:
         raise UsageError("no complete run stored yet: run `softgrad run --quick` (or `make bench`) first, or add "

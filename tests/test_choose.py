@@ -188,7 +188,7 @@ def test_choose_at_any_size_answers_from_a_sane_point_or_says_why_not_in_one_lin
                        for b in (1, 256) for n_ in (16, 1024, 4096)])
     home = tmp_path_factory.mktemp("home")
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(results, "load", lambda: df)
+        mp.setattr(results, "load", lambda **_: df)
         mp.setenv("SOFTGRAD_HOME", str(home))
         out, err = io.StringIO(), io.StringIO()
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
@@ -216,7 +216,7 @@ def _choose(monkeypatch, tmp_path, df, *argv):
     from softgrad import runner
 
     started = []
-    monkeypatch.setattr(results, "load", lambda: df)
+    monkeypatch.setattr(results, "load", lambda **_: df)
     monkeypatch.setattr(runner, "run", lambda options: started.append(options.workload))
     monkeypatch.setenv("SOFTGRAD_HOME", str(tmp_path))
     err = io.StringIO()

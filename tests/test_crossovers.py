@@ -172,7 +172,7 @@ def test_a_missing_compile_time_counts_as_none():
 
 def _cli(monkeypatch, capsys, tmp_path, df, *argv):
     """``softgrad choose ARGV`` in this process over the stored rows ``df``: (exit status, stdout, stderr)."""
-    monkeypatch.setattr(results, "load", lambda: df)
+    monkeypatch.setattr(results, "load", lambda **_: df)
     monkeypatch.setenv("SOFTGRAD_HOME", str(tmp_path))
     rc = main(["choose", *argv])
     out, err = capsys.readouterr()

@@ -41,9 +41,9 @@ def _rid(k: int) -> str:
     return f"202601{k + 1:02d}T000000000000Z-aaaaaaaa"
 
 
-def _asv(k: int, impls: tuple[str, ...]) -> dict:
-    params = helpers.asv_params(OPS, SHAPES, DTYPES, ("cpu",))
-    count = len(OPS) * len(SHAPES) * len(DTYPES)
+def _asv(k: int, impls: tuple[str, ...], shapes: tuple[str, ...] = SHAPES) -> dict:
+    params = helpers.asv_params(OPS, shapes, DTYPES, ("cpu",))
+    count = len(OPS) * len(shapes) * len(DTYPES)
     out = {}
     for j, impl in enumerate(impls):
         cls = grid.class_name(impl)
@@ -51,25 +51,25 @@ def _asv(k: int, impls: tuple[str, ...]) -> dict:
         times[-1] = None  # skipped in setup
         out[f"bench_ops.{cls}.time_op"] = helpers.asv_time_op(times, params)
         out[f"bench_ops.{cls}.track_error_ratio"] = helpers.asv_track([0.01 * (1 + j)] * count, params)
-        first = [t * 40 if i % len(SHAPES) in (1, 3) and t else None for i, t in enumerate(times)]
+        first = [t * 40 if i % len(shapes) in (1, 3) and t else None for i, t in enumerate(times)]
         out[f"bench_ops.{cls}.track_first_call_s"] = helpers.asv_track(first, params)
     return helpers.asv_file(out)
 
 
-def _speed(k: int, impls: tuple[str, ...]) -> dict:
+def _speed(k: int, impls: tuple[str, ...], shapes: tuple[str, ...] = SHAPES) -> dict:
     return {"format": "softgrad-speed/1", "reference": "a loop", "benchmarks": {
         f"{impl} {op} {shape} {dtype} cpu": {"norm": m, "norm_q25": 0.97 * m, "norm_q75": 1.03 * m,
                                              "speed_s": 3e-5 * (1.5 if (k, shape) == (1, "1x8") else 1)}
-        for impl in impls for op in OPS for shape in SHAPES for dtype in DTYPES for m in [3.0 + k]}}
+        for impl in impls for op in OPS for shape in shapes for dtype in DTYPES for m in [3.0 + k]}}
 
 
-def _run(k: int, impls=("numpy", "fake-impl"), checks=True, asv=True, failing=(), **meta) -> dict:
+def _run(k: int, impls=("numpy", "fake-impl"), checks=True, asv=True, failing=(), shapes=SHAPES, **meta) -> dict:
     rid = _rid(k)
     date = f"2026-01-{k + 1:02d}T00:00:00+00:00"
     files = {(rid, "meta.json"): helpers.run_meta(rid, list(impls), ["numpy"], date=date, **meta)}
     files[(rid, "checks.json")] = helpers.check_records(impls, (*OPS, "jacobian"), DTYPES, failing) if checks else None
-    files[(rid, "asv.json")] = _asv(k, impls) if asv else None
-    files[(rid, "speed.json")] = _speed(k, impls) if asv else None
+    files[(rid, "asv.json")] = _asv(k, impls, shapes) if asv else None
+    files[(rid, "speed.json")] = _speed(k, impls, shapes) if asv else None
     return files
 
 
@@ -513,3 +513,44 @@ def test_newest_per_entry_picks_the_rows_sorting_picks(home, monkeypatch, seed):
     for frame in (df, mixed):
         for machine in (None, "vm", "gpu-box", "nowhere"):
             pd.testing.assert_frame_equal(results.newest_per_entry(frame, machine), _newest_by_sorting(frame, machine))
+
+
+def test_choose_reads_the_newest_runs_alone_and_answers_as_from_every_run(home, monkeypatch):
+    """``results.load(newest=True)`` (what ``choose`` reads: per machine and set of points measured, the newest
+    run) gives each entry's newest measurement of every point as the whole history does, and ``choose`` the
+    same answers, on a store where a machine's newest runs measured fewer shapes than older ones, a newer run
+    timed fewer points, a class is unresolved and a run took its checks from an earlier one."""
+    _write(home, _run(7, shapes=("1x8", "256x8")))  # vm: the older runs hold the newest of 1x16 and 256x16
+    untimed = _run(8, shapes=("1x8",))
+    timing = untimed[(_rid(8), "asv.json")]["results"]
+    timing["bench_ops.Impl_numpy.time_op"] = helpers.asv_time_op([None] * 4, timing["bench_ops.Impl_numpy.time_op"][1])
+    _write(home, untimed)
+    _write(home, _run(9, machine="gpu-box", impls=("numpy",), shapes=("256x16",)))
+    full, newest = results.load(), results.load(newest=True)
+    assert set(newest["run"]) == {_rid(k) for k in (1, 5, 6, 7, 8, 9)} < set(full["run"])
+    assert newest.attrs == full.attrs
+    for machine in ("vm", "gpu-box"):
+        _same(results.newest_per_entry(newest, machine).reset_index(drop=True),
+              results.newest_per_entry(full, machine).reset_index(drop=True))
+    # the store catches a read of each machine's newest run alone: it answers otherwise
+    last = full[full["run"].isin([_rid(8), _rid(9)])]
+    assert len(results.newest_per_entry(last, "vm")) < len(results.newest_per_entry(full, "vm"))
+    requests = [(op, shape.split("x")[1], shape.split("x")[0], dtype) for op in OPS for shape in SHAPES
+                for dtype in DTYPES]
+    for op, n, batch, dtype in [*requests, ("vjp", "8", "1", "bfloat16"), ("jacobian", "8", "1", "float32")]:
+        argv = ["choose", "--op", op, "--n", n, "--batch", batch, "--dtype", dtype, "--json"]
+        got = _answer(*_cli(home, *argv))
+        monkeypatch.setattr(results, "load", lambda newest=False, load=results.load: load())  # every run
+        assert got == _answer(*_cli(home, *argv)), argv
+        monkeypatch.undo()
+        monkeypatch.setenv("SOFTGRAD_HOME", str(home))
+
+
+def _answer(rc: int, out: str, err: str) -> tuple:
+    """``choose --json``'s exit status, answer (less the ages, which grow between two calls) and stderr."""
+    def ageless(value):
+        if isinstance(value, dict):
+            return {k: ageless(v) for k, v in value.items() if not k.endswith("age_s")}
+        return [ageless(v) for v in value] if isinstance(value, list) else value
+
+    return rc, ageless(json.loads(out)), err

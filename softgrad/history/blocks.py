@@ -17,6 +17,7 @@ bytes and back (JSON and raw little-endian arrays, zlib-compressed: its checksum
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
 import struct
@@ -89,6 +90,9 @@ class Block:
     columns: dict[str, np.ndarray] = field(default_factory=dict)
     #: the check records (for :func:`softgrad.history.results.load_checks`); None without a readable checks.json
     checks: list[dict[str, Any]] | None = None
+    #: which points the run measured and which it timed (:func:`points_key`): of the runs of one machine with the
+    #: same key only the newest can hold an entry's newest measurement of a point
+    points_key: str = ""
 
 
 def check_summary(checks: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -174,7 +178,22 @@ def from_folder(run: store.Run) -> Block:
         return block
     block.columns = _columns(measured, speed)
     block.points = len(measured)
+    block.points_key = points_key(block)
     return block
+
+
+#: a point of one entry, as :func:`softgrad.history.results.newest_per_entry` groups them
+ENTRY_POINT = ("impl", "op", "batch", "n", "x_layout", "g_layout", "dtype", "device")
+
+
+def points_key(block: Block) -> str:
+    """A digest of the entry points ``block`` measured (:data:`ENTRY_POINT`), each with whether it was timed;
+    the run id itself where an entry is :class:`Unresolved` (the reading process's registry names it)."""
+    if block.columns[UNRESOLVED].any():
+        return f"run {block.run}"
+    timed = ~np.isnan(block.columns["time_s"])
+    keys = sorted(zip(*(block.columns[c].tolist() for c in ENTRY_POINT), timed.tolist()))
+    return hashlib.sha256(json.dumps(keys).encode()).hexdigest()[:32]
 
 
 def _columns(measured: dict[tuple, dict[str, Any]], speed: dict[tuple, dict[str, float]]) -> dict[str, np.ndarray]:
@@ -236,9 +255,9 @@ def _nearest_tracked(columns: dict[str, np.ndarray]) -> np.ndarray:
 # --- bytes ---------------------------------------------------------------------------------------------------
 
 #: bumped whenever what a block holds, or how it is packed, changes: an index of another format is rebuilt
-FORMAT = "softgrad-block/1"
+FORMAT = "softgrad-block/2"
 _FACTS = ("has_meta", "meta_error", "complete", "commit", "versions", "has_checks", "checks_error",
-          "check_summary", "info", "build_s", "has_asv", "asv_error", "points_error", "points")
+          "check_summary", "info", "build_s", "has_asv", "asv_error", "points_error", "points", "points_key")
 
 
 def facts_json(block: Block) -> str:
@@ -256,6 +275,7 @@ def from_facts(run_id: str, text: str) -> Block:
     except (ValueError, TypeError, KeyError, RecursionError) as exc:
         raise BlockError(f"the facts of run {run_id[:60]!r} are unreadable ({type(exc).__name__})") from None
     if not (isinstance(block.points, int) and block.points >= 0 and isinstance(block.info, dict)
+            and isinstance(block.points_key, str)
             and isinstance(block.build_s, dict)
             and (block.check_summary is None or isinstance(block.check_summary, dict))):
         raise BlockError(f"the facts of run {run_id[:60]!r} have fields of the wrong types")

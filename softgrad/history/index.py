@@ -351,18 +351,18 @@ def _quiet(text: str) -> None:
     pass
 
 
-def read(want: Callable[[Block], bool], checks: bool = False,
+def read(want: Callable[[dict[str, Block]], Iterable[str]], checks: bool = False,
          notice: Notice | None = None) -> tuple[dict[str, Block], dict[str, Block]]:
-    """Every run's block (facts only), oldest first, and the blocks that ``want`` picks whole (columns; with
-    ``checks``, check records): the index synced first, rebuilt if a block does not read back."""
+    """Every run's block (facts only), oldest first, and the blocks whose ids ``want`` picks from those whole
+    (columns; with ``checks``, check records): the index synced first, rebuilt if a block does not read back."""
     notice = notice or say
     snap = sync(notice, create=False)
     try:
-        return snap.runs, snap.full([i for i, b in snap.runs.items() if want(b)], checks)
+        return snap.runs, snap.full(want(snap.runs), checks)
     except (IndexDamaged, IndexUnavailable, BlockError) as exc:
         notice(f"index {path()} cannot be used ({str(exc)[:120]}): rebuilding it from the run folders")
         snap = sync(_quiet, rebuild=True)
-        return snap.runs, snap.full([i for i, b in snap.runs.items() if want(b)], checks)
+        return snap.runs, snap.full(want(snap.runs), checks)
 
 
 def _say_stale(notice: Notice, db: Path, stale: list[store.Run], stored: dict[str, _Row], prints: dict[str, str],

@@ -99,26 +99,49 @@ def text_as_objects(df):
     return df.astype({c: object for c in text}) if text else df
 
 
-def load(runs: list[store.Run] | None = None, complete_only: bool = True):
+def load(runs: list[store.Run] | None = None, complete_only: bool = True, newest: bool = False):
     """One row per run x implementation x op x shape x dtype x device (see the module docstring), read through
-    the index (:mod:`softgrad.history.index`) unless ``SOFTGRAD_INDEX=off``: the same frame either way.
+    the index (:mod:`softgrad.history.index`) unless ``SOFTGRAD_INDEX=off``: the same frame either way. With
+    ``newest``, only the rows of the runs :func:`newest_per_entry` can pick from (:func:`newest_runs`: a few of a
+    year of nights), so that ``newest_per_entry`` of it is that of the whole frame.
 
     A complete run without ``asv.json``, or whose ``asv.json`` holds no softgrad benchmark, is left out
     with a line saying so in ``df.attrs["warnings"]`` (a list of str, empty when nothing was left out)."""
-    chosen, earlier = _blocks(runs, complete_only, checks=False)
+    chosen, earlier = _blocks(runs, complete_only, checks=False, newest=newest)
     return _frame(chosen, earlier)
 
 
-def _blocks(runs: list[store.Run] | None, complete_only: bool,
-            checks: bool) -> tuple[list[tuple[store.Run, Block]], Callable[[], Mapping[str, Block]]]:
+def newest_runs(every: Mapping[str, Block]) -> list[str]:
+    """Of the runs ``every`` (facts only), those :func:`newest_per_entry` can pick a row from: per machine and
+    set of points measured and timed (:func:`softgrad.history.blocks.points_key`), the newest run. An entry's
+    newest measurement of a point is in such a run (a newer run with its key measured the same point), however
+    many nights are stored."""
+    newest: dict[tuple[str, str], str] = {}
+    for b in every.values():
+        machine = b.info.get("machine")
+        key = (machine if isinstance(machine, str) else "", b.points_key)
+        newest[key] = max(newest.get(key, b.run), b.run)
+    return sorted(newest.values())
+
+
+def _blocks(runs: list[store.Run] | None, complete_only: bool, checks: bool,
+            newest: bool = False) -> tuple[list[tuple[store.Run, Block]], Callable[[], Mapping[str, Block]]]:
     """The blocks of ``runs`` (default: every complete run, or every run) in order, and every stored run's
     block oldest first (for the checks of a ``--no-check`` run), from the index where it serves them; a meta.json
-    softgrad refuses raises as :func:`softgrad.history.store.complete_runs` does."""
+    softgrad refuses raises as :func:`softgrad.history.store.complete_runs` does. With ``newest`` (and the
+    index), the runs other than :func:`newest_runs` come as their facts alone (no points)."""
     home = store.runs_dir()
     indexed = index.enabled() and (runs is None or all(_under(r.folder, home) for r in runs))
     if runs is None:
+        def picked(b: Block) -> bool:
+            return b.complete or (not complete_only and b.has_meta)
+
+        def want(every: Mapping[str, Block]) -> list[str]:
+            ids = [i for i, b in every.items() if picked(b)]
+            return newest_runs({i: every[i] for i in ids}) if newest else ids
+
         if indexed:
-            every, full = index.read(lambda b: b.complete or (not complete_only and b.has_meta), checks)
+            every, full = index.read(want, checks)
         else:
             full = every = {r.id: blocks.from_folder(r) for r in store.all_runs()}
         for b in every.values():
@@ -128,12 +151,11 @@ def _blocks(runs: list[store.Run] | None, complete_only: bool,
             missing = next((b for b in every.values() if not b.has_meta), None)
             if missing is not None:
                 raise store.StoreError(f"{home / missing.run / 'meta.json'}: no such file")
-        chosen = [(store.Run(home / i), full[i]) for i, b in every.items()
-                  if b.complete or (not complete_only and b.has_meta)]
+        chosen = [(store.Run(home / i), full.get(i, b)) for i, b in every.items() if picked(b)]
         return chosen, lambda: every
     if indexed:
-        wanted = {r.id for r in runs}
-        every, full = index.read(lambda b: b.run in wanted, checks)
+        wanted = [r.id for r in runs]
+        every, full = index.read(lambda _: wanted, checks)
         found = {**{r.id: blocks.from_folder(r) for r in runs if r.id not in full}, **full}
         chosen = [(r, found[r.id]) for r in runs]
         return chosen, lambda: every
@@ -170,14 +192,15 @@ _BASE = (*RUN_COLUMNS, *VERSION_COLUMNS, "checks_from", "impl", "op", "shape", "
 
 
 def _frame(chosen: list[tuple[store.Run, Block]], earlier: Callable[[], Mapping[str, Block]]):
-    """The frame of :func:`load` from the chosen runs' blocks, raising what reading their folders raises, in the
-    order reading them raises it."""
+    """The frame of :func:`load` from the chosen runs' blocks (a block of facts alone gives no rows), raising
+    what reading their folders raises, in the order reading them raises it."""
     import numpy as np
     import pandas as pd
 
     warnings: list[str] = []
     # per run kept: its block, the run its checks come from, their summary, the points kept, their entry names
     parts: list[tuple[Block, str, dict[str, Any] | None, np.ndarray, np.ndarray]] = []
+    best: list[float] = []  # per run kept: the reference kernel's best reading beside any of its points kept
     impl_of = {grid.class_name(i.name): i.name for i in registry.all_implementations()}
     for run, block in chosen:
         _own_meta(run, block)
@@ -192,6 +215,8 @@ def _frame(chosen: list[tuple[store.Run, Block]], earlier: Callable[[], Mapping[
             raise store.StoreError(source.checks_error)
         if block.points_error:
             raise store.StoreError(block.points_error)
+        if block.points and not block.columns:  # facts alone: not one of newest_runs
+            continue
         impl = block.columns["impl"].copy() if block.points else np.empty(0, dtype=object)
         keep = np.ones(len(impl), dtype=bool)
         for k in np.flatnonzero(block.columns[blocks.UNRESOLVED]) if block.points else ():
@@ -202,6 +227,9 @@ def _frame(chosen: list[tuple[store.Run, Block]], earlier: Callable[[], Mapping[
                 warnings.append(f"run {run.id} is complete but its {run.folder / 'asv.json'} holds no softgrad "
                                 f"benchmark results: left out")
             continue
+        speed = block.columns["speed_s"][keep]
+        speed = speed[~np.isnan(speed)]
+        best.append(float(speed.min()) if len(speed) else math.nan)
         parts.append((block, source.run if source else "", (source.check_summary or {}) if source else None,
                       np.flatnonzero(keep), impl))
     if not parts:
@@ -228,8 +256,8 @@ def _frame(chosen: list[tuple[store.Run, Block]], earlier: Callable[[], Mapping[
     df["passed"] = df["checked"] & (df["check_failed"] == 0) & ~(df["error_ratio"] > 1)
     # measured while the whole machine ran slow (other tenants): the reference kernel beside the point took
     # SLOW_MACHINE times its best reading of the run, or longer
-    best = df.groupby("run")["speed_s"].transform("min")
-    df["slow_machine"] = df["speed_s"] > SLOW_MACHINE * best
+    reference = np.repeat(best, [len(keep) for _, _, _, keep, _ in parts])
+    df["slow_machine"] = df["speed_s"].to_numpy() > SLOW_MACHINE * reference
     return df
 
 
@@ -330,7 +358,7 @@ def latest_per_workload(df, machine: str | None = None):
 
 
 #: one entry at one point: ``choose`` answers from the newest measurement of each
-ENTRY_POINT = ("impl", "op", "batch", "n", "x_layout", "g_layout", "dtype", "device")
+ENTRY_POINT = blocks.ENTRY_POINT
 
 
 def newest_per_entry(df, machine: str | None = None):
