@@ -101,7 +101,8 @@ def standard_combos(specs: list[str], ops: list[str], dtypes: list[str], llc: in
 
 
 def worker(names: list[str], combos: list[tuple[str, str, str]], device: str, budget_s: float) -> dict:
-    """Time each entry of ``names`` (one family) at each combination it runs: ``{"rows", "errors"}``."""
+    """Time each entry of ``names`` (one family) at each combination it runs: ``{"rows", "notes"}`` (a line
+    for each combination left out as too slow, or that failed)."""
     from softgrad import registry
     from softgrad.applicability import applicable
     from softgrad.bench import grid, timer
@@ -113,22 +114,30 @@ def worker(names: list[str], combos: list[tuple[str, str, str]], device: str, bu
     inputs: dict[tuple[str, str], list[str]] = {}
     for op, shape, dtype in combos:
         inputs.setdefault((shape, dtype), []).append(op)
-    rows, errors = [], []
+    rows, notes = [], []
     for (shape, dtype), ops in inputs.items():
         dims, _, g_layout = parse_shape_token(shape)
-        todo = [(impl, op) for op in ops for impl in impls
-                if not applicable(impl, op, dtype, device, dims, max_output_elements=MAX_OUTPUT_ELEMENTS)]
+        todo = []
+        for op in ops:
+            for impl in impls:
+                why = applicable(impl, op, dtype, device, dims, max_output_elements=MAX_OUTPUT_ELEMENTS)
+                if why:
+                    notes.append(f"{impl.name} {op} {shape} {dtype} left out: {why}")
+                else:
+                    todo.append((impl, op))
         if not todo:
             continue
         x, g = timer.inputs_at(shape, dtype)  # once for every entry and op at this shape
         for impl, op in todo:
-            if too_slow(impl, op, dtype, device, x, g, budget_s=MAX_CALL_SECONDS, row_n=PROBE_N):
+            slow = too_slow(impl, op, dtype, device, x, g, budget_s=MAX_CALL_SECONDS, row_n=PROBE_N)
+            if slow:
+                notes.append(f"{impl.name} {op} {shape} {dtype} left out: {slow}")
                 continue
             try:
                 call = timer.prepare_at(impl, op, dtype, device, shape, x, g)
                 t = timer.time_call(call, min_time=budget_s, min_repeats=MIN_REPEATS, warmup=1)
             except Exception as exc:  # noqa: BLE001 - one entry's failure is reported, the others still run
-                errors.append(f"{impl.name} {op} {shape} {dtype}: {type(exc).__name__}: {str(exc)[:200]}")
+                notes.append(f"{impl.name} {op} {shape} {dtype} failed: {type(exc).__name__}: {str(exc)[:200]}")
                 continue
             finally:
                 call = None  # release the entry's copies of x and g before the next entry makes its own
@@ -137,7 +146,7 @@ def worker(names: list[str], combos: list[tuple[str, str, str]], device: str, bu
                          "median_s": t.median_s, "q25_s": t.q25_s, "q75_s": t.q75_s, "repeats": t.repeats,
                          "first_call_s": t.first_call_s, "bytes_moved": moved, "gbps": moved / t.median_s / 1e9})
         del x, g
-    return {"rows": rows, "errors": errors}
+    return {"rows": rows, "notes": notes}
 
 
 def with_limits(row: dict, copy_gbps: float, fill_gbps: float, llc: int | None) -> dict:
@@ -261,8 +270,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"roofline: {family} failed: {out.stderr.strip().splitlines()[-1:]}", file=sys.stderr)
             continue
         result = json.loads(out.stdout.strip().splitlines()[-1])
-        for error in result["errors"]:
-            print(f"roofline: {error}", file=sys.stderr)
+        for note in result["notes"]:
+            print(f"roofline: {note}", file=sys.stderr)
         rows += [with_limits(r, max(c0.gbps, c1.gbps), max(f0.gbps, f1.gbps), llc) for r in result["rows"]]
     add_versus(rows, versus)
     print("\n".join(table(rows, llc, versus)))

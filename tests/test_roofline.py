@@ -34,9 +34,10 @@ def probe():
 def test_roofline_table_and_json(tmp_path):
     out_json = tmp_path / "roofline.json"
     out = roofline("--impl", "numpy", "--op", "vjp", "--op", "jacobian", "--shape", "16x64", "--dtype", "float64",
-                   "--time", "0.05", "--threads", "1", "--json", str(out_json))
+                   "--dtype", "bfloat16", "--time", "0.05", "--threads", "1", "--json", str(out_json))
     assert out.returncode == 0, out.stderr
     assert "copy bandwidth:" in out.stderr and "fill bandwidth:" in out.stderr
+    assert "roofline: numpy vjp 16x64 bfloat16 left out: " in out.stderr, "what is not timed is said, with why"
     header, rule, *lines = out.stdout.strip().splitlines()
     assert header.split()[:5] == ["entry", "op", "dtype", "shape", "median"] and set(rule) == {"-"}
     assert [line.split()[:2] for line in lines] == [["numpy", "jacobian"], ["numpy", "vjp"]]
