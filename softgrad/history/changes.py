@@ -36,7 +36,7 @@ import math
 import re
 import statistics
 import subprocess
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -317,8 +317,12 @@ def levels(y: Sequence[float], w: Sequence[float | None] | None) -> list[Level]:
 
 def mann_kendall_z(values: Sequence[float]) -> float:
     """The Mann-Kendall trend statistic of ``values`` in order, as a normal z (ties corrected)."""
+    import numpy as np
+
     n = len(values)
-    s = sum((values[j] > values[i]) - (values[j] < values[i]) for i in range(n) for j in range(i + 1, n))
+    a = np.asarray(values, dtype=float)
+    later = np.triu(np.ones((n, n), dtype=bool), 1)  # each pair (i, j) with i < j, once
+    s = int((a[None, :] > a[:, None])[later].sum()) - int((a[None, :] < a[:, None])[later].sum())
     ties: dict[float, int] = {}
     for v in values:
         ties[v] = ties.get(v, 0) + 1
@@ -584,11 +588,30 @@ def parse_since(text: str) -> dt.datetime:
     return when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)
 
 
-def metas(df) -> dict[str, dict[str, Any]]:
-    """The meta.json of each run in ``df``."""
-    if df.empty:
-        return {}
-    return {rid: store.Run(store.runs_dir() / rid).meta() for rid in dict.fromkeys(df["run"])}
+class _Metas(Mapping):
+    """Run id -> its meta.json, each read when first asked for (:func:`explain` asks for the runs on either side
+    of each change, a few of a year of nights)."""
+
+    def __init__(self, ids: Iterable[str]) -> None:
+        self._ids, self._read = dict.fromkeys(ids), {}
+
+    def __getitem__(self, rid: str) -> dict[str, Any]:
+        if rid not in self._read:
+            if rid not in self._ids:
+                raise KeyError(rid)
+            self._read[rid] = store.Run(store.runs_dir() / rid).meta()
+        return self._read[rid]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._ids)
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+
+def metas(df) -> Mapping[str, dict[str, Any]]:
+    """The meta.json of each run in ``df``, each read when first asked for."""
+    return _Metas([] if df.empty else df["run"].unique())
 
 
 def _pick(df, column: str, wanted: str | None, what: str, known: Iterable[str]):
