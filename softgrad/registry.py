@@ -36,7 +36,7 @@ from .contract import DTYPES, OPS, check_dtype, check_op
 BuildFn = Callable[[str], Mapping[str, Callable[..., Any]]]
 
 BUILTIN_MODULES: tuple[str, ...] = ("loops", "numpy_vectorized", "numba_jit", "numba_fused", "torch_impls",
-                                     "jax_impls")
+                                     "torch_compile", "jax_impls")
 PLUGINS_ENV = "SOFTGRAD_PLUGINS"
 ENTRY_POINT_GROUP = "softgrad.implementations"
 #: how a process hands its loaded plugin files to its children: a JSON list, so a path may hold ``:``

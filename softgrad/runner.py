@@ -284,8 +284,10 @@ def _run_locked(opts: RunOptions, progress: "Progress", stream: IO[str], repo: P
     todo = [f for f in fams if f not in done]
     progress.line(f"run [3/4] speed sweep: {len(fams)} families ({', '.join(fams)}); {len(todo)} to run")
     # Numba compiles when an entry is built: measure that once, cold, in a process of its own with an
-    # empty cache folder; asv's benchmark processes then load the kernels from that folder.
+    # empty cache folder; asv's benchmark processes then load the kernels from that folder. torch.compile's
+    # kernels likewise start from an empty folder per run: each first call is a cold compile.
     os.environ["NUMBA_CACHE_DIR"] = str(paths.cache_dir() / f"numba-{run_.id}")
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(paths.cache_dir() / f"inductor-{run_.id}")
     if todo and opts.workload is not None:
         from .bench import plan
 
@@ -336,7 +338,8 @@ def _run_locked(opts: RunOptions, progress: "Progress", stream: IO[str], repo: P
     progress.line("run [4/4] publishing the dashboard")
     index = publish(cfg)
     vendor_dashboard(paths.asv_html_dir())  # the CDN scripts, shipped with softgrad: works offline
-    shutil.rmtree(paths.cache_dir() / f"numba-{run_.id}", ignore_errors=True)
+    for compiled in ("numba", "inductor"):
+        shutil.rmtree(paths.cache_dir() / f"{compiled}-{run_.id}", ignore_errors=True)
     meta = run_.update_meta(complete=True, seconds=round(time.perf_counter() - t_start + meta.get("seconds", 0), 1))
     _prune(meta, progress)
     _update_index(stream)

@@ -140,7 +140,7 @@ def _worker_environment(tmp: str) -> None:
     - JAX keeps compiled programs on disk between check workers: each case is a new shape, so jit
       compiles on nearly every call, and ``jax-jacfwd`` shares ``jax-jit``'s softmax and VJP programs.
       The cache key covers the program, the compile options and the jax version: a hit cannot change
-      a result.
+      a result. torch.compile's inductor keeps its kernels the same way (each shape costs a C++ compile).
     - OpenMP threads (torch, Numba's omp layer) wait passively: two workers share the cores, and a
       spinning barrier in one slowed the other up to tenfold (``torch.autograd.functional.jacobian`` at
       n = 1025 took 1.6 s alone and 14.6 s beside a JAX worker). Thread counts are left as they are, so
@@ -149,6 +149,7 @@ def _worker_environment(tmp: str) -> None:
     os.environ["TMPDIR"] = tempfile.tempdir = tmp
     os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(paths.cache_dir() / "jax"))
     os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(paths.cache_dir() / "inductor"))
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
