@@ -3,6 +3,7 @@ import re
 import sys
 from pathlib import Path
 
+
 sys.path.insert(0, str(Path(__file__).parent))  # tests/mutants.py, tests/helpers
 
 #: packages of the dev extras that some test modules import at their top: without them (the NumPy-only
@@ -29,3 +30,30 @@ def pytest_report_header(config):
         lines.append(f"left out, for want of {', '.join(_missing)}: "
                      + ", ".join(f"{name} ({', '.join(needs)})" for name, needs in _left_out.items()))
     return lines
+
+
+
+#: test modules that declare a module- or session-scoped fixture (the conformance suite's one check of every
+#: case, a report built once per module): under ``-n 2 --dist loadgroup`` each runs whole on one worker
+SHARED_FIXTURE_MODULES = frozenset(
+    _path.relative_to(Path(__file__).parent.parent).as_posix()
+    for _path in Path(__file__).parent.rglob("test_*.py")
+    if re.search(r"@pytest\.fixture\(scope=[\"'](module|session|package)", _path.read_text()))
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """``make test``'s schedule: tests dealt out one by one (no long file decides the run's length), except
+    the modules of :data:`SHARED_FIXTURE_MODULES`, each sent whole to one worker (largest first), so that their
+    shared fixture is built once. This is what ``--dist loadgroup`` means here: pytest-xdist 3.8's own
+    ``xdist_group`` marker does not group under pytest 9 (it renames ``item._nodeid``, which pytest 9 no
+    longer reads), so the groups are named by module here instead."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class SharedFixturesTogether(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return module if module in SHARED_FIXTURE_MODULES else nodeid
+
+    return SharedFixturesTogether(config, log)

@@ -178,15 +178,30 @@ def test_stored_text_is_drawn_as_written(tmp_path, harmless):
     assert all((tmp_path / "report" / png).stat().st_size > 1000 for png in ("errors.png", "history.png"))
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                  HealthCheck.too_slow])
-@given(text=st.text(alphabet=st.sampled_from("ab #-|\\`*_[]()<>&!$^~=.1\n\r\t\x0b\x0c\x1c\x85\u2028\u2029")
+#: any text a run could store where a name goes: markdown and HTML syntax, line and paragraph separators, any
+#: character; or bits of a script tag and a heading repeated
+ANY_TEXT = (st.text(alphabet=st.sampled_from("ab #-|\\`*_[]()<>&!$^~=.1\n\r\t\x0b\x0c\x1c\x85\u2028\u2029")
                     | st.characters(codec="utf-8"), max_size=40)
-       | st.sampled_from(["<script>", "</script><script>", "# ", "\n# ", "|", "\\", "`"]).flatmap(
-           lambda bit: st.lists(st.sampled_from([bit, "a", " ", "\n", "<", "script"]), max_size=8).map("".join)))
+            | st.sampled_from(["<script>", "</script><script>", "# ", "\n# ", "|", "\\", "`"]).flatmap(
+                lambda bit: st.lists(st.sampled_from([bit, "a", " ", "\n", "<", "script"]), max_size=8).map("".join)))
+REPORT_PER_EXAMPLE = dict(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                HealthCheck.too_slow])
+
+
+@settings(max_examples=10, **REPORT_PER_EXAMPLE)
+@given(text=ANY_TEXT)
 @example(text="cell|break\n\n## INJECTED\n<script>alert(1)</script>")
 def test_any_stored_text_leaves_the_reports_structure(tmp_path_factory, harmless, unsaved_figures, text):
+    """Ten draws (a report each, about a second) in the fast suite; the slow twin below draws a hundred."""
     md, page = _report(tmp_path_factory.mktemp("any"), text)
+    _assert_inert(md, page, harmless)
+
+
+@pytest.mark.slow
+@settings(max_examples=100, **REPORT_PER_EXAMPLE)
+@given(text=ANY_TEXT)
+def test_many_stored_texts_leave_the_reports_structure(tmp_path_factory, harmless, unsaved_figures, text):
+    md, page = _report(tmp_path_factory.mktemp("many"), text)
     _assert_inert(md, page, harmless)
 
 

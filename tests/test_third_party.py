@@ -45,7 +45,16 @@ def test_correct_callables_pass_and_leave_nothing_behind():
     assert not [k for k in registry._BUILT if k[0] == softgrad.testing.UNDER_TEST], "nothing left built"
 
 
-@pytest.mark.parametrize("mutant", MUTANTS, ids=[m.name for m in MUTANTS])
+#: the planted bugs taken through ``check()``'s plain-callable route in the fast suite: one for each kind of check
+#: that must name it (values, NaN policy, input ownership, determinism, contract, errors, a result overwritten,
+#: the VJP's own checks, a float16-only entry); every bug goes that route in the slow suite, and every bug is
+#: caught through the registry by tests/test_mutants.py in the fast suite
+ROUTE_SAMPLE = ("sign-flip", "no-max-shift", "in-place", "nondeterministic", "wrong-dtype", "raises",
+                "static-output", "vjp-missing-sum", "fp16-running-sum")
+
+
+@pytest.mark.parametrize("mutant", [pytest.param(m, id=m.name, marks=[] if m.name in ROUTE_SAMPLE
+                                                  else [pytest.mark.slow]) for m in MUTANTS])
 def test_every_planted_bug_passed_as_plain_callables_is_caught_with_its_check_named(mutant: Mutant):
     with pytest.raises(AssertionError) as exc:
         check(**mutant.ops, dtypes=mutant.dtypes, name=f"mutant-{mutant.name}")
@@ -55,6 +64,14 @@ def test_every_planted_bug_passed_as_plain_callables_is_caught_with_its_check_na
     named = set(re.findall(r"\[([^\]]*)\]", "\n".join(lines)))
     fired = {c.strip() for group in named for c in group.split(",")}
     assert fired & mutant.caught_by, (mutant.name, fired)
+
+
+def test_the_fast_sample_of_planted_bugs_names_real_bugs_of_every_kind():
+    by_name = {m.name: m for m in MUTANTS}
+    assert set(ROUTE_SAMPLE) <= set(by_name), set(ROUTE_SAMPLE) - set(by_name)
+    kinds = set().union(*(by_name[n].caught_by for n in ROUTE_SAMPLE))
+    assert {"accuracy", "nan-policy", "input-modified", "deterministic", "contract", "error",
+            "result-overwritten", "vjp-equals-jt-g"} <= kinds, kinds
 
 
 def test_a_bug_only_past_1024_names_exactly_those_cases_and_the_numbers():
