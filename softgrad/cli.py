@@ -251,23 +251,26 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from .history.report import ReportError, write_report
+    from .history.report import ReportError, write_reports
 
     out = Path(args.out) if args.out else paths.reports_dir()
     try:
-        index = write_report(out, warn=lambda text: print(f"softgrad report: warning: {_one_line(text)}",
-                                                            file=sys.stderr))
+        written = write_reports(out, warn=lambda text: print(f"softgrad report: warning: {_one_line(text)}",
+                                                             file=sys.stderr),
+                                machine=args.machine, note=lambda text: print(f"softgrad report: {text}",
+                                                                              file=sys.stderr))
     except ReportError as exc:
         raise UsageError(str(exc)) from None
     except OSError as exc:
         raise UsageError(f"cannot write the report to {out}: {exc.strerror or exc}") from None
-    print(f"wrote {index} and {index.with_name('report.md')}")
+    for index in written:
+        print(f"wrote {index} and {index.with_name('report.md')}")
     return 0
 
 
 def cmd_choose(args: argparse.Namespace) -> int:
-    from .history import results
-    from .history.choose import NoResult, recommend
+    from .history import machines, results
+    from .history.choose import beside, recommend_on
 
     _check_devices([args.device])
     _choose_among(args)  # an unknown name: one line, before any work
@@ -275,20 +278,26 @@ def cmd_choose(args: argparse.Namespace) -> int:
     if args.measure and _measure(args, loaded):  # StoreError, one line from main
         loaded = results.load(newest=True)  # with the run it stored
     _warn(args, loaded)
+    sel = _machines(args, machines.names(loaded))  # an unknown --machine is named first, even in an empty history
     if loaded.empty:
         raise UsageError("no complete run stored yet: run `softgrad run --quick` (or `make bench`) first, or add "
                          "--measure to check and time the candidates at exactly this shape")
-    df = results.newest_per_entry(loaded)  # each entry's newest measurement, not the newest run alone
-    if args.impl:
-        df = df[df["impl"].isin([i.name for i in _choose_among(args)])]
-    try:
-        choice = recommend(df, args.op, args.n, args.batch, args.dtype, args.device, args.x_layout, args.g_layout,
-                           calls=args.calls)
-    except NoResult as exc:
+    among = [i.name for i in _choose_among(args)] if args.impl else None
+    request = dict(op=args.op, n=args.n, batch=args.batch, dtype=args.dtype, device=args.device,
+                   x_layout=args.x_layout, g_layout=args.g_layout, calls=args.calls)
+    if sel.every:
+        return _choose_every(args, [recommend_on(loaded, m, among, **request) for m in sel.machines])
+    answer = recommend_on(loaded, sel.machine, among, **request)
+    others = beside([recommend_on(loaded, m, among, **request) for m in sel.others])
+    df, choice = answer.df, answer.choice
+    if choice is None:
         if args.json:
-            print(json.dumps({"recommendation": None, "reason": str(exc)}, indent=1))
+            print(json.dumps({"recommendation": None, "reason": answer.reason, "machine": answer.machine,
+                              "other_machines": [o.to_dict() for o in others]}, indent=1, default=float))
         else:
-            print(f"softgrad choose: {exc}", file=sys.stderr)
+            print(f"softgrad choose: {answer.reason}", file=sys.stderr)
+            for o in others:
+                print(f"  {o.line()}")
         return 1
     from .history import store
 
@@ -302,18 +311,47 @@ def cmd_choose(args: argparse.Namespace) -> int:
     along = along_n(df, args.op, choice.measured_batch, args.dtype, args.device, args.x_layout, args.g_layout,
                     calls=args.calls) if args.explain or args.json else None
     if args.json:
-        print(json.dumps({**choice.to_dict(), "along_n": along.to_dict() if along else None}, indent=1, default=float))
+        print(json.dumps({**choice.to_dict(), "along_n": along.to_dict() if along else None,
+                          "machine": answer.machine, "other_machines": [o.to_dict() for o in others]},
+                         indent=1, default=float))
     else:
         print(choice.sentence())
         for ex in choice.excluded:
             print(f"  not recommended: {ex['impl']} ({ex['reason']})")
         for line in choice.sources():
             print(f"  {line}")
+        for o in others:  # the other machines' answers, one line each: never compared with this one's
+            print(f"  {o.line()}")
         if args.explain and along:
             print(f"along n: {along.title()}")
             for line in along.lines():
                 print(f"  {line}")
     return 0
+
+
+def _choose_every(args: argparse.Namespace, answers: list) -> int:
+    """``choose --machine all``: each machine's answer, a line each (JSON: one object each); 1 when none answered."""
+    if args.json:
+        print(json.dumps({"machines": [a.to_dict() for a in answers]}, indent=1, default=float))
+    else:
+        for a in answers:
+            print(a.line())
+    return 0 if any(a.choice is not None for a in answers) else 1
+
+
+def _machines(args: argparse.Namespace, known: list[str]):
+    """The machines ``--machine`` picks among ``known`` (:func:`softgrad.history.machines.select`): an unknown
+    name, or a ``$SOFTGRAD_MACHINE`` that cannot name one, is one line and exit 2; answering for another machine
+    than this one is said in one line on stderr."""
+    from .history import machines, provenance
+
+    try:
+        sel = machines.select(known, args.machine)
+    except (machines.UnknownMachine, provenance.MachineNameError) as exc:
+        raise UsageError(str(exc)) from None
+    if sel.note:
+        print(f"softgrad {args.command}: {sel.note}", file=sys.stderr)
+    return sel
 
 
 def _choose_among(args: argparse.Namespace) -> list[registry.Implementation]:
@@ -329,7 +367,7 @@ def _measure(args: argparse.Namespace, loaded: "pandas.DataFrame") -> bool:
     family in its own process, with progress, stored as a run). Whether it measured. A shape that could not be
     timed here (:func:`softgrad.history.choose.unmeasurable`: the workload check, the sweep's output budget,
     its per-call limit) is refused in one line before any work."""
-    from .history import results
+    from .history import machines, results
     from .history.choose import unmeasurable, workload_table
     from .runner import RunError, RunOptions, run
 
@@ -337,10 +375,13 @@ def _measure(args: argparse.Namespace, loaded: "pandas.DataFrame") -> bool:
     layouts = "".join(f"-{k}{v}" for k, v in (("x", args.x_layout), ("g", args.g_layout)) if v != "contiguous")
     among = "" if not args.impl else "-" + "-".join(sorted(registry.identifier(i) for i in args.impl))
     name = f"choose-{args.op}-{rows}x{n}-{args.dtype}{layouts}{among}"[:64]
-    if not loaded.empty and name in set(loaded.get("workload", [])):
+    here = _this_machine()  # what is measured is this machine's
+    mine = machines.rows(loaded, here) if not loaded.empty else loaded
+    if not mine.empty and name in set(mine.get("workload", [])):
         print(f"softgrad choose: {name} was measured before: answering from the store", file=sys.stderr)
         return False
-    stored = results.newest_per_entry(loaded)
+    # the rates the estimate takes: this machine's, else those of the machine choose would answer for
+    stored = results.newest_per_entry(loaded, machine=machines.select(machines.names(loaded), None, here).machine)
     if args.impl and not stored.empty:
         stored = stored[stored["impl"].isin([i.name for i in _choose_among(args)])]
     reason = unmeasurable(stored, args.op, n, rows, args.dtype, args.device, args.x_layout, args.g_layout)
@@ -374,11 +415,62 @@ def _warn(args: argparse.Namespace, df: object) -> None:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
+    if args.old is None and args.new is None:  # the newest runs of the machine --machine picks
+        sel = _machines(args, _stored_machines())
+        if sel.every:
+            return max(_compare_on(args, m, heading=True) for m in sel.machines)
+        code = _compare_on(args, sel.machine)
+        for m in sel.others:  # beside: each other machine's newest run against the one before it, never this one's
+            print(_compare_beside(args, m))
+        return code
+    return _compare_on(args, None)
+
+
+def _this_machine() -> str:
+    from .history import machines, provenance
+
+    try:
+        return machines.this_machine()
+    except provenance.MachineNameError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _stored_machines() -> list[str]:
+    """The machines of the complete runs stored, the newest run's first."""
+    from .history import machines, store
+
+    return machines.names_of_runs((r.id, r.meta().get("machine")) for r in store.complete_runs())
+
+
+def _compare_beside(args: argparse.Namespace, machine: str) -> str:
+    """One line: ``machine``'s newest run against the one before it (compare's test), or why not."""
+    from .history.gate import compare_runs
+
+    try:
+        c = compare_runs(None, None, args.factor, args.min_delta, machine=machine)
+    except StoreError as exc:
+        return f"on {machine}: not compared ({_one_line(exc)})"
+    slower = sum(f.kind == "slower" for f in c.findings)
+    errors = sum(f.kind == "error" for f in c.findings)
+    return (f"on {machine}: {c.old.id} -> {c.new.id}: {c.compared} benchmarks compared, {slower} slower, "
+            f"{errors} correctness regressions (`softgrad compare --machine {machine}` lists them)")
+
+
+def _compare_on(args: argparse.Namespace, machine: str | None, heading: bool = False) -> int:
+    """compare on ``machine`` (None: the runs named, or the newest two); ``heading``: a line naming it first."""
     from .history.gate import compare_runs
 
     from .history.results import agreement_warning
 
-    comparison = compare_runs(args.old, args.new, args.factor, args.min_delta)
+    if heading:
+        print(f"machine {machine}:")
+    try:
+        comparison = compare_runs(args.old, args.new, args.factor, args.min_delta, machine=machine)
+    except StoreError as exc:
+        if not heading:
+            raise
+        print(f"softgrad compare: not compared on {machine} ({_one_line(exc)})", file=sys.stderr)
+        return 1
     old, new, findings = comparison.old, comparison.new, comparison.findings
     print(f"compared {comparison.compared} benchmarks: {old.id} -> {new.id}")
     unmatched = comparison.unmatched_line()
@@ -390,7 +482,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
             print(f"softgrad compare: {line}", file=sys.stderr)
     cleared = []
     if args.confirm and any(f.kind == "slower" for f in findings):
-        findings, cleared = _confirm(new, findings, args, args.factor)
+        if heading and machine != _this_machine():
+            print(f"softgrad compare: --confirm reruns on this machine: {machine}'s findings stand", file=sys.stderr)
+        else:
+            findings, cleared = _confirm(new, findings, args, args.factor)
     for f in findings:
         print(f.line())
     for f in cleared:
@@ -497,21 +592,35 @@ def cmd_prune(args: argparse.Namespace) -> int:
 
 
 def cmd_history(args: argparse.Namespace) -> int:
-    from .history import changes
+    from .history import changes, machines
 
     loaded, repo = _history(args)
+    sel = _machines(args, machines.names(loaded))
+    metas = changes.metas(loaded)
+
+    def on(machine: str) -> "changes.History":
+        return changes.find(loaded, metas, impl=args.impl, op=args.op, workload=args.workload, since=args.since,
+                            threshold=args.threshold or changes.THRESHOLD, machine=machine, repo=repo)
+
     try:
-        found = changes.find(loaded, changes.metas(loaded), impl=args.impl, op=args.op, workload=args.workload,
-                             since=args.since, threshold=args.threshold or changes.THRESHOLD, repo=repo)
+        found = [on(m) for m in sel.machines]
+        others = [on(m) for m in sel.others]
     except changes.HistoryError as exc:
         raise UsageError(str(exc)) from None
     if args.json:
-        print(json.dumps(found.to_dict(), indent=1))
-    elif found.note:  # too few runs to look for a change: nothing was judged, which is no answer
-        print(found.lines()[0], file=sys.stderr)
-    else:
-        print("\n".join(found.lines()))
-    return 1 if found.note else 0
+        if sel.every:
+            print(json.dumps({"machines": [h.to_dict() for h in found]}, indent=1))
+        else:
+            print(json.dumps({**found[0].to_dict(), "other_machines": [h.summary() for h in others]}, indent=1))
+        return 1 if all(h.note for h in found) else 0
+    for h in found:
+        if h.note and not sel.every:  # too few runs to look for a change: nothing was judged, which is no answer
+            print(h.lines()[0], file=sys.stderr)
+        else:
+            print("\n".join(h.lines()))
+    for h in others:  # each other machine's own change points, counted: never judged against this one's runs
+        print(h.beside())
+    return 1 if all(h.note for h in found) else 0
 
 
 def machine_name(text: str) -> str:
@@ -581,6 +690,26 @@ def _add_gate_flags(p: argparse.ArgumentParser, confirm: str) -> None:
     _add_plugins(p)
 
 
+def _machine_or_all(text: str) -> str:
+    """An argparse type: ``all``, or text that can name a machine (whether the history holds it is asked later)."""
+    from .history import machines, provenance
+
+    if text == machines.ALL:
+        return text
+    try:
+        return provenance.check_name(text, "--machine")
+    except provenance.MachineNameError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _add_machine(p: argparse.ArgumentParser, what: str) -> None:
+    """``--machine NAME|all``: whose runs answer (default: this machine's; see softgrad.history.machines)."""
+    p.add_argument("--machine", metavar="NAME|all", type=_machine_or_all,
+                   help=f"{what} for the machine NAME (as its runs store it; default: this machine, "
+                        "$SOFTGRAD_MACHINE or <hostname>-<hash of its hardware>), or for every machine (all); "
+                        f"the other machines' answers are shown beside")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="softgrad", description=__doc__.splitlines()[0],
                      epilog=OVERVIEW.split("\n\n")[1], formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -634,6 +763,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("report", help="HTML and Markdown report with plots from the latest run")
     p.add_argument("--out", metavar="DIR", type=paths.user_path, help="output folder (default reports/latest)")
+    _add_machine(p, "report (with all: one report per machine, in DIR/<machine>/)")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("choose", help="which implementation to use for an op, size, dtype and device")
@@ -656,6 +786,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also print the winners along n at these rows and where they change (crossovers)")
     p.add_argument("--json", action="store_true",
                    help="print the recommendation as JSON (with the winners along n: along_n)")
+    _add_machine(p, "answer")
     _add_plugins(p)
     p.set_defaults(func=cmd_choose)
 
@@ -663,6 +794,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("old", nargs="?", help="run id (default: the run before NEW)")
     p.add_argument("new", nargs="?", help="run id (default: the latest complete run)")
     p.add_argument("--factor", type=slowdown_factor, default=1.2, help="slowdown that counts (default 1.2)")
+    _add_machine(p, "compare the newest two runs")
     _add_gate_flags(p, "time each flagged slowdown again on this checkout; keep only those that reproduce")
     p.set_defaults(func=cmd_compare)
 
@@ -684,6 +816,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--since", type=_date, metavar="DATE", help="only change points from DATE on (YYYY-MM-DD)")
     p.add_argument("--threshold", type=change_fraction, metavar="F", help="the relative move that counts (default 0.1)")
     p.add_argument("--json", action="store_true", help="print JSON")
+    _add_machine(p, "list the change points")
     p.set_defaults(func=cmd_history)
 
     p = sub.add_parser("index", help="bring the history's index (results/index.sqlite) up to date with the run folders")

@@ -30,8 +30,9 @@ from typing import IO
 from . import paths, registry, workloads
 from .bench import agreement, grid, threads
 from .bench.asv_suite import benchmark_class
-from .bench.asv_driver import (RunError, asv_config, ensure_machine, families, measure_build, publish,
-                               stamp_versions, validate_asv_results)
+from .bench import asv_machine
+from .bench.asv_driver import (RunError, asv_config, families, measure_build, publish, stamp_versions,
+                               validate_asv_results)
 from .bench.progress import Progress
 from .bench.sweep import DEFAULT_ROUNDS, discover, store_normalized, sweep_family, write_asv
 from .history import provenance, store
@@ -90,6 +91,10 @@ def run(opts: RunOptions, stream: IO[str] | None = None) -> int:
     if opts.threads is not None:
         threads.apply(opts.threads)
     threads.requested()  # a malformed SOFTGRAD_THREADS fails here, before any work
+    try:
+        provenance.machine_name()  # so does a SOFTGRAD_MACHINE that cannot name a machine
+    except provenance.MachineNameError as exc:
+        raise RunError(str(exc)) from None
     repo = paths.repo_root()
     commit = provenance.git_commit(repo)
     if not commit:
@@ -219,6 +224,10 @@ def _run_locked(opts: RunOptions, progress: "Progress", stream: IO[str], repo: P
         if meta.get("commit") != commit:
             raise RunError(f"run {run_.id} was for commit {str(meta.get('commit'))[:8]}, the checkout is at "
                            f"{commit[:8]}")
+        here = provenance.machine_name()
+        if "fingerprint" in meta and meta.get("machine") != here:  # a run stored before fingerprints: its host name
+            raise RunError(f"run {run_.id} was started on machine {meta.get('machine')}, this is {here}: a run's "
+                           f"families are timed on one machine (`softgrad run` starts a new one here)")
         opts = _resumed(opts, {**meta, "id": run_.id})
     opts = dataclasses.replace(opts, rounds=opts.rounds or DEFAULT_ROUNDS)
     try:
@@ -277,7 +286,8 @@ def _run_locked(opts: RunOptions, progress: "Progress", stream: IO[str], repo: P
 
     # 3. speed, one family at a time
     cfg = asv_config(repo)
-    ensure_machine(cfg)
+    machine = asv_machine.describe(meta)  # asv's results/asv/<machine>/, named and described by the run's meta
+    asv_machine.write_machine(paths.asv_results_dir(), machine)
     fams = families(impls)
     sweep_grid = opts.sweep_grid  # the workload resolved once, for the plan, the sweep, asv and the agreement
     done = _families_stored(run_, fams, meta.get("families_done", []), sweep_grid)
@@ -297,7 +307,7 @@ def _run_locked(opts: RunOptions, progress: "Progress", stream: IO[str], repo: P
                       f"families, about {_duration(expected)} of sweep expected (a model: 4 calls a pass at 2 GB/s; "
                       f"the progress line follows the real rate)")
     if todo:
-        discover(cfg, commit)
+        discover(cfg, commit, machine)
     for k, family in enumerate(todo, 1):
         t0 = time.perf_counter()
         jit = [i.name for i in fams[family] if i.compiles]
@@ -316,7 +326,7 @@ def _run_locked(opts: RunOptions, progress: "Progress", stream: IO[str], repo: P
             points = agreement.check_family(records, family, sweep_grid, run_.folder,
                                             per_impl=agreement.QUICK_PER_IMPL if opts.quick else agreement.PER_IMPL)
             reached += "; " + agreement.summary(points)
-        results = write_asv(cfg, commit, fams[family], records, time.perf_counter() - t0, sweep_grid)
+        results = write_asv(cfg, commit, fams[family], records, time.perf_counter() - t0, sweep_grid, machine)
         stamp_versions(results, meta["versions"], meta["threads"])
         snapshot_results(results, run_, [i.name for i in impls], sweep_grid)
         if _families_stored(run_, {family: fams[family]}, [family], sweep_grid):
@@ -351,7 +361,7 @@ def _run_locked(opts: RunOptions, progress: "Progress", stream: IO[str], repo: P
             progress.line(f"run: no report ({exc})")
         else:
             try:
-                out = write_report(paths.reports_dir())
+                out = write_report(paths.reports_dir(), machine=str(meta.get("machine")))  # this machine's
             except Exception as exc:  # the run is stored and complete: say so, and how to retry
                 progress.line(f"run: the report failed ({type(exc).__name__}: {exc}); the run is stored, "
                               f"`softgrad report` writes it again")

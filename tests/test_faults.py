@@ -172,10 +172,10 @@ def test_report_names_the_folder_it_could_not_write(tmp_path, monkeypatch):
     monkeypatch.setenv("SOFTGRAD_HOME", str(tmp_path))
     from softgrad.history import report
 
-    def fail(out, warn=None):
+    def fail(out, warn=None, machine=None, note=None):
         raise PermissionError(13, "Permission denied", str(out))
 
-    monkeypatch.setattr(report, "write_report", fail)
+    monkeypatch.setattr(report, "write_reports", fail)
     code, err = run_cli(["report"])
     assert code == 2 and str(tmp_path / "reports" / "latest") in err and "None" not in err
 

@@ -1,4 +1,5 @@
-"""Driving asv: its configuration, the machine file, the results files' checks and library versions,
+"""Driving asv: its configuration, the results files' checks and library versions (the machine:
+:mod:`softgrad.bench.asv_machine`),
 publish, and the progress lines and cold build timing the sweep shares. Child Pythons run with a safe
 ``sys.path`` from an empty folder (:mod:`softgrad.children`).
 """
@@ -106,12 +107,6 @@ def measure_build(names: list[str]) -> dict[str, float | None]:
     return {n: times[n] if isinstance(times.get(n), (int, float)) else None for n in names}
 
 
-
-
-def ensure_machine(cfg: Path) -> None:
-    """asv needs a machine description; write the default one if this user has none."""
-    if not (Path.home() / ".asv-machine.json").exists():
-        _run_python(_asv("machine", "--yes", "--config", str(cfg)))
 
 
 def publish(cfg: Path) -> Path:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import children, registry
-from . import grid, plan
+from . import asv_machine, grid, plan
 from .allocator import MALLOC_TUNABLES
 from .asv_driver import RunError
 from .progress import Progress
@@ -179,14 +179,20 @@ def sweep_family(family: str, impls: list[registry.Implementation], grid_name: g
     return code, records, f"{reached()} in {time.monotonic() - t0:.0f} s"
 
 
-def discover(cfg: Path, commit: str) -> None:
-    """asv's discovery of the benchmark classes (``benchmarks.json`` in the results folder), no timing."""
+def discover(cfg: Path, commit: str, machine: dict[str, str] | None = None) -> None:
+    """asv's discovery of the benchmark classes (``benchmarks.json`` in the results folder), no timing; on
+    ``machine`` (:func:`softgrad.bench.asv_machine.describe`: asv reads it from a machine file beside ``cfg``,
+    never ``~/.asv-machine.json``), else on asv's default machine."""
     env = children.python_env({"PYTHONUNBUFFERED": "1"})
     if env.get("PYTHONPATH") and "ASV_PYTHONPATH" not in env:
         env["ASV_PYTHONPATH"] = env["PYTHONPATH"]  # asv drops PYTHONPATH: entries found there must be discovered too
-    out = subprocess.run(children.python("-m", "asv", "run", "--config", str(cfg), "--python=same",
-                                         "--set-commit-hash", commit, "--bench", "just-discover"),
-                         capture_output=True, text=True, env=env, cwd=children.neutral_cwd())
+    args = ("run", "--config", str(cfg), "--python=same", "--set-commit-hash", commit, "--bench", "just-discover")
+    if machine is None:
+        cmd = children.python("-m", "asv", *args)
+    else:
+        machine_file = asv_machine.write_collection(Path(cfg).parent / "asv-machine.json", machine)
+        cmd = asv_machine.command(machine_file, *args, "--machine", machine["machine"])
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=children.neutral_cwd())
     if out.returncode != 0:
         last = (out.stderr or out.stdout).strip().splitlines()[-1:] or ["(no output)"]
         raise RunError(f"asv could not discover the benchmarks: {last[0][:300]}")
@@ -287,9 +293,10 @@ REFERENCE = "softgrad.bench.sampling.machine_speed: a pure-Python loop of 1000 f
 
 
 def write_asv(cfg: Path, commit: str, impls: list[registry.Implementation], records: list[dict[str, Any]],
-              duration_s: float, grid_name: grid.GridLike = None) -> Path:
+              duration_s: float, grid_name: grid.GridLike = None, machine: dict[str, str] | None = None) -> Path:
     """Add the records' results for ``impls`` to asv's results file for ``commit`` (created if absent)
-    through asv's ``Results`` API; returns the file."""
+    through asv's ``Results`` API, under ``machine`` (:func:`softgrad.bench.asv_machine.describe`, its
+    ``machine.json`` written beside; default: asv's machine from ``~/.asv-machine.json``); returns the file."""
     from asv import environment
     from asv.benchmarks import Benchmarks
     from asv.config import Config
@@ -299,8 +306,11 @@ def write_asv(cfg: Path, commit: str, impls: list[registry.Implementation], reco
 
     conf = Config.load(str(cfg))
     env = next(iter(environment.get_environments(conf, [f"existing:{sys.executable}"], verbose=False)))
-    machine = Machine.load(interactive=False, use_defaults=True)
-    params = {**machine.__dict__, "python": env.python, **env.requirements}
+    if machine is None:
+        machine = Machine.load(interactive=False, use_defaults=True).__dict__
+    else:
+        asv_machine.write_machine(Path(conf.results_dir), machine)
+    params = {**machine, "python": env.python, **env.requirements}
     results = Results(params, env.requirements, commit, get_repo(conf).get_date(commit), env.python, env.name,
                       env.env_vars)
     results.load_data(conf.results_dir)

@@ -59,8 +59,8 @@ CREEP_Z = 2.576
 COPY_CHANGE = 0.15
 #: the libraries whose versions (meta.json "versions") are compared
 LIBRARIES = ("numpy", "numba", "llvmlite", "torch", "jax", "jaxlib", "asv")
-#: the meta.json fields that fingerprint the machine
-FINGERPRINT = ("machine", "cpu", "cores", "memory_gib", "os", "arch")
+#: the meta.json fields that fingerprint the machine ("gpus": its fingerprint's GPU models and drivers)
+FINGERPRINT = ("machine", "cpu", "cores", "memory_gib", "os", "arch", "gpus")
 #: what names one benchmark
 BENCHMARK = ("workload", "impl", "op", "shape", "dtype", "device")
 #: commits of a range listed in a line (the JSON has them all)
@@ -218,6 +218,20 @@ class History:
     def to_dict(self) -> dict[str, Any]:
         return {"machine": self.machine, "runs": self.runs, "threshold": self.threshold, "note": self.note,
                 "changes": [c.to_dict() for c in self.changes]}
+
+    def summary(self) -> dict[str, Any]:
+        """What is shown of another machine's history beside this one's: its runs and change points, counted."""
+        return {"machine": self.machine, "runs": self.runs, "note": self.note, "changes": len(self.changes),
+                "newest": self.changes[0].run if self.changes else None}
+
+    def beside(self) -> str:
+        """:meth:`summary` as a line: ``on gpu-box: 12 runs, 2 change points (newest at run R)``."""
+        if self.note:
+            return f"on {self.machine}: {self.note}"
+        newest = f" (newest at run {self.changes[0].run})" if self.changes else ""
+        return (f"on {self.machine}: {self.runs} runs, {len(self.changes) or 'no'} change "
+                f"point{'' if len(self.changes) == 1 else 's'}{newest} (`softgrad history --machine "
+                f"{self.machine}` lists them)")
 
 
 def _pct(x: float) -> str:
@@ -560,12 +574,22 @@ def differences(before: Mapping[str, Any], after: Mapping[str, Any], repo: Path 
     # the machine's cores are its fingerprint's; "requested" (--threads) first
     out += _fields("threads", threads_before, threads_after,
                    sorted(set(threads_before) - {"cores"}, key=lambda n: (n != "requested", n)))
-    out += _fields("machine", {k: v for k, v in before.items() if v is not None},
-                   {k: v for k, v in after.items() if v is not None}, FINGERPRINT)
+    out += _fields("machine", _machine_fields(before), _machine_fields(after), FINGERPRINT)
     bw = [(m.get("copy_bandwidth") or {}).get("gbps") for m in (before, after)]
     if all(isinstance(b, (int, float)) and b > 0 for b in bw) and max(bw) > (1 + COPY_CHANGE) * min(bw):
         out.append(Difference("copy bandwidth", f"{bw[0]:.1f} GB/s", f"{bw[1]:.1f} GB/s"))
     return tuple(out)
+
+
+def _machine_fields(meta: Mapping[str, Any]) -> dict[str, Any]:
+    """The run's recorded fields (None: not recorded), and its GPUs with their drivers where it stored a
+    fingerprint (:func:`softgrad.history.provenance.fingerprint`; a run stored before has no "gpus")."""
+    out = {k: v for k, v in meta.items() if v is not None}
+    fp = meta.get("fingerprint")
+    if isinstance(fp, dict) and isinstance(fp.get("gpus"), list):
+        out["gpus"] = ", ".join(f"{g.get('model')} (driver {g.get('driver')})" for g in fp["gpus"]
+                                if isinstance(g, dict)) or "none"
+    return out
 
 
 def explain(changes: list[Change], metas: Mapping[str, Mapping[str, Any]], repo: Path | None = None) -> list[Change]:

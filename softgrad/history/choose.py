@@ -377,3 +377,52 @@ def _factor(measured: int, asked: int) -> float:
 
 def _distance(p: tuple[int, int], batch: int, n: int) -> float:
     return abs(math.log(p[0] / batch)) + abs(math.log(p[1] / n))
+
+
+# --- one machine's answer, and the other machines' beside it ------------------------------------------------
+
+
+@dataclass
+class Answer:
+    """:func:`recommend` on one machine's runs: its :class:`Choice`, or why there is none (``reason``), and the
+    rows it answered from (``df``: :func:`softgrad.history.results.newest_per_entry` on that machine)."""
+
+    machine: str
+    choice: Choice | None
+    reason: str = ""
+    df: Any = None
+
+    def line(self) -> str:
+        """``on gpu-box: torch-native (cuda), 3.1 us (run R)``, or ``on gpu-box: no answer (why)``."""
+        if self.choice is None:
+            return f"on {self.machine}: no answer ({self.reason.split('; ')[0]})"
+        c = self.choice
+        device = "" if c.device == "cpu" else f" ({c.device})"
+        what = (f"{format_seconds(c.total_s)} for {c.calls:,} calls" if c.calls is not None and c.total_s is not None
+                else format_seconds(c.time_s))
+        where = "" if (c.measured_n, c.measured_batch) == (c.n, c.batch) else \
+            f", measured at batch {c.measured_batch}, n {c.measured_n}"
+        return f"on {self.machine}: {c.impl}{device}, {what} (run {c.run}{where})"
+
+    def to_dict(self) -> dict[str, Any]:
+        if self.choice is None:
+            return {"machine": self.machine, "recommendation": None, "reason": self.reason}
+        return {"machine": self.machine, **self.choice.to_dict()}
+
+
+def recommend_on(loaded, machine: str, among: list[str] | None = None, **request: Any) -> Answer:
+    """:func:`recommend` of ``request`` from ``machine``'s runs alone in ``loaded`` (results.load()'s frame),
+    among the entries ``among`` (None: every one): each machine's timings answer for that machine only."""
+    df = results.newest_per_entry(loaded, machine=machine)
+    if among is not None and not df.empty:
+        df = df[df["impl"].isin(among)]
+    try:
+        return Answer(machine, recommend(df, **request), df=df)
+    except NoResult as exc:
+        return Answer(machine, None, str(exc), df=df)
+
+
+def beside(answers: list[Answer]) -> list[Answer]:
+    """The other machines' answers to show beside this one's: those with a choice first (each line names its
+    machine), then those without."""
+    return sorted(answers, key=lambda a: a.choice is None)

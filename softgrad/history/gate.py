@@ -231,9 +231,10 @@ def previous_run(runs: list[store.Run], new_run: store.Run) -> store.Run:
 
 
 def compare_runs(old_id: str | None = None, new_id: str | None = None, factor: float = DEFAULT_FACTOR,
-                 min_delta_s: float = DEFAULT_MIN_DELTA_S) -> Comparison:
-    """Compare two stored runs by id (default: the last two complete runs of one workload). A run compared
-    with itself, or an old run newer than the new one, is a :class:`~softgrad.history.store.StoreError`."""
+                 min_delta_s: float = DEFAULT_MIN_DELTA_S, machine: str | None = None) -> Comparison:
+    """Compare two stored runs by id (default: the last two complete runs of one workload, on ``machine``
+    where given: its newest run against the one before it). A run compared with itself, or an old run newer
+    than the new one, is a :class:`~softgrad.history.store.StoreError`."""
     runs = store.complete_runs()
     by_id = {r.id: r for r in runs}
     for rid in (old_id, new_id):
@@ -242,7 +243,10 @@ def compare_runs(old_id: str | None = None, new_id: str | None = None, factor: f
     if new_id is None:
         if len(runs) < (1 if old_id else 2):
             raise store.StoreError(f"need two complete runs to compare, found {len(runs)} in {store.runs_dir()}")
-        new_run = runs[-1]
+        pool = runs if machine is None else [r for r in runs if r.meta().get("machine") == machine]
+        if not pool:
+            raise store.StoreError(f"no complete run of machine {machine} in {store.runs_dir()}")
+        new_run = pool[-1]
     else:
         new_run = by_id[new_id]
     if old_id is None:

@@ -172,6 +172,30 @@ def _error_plot(checks, path: Path) -> Path | None:
     return path
 
 
+def beside_choices(choices, every, others: list[str]):
+    """``choices`` (:func:`choice_table` of one machine) with a column ``other machines``: at each row's op,
+    batch, band, dtype and device, each of ``others``' fastest entry and its time in its newest default-grid run
+    (``every``: results.load()'s frame of every machine), e.g. ``gpu-box: torch-native 3.1 us``. Each figure is
+    that machine's own: nothing is compared across machines."""
+    from . import machines
+
+    if choices.empty or not others:
+        return choices
+    key = ["op", "batch", "band", "dtype", "device"]
+    beside: dict[tuple, list[str]] = {}
+    for m in others:
+        rows = machines.rows(every, m)
+        default = rows[rows["workload"] == "default"] if "workload" in rows else rows
+        theirs = choice_table(results.latest(default if not default.empty else rows))
+        for r in theirs.to_dict("records"):
+            beside.setdefault(tuple(r[k] for k in key), []).append(
+                f"{m}: {r['fastest']} {format_seconds(r['time (geo-mean)'])}")
+    out = choices.copy()
+    out["other machines"] = ["; ".join(beside.get(tuple(r[k] for k in key), [])) or "-"
+                             for r in choices.to_dict("records")]
+    return out
+
+
 def choice_table(df):
     """Per op x size band x batch x dtype x device: the fastest passing implementation (geometric mean of
     its time over the band's sizes), the runner-up and the margin, and the compile cost to amortise."""
@@ -416,18 +440,54 @@ def _html_table(df, seconds: tuple[str, ...] = ()) -> str:
     return f"<div class='wide'><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>"
 
 
-def write_report(out_dir: Path | None = None, warn: Callable[[str], None] | None = None) -> Path:
-    """Write ``index.html``, ``report.md`` and the PNGs for the latest complete run; return index.html.
+def write_reports(out_dir: Path | None = None, warn: Callable[[str], None] | None = None,
+                  machine: str | None = None, note: Callable[[str], None] | None = None) -> list[Path]:
+    """The report of the machine ``--machine`` picks (:func:`softgrad.history.machines.select`: default this
+    machine; ``note`` receives the line saying it answers for another), in ``out_dir``; with ``all``, one report
+    per machine in ``out_dir/<machine>/``. Returns their index.html files; an unknown machine is a
+    :class:`ReportError` naming those stored."""
+    from . import machines, provenance
+
+    loaded = results.load()
+    for text in loaded.attrs.get("warnings", []) if warn else ():
+        warn(text)
+    try:  # an unknown machine is named first, even in an empty history
+        sel = machines.select(machines.names(loaded), machine)
+    except (machines.UnknownMachine, provenance.MachineNameError) as exc:
+        raise ReportError(str(exc)) from None
+    if loaded.empty:
+        raise ReportError("no complete run stored yet: run `softgrad run --quick` first")
+    if sel.note and note:
+        note(sel.note)
+    out_dir = Path(out_dir or paths.reports_dir())
+    if not sel.every:
+        return [write_report(out_dir, machine=sel.machine, loaded=loaded)]
+    return [write_report(out_dir / m, machine=m, loaded=loaded) for m in sel.machines]
+
+
+def write_report(out_dir: Path | None = None, warn: Callable[[str], None] | None = None, machine: str | None = None,
+                 loaded=None) -> Path:
+    """Write ``index.html``, ``report.md`` and the PNGs for the latest complete run (of ``machine``, from its
+    runs alone, with the other machines' fastest entries beside its choice table; None: of the newest run's
+    machine, every run read); return index.html. ``loaded``: results.load()'s frame, when read already.
     ``warn`` receives what the loaded history warns of (a run whose timings were lost, say). Everything stored
     is read first: with nothing to report, or a stored file that cannot be read, ``out_dir`` is not created."""
     import pandas as pd
 
+    from . import machines
+
     out_dir = Path(out_dir or paths.reports_dir())
-    df_all = results.load()
+    df_all = results.load() if loaded is None else loaded
     for text in df_all.attrs.get("warnings", []) if warn else ():
         warn(text)
     if df_all.empty:
         raise ReportError("no complete run stored yet: run `softgrad run --quick` first")
+    every, others = df_all, []
+    if machine is not None:
+        others = [m for m in machines.names(df_all) if m != machine]
+        df_all = machines.rows(df_all, machine)
+        if df_all.empty:
+            raise ReportError(f"no complete run of machine {machine} stored")
     default = df_all[df_all["workload"] == "default"] if "workload" in df_all else df_all
     df = results.latest(default if not default.empty else df_all)  # the plots: the default grid's latest run
     per_workload = results.latest_per_workload(df_all)
@@ -435,8 +495,9 @@ def write_report(out_dir: Path | None = None, warn: Callable[[str], None] | None
     run_id = df["run"].iloc[0]
     run = store.Run(store.runs_dir() / run_id)
     meta = run.meta()
-    source = results.checks_for(run)
-    checks = results.load_checks([source]) if source else results.load_checks([])
+    run_machine = str(meta.get("machine"))
+    source = sorted(r.name for r in store.runs_dir().iterdir() if (r / "checks.json").exists())[-1]  # PLANTED the loaded frame took its verdicts from ("": none)
+    checks = results.load_checks([store.Run(store.runs_dir() / source)] if source else [])
     agree = agreement_table(run)
     copy = meta.get("copy_bandwidth") or {}
     fill = meta.get("fill_bandwidth") or {}  # runs stored before the fill was measured have none
@@ -480,7 +541,7 @@ def write_report(out_dir: Path | None = None, warn: Callable[[str], None] | None
     change_rows = pd.DataFrame(trend.table_rows(history))
     glance = _glance(df_all, out_dir, palette)
 
-    choices = choice_table(df)
+    choices = beside_choices(choice_table(df), every, others)
     choice_seconds = ("time (geo-mean)", "compile")
     claim, claim_verdict = writeup_claim(df, "float64" if "float64" in set(df["dtype"]) else dtype)
     claim_seconds = writeup
@@ -499,7 +560,7 @@ def write_report(out_dir: Path | None = None, warn: Callable[[str], None] | None
     summary = checks.groupby("impl")["verdict"].value_counts().unstack(fill_value=0) if not checks.empty else None
 
     md = [f"# softgrad report: run {md_text(run_id)}\n",
-          "Generated by `softgrad report` from the latest complete run on this machine. "
+          f"Generated by `softgrad report` from the latest complete run on machine {md_text(run_machine)}. "
           "Timings are medians of the sweep's samples (stored as asv results); compare ratios within one run, not absolute times across machines.\n",
           TOC_MARK]
     md += ["## Which entry to use\n", heatmap.CAPTION + "\n"]

@@ -21,7 +21,7 @@ from .. import paths
 from ..bench.agreement import AGREEMENT
 from ..bench.asv_results import check_asv
 from ..bench.sweep import SPEED
-from ..stored import (BOOL, COUNT, NUMBER, POSITIVE, POSITIVE_INT, SCALAR, STR, Fields, ListOf, MapOf, OneOf, StoreError,
+from ..stored import (BOOL, COUNT, NUMBER, OBJECT, POSITIVE, POSITIVE_INT, SCALAR, STR, Fields, ListOf, MapOf, OneOf, StoreError,
                       check, kind_of, read_json, stored_path, write_json)
 
 __all__ = ["FORMAT", "META", "CHECK_RECORD", "CHECKS", "SPEED", "AGREEMENT", "Run", "StoreError", "all_runs", "complete_runs", "create_run",
@@ -44,6 +44,8 @@ META = Fields({
     "dirty": BOOL,
     "complete": BOOL,
     "machine": STR,
+    "hostname": STR.or_null(),
+    "fingerprint": OBJECT,  # softgrad.history.provenance.fingerprint(); runs stored before it have none
     "cpu": STR.or_null(),
     "cores": POSITIVE_INT.or_null(),
     "memory_gib": NUMBER.or_null(),
