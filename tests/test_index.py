@@ -554,3 +554,20 @@ def _answer(rc: int, out: str, err: str) -> tuple:
         return [ageless(v) for v in value] if isinstance(value, list) else value
 
     return rc, ageless(json.loads(out)), err
+
+
+def test_the_report_shows_the_verdicts_a_no_check_run_took_from_its_machine(home, tmp_path_factory):
+    """The report's correctness verdicts for a ``--no-check`` latest run are those of the run the loaded frame
+    took them from (``checks_from``: the newest earlier run of its machine, commit and versions), not a newer
+    run of another machine with checks, nor none."""
+    pytest.importorskip("matplotlib")
+    _write(home, _run(7, machine="gpu-box", failing=("fake-impl",)))  # newer, with checks, another machine
+    _write(home, _run(8, checks=False))  # vm, --no-check: run 6's verdicts (numpy alone)
+    out = tmp_path_factory.mktemp("report")
+    rc, stdout, err = _cli(home, "report", "--out", str(out))
+    assert rc == 0, err
+    md = (out / "report.md").read_text()
+    assert f"run {_rid(8)}" in md.splitlines()[0]
+    verdicts = md.split("## Correctness verdicts\n", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in verdicts.splitlines() if line.startswith("|") and "---" not in line][1:]
+    assert [row.split("|")[1].strip() for row in rows] == ["numpy"], verdicts

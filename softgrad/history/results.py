@@ -52,22 +52,11 @@ def clear_win(fastest_q75_s: float, runner_up_q25_s: float) -> bool | None:
     return bool(runner_up_q25_s > fastest_q75_s)
 
 
-def checks_for(run: store.Run) -> store.Run | None:
-    """The run whose correctness records apply to ``run``: itself, or (for a ``--no-check`` run) the newest
-    earlier run with checks on the same machine, commit and library versions (another machine's verdicts are
-    not this one's: its hardware, drivers and vector paths differ)."""
-    if run.has_checks:
-        return run
-    meta = run.meta()
-    same = [r for r in store.all_runs() if r.id < run.id and r.has_checks
-            and r.meta_path.exists() and r.meta().get("commit") == meta.get("commit")
-            and r.meta().get("versions") == meta.get("versions") and r.meta().get("machine") == meta.get("machine")]
-    return same[-1] if same else None
-
-
 def _checks_source(block: Block, earlier: Callable[[], Mapping[str, Block]]) -> Block | None:
-    """:func:`checks_for` over blocks: ``block`` itself, else the newest of ``earlier()`` (every run's block,
-    oldest first) before it with checks on the same machine, commit and library versions."""
+    """The run whose correctness records apply to ``block``'s (the frame's ``checks_from``): itself, or (for a
+    ``--no-check`` run) the newest of ``earlier()`` (every run's block, oldest first) before it with checks on
+    the same machine, commit and library versions (another machine's verdicts are not this one's: its hardware,
+    drivers and vector paths differ)."""
     if block.has_checks:
         return block
     found = None
