@@ -504,8 +504,11 @@ def detect(df, *, machine: str | None = None, threshold: float = THRESHOLD) -> l
     first, without what changed (:func:`explain` adds it)."""
     if df.empty:
         return []
-    df = in_order(df)
-    df = runs_on(df, machine if machine is not None else newest_machine(df))
+    if machine is None:
+        df = in_order(df)
+        df = runs_on(df, newest_machine(df))
+    else:  # the machine's rows alone put in order (a stable sort: the order sorting every machine's gives)
+        df = in_order(runs_on(df, machine))
     out = []
     for key, g in df.groupby(list(BENCHMARK), sort=False, dropna=False):
         runs, dates = list(g["run"]), list(g["date"])
