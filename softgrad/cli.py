@@ -415,15 +415,19 @@ def _warn(args: argparse.Namespace, df: object) -> None:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
+    from .history import machines
+    from .history.gate import complete_metas
+
+    metas = complete_metas()  # every complete run's meta.json, read once
     if args.old is None and args.new is None:  # the newest runs of the machine --machine picks
-        sel = _machines(args, _stored_machines())
+        sel = _machines(args, machines.names_of_runs((rid, m.get("machine")) for rid, m in metas.items()))
         if sel.every:
-            return max(_compare_on(args, m, heading=True) for m in sel.machines)
-        code = _compare_on(args, sel.machine)
+            return max(_compare_on(args, m, metas, heading=True) for m in sel.machines)
+        code = _compare_on(args, sel.machine, metas)
         for m in sel.others:  # beside: each other machine's newest run against the one before it, never this one's
-            print(_compare_beside(args, m))
+            print(_compare_beside(args, m, metas))
         return code
-    return _compare_on(args, None)
+    return _compare_on(args, None, metas)
 
 
 def _this_machine() -> str:
@@ -435,19 +439,12 @@ def _this_machine() -> str:
         raise UsageError(str(exc)) from None
 
 
-def _stored_machines() -> list[str]:
-    """The machines of the complete runs stored, the newest run's first."""
-    from .history import machines, store
-
-    return machines.names_of_runs((r.id, r.meta().get("machine")) for r in store.complete_runs())
-
-
-def _compare_beside(args: argparse.Namespace, machine: str) -> str:
+def _compare_beside(args: argparse.Namespace, machine: str, metas: dict) -> str:
     """One line: ``machine``'s newest run against the one before it (compare's test), or why not."""
     from .history.gate import compare_runs
 
     try:
-        c = compare_runs(None, None, args.factor, args.min_delta, machine=machine)
+        c = compare_runs(None, None, args.factor, args.min_delta, machine=machine, metas=metas)
     except StoreError as exc:
         return f"on {machine}: not compared ({_one_line(exc)})"
     slower = sum(f.kind == "slower" for f in c.findings)
@@ -456,8 +453,9 @@ def _compare_beside(args: argparse.Namespace, machine: str) -> str:
             f"{errors} correctness regressions (`softgrad compare --machine {machine}` lists them)")
 
 
-def _compare_on(args: argparse.Namespace, machine: str | None, heading: bool = False) -> int:
-    """compare on ``machine`` (None: the runs named, or the newest two); ``heading``: a line naming it first."""
+def _compare_on(args: argparse.Namespace, machine: str | None, metas: dict, heading: bool = False) -> int:
+    """compare on ``machine`` (None: the runs named, or the newest two); ``metas``: every complete run's
+    meta.json; ``heading``: a line naming it first."""
     from .history.gate import compare_runs
 
     from .history.results import agreement_warning
@@ -465,7 +463,7 @@ def _compare_on(args: argparse.Namespace, machine: str | None, heading: bool = F
     if heading:
         print(f"machine {machine}:")
     try:
-        comparison = compare_runs(args.old, args.new, args.factor, args.min_delta, machine=machine)
+        comparison = compare_runs(args.old, args.new, args.factor, args.min_delta, machine=machine, metas=metas)
     except StoreError as exc:
         if not heading:
             raise

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -217,13 +219,33 @@ class Comparison:
                 f"{self.old.id}, {self.new_only} of the new run {self.new.id}")
 
 
-def previous_run(runs: list[store.Run], new_run: store.Run) -> store.Run:
+def _split(df, ids: tuple[str, ...]) -> list:
+    """``df``'s rows of each run of ``ids`` (a frame with no rows, or no columns, gives each the same)."""
+    if df.empty or "run" not in df:
+        return [df] * len(ids)
+    return [df[df["run"] == rid] for rid in ids]
+
+
+def complete_metas() -> dict[str, dict[str, Any]]:
+    """Every complete run's ``meta.json`` by run id, oldest first, each file read once."""
+    out = {}
+    for run in store.all_runs():
+        if run.meta_path.exists():
+            meta = run.meta()
+            if meta.get("complete"):
+                out[run.id] = meta
+    return out
+
+
+def previous_run(runs: list[store.Run], new_run: store.Run,
+                 metas: Mapping[str, Mapping[str, Any]] | None = None) -> store.Run:
     """The newest complete run before ``new_run`` on the same workload (the default grid's runs are one
     workload) and the same machine: a vocab run is never the baseline of a default-grid run, nor another
-    machine's run of this one's."""
-    workload, machine = results.workload_name(new_run.meta()), new_run.meta().get("machine")
-    earlier = [r for r in runs if r.id < new_run.id and results.workload_name(r.meta()) == workload
-               and r.meta().get("machine") == machine]
+    machine's run of this one's. ``metas``: each run's meta.json by id, where read already."""
+    meta = (lambda r: metas[r.id]) if metas is not None else (lambda r: r.meta())
+    workload, machine = results.workload_name(dict(meta(new_run))), meta(new_run).get("machine")
+    earlier = [r for r in runs if r.id < new_run.id and results.workload_name(dict(meta(r))) == workload
+               and meta(r).get("machine") == machine]
     if not earlier:
         raise store.StoreError(f"no complete run before {new_run.id} on the {workload} workload on machine "
                                f"{machine} to compare with")
@@ -231,11 +253,15 @@ def previous_run(runs: list[store.Run], new_run: store.Run) -> store.Run:
 
 
 def compare_runs(old_id: str | None = None, new_id: str | None = None, factor: float = DEFAULT_FACTOR,
-                 min_delta_s: float = DEFAULT_MIN_DELTA_S, machine: str | None = None) -> Comparison:
+                 min_delta_s: float = DEFAULT_MIN_DELTA_S, machine: str | None = None,
+                 metas: Mapping[str, Mapping[str, Any]] | None = None) -> Comparison:
     """Compare two stored runs by id (default: the last two complete runs of one workload, on ``machine``
-    where given: its newest run against the one before it). A run compared with itself, or an old run newer
-    than the new one, is a :class:`~softgrad.history.store.StoreError`."""
-    runs = store.complete_runs()
+    where given: its newest run against the one before it; ``metas``: :func:`complete_metas`, where read
+    already). A run compared with itself, or an old run newer than the new one, is a
+    :class:`~softgrad.history.store.StoreError`."""
+    metas = complete_metas() if metas is None else metas
+    home = store.runs_dir()
+    runs = [store.Run(home / rid) for rid in metas]
     by_id = {r.id: r for r in runs}
     for rid in (old_id, new_id):
         if rid is not None and rid not in by_id:
@@ -243,32 +269,31 @@ def compare_runs(old_id: str | None = None, new_id: str | None = None, factor: f
     if new_id is None:
         if len(runs) < (1 if old_id else 2):
             raise store.StoreError(f"need two complete runs to compare, found {len(runs)} in {store.runs_dir()}")
-        pool = runs if machine is None else [r for r in runs if r.meta().get("machine") == machine]
+        pool = runs if machine is None else [r for r in runs if metas[r.id].get("machine") == machine]
         if not pool:
             raise store.StoreError(f"no complete run of machine {machine} in {store.runs_dir()}")
         new_run = pool[-1]
     else:
         new_run = by_id[new_id]
     if old_id is None:
-        old_run = previous_run(runs, new_run)
+        old_run = previous_run(runs, new_run, metas)
     else:
         old_run = by_id[old_id]
     if old_run.id == new_run.id:
         raise store.StoreError(f"run {old_run.id} is both the old and the new run: a run compared with itself "
                                f"checks nothing; name two runs")
-    machines = old_run.meta().get("machine"), new_run.meta().get("machine")
+    machines = metas[old_run.id].get("machine"), metas[new_run.id].get("machine")
     if machines[0] != machines[1]:
         raise store.StoreError(f"run {old_run.id} was timed on machine {machines[0]} and run {new_run.id} on "
                                f"{machines[1]}: the gate compares runs of one machine")
     if old_run.id > new_run.id:  # run ids sort by time
         raise store.StoreError(f"the old run {old_run.id} is newer than the new run {new_run.id}: name the older "
                                f"run first")
-    old = results.load([old_run])
-    new = results.load([new_run])
+    old, new = _split(results.load([old_run, new_run]), (old_run.id, new_run.id))  # one read of the history
     if old.empty or new.empty:
         raise store.StoreError(f"run {old_run.id if old.empty else new_run.id} has no benchmark results")
-    findings, n = compare_frames(old, new, factor, min_delta_s, results.load_checks([new_run]),
-                                 results.load_checks([old_run]))
+    new_checks, old_checks = _split(results.load_checks([new_run, old_run]), (new_run.id, old_run.id))
+    findings, n = compare_frames(old, new, factor, min_delta_s, new_checks, old_checks)
     old_only, new_only = unmatched(old, new)
     nothing = "" if n else (f"no benchmark was timed in both runs: {contents(old_run, old)}; "
                             f"{contents(new_run, new)}")
