@@ -191,6 +191,33 @@ def table(rows: list[dict], llc: int | None, versus: list[str]) -> list[str]:
     return lines
 
 
+def markdown(rows: list[dict], llc: int | None) -> list[str]:
+    """A markdown table of ``rows``: one line per op, shape and dtype (by bytes moved), with its bytes over
+    the cache and its limit (the range over the families' measurements), and a column per entry (in the
+    order measured): its fraction of the limit and its median time, in bold for the fastest."""
+    from softgrad.history.units import format_seconds
+
+    entries = list(dict.fromkeys(r["impl"] for r in rows))
+    points: dict[tuple, dict[str, dict]] = {}
+    for r in rows:
+        points.setdefault((r["op"], r["dtype"], r["bytes_moved"], r["shape"]), {})[r["impl"]] = r
+    lines = ["| op | shape | dtype | bytes / LLC | limit | " + " | ".join(f"`{e}`" for e in entries) + " |",
+             "|---|---|---|---|---|" + "---|" * len(entries)]
+    for (op, dtype, moved, shape), by in sorted(points.items()):
+        fastest = min(by.values(), key=lambda r: r["median_s"])["impl"]
+        cells = []
+        for e in entries:
+            r = by.get(e)
+            text = "-" if r is None else f"{r['fraction_of_limit']:.0%} ({format_seconds(r['median_s'])})"
+            cells.append(f"**{text}**" if e == fastest else text)
+        low, high = min(r["limit_gbps"] for r in by.values()), max(r["limit_gbps"] for r in by.values())
+        gbps = f"{low:.1f}" if f"{low:.1f}" == f"{high:.1f}" else f"{low:.1f} to {high:.1f}"
+        ratio = f"{moved / llc:.2f}" if llc else "-"
+        lines.append(f"| {op} | {shape} | {dtype} | {ratio} | {next(iter(by.values()))['limit']} {gbps} GB/s | "
+                     + " | ".join(cells) + " |")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--impl", action="append",
@@ -208,6 +235,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, help="threads for every family (SOFTGRAD_THREADS)")
     p.add_argument("--time", type=float, default=0.5, help="seconds of samples per combination (default 0.5)")
     p.add_argument("--json", metavar="PATH", help="also write the rows as JSON")
+    p.add_argument("--markdown", action="store_true",
+                   help="also print a markdown table: a row per op, shape and dtype, a column per entry")
+    p.add_argument("--from-json", metavar="PATH", help="print the tables of a run --json wrote; measure nothing")
     p.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     p.add_argument("--combos", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -217,6 +247,18 @@ def main(argv: list[str] | None = None) -> int:
     from softgrad.bench import threads
 
     threads.apply()
+    if args.from_json:
+        try:
+            with open(args.from_json) as f:
+                data = json.load(f)
+            rows, llc = data["rows"], data["llc_bytes"]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            print(f"roofline: error: {args.from_json}: not a file roofline.py --json wrote ({exc})", file=sys.stderr)
+            return 2
+        print("\n".join(table(rows, llc, list(rows[0]["vs"]) if rows else [])))
+        if args.markdown:
+            print("\n" + "\n".join(markdown(rows, llc)))
+        return 0
     if args.worker:
         combos = [tuple(c) for c in json.loads(args.combos)]
         print(json.dumps(worker(args.worker, combos, args.device, args.time)))
@@ -275,6 +317,8 @@ def main(argv: list[str] | None = None) -> int:
         rows += [with_limits(r, max(c0.gbps, c1.gbps), max(f0.gbps, f1.gbps), llc) for r in result["rows"]]
     add_versus(rows, versus)
     print("\n".join(table(rows, llc, versus)))
+    if args.markdown:
+        print("\n" + "\n".join(markdown(rows, llc)))
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"copy_bandwidth": [c.to_dict() for c, _ in measured],

@@ -66,10 +66,19 @@ def test_roofline_table_and_json(tmp_path):
         assert r["goal"] is None and vjp_line[-3] == "-"
         llc = provenance.last_level_cache_bytes()
         assert float(vjp_line[-1]) == pytest.approx(r["bytes_moved"] / llc, abs=0.01)
+    # the stored run prints again, with its markdown table, measuring nothing
+    again = roofline("--from-json", str(out_json), "--markdown")
+    assert again.returncode == 0 and again.stderr == "", again.stderr
+    assert again.stdout.startswith("\n".join([header, rule, *lines]))
+    md = again.stdout.split("\n\n")[1].splitlines()
+    assert md[0] == "| op | shape | dtype | bytes / LLC | limit | `numpy` |" and len(md) == 4
+    assert md[2].startswith("| jacobian | 16x64 | float64 |") and f"| fill {max(fills):.1f} GB/s |" in md[2]
+    assert md[3].startswith("| vjp | 16x64 | float64 |") and md[3].endswith(f" ({rows['vjp']['median_s'] * 1e6:.3g} us)** |")
 
 
 @pytest.mark.parametrize("args, words", [
-    (("--impl", "no-such-impl"), "no-such-impl"), (("--dtype", "float8"), "float8"), (("--op", "sum"), "sum"),
+    (("--impl", "no-such-impl"), "no-such-impl"), (("--versus", "no-such-impl"), "no-such-impl"),
+    (("--from-json", "no-such-file.json"), "no-such-file.json"), (("--dtype", "float8"), "float8"), (("--op", "sum"), "sum"),
     (("--shape", "12xx"), "12xx"), (("--workload", "no-such-workload"), "no-such-workload"),
 ])
 def test_roofline_usage_errors_are_one_line(args, words):
@@ -133,6 +142,11 @@ def test_each_op_is_held_to_its_own_limit_and_goal(probe):
     by_impl = {(line.split()[0], line.split()[1]): line.split() for line in lines[2:]}
     assert by_impl[("a", "softmax")][-6:] == ["copy", "50%", "85%!", "0.50x", "-", "2.00"], "below its goal: marked"
     assert by_impl[("a", "jacobian")][-6:] == ["fill", "125%", "90%", "-", "-", "2.00"]
+    md = probe.markdown(rows, 5 * 10**8)
+    assert md[0] == "| op | shape | dtype | bytes / LLC | limit | `a` | `torch-native` |"
+    # each row's fastest in bold; the limit's range over the families' measurements (one here)
+    assert md[2] == "| jacobian | 16x4096 | float64 | 2.00 | fill 8.0 GB/s | **125% (100 ms)** | - |"
+    assert md[3] == "| softmax | 16x4096 | float32 | 2.00 | copy 20.0 GB/s | 50% (100 ms) | **100% (50 ms)** |"
 
 
 def test_the_bandwidth_buffers_leave_the_cache_and_the_fill_counts_bytes_written():
