@@ -602,22 +602,22 @@ def cmd_history(args: argparse.Namespace) -> int:
 
     try:
         found = [on(m) for m in sel.machines]
-        others = [on(m) for m in sel.others]
     except changes.HistoryError as exc:
         raise UsageError(str(exc)) from None
+    others = [changes.elsewhere(loaded, m) for m in sel.others]
     if args.json:
         if sel.every:
             print(json.dumps({"machines": [h.to_dict() for h in found]}, indent=1))
         else:
-            print(json.dumps({**found[0].to_dict(), "other_machines": [h.summary() for h in others]}, indent=1))
+            print(json.dumps({**found[0].to_dict(), "other_machines": [o.to_dict() for o in others]}, indent=1))
         return 1 if all(h.note for h in found) else 0
     for h in found:
         if h.note and not sel.every:  # too few runs to look for a change: nothing was judged, which is no answer
             print(h.lines()[0], file=sys.stderr)
         else:
             print("\n".join(h.lines()))
-    for h in others:  # each other machine's own change points, counted: never judged against this one's runs
-        print(h.beside())
+    for o in others:  # each other machine's runs, counted: its change points are its own (--machine NAME)
+        print(o.line())
     return 1 if all(h.note for h in found) else 0
 
 

@@ -219,10 +219,11 @@ def test_history_lists_this_machines_changes_and_counts_the_others(tmp_path, her
     assert rc == 0 and not _errors(err), err
     head, beside = out.splitlines()
     assert head == "softgrad history: 8 runs on machine vm, threshold 10%: no change points"
-    assert beside.startswith(f"on gpu-box: 8 runs, {COUNT} change points (newest at run {_run_id(4, 'bbbbbbbb')})")
+    assert beside == (f"on gpu-box: 8 runs, the newest {_run_id(7, 'bbbbbbbb')} (`softgrad history --machine "
+                      f"gpu-box` lists its change points)")
     rc, out, _ = _softgrad(tmp_path, "history", "--machine", "gpu-box")
     assert rc == 0 and out.startswith(f"softgrad history: 8 runs on machine gpu-box, threshold 10%: {COUNT} change")
-    assert out.splitlines()[-1].startswith("on vm: 8 runs, no change points")
+    assert f"{_run_id(4, 'bbbbbbbb')}  numpy " in out and out.splitlines()[-1].startswith("on vm: 8 runs, the newest")
     rc, out, _ = _softgrad(tmp_path, "history", "--machine", "all", "--json")
     assert [(h["machine"], len(h["changes"])) for h in json.loads(out)["machines"]] == [("vm", 0), ("gpu-box", COUNT)]
 

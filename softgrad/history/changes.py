@@ -219,19 +219,6 @@ class History:
         return {"machine": self.machine, "runs": self.runs, "threshold": self.threshold, "note": self.note,
                 "changes": [c.to_dict() for c in self.changes]}
 
-    def summary(self) -> dict[str, Any]:
-        """What is shown of another machine's history beside this one's: its runs and change points, counted."""
-        return {"machine": self.machine, "runs": self.runs, "note": self.note, "changes": len(self.changes),
-                "newest": self.changes[0].run if self.changes else None}
-
-    def beside(self) -> str:
-        """:meth:`summary` as a line: ``on gpu-box: 12 runs, 2 change points (newest at run R)``."""
-        if self.note:
-            return f"on {self.machine}: {self.note}"
-        newest = f" (newest at run {self.changes[0].run})" if self.changes else ""
-        return (f"on {self.machine}: {self.runs} runs, {len(self.changes) or 'no'} change "
-                f"point{'' if len(self.changes) == 1 else 's'}{newest} (`softgrad history --machine "
-                f"{self.machine}` lists them)")
 
 
 def _pct(x: float) -> str:
@@ -677,6 +664,30 @@ def find(df, run_metas: Mapping[str, Mapping[str, Any]], *, impl: str | None = N
         when = ordered.drop_duplicates("run").set_index("run")["_when"]
         found = [c for c in found if not (when[c.run] < since)]
     return History(machine, runs, threshold, found)
+
+
+@dataclass(frozen=True)
+class Elsewhere:
+    """What ``softgrad history`` shows of another machine beside this one's: its runs and the newest, counted
+    without looking for its change points (that costs as much as this machine's: ``--machine NAME`` does it)."""
+
+    machine: str
+    runs: int
+    newest: str | None
+
+    def line(self) -> str:
+        newest = f", the newest {self.newest}" if self.newest else ""
+        return (f"on {self.machine}: {self.runs} run{'' if self.runs == 1 else 's'}{newest} (`softgrad history "
+                f"--machine {self.machine}` lists its change points)")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"machine": self.machine, "runs": self.runs, "newest_run": self.newest}
+
+
+def elsewhere(df, machine: str) -> Elsewhere:
+    """:class:`Elsewhere` of ``machine`` in ``df`` (results.load()'s frame)."""
+    runs = runs_on(df, machine)["run"] if not df.empty else []
+    return Elsewhere(machine, int(len(set(runs))), str(max(runs)) if len(runs) else None)
 
 
 def _for(impl: str | None, op: str | None, workload: str | None) -> str:
