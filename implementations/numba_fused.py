@@ -29,6 +29,7 @@ Non-finite policy as softgrad's: a NaN or ``+inf`` in a row, or a row of only ``
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import types
 
@@ -91,29 +92,89 @@ def _build_exp(dtype: str):
     return numba.njit(fastmath={"contract"}, cache=True)(fn)
 
 
+# 16-bit formats, as uint16 bits in Numba (which has no float16 on the CPU and no bfloat16 at all), widened
+# to float32 as they are read and rounded to nearest even as they are written; every op on uint32 is cast
+# back to uint32 (Numba widens integer arithmetic to 64 bits, which halves the vector width)
+_U32, _F32 = np.uint32, np.float32
+_F16_SCALE = np.float32(2.0**112)  # float32 exponent bias minus float16's, as a factor
+_F16_SUBNORMAL = np.float32(0.5)  # adding it puts a float16 subnormal's 10 bits at the bottom of the float32
+_F16_SUBNORMAL_BITS = _U32(0x3F000000)
+
+
+def _same(v):  # pragma: no cover - compiled by numba
+    """Loads and stores of float32 and float64: the value itself."""
+    return v
+
+
+def _bf16_widen(h):  # pragma: no cover - compiled by numba
+    """bfloat16 bits -> float32: the top half of its bits (exact, NaN and infinities included)."""
+    return _U32(_U32(h) << 16).view(_F32)
+
+
+def _bf16_narrow(v):  # pragma: no cover - compiled by numba
+    """float32 -> bfloat16 bits, rounded to nearest even on the bits (overflow to inf); NaN stays NaN (quiet)."""
+    b = _F32(v).view(_U32)
+    rounded = _U32(_U32(b + _U32(0x7FFF) + _U32(_U32(b >> 16) & 1)) >> 16)
+    quiet = _U32(_U32(b >> 16) | 0x40)
+    return np.uint16(quiet if v != v else rounded)
+
+
+def _f16_widen(h):  # pragma: no cover - compiled by numba
+    """float16 bits -> float32, exact: exponent and fraction shifted into place and scaled by 2**112 (which
+    normalises subnormals too), infinities and NaN given the all-ones exponent, then the sign."""
+    magnitude = _U32(_U32(h) & 0x7FFF)
+    shifted = _U32(magnitude << 13)
+    finite = _F32(shifted.view(_F32) * _F16_SCALE).view(_U32)
+    bits = _U32(shifted | 0x7F800000) if magnitude >= _U32(0x7C00) else finite
+    return _U32(_U32(_U32(_U32(h) & 0x8000) << 16) | bits).view(_F32)
+
+
+def _f16_narrow(v):  # pragma: no cover - compiled by numba
+    """float32 -> float16 bits, rounded to nearest even (F. Giesen's float_to_half_fast3_rtne): past 65520
+    inf (NaN stays NaN), below 2**-14 a float32 add puts the subnormal's bits at the bottom (the add rounds),
+    else the exponent is rebiased and the dropped 13 bits rounded by an integer add."""
+    b = _F32(v).view(_U32)
+    sign = _U32(b & _U32(0x80000000))
+    a = _U32(b ^ sign)
+    special = _U32(0x7E00) if a > _U32(0x7F800000) else _U32(0x7C00)
+    sub = _U32(_F32(_U32(a).view(_F32) + _F16_SUBNORMAL).view(_U32) - _F16_SUBNORMAL_BITS)
+    normal = _U32(_U32(a + _U32(0xC8000FFF) + _U32(_U32(a >> 13) & 1)) >> 13)  # (15 - 127) << 23, + 0xfff
+    bits = special if a >= _U32(0x47800000) else (sub if a < _U32(0x38800000) else normal)
+    return np.uint16(bits | _U32(sign >> 16))
+
+
+#: per dtype: (the dtype computed in, widening load, rounding store), the 16-bit ones stored as uint16
+_CONVERSIONS = {"float64": ("float64", _same, _same), "float32": ("float32", _same, _same),
+                "float16": ("float32", _f16_widen, _f16_narrow), "bfloat16": ("float32", _bf16_widen, _bf16_narrow)}
+
+
+
 def _block_max(x):  # pragma: no cover - compiled by numba
     """max of x (not empty) in eight interleaved running maxima, which LLVM packs into one vector (a single
     running max is a chain it cannot vectorise without ``nnan``). A NaN may be skipped: it still turns its
     row to NaN through the sums."""
     n = x.size
-    m0 = x[0]
+    m0 = _load(x[0])
     m1 = m2 = m3 = m4 = m5 = m6 = m7 = m0
     whole = n - n % 8
     for i in range(0, whole, 8):
-        m0, m1, m2, m3 = max(m0, x[i]), max(m1, x[i + 1]), max(m2, x[i + 2]), max(m3, x[i + 3])
-        m4, m5, m6, m7 = max(m4, x[i + 4]), max(m5, x[i + 5]), max(m6, x[i + 6]), max(m7, x[i + 7])
+        m0, m1 = max(m0, _load(x[i])), max(m1, _load(x[i + 1]))
+        m2, m3 = max(m2, _load(x[i + 2])), max(m3, _load(x[i + 3]))
+        m4, m5 = max(m4, _load(x[i + 4])), max(m5, _load(x[i + 5]))
+        m6, m7 = max(m6, _load(x[i + 6])), max(m7, _load(x[i + 7]))
     m = max(max(max(m0, m1), max(m2, m3)), max(max(m4, m5), max(m6, m7)))
     for i in range(whole, n):
-        m = max(m, x[i])
+        m = max(m, _load(x[i]))
     return m
 
 
-def _sweep(x, xo, g, go, out, oo, lo, hi, shifts):  # pragma: no cover - compiled by numba
-    """The sweep from memory over elements [lo, hi) of a row (x from x[xo], g from g[go], out from out[oo]),
-    block by block: the block's max raises the running max m, then ``e = exp(x - m)`` is stored in ``out``
-    and summed (with ``g * e`` for the VJP), the sums so far rescaled when m rose. ``shifts[j]`` keeps the m
-    block j used, for :func:`_scale`. While m is -inf (a masked prefix) the shift is 0, so exp(-inf) is 0,
-    not NaN. Returns (m, sum e, sum g e), all relative to the final m."""
+def _sweep(x, xo, g, go, tmp, to, lo, hi, shifts):  # pragma: no cover - compiled by numba
+    """The sweep from memory over elements [lo, hi) of a row (x from x[xo], g from g[go]), block by block:
+    the block's max raises the running max m, then ``e = exp(x - m)`` is stored in ``tmp`` from tmp[to] (the
+    output itself, or a float32 row of this thread's for 16-bit outputs) and summed (with ``g * e`` for the
+    VJP), the sums so far rescaled when m rose. ``shifts[j]`` keeps the m block j used, for :func:`_scale`.
+    While m is -inf (a masked prefix) the shift is 0, so exp(-inf) is 0, not NaN. Returns (m, sum e,
+    sum g e), all relative to the final m."""
     m = -np.inf
     s = 0.0
     d = 0.0
@@ -121,7 +182,7 @@ def _sweep(x, xo, g, go, out, oo, lo, hi, shifts):  # pragma: no cover - compile
         b = lo + j * _BLOCK
         xb = x[xo + b:xo + min(b + _BLOCK, hi)]  # slices: loops from 0 need no negative-index wraparound
         gb = g[go + b:go + b + xb.size]
-        ob = out[oo + b:oo + b + xb.size]
+        tb = tmp[to + b:to + b + xb.size]
         bm = np.float64(_block_max(xb))
         if bm > m:
             if m > -np.inf:  # else the sums are 0 (or NaN), with nothing to rescale
@@ -130,93 +191,119 @@ def _sweep(x, xo, g, go, out, oo, lo, hi, shifts):  # pragma: no cover - compile
                 d *= scale
             m = bm
         shifts[j] = m
-        shift = xb.dtype.type(m if m > -np.inf else 0.0)
-        # the block's sums in x's dtype (at most _BLOCK terms, in vector lanes), the row's in float64; they start
-        # from a constant zero (from shift * 0, LLVM vectorised the loop 4 lanes wide instead of 8)
+        shift = _FT(m if m > -np.inf else 0.0)
+        # the block's sums in the compute dtype (at most _BLOCK terms, in vector lanes), the row's in float64;
+        # they start from a constant zero (from shift * 0, LLVM vectorised the loop 4 lanes wide instead of 8)
         acc = _ZERO
         dot = _ZERO
         if _WITH_G:
             for i in range(xb.size):
-                v = _exp(xb[i] - shift)
-                ob[i] = v
+                v = _exp(_load(xb[i]) - shift)
+                tb[i] = v
                 acc += v
-                dot += v * gb[i]
+                dot += v * _load(gb[i])
         else:
             for i in range(xb.size):
-                v = _exp(xb[i] - shift)
-                ob[i] = v
+                v = _exp(_load(xb[i]) - shift)
+                tb[i] = v
                 acc += v
         s += np.float64(acc)
         d += np.float64(dot)
     return m, s, d
 
 
-def _scale(g, go, out, oo, lo, hi, shifts, m, s, d):  # pragma: no cover - compiled by numba
-    """The sweep from cache: block j of ``out`` times exp(shifts[j] - m) / s, and times (g - d / s) for the
-    VJP. A block swept under a -inf max gets factor 0 (NaN where the whole row is -inf: the policy)."""
-    dot = out.dtype.type(d / s)
+def _scale(g, go, tmp, to, out, oo, lo, hi, shifts, m, s, d, keep):  # pragma: no cover - compiled by numba
+    """The sweep from cache: block j of ``tmp`` (from tmp[to]) times exp(shifts[j] - m) / s, and times
+    (g - d / s) for the VJP, kept in ``tmp`` (``keep``: the output itself, or the Jacobian's s) or rounded
+    into ``out`` (from out[oo]; 16-bit). A block swept under a -inf max gets factor 0 (NaN where the whole
+    row is -inf: the policy)."""
+    dot = _FT(d / s)
     for j in range((hi - lo + _BLOCK - 1) // _BLOCK):
         b = lo + j * _BLOCK
-        ob = out[oo + b:oo + min(b + _BLOCK, hi)]
-        gb = g[go + b:go + b + ob.size]
-        f = out.dtype.type((1.0 if shifts[j] == m else np.exp(shifts[j] - m)) / s)  # no libm call for one block
-        if _WITH_G:
-            for i in range(ob.size):
-                ob[i] = ob[i] * f * (gb[i] - dot)
+        tb = tmp[to + b:to + min(b + _BLOCK, hi)]
+        gb = g[go + b:go + b + tb.size]
+        f = _FT((1.0 if shifts[j] == m else np.exp(shifts[j] - m)) / s)  # no libm call for one block
+        if keep:
+            if _WITH_G:
+                for i in range(tb.size):
+                    tb[i] = tb[i] * f * (_load(gb[i]) - dot)
+            else:
+                for i in range(tb.size):
+                    tb[i] = tb[i] * f
         else:
-            for i in range(ob.size):
-                ob[i] = ob[i] * f
+            ob = out[oo + b:oo + b + tb.size]
+            if _WITH_G:
+                for i in range(tb.size):
+                    ob[i] = _store(tb[i] * f * (_load(gb[i]) - dot))
+            else:
+                for i in range(tb.size):
+                    ob[i] = _store(tb[i] * f)
 
 
-def _short_row(x, xo, g, go, out, oo, n):  # pragma: no cover - compiled by numba
+def _short_row(x, xo, g, go, tmp, to, out, oo, n, keep):  # pragma: no cover - compiled by numba
     """A row shorter than :data:`SHORT`, in plain loops indexed from the row's start: no slices, whose
     reference counting costs more than such a row's arithmetic (256 x 16 float32, serial: 82 ns a row, 133
     with the block sweeps; at n = 32 the block sweeps win). Its sums run in order (compiled without
     ``reassoc``): vectorised, the same input gave results differing in the last bit from call to call
-    (65536 x 10 float64, the first call against later ones)."""
-    m = x[xo]
+    (65536 x 10 float64, the first call against later ones). ``tmp`` and ``keep`` as in :func:`_scale`."""
+    m = _load(x[xo])
     for i in range(1, n):
-        m = max(m, x[xo + i])
+        m = max(m, _load(x[xo + i]))
     s = 0.0
     d = 0.0
     for i in range(n):
-        out[oo + i] = _exp(x[xo + i] - m)  # a row of only -inf: exp(NaN), the policy's NaN row
+        tmp[to + i] = _exp(_load(x[xo + i]) - m)  # a row of only -inf: exp(NaN), the policy's NaN row
     for i in range(n):  # the sums in order, apart from the loop above so that it still vectorises
-        s += np.float64(out[oo + i])
+        s += np.float64(tmp[to + i])
         if _WITH_G:
-            d += np.float64(out[oo + i]) * np.float64(g[go + i])
-    inv = out.dtype.type(1.0 / s)
-    dot = out.dtype.type(d / s)
+            d += np.float64(tmp[to + i]) * np.float64(_load(g[go + i]))
+    inv = _FT(1.0 / s)
+    dot = _FT(d / s)
     for i in range(n):
+        v = tmp[to + i] * inv
         if _WITH_G:
-            out[oo + i] = out[oo + i] * inv * (g[go + i] - dot)
+            v = v * (_load(g[go + i]) - dot)
+        if keep:
+            tmp[to + i] = v
         else:
-            out[oo + i] = out[oo + i] * inv
+            out[oo + i] = _store(v)
 
 
-def _rows_kernel(x, xs, g, gs, out, n, chunks):  # pragma: no cover - compiled by numba
-    """Every row of ``out`` (flat, rows of n): row r of x starts at x[r * xs] (g likewise). One row
-    per iteration with ``chunks == 1`` (both sweeps while the row is in this core's cache); else each row
-    in ``chunks`` pieces, each swept by one thread, merged, then scaled by the same thread."""
+def _rows_kernel(x, xs, g, gs, out, n, chunks, workers):  # pragma: no cover - compiled by numba
+    """Every row of ``out`` (flat, rows of n): row r of x starts at x[r * xs] (g likewise). With ``chunks
+    == 1`` the rows in ``workers`` contiguous runs, one per thread, both sweeps of a row while it is in this
+    core's cache; else each row in ``chunks`` pieces, each swept by one thread, merged, then scaled by the
+    same thread. 16-bit rows are widened as they are read, their exp values kept in float32 (a row per
+    worker, or the whole input when rows are split) and rounded once, as they are written."""
     rows = out.size // n
-    if n < _SHORT:
-        for r in _range(rows):
-            _short_row(x, r * xs, g, r * gs, out, r * n, n)
-        return
+    keep = not _NARROW
     if chunks == 1:
-        shifts = np.empty((rows, (n + _BLOCK - 1) // _BLOCK))  # one allocation, not one per row
-        for r in _range(rows):
-            m, s, d = _sweep(x, r * xs, g, r * gs, out, r * n, 0, n, shifts[r])
-            _scale(g, r * gs, out, r * n, 0, n, shifts[r], m, s, d)
+        for w in _range(workers):
+            if _NARROW:
+                tmp = np.empty(n, _FT)
+            else:
+                tmp = out
+            shifts = np.empty((n + _BLOCK - 1) // _BLOCK)
+            for r in range(w * rows // workers, (w + 1) * rows // workers):
+                to = 0 if _NARROW else r * n
+                if n < _SHORT:
+                    _short_row(x, r * xs, g, r * gs, tmp, to, out, r * n, n, keep)
+                else:
+                    m, s, d = _sweep(x, r * xs, g, r * gs, tmp, to, 0, n, shifts)
+                    _scale(g, r * gs, tmp, to, out, r * n, 0, n, shifts, m, s, d, keep)
         return
+    if _NARROW:
+        tmp = np.empty(out.size, _FT)
+    else:
+        tmp = out
     size = (n + chunks * _BLOCK - 1) // (chunks * _BLOCK) * _BLOCK  # whole blocks
     shifts = np.empty((rows * chunks, size // _BLOCK))
     parts = np.empty((rows * chunks, 3))
     for k in _range(rows * chunks):
         r = k // chunks
         lo = min((k - r * chunks) * size, n)
-        parts[k, 0], parts[k, 1], parts[k, 2] = _sweep(x, r * xs, g, r * gs, out, r * n, lo,
-                                                       min(lo + size, n), shifts[k])
+        parts[k, 0], parts[k, 1], parts[k, 2] = _sweep(x, r * xs, g, r * gs, tmp, r * n, lo, min(lo + size, n),
+                                                       shifts[k])
     for r in range(rows):
         head = r * chunks
         m = parts[head, 0]
@@ -234,14 +321,45 @@ def _rows_kernel(x, xs, g, gs, out, n, chunks):  # pragma: no cover - compiled b
         r = k // chunks
         lo = min((k - r * chunks) * size, n)
         head = r * chunks
-        _scale(g, r * gs, out, r * n, lo, min(lo + size, n), shifts[k], parts[head, 0], parts[head, 1],
-               parts[head, 2])
+        _scale(g, r * gs, tmp, r * n, out, r * n, lo, min(lo + size, n), shifts[k], parts[head, 0],
+               parts[head, 1], parts[head, 2], keep)
+
+
+def _jacobian_kernel(x, xs, out, n, parts, workers):  # pragma: no cover - compiled by numba
+    """``out`` (flat, one n x n block per row of x) = diag(s) - s s^T, each row's block written once:
+    s in the worker's row of the compute dtype (from the softmax sweeps), then block row i as -s_i s_j
+    with s_i - s_i^2 on the diagonal, rounded once into the output's dtype. The rows in ``workers``
+    contiguous runs, one per thread, each row's block cut into ``parts`` bands of block rows (for fewer
+    rows than threads; each band's worker computes s anew)."""
+    tasks = out.size // (n * n) * parts
+    for w in _range(workers):
+        sr = np.empty(n, _FT)
+        shifts = np.empty((n + _BLOCK - 1) // _BLOCK)
+        last = -1
+        for k in range(w * tasks // workers, (w + 1) * tasks // workers):
+            r = k // parts
+            if r != last:
+                if n < _SHORT:
+                    _short_row(x, r * xs, x, r * xs, sr, 0, out, 0, n, True)
+                else:
+                    m, s, d = _sweep(x, r * xs, x, r * xs, sr, 0, 0, n, shifts)
+                    _scale(x, r * xs, sr, 0, out, 0, 0, n, shifts, m, s, d, True)
+                last = r
+            band = k - r * parts
+            for i in range(band * n // parts, (band + 1) * n // parts):
+                v = sr[i]
+                jr = out[(r * n + i) * n:(r * n + i + 1) * n]
+                for j in range(n):
+                    jr[j] = _store(-v * sr[j])
+                jr[i] = _store(v - v * v)
 
 
 _range = range  # replaced in each compiled variant's globals (see _compile)
-_exp = None
+_exp = _load = _store = None
 _BLOCK = BLOCK
 _WITH_G = False
+_NARROW = False
+_FT = np.float64
 _ZERO = 0.0
 _SHORT = SHORT
 
@@ -257,31 +375,38 @@ def _variant(fn, names: dict, suffix: str, **options):
 
 
 def _compile() -> dict:
-    """Compile the softmax and VJP kernels for float64 and float32, parallel and serial (for inputs too
+    """Compile the softmax, VJP and Jacobian kernels for every dtype, parallel and serial (for inputs too
     small to repay starting threads), eagerly: ``build`` pays the whole JIT cost, and the on-disk cache
-    serves a later process. Returns ``{(op, dtype, parallel): kernel}``."""
+    serves a later process. Returns ``{(op, dtype name, parallel): kernel}``."""
     import numba
-    from numba import float32, float64, int64, void
+    from numba import int64, void
     from numba.types import Array
 
     kernels = {}
-    for dtype, t in (("float64", float64), ("float32", float32)):
-        names = {"_exp": _build_exp(dtype), "_BLOCK": BLOCK, "_ZERO": np.dtype(dtype).type(0),
-                 "_block_max": _variant(_block_max, {}, f"_{dtype}")}
-        flat_in, flat_out = Array(t, 1, "C", readonly=True), Array(t, 1, "C")
-        signature = void(flat_in, int64, flat_in, int64, flat_out, int64, int64)
-        for op in ("softmax", "vjp"):
+    for dtype, (compute, load, store) in _CONVERSIONS.items():
+        stored = numba.from_dtype(np.dtype(np.uint16 if compute != dtype else dtype))
+        names = {"_exp": _build_exp(compute), "_BLOCK": BLOCK, "_FT": np.dtype(compute).type,
+                 "_ZERO": np.dtype(compute).type(0), "_NARROW": compute != dtype,
+                 "_load": _variant(load, {}, f"_{dtype}", fastmath={"contract"}),
+                 "_store": _variant(store, {}, f"_{dtype}", fastmath={"contract"})}
+        names["_block_max"] = _variant(_block_max, names, f"_{dtype}")
+        flat_in, flat_out = Array(stored, 1, "C", readonly=True), Array(stored, 1, "C")
+        signatures = {"softmax": void(flat_in, int64, flat_in, int64, flat_out, int64, int64, int64),
+                      "jacobian": void(flat_in, int64, flat_out, int64, int64, int64)}
+        signatures["vjp"] = signatures["softmax"]
+        for op, signature in signatures.items():
             suffix = f"_{dtype}_{op}"
             names_op = {**names, "_WITH_G": op == "vjp"}
             parts = {**names_op, "_SHORT": SHORT, "_sweep": _variant(_sweep, names_op, suffix),
                      "_scale": _variant(_scale, names_op, suffix),
                      # sums in order, no reassoc (see _short_row)
                      "_short_row": _variant(_short_row, names_op, suffix, fastmath={"contract"})}
+            body = _jacobian_kernel if op == "jacobian" else _rows_kernel
             for parallel in (True, False):
-                kernel = _variant(_rows_kernel, {**parts, "_range": numba.prange if parallel else range},
+                kernel = _variant(body, {**parts, "_range": numba.prange if parallel else range},
                                   suffix + ("_parallel" if parallel else ""), parallel=parallel, nogil=True)
                 kernel.compile(signature)
-                kernels[op, np.dtype(dtype), parallel] = kernel  # keyed by dtype: dtype.name takes 2 us
+                kernels[op, dtype, parallel] = kernel
     return kernels
 
 
@@ -311,41 +436,79 @@ def _flat(a: np.ndarray) -> tuple[np.ndarray, int]:
 def _ops() -> dict:
     import numba
 
-    kernels = _compile()
+    compiled = _compile()
+    # keyed by dtype object (its name takes 2 us); bfloat16 arrives as ml_dtypes' NumPy dtype
+    kernels = {(op, np.dtype(_numpy_dtype(dtype)), parallel): kernel
+               for (op, dtype, parallel), kernel in compiled.items() if _numpy_dtype(dtype) is not None}
     most_threads = numba.config.NUMBA_NUM_THREADS
 
+    def parts(rows: int, n: int, most: int) -> int:
+        """Pieces each row's work is cut into, for threads: 1 unless rows are fewer than threads."""
+        if rows >= most_threads or n < 2 * MIN_CHUNK:
+            return 1
+        threads = numba.get_num_threads()
+        return 1 if rows >= threads else min(-(-threads // rows), most)
+
+    def workers(tasks: int, parallel: bool) -> int:
+        """Threads a kernel's rows are dealt to (contiguous runs): one each, at most one per row."""
+        return min(tasks, numba.get_num_threads()) if parallel else 1
+
     def call(op: str, x: np.ndarray, g: np.ndarray | None) -> np.ndarray:
-        out = np.empty(x.size, dtype=x.dtype)
-        n = x.shape[-1]
-        if n == 0 or out.size == 0:
-            return out.reshape(x.shape)
-        rows = out.size // n
-        chunks = 1
-        if rows < most_threads and n >= 2 * MIN_CHUNK:  # fewer rows than threads: split them
-            threads = numba.get_num_threads()
-            if rows < threads:
-                chunks = min(-(-threads // rows), n // MIN_CHUNK)
+        dtype, n = x.dtype, x.shape[-1]
+        shape = (*x.shape, n) if op == "jacobian" else x.shape
+        out = np.empty(x.size * (n if op == "jacobian" else 1), np.uint16 if dtype.itemsize == 2 else dtype)
+        if out.size == 0:
+            return out.view(dtype).reshape(shape)
+        parallel = out.size >= SERIAL_BELOW
+        kernel = kernels[op, dtype, parallel]
+        if dtype.itemsize == 2:  # float16 and bfloat16 as their bits
+            x = x.view(np.uint16)
+            g = None if g is None else g.view(np.uint16)
+        rows = x.size // n
         xf, xs = (x.reshape(-1), n) if x.flags.c_contiguous else _flat(x)
+        if op == "jacobian":
+            bands = parts(rows, n * n, n)
+            kernel(xf, xs, out, n, bands, workers(rows * bands, parallel))
+            return out.view(dtype).reshape(shape)
         if g is None:
             gf, gs = xf, xs
         else:
             gf, gs = (g.reshape(-1), n) if g.flags.c_contiguous else _flat(g)
-        kernels[op, x.dtype, out.size >= SERIAL_BELOW](xf, xs, gf, gs, out, n, chunks)
-        return out.reshape(x.shape)
+        kernel(xf, xs, gf, gs, out, n, parts(rows, n, n // MIN_CHUNK), workers(rows, parallel))
+        return out.view(dtype).reshape(shape)
 
     def softmax(x: np.ndarray) -> np.ndarray:
         return call("softmax", x, None)
 
+    def jacobian(x: np.ndarray) -> np.ndarray:
+        return call("jacobian", x, None)
+
     def vjp(x: np.ndarray, g: np.ndarray) -> np.ndarray:
         return call("vjp", x, g)
 
-    return {"softmax": softmax, "vjp": vjp}
+    return {"softmax": softmax, "jacobian": jacobian, "vjp": vjp}
+
+
+def _numpy_dtype(name: str):
+    """NumPy's type for a softgrad dtype name (bfloat16 from ml_dtypes), or None where NumPy has none here."""
+    if name != "bfloat16":
+        return np.dtype(name).type
+    try:
+        import ml_dtypes
+    except ImportError:
+        return None
+    return ml_dtypes.bfloat16
+
+
+#: bfloat16 arrives as ml_dtypes' NumPy dtype: declared where ml_dtypes is installed (found without importing it)
+_DTYPES = ("float64", "float32", "float16") + (("bfloat16",) if importlib.util.find_spec("ml_dtypes") else ())
 
 
 @softgrad.implementation(
-    "numba-fused", family="numba", dtypes=("float64", "float32"), ops=("softmax", "vjp"), requires=("numba",),
-    compiles=True, description="@njit(parallel=True): two sweeps per row (online max and sum, then the result "
-    "from cache), a vectorised exp, long rows split across threads",
+    "numba-fused", family="numba", dtypes=_DTYPES, requires=("numba",), compiles=True,
+    description="@njit(parallel=True): two sweeps per row (online max and sum, then the result from cache), "
+    "a vectorised exp, 16-bit rows widened to float32 as read, long rows split across threads; the Jacobian "
+    "written once",
 )
 def build(device: str):
     return _ops()

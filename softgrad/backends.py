@@ -94,16 +94,25 @@ class Backend:
 
 
 class NumpyBackend(Backend):
+    """NumPy arrays; bfloat16 is ml_dtypes' NumPy dtype (as JAX hands it over) where ml_dtypes is installed."""
+
     name = "numpy"
     requires = ("numpy",)
+    dtypes = ("float64", "float32", "float16", "bfloat16")
 
     def from_numpy(self, x: np.ndarray, dtype: str, device: str) -> np.ndarray:
         check_dtype(dtype)
-        if dtype not in self.dtypes:
-            raise NotImplementedError(f"NumPy has no {dtype}")
+        if dtype == "bfloat16":
+            try:
+                import ml_dtypes
+            except ImportError:
+                raise NotImplementedError("NumPy has no bfloat16 without ml_dtypes") from None
+            return np.asarray(x, dtype=np.float64).astype(ml_dtypes.bfloat16)
         return np.array(x, dtype=dtype)
 
     def to_numpy(self, a: Any) -> np.ndarray:
+        if str(a.dtype) == "bfloat16":
+            return np.asarray(a).astype(np.float32)  # widened exactly, as the other backends do
         return np.array(a, copy=True)
 
     def dtype_name(self, a: Any) -> str | None:

@@ -1,6 +1,7 @@
-"""numba-fused: its exp over the whole input range, and its kernels on the layouts and rows that take their
-own paths (rows shorter than a vector or a block, odd tails, padded and broadcast rows, long rows split
-across threads, masks), judged by softgrad's oracle and per-element tolerances."""
+"""numba-fused: its exp over the whole input range, its 16-bit loads and stores on every bit pattern, and its
+kernels on the layouts and rows that take their own paths (rows shorter than a vector or a block, odd tails,
+padded and broadcast rows, long rows split across threads, masks, 16-bit rows, the Jacobian's bands),
+judged by softgrad's oracle and per-element tolerances."""
 
 import types
 
@@ -16,6 +17,13 @@ registry.load_builtins()
 from softgrad.implementations import numba_fused as nf  # noqa: E402
 
 DTYPES = ("float32", "float64")
+#: every dtype the entry runs here (bfloat16 where ml_dtypes is installed)
+ALL = tuple(nf._DTYPES)
+
+
+def _np(dtype: str):
+    """NumPy's type for a softgrad dtype name (ml_dtypes' bfloat16)."""
+    return nf._numpy_dtype(dtype)
 
 
 @pytest.fixture(scope="module")
@@ -85,56 +93,142 @@ def test_exp_error_measure_catches_a_short_polynomial():
     assert rel > 10
 
 
+def _convert(fn, src: np.ndarray, dtype) -> np.ndarray:
+    """``fn`` (one of the kernels' loads or stores, compiled) applied to every element of ``src``."""
+    import numba
+
+    out = np.empty(src.size, dtype)
+    _apply(numba.njit(fastmath={"contract"})(fn))(src, out)
+    return out
+
+
+WIDEN = {"float16": (nf._f16_widen, nf._f16_narrow), "bfloat16": (nf._bf16_widen, nf._bf16_narrow)}
+
+
+def _float32_probes() -> np.ndarray:
+    """float32 values where rounding to 16 bits is hard: random bit patterns, every tie and its neighbours
+    near 1, float16's subnormal and overflow edges, and the special values."""
+    rng = np.random.default_rng(7)
+    bits = [rng.integers(0, 2**32, 200_000, dtype=np.uint64).astype(np.uint32),
+            np.arange(0x3F800000, 0x3F900000, 0x1000, dtype=np.uint32)[:, None] + np.array([0xFFF, 0x1000, 0x1001,
+            0x7FFF, 0x8000, 0x8001, 0xFFFF, 0x10000], np.uint32),  # float16 and bfloat16 ties, each side
+            np.arange(0x33000000 - 3000, 0x38800000 + 3000, 97, dtype=np.uint32),  # float16 subnormals
+            np.arange(0x477FE000, 0x47800010, 1, dtype=np.uint32),  # up to float16's overflow (65520)
+            np.array([0x7F800000, 0x7F7FFFFF, 0x7FC00000, 0x7F800001, 0x7FBFFFFF, 1, 0], np.uint32)]
+    flat = np.concatenate([b.reshape(-1) for b in bits])
+    return np.concatenate([flat, flat | np.uint32(0x80000000)]).view(np.float32)
+
+
+@pytest.mark.parametrize("dtype", ("float16", "bfloat16"))
+def test_16bit_loads_are_exact_for_every_bit_pattern(dtype):
+    if dtype not in ALL:
+        pytest.skip("ml_dtypes is not installed")
+    every = np.arange(2**16, dtype=np.uint32).astype(np.uint16)
+    got = _convert(WIDEN[dtype][0], every, np.float32)
+    want = every.view(_np(dtype)).astype(np.float32)
+    nan = np.isnan(want)
+    assert np.array_equal(got[~nan].view(np.uint32), want[~nan].view(np.uint32))  # -0.0 and subnormals too
+    assert np.isnan(got[nan]).all()
+
+
+def _stores_agree(store, dtype: str) -> tuple[int, bool]:
+    """(how many probes ``store`` rounds unlike NumPy/ml_dtypes, whether every NaN stays NaN)."""
+    f = _float32_probes()
+    got = _convert(store, f, np.uint16)
+    with np.errstate(over="ignore", invalid="ignore"):
+        want = f.astype(_np(dtype)).view(np.uint16)
+    nan = np.isnan(f)
+    back = got[nan].view(_np(dtype)).astype(np.float32)
+    return int((got[~nan] != want[~nan]).sum()), bool(np.isnan(back).all())
+
+
+@pytest.mark.parametrize("dtype", ("float16", "bfloat16"))
+def test_16bit_stores_round_to_nearest_even(dtype):
+    """Ties to even, subnormals (float16), overflow to inf, NaN kept NaN: bit for bit as NumPy (float16)
+    and ml_dtypes (bfloat16) round."""
+    if dtype not in ALL:
+        pytest.skip("ml_dtypes is not installed")
+    wrong, nan_kept = _stores_agree(WIDEN[dtype][1], dtype)
+    assert wrong == 0 and nan_kept
+
+
+def test_the_store_check_catches_truncation_and_a_lost_nan():
+    """Planted bugs: bfloat16 stores that drop the low 16 bits (round toward zero) or round NaN's bits
+    (a NaN whose payload is in the low bits becomes inf)."""
+    if "bfloat16" not in ALL:
+        pytest.skip("ml_dtypes is not installed")
+
+    def truncate(v):  # pragma: no cover - compiled
+        return np.uint16(np.uint32(np.float32(v).view(np.uint32) >> 16))
+
+    def no_nan_case(v):  # pragma: no cover - compiled
+        b = np.float32(v).view(np.uint32)
+        return np.uint16(np.uint32(np.uint32(b + np.uint32(0x7FFF) + np.uint32(np.uint32(b >> 16) & 1)) >> 16))
+
+    assert _stores_agree(truncate, "bfloat16")[0] > 1000
+    assert not _stores_agree(no_nan_case, "bfloat16")[1]
+
+
 def _check(op: str, dtype: str, x: np.ndarray, g: np.ndarray | None, got: np.ndarray) -> None:
-    assert got.shape == x.shape and got.dtype == x.dtype
+    want = (*x.shape, x.shape[-1]) if op == "jacobian" else x.shape
+    assert got.shape == want and got.dtype == x.dtype
     x64 = np.asarray(x, dtype=np.float64)
     g64 = None if g is None else np.asarray(g, dtype=np.float64)
-    _, problems = accuracy(op, dtype, x64, g64, got)
+    _, problems = accuracy(op, dtype, x64, g64, np.asarray(got, dtype=np.float64))
     assert not problems, f"{op} {dtype} {x.shape}: {problems}"
 
 
-def _run(ops, dtype: str, x: np.ndarray, g: np.ndarray) -> None:
+def _same(a: np.ndarray, b: np.ndarray) -> bool:
+    """Equal bit for bit (NaN included), for any dtype (bfloat16 has no isnan of its own)."""
+    return a.shape == b.shape and np.array_equal(np.asarray(a, np.float64), np.asarray(b, np.float64), equal_nan=True)
+
+
+def _run(ops, dtype: str, x: np.ndarray, g: np.ndarray, jacobian: bool = False) -> None:
     before = (x.copy(), g.copy())
     _check("softmax", dtype, x, None, ops["softmax"](x))
     _check("vjp", dtype, x, g, ops["vjp"](x, g))
-    assert np.array_equal(x, before[0], equal_nan=True) and np.array_equal(g, before[1], equal_nan=True)
+    if jacobian:
+        _check("jacobian", dtype, x, None, ops["jacobian"](x))
+    assert _same(x, before[0]) and _same(g, before[1])
 
 
 # rows shorter than a vector, odd tails past vectors and blocks, a row of exactly one block, 3-d leading dims
 SHAPES = [(4, 1), (3, 2), (5, 7), (2, 9), (3, 31), (3, 32), (3, 2049), (2, nf.BLOCK), (2, 3, 4097), (1, 33)]
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dtype", ALL)
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
 def test_contiguous_rows(ops, dtype, shape):
     rng = np.random.default_rng(sum(shape))
-    _run(ops, dtype, (rng.standard_normal(shape) * 4).astype(dtype), rng.standard_normal(shape).astype(dtype))
+    t = _np(dtype)
+    _run(ops, dtype, (rng.standard_normal(shape) * 4).astype(t), rng.standard_normal(shape).astype(t),
+         jacobian=shape[-1] <= 2049)
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dtype", ALL)
 def test_layouts_read_in_place_or_copied(ops, dtype):
     rng = np.random.default_rng(1)
-    wide = (rng.standard_normal((6, 3000)) * 3).astype(dtype)
+    wide = (rng.standard_normal((6, 3000)) * 3).astype(_np(dtype))
     padded = wide[:, 7:2900]  # rows of a wider buffer: read in place with a row stride
-    g_row = rng.standard_normal(padded.shape[-1]).astype(dtype)
+    g_row = rng.standard_normal(padded.shape[-1]).astype(wide.dtype)
     broadcast = np.broadcast_to(g_row, padded.shape)  # a sum loss's cotangent: row stride 0
     _run(ops, dtype, padded, broadcast)
     assert nf._flat(padded)[1] == 3000 and nf._flat(broadcast)[1] == 0
     transposed = np.ascontiguousarray(wide[:, :40].T).T  # stride along the row: copied
-    _run(ops, dtype, transposed, rng.standard_normal(transposed.shape).astype(dtype))
+    _run(ops, dtype, transposed, rng.standard_normal(transposed.shape).astype(wide.dtype), jacobian=True)
     stepped = wide[::2, ::3]
-    _run(ops, dtype, stepped, stepped[::-1])
+    _run(ops, dtype, stepped, stepped[::-1], jacobian=True)
     three = wide.reshape(2, 3, 3000)[:, ::2, 5:70]  # leading dims that do not merge into one row stride
-    _run(ops, dtype, three, np.ones_like(three))
+    _run(ops, dtype, three, np.ones_like(three), jacobian=True)
     frozen = wide.copy()
     frozen.flags.writeable = False  # read-only inputs are read in place too
     _run(ops, dtype, frozen, frozen)
-    _run(ops, dtype, wide[0, ::2], wide[1, 1::2])  # one row (1-d), a stride along it
+    _run(ops, dtype, wide[0, ::2], wide[1, 1::2], jacobian=True)  # one row (1-d), a stride along it
 
 
 def _masked_rows(dtype: str, n: int) -> np.ndarray:
     rng = np.random.default_rng(n)
-    x = (rng.standard_normal((7, n)) * 3).astype(dtype)
+    x = (rng.standard_normal((7, n)) * 3).astype(_np(dtype))
     x[0] = -np.inf  # a fully masked row: NaN by the policy
     x[1, : n - 3] = -np.inf  # a masked prefix over many blocks, then a small finite max
     x[1, n - 3:] = -1000.0
@@ -146,43 +240,80 @@ def _masked_rows(dtype: str, n: int) -> np.ndarray:
     return x
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dtype", ALL)
 @pytest.mark.parametrize("n", [13, 37, 3 * nf.BLOCK + 5])  # a short row (plain loops), block sweeps
 def test_masks_and_non_finite_rows(ops, dtype, n):
     x = _masked_rows(dtype, n)
-    g = np.random.default_rng(0).standard_normal(x.shape).astype(dtype)
-    _run(ops, dtype, x, g)
-    s = ops["softmax"](x)
+    g = np.random.default_rng(0).standard_normal(x.shape).astype(x.dtype)
+    _run(ops, dtype, x, g, jacobian=n < 100)
+    s = np.asarray(ops["softmax"](x), np.float64)
     assert np.isnan(s[[0, 4, 5]]).all() and not np.isnan(s[[1, 2, 3, 6]]).any()
     assert (s[2, n // 2:] == 0).all()
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
+def _bits(a: np.ndarray) -> np.ndarray:
+    """``a`` flat, as the kernels take it (16-bit dtypes as their uint16 bits)."""
+    return a.reshape(-1).view(np.uint16) if a.dtype.itemsize == 2 else a.reshape(-1)
+
+
+@pytest.mark.parametrize("dtype", ALL)
 @pytest.mark.parametrize("chunks", [2, 3, 5])
 def test_long_rows_split_across_threads(kernels, dtype, chunks):
     """The split path (rows fewer than threads), forced for any thread count: each chunk's max and sums
-    merged, masks and a max in any chunk included; within tolerance split and unsplit."""
+    merged, masks and a max in any chunk included; within tolerance split and unsplit, dealt to one worker
+    or to several."""
     n = 3 * nf.MIN_CHUNK + 123
     rng = np.random.default_rng(chunks)
-    x = (rng.standard_normal((3, n)) * 3).astype(dtype)
+    x = (rng.standard_normal((3, n)) * 3).astype(_np(dtype))
     x[0, n - 10] = 40.0  # the max in the last chunk
     x[1, : 2 * nf.MIN_CHUNK] = -np.inf  # whole chunks masked
     x[2] = -np.inf
-    g = rng.standard_normal((3, n)).astype(dtype)
+    g = rng.standard_normal((3, n)).astype(x.dtype)
     for op in ("softmax", "vjp"):
-        kernel = kernels[op, np.dtype(dtype), True]
-        for c in (1, chunks):
+        kernel = kernels[op, dtype, True]
+        for c, workers in ((1, 1), (1, 2), (chunks, 2)):
             out = np.empty_like(x)
-            kernel(x.reshape(-1), n, g.reshape(-1), n, out.reshape(-1), n, c)
+            kernel(_bits(x), n, _bits(g), n, _bits(out), n, c, workers)
             _check(op, dtype, x, g if op == "vjp" else None, out)
 
 
-def test_long_rows_through_the_entry(ops):
+@pytest.mark.parametrize("dtype", ALL)
+def test_jacobian_bands_and_workers(kernels, dtype):
+    """The Jacobian's split path, forced: each row's block cut into bands (uneven ones included) dealt to
+    workers that share rows, short rows and block sweeps; a masked row and a NaN row."""
+    kernel = kernels["jacobian", dtype, True]
+    rng = np.random.default_rng(5)
+    for n in (7, 300):
+        x = (rng.standard_normal((3, n)) * 3).astype(_np(dtype))
+        x[1, : n // 2] = -np.inf
+        x[2, 1] = np.nan
+        for bands, workers in ((1, 1), (1, 3), (4, 2), (5, 3)):
+            out = np.full((3, n, n), 7, x.dtype)  # any entry left unwritten shows
+            kernel(_bits(x), n, _bits(out), n, bands, workers)
+            _check("jacobian", dtype, x, None, out)
+
+
+@pytest.mark.parametrize("dtype", ("float32", "float16", "bfloat16"))
+def test_long_rows_through_the_entry(ops, dtype):
     """One row of a vocabulary's length (split where Numba has more threads than rows) and two such rows."""
+    if dtype not in ALL:
+        pytest.skip("ml_dtypes is not installed")
     rng = np.random.default_rng(3)
     for rows in (1, 2):
-        x = (rng.standard_normal((rows, 2 * nf.MIN_CHUNK + 77)) * 3).astype(np.float32)
-        _run(ops, "float32", x, rng.standard_normal(x.shape).astype(np.float32))
+        x = (rng.standard_normal((rows, 2 * nf.MIN_CHUNK + 77)) * 3).astype(_np(dtype))
+        _run(ops, dtype, x, rng.standard_normal(x.shape).astype(x.dtype))
+
+
+@pytest.mark.parametrize("dtype", ("float16", "bfloat16"))
+def test_near_uniform_16bit_rows(ops, dtype):
+    """Logits at initialisation, n = 65537: a 16-bit sum of exp would overflow (float16) or stop growing
+    (bfloat16 past 256); the sums run in float32 blocks and a float64 row."""
+    if dtype not in ALL:
+        pytest.skip("ml_dtypes is not installed")
+    rng = np.random.default_rng(6)
+    n = 65537
+    x = np.stack([np.zeros(n), 0.01 * rng.standard_normal(n)]).astype(_np(dtype))
+    _run(ops, dtype, x, rng.standard_normal(x.shape).astype(x.dtype))
 
 
 def test_same_input_same_result_and_results_are_the_callers(ops):
@@ -191,5 +322,9 @@ def test_same_input_same_result_and_results_are_the_callers(ops):
     kept = first.copy()
     second = ops["softmax"](x)
     assert np.array_equal(first, second) and np.array_equal(first, kept) and first is not second
+    jac = ops["jacobian"](x[:, :300])
+    assert np.array_equal(jac, ops["jacobian"](x[:, :300])) and jac is not ops["jacobian"](x[:, :300])
     assert ops["softmax"](np.empty((0, 4), np.float32)).shape == (0, 4)
     assert ops["vjp"](np.empty((2, 0)), np.empty((2, 0))).shape == (2, 0)
+    assert ops["jacobian"](np.empty((2, 0), np.float16)).shape == (2, 0, 0)
+    assert ops["jacobian"](np.empty((0, 3), np.float16)).dtype == np.float16
