@@ -521,19 +521,20 @@ def test_choose_reads_the_newest_runs_alone_and_answers_as_from_every_run(home, 
     same answers, on a store where a machine's newest runs measured fewer shapes than older ones, a newer run
     timed fewer points, a class is unresolved and a run took its checks from an earlier one."""
     _write(home, _run(7, shapes=("1x8", "256x8")))  # vm: the older runs hold the newest of 1x16 and 256x16
-    untimed = _run(8, shapes=("1x8",))
-    timing = untimed[(_rid(8), "asv.json")]["results"]
+    _write(home, _run(8, shapes=("1x8",)))
+    untimed = _run(10, shapes=("1x8",))  # run 8's points, numpy's timed in none: run 8 holds its newest timing
+    timing = untimed[(_rid(10), "asv.json")]["results"]
     timing["bench_ops.Impl_numpy.time_op"] = helpers.asv_time_op([None] * 4, timing["bench_ops.Impl_numpy.time_op"][1])
     _write(home, untimed)
     _write(home, _run(9, machine="gpu-box", impls=("numpy",), shapes=("256x16",)))
     full, newest = results.load(), results.load(newest=True)
-    assert set(newest["run"]) == {_rid(k) for k in (1, 5, 6, 7, 8, 9)} < set(full["run"])
+    assert set(newest["run"]) == {_rid(k) for k in (1, 5, 6, 7, 8, 9, 10)} < set(full["run"])
     assert newest.attrs == full.attrs
     for machine in ("vm", "gpu-box"):
         _same(results.newest_per_entry(newest, machine).reset_index(drop=True),
               results.newest_per_entry(full, machine).reset_index(drop=True))
     # the store catches a read of each machine's newest run alone: it answers otherwise
-    last = full[full["run"].isin([_rid(8), _rid(9)])]
+    last = full[full["run"].isin([_rid(10), _rid(9)])]
     assert len(results.newest_per_entry(last, "vm")) < len(results.newest_per_entry(full, "vm"))
     requests = [(op, shape.split("x")[1], shape.split("x")[0], dtype) for op in OPS for shape in SHAPES
                 for dtype in DTYPES]
