@@ -7,7 +7,8 @@ bandwidths measured in the same run.
     python benchmarks/roofline.py --all-shapes --in-cache     # every shape, also those that fit the cache
     python benchmarks/roofline.py --versus NAME --versus NAME2    # each row's speed over theirs
     python benchmarks/roofline.py --op vjp --shape 256x100000 --dtype float32   # given shapes instead
-    python benchmarks/roofline.py --threads 2 --json roofline.json
+    python benchmarks/roofline.py --threads 2 --json roofline.json --markdown   # keep the rows; a README table
+    python benchmarks/roofline.py --from-json roofline.json --markdown        # print a kept run again
 
 The standard set: softmax and the VJP at the largest shape of the ``vocab`` and of the ``attention``
 workload (:data:`softgrad.workloads.PRESETS`, or ``--workload``; with :data:`EXTRA_SHAPES`) whose bytes
@@ -27,7 +28,7 @@ point over this one's (above 1: faster; default the registry's baseline entry). 
 process of its own, with one thread count for all (``--threads``) and the asv sweep's allocator settings; its
 inputs are made once per shape and dtype. What an entry does not declare, a result over
 :data:`MAX_OUTPUT_ELEMENTS`, or one call longer than :data:`MAX_CALL_SECONDS` (estimated from one row) is
-left out.
+left out, each with a line on stderr saying why.
 """
 
 from __future__ import annotations
