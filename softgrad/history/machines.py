@@ -62,7 +62,7 @@ def names_of_runs(machines_by_run: Iterable[tuple[str, str | None]]) -> list[str
 
 def this_machine() -> str:
     """This machine's name (:func:`softgrad.history.provenance.machine_name`); a ``$SOFTGRAD_MACHINE`` that
-    cannot name one is :class:`UnknownMachine`'s sibling, :class:`~softgrad.history.provenance.MachineNameError`."""
+    cannot name one raises :class:`~softgrad.history.provenance.MachineNameError`."""
     return provenance.machine_name()
 
 
