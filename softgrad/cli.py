@@ -254,11 +254,11 @@ def cmd_report(args: argparse.Namespace) -> int:
     from .history.report import ReportError, write_reports
 
     out = Path(args.out) if args.out else paths.reports_dir()
-    try:
-        written = write_reports(out, warn=lambda text: print(f"softgrad report: warning: {_one_line(text)}",
-                                                             file=sys.stderr),
-                                machine=args.machine, note=lambda text: print(f"softgrad report: {text}",
-                                                                              file=sys.stderr))
+    def warn(text: str) -> None:
+        print(f"softgrad report: warning: {_one_line(text)}", file=sys.stderr)
+
+    try:  # the warnings: what the history warns of, and answering for another machine than this one
+        written = write_reports(out, warn=warn, machine=args.machine, note=warn)
     except ReportError as exc:
         raise UsageError(str(exc)) from None
     except OSError as exc:
@@ -342,15 +342,15 @@ def _choose_every(args: argparse.Namespace, answers: list) -> int:
 def _machines(args: argparse.Namespace, known: list[str]):
     """The machines ``--machine`` picks among ``known`` (:func:`softgrad.history.machines.select`): an unknown
     name, or a ``$SOFTGRAD_MACHINE`` that cannot name one, is one line and exit 2; answering for another machine
-    than this one is said in one line on stderr."""
+    than this one is a warning on stderr."""
     from .history import machines, provenance
 
     try:
         sel = machines.select(known, args.machine)
     except (machines.UnknownMachine, provenance.MachineNameError) as exc:
         raise UsageError(str(exc)) from None
-    if sel.note:
-        print(f"softgrad {args.command}: {sel.note}", file=sys.stderr)
+    if sel.note:  # a warning: the answer is another machine's
+        print(f"softgrad {args.command}: warning: {sel.note}", file=sys.stderr)
     return sel
 
 

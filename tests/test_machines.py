@@ -262,3 +262,20 @@ def test_a_gpu_driver_update_is_named_as_what_changed_and_runs_before_fingerprin
     assert diff.text() == ("machine gpus NVIDIA H100 80GB HBM3 (driver 550.54.15) -> NVIDIA H100 80GB HBM3 "
                            "(driver 555.42.02)")
     assert changes.differences({"machine": "gpu-box"}, after) == (), "a run stored before fingerprints: unknown"
+
+
+def test_the_index_keeps_each_runs_machine_and_fingerprint_and_old_runs_still_read(tmp_path, monkeypatch):
+    import sqlite3
+
+    from softgrad.history import index, results
+
+    monkeypatch.setenv("SOFTGRAD_HOME", str(tmp_path))
+    fp = {"cpu": "Xeon", "cores": 2, "gpus": [H100]}
+    _store(tmp_path, [1.0], machine="vm")  # stored before fingerprints: the host name, no fingerprint
+    _store(tmp_path, [1.0], machine="gpu-box", metas={1: {"fingerprint": fp, "hostname": "gpu-box"}}, first=1)
+    index.sync(create=True)
+    con = sqlite3.connect(index.path())
+    rows = dict(con.execute("SELECT machine, machine_fingerprint FROM runs").fetchall())
+    con.close()
+    assert rows == {"vm": None, "gpu-box": json.dumps(fp, sort_keys=True)}
+    assert set(results.load()["machine"]) == {"vm", "gpu-box"}

@@ -133,6 +133,9 @@ def run_info(run_id: str, meta: dict[str, Any]) -> dict[str, Any]:
         "copy_gbps": (meta.get("copy_bandwidth") or {}).get("gbps", math.nan),
         "fill_gbps": (meta.get("fill_bandwidth") or {}).get("gbps", math.nan),  # NaN: stored before it was measured
         "llc_bytes": meta.get("llc_bytes") or math.nan,
+        # the machine's fingerprint (softgrad.history.provenance), as JSON text; None: stored before it
+        "fingerprint": json.dumps(meta["fingerprint"], sort_keys=True) if isinstance(meta.get("fingerprint"), dict)
+        else None,
     }
     for lib in VERSION_COLUMNS:
         info[lib] = (meta.get("versions") or {}).get(lib, "")

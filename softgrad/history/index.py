@@ -5,7 +5,8 @@ the index) holds, per run folder, its :class:`~softgrad.history.blocks.Block` (w
 :func:`softgrad.history.results.load` and :func:`~softgrad.history.results.load_checks` read, packed) keyed by
 the run id with a fingerprint of its files (size and modification time of ``meta.json``, ``asv.json``,
 ``speed.json`` and ``checks.json``), and for queries by hand three plain tables: ``runs`` (one row per run: its
-machine, date, commit, workload, grid, threads, copy bandwidth), ``points`` (one row per run and benchmark
+machine, date, commit, workload, grid, threads, copy bandwidth, and the machine's fingerprint as JSON,
+``machine_fingerprint``), ``points`` (one row per run and benchmark
 point: machine, implementation, op, shape, dtype, device and the summary statistics) and ``verdicts`` (one row
 per run and implementation its checks.json judged: checks passed and failed, the worst error ratio), e.g.
 ``sqlite3 results/index.sqlite "select run, time_s from points where machine = 'vm' and impl = 'numpy'"``.
@@ -71,7 +72,7 @@ CREATE TABLE IF NOT EXISTS runs (
     id TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, indexed_ns INTEGER NOT NULL,
     machine TEXT, date TEXT, commit_id TEXT, workload TEXT, grid TEXT, complete INTEGER NOT NULL,
     cpu TEXT, cores INTEGER, threads TEXT, copy_gbps REAL, error TEXT,
-    facts TEXT NOT NULL, points BLOB, checks BLOB);
+    facts TEXT NOT NULL, points BLOB, checks BLOB, machine_fingerprint TEXT);
 CREATE TABLE IF NOT EXISTS points (
     run TEXT NOT NULL, machine TEXT, workload TEXT, impl TEXT NOT NULL, unresolved INTEGER NOT NULL,
     op TEXT NOT NULL, shape TEXT NOT NULL, batch INTEGER NOT NULL, n INTEGER NOT NULL, x_layout TEXT NOT NULL,
@@ -100,7 +101,7 @@ def index_format() -> str:
             digest.update(Path(module.__file__ or "").read_bytes())
         except OSError:  # no source file (a frozen install): the installed version stands for it
             digest.update(f"{name} {_version()}".encode())
-    return f"softgrad-index/1 {blocks.FORMAT} {digest.hexdigest()[:16]}"
+    return f"softgrad-index/2 {blocks.FORMAT} {digest.hexdigest()[:16]}"
 
 
 def _version() -> str:
@@ -422,13 +423,14 @@ def _insert(con: sqlite3.Connection, rid: str, fp: str, ns: int, block: Block) -
     info = block.info
     error = block.meta_error or block.asv_error or block.points_error or block.checks_error
     threads = info.get("threads")
-    con.execute("INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", (
+    con.execute("INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", (
         rid, fp, ns, _text(info.get("machine")), _text(info.get("date")), _text(block.commit),
         _text(info.get("workload")), _text(info.get("grid")), int(block.complete), _text(info.get("cpu")),
         info.get("cores") if isinstance(info.get("cores"), int) and abs(info["cores"]) < 2**63 else None,
         None if threads is None else str(threads), _real(info.get("copy_gbps")), error,
         blocks.facts_json(block), blocks.columns_bytes(block) if block.columns else None,
-        zlib.compress(json.dumps(block.checks).encode(), 1) if block.checks is not None else None))
+        zlib.compress(json.dumps(block.checks).encode(), 1) if block.checks is not None else None,
+        _text(info.get("fingerprint"))))
     machine, workload = _text(info.get("machine")), _text(info.get("workload"))
     con.executemany("INSERT INTO verdicts VALUES (?, ?, ?, ?, ?, ?, ?)", [
         (rid, machine, impl, c["check_passed"], c["check_failed"], _real(c["check_worst_ratio"]),
