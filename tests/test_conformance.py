@@ -15,7 +15,20 @@ from softgrad.check.isolated import run_plan
 
 from softgrad.testing import conformance_params
 
-PARAMS = conformance_params()
+#: torch-compile compiles every case's shape with a C++ compiler (1 to 3 s each on the 2-core machine): the fast
+#: suite keeps these of its cases, in float32 and bfloat16; the rest runs with the slow tests
+COMPILED_FAST = {"dtypes": ("float32", "bfloat16"),
+                 "cases": ("normal-1", "masked-neg-inf", "nonfinite-rows", "transposed", "padded", "g-broadcast")}
+
+
+def _compiled_slow(param):
+    impl, op, dtype, device, case = param.values
+    if impl != "torch-compile" or op == "-" or (dtype in COMPILED_FAST["dtypes"] and case in COMPILED_FAST["cases"]):
+        return param
+    return pytest.param(*param.values, id=param.id, marks=(*param.marks, pytest.mark.slow))
+
+
+PARAMS = [_compiled_slow(p) for p in conformance_params()]
 
 
 @pytest.fixture(scope="session")
