@@ -21,8 +21,9 @@ available but the write-up's ways to get J (registry tag ``writeup``: J element 
 GB/s counts the bytes that must move (read x, and g; write the result, n^2 per row for the Jacobian) over
 the median time. ``limit`` is the bandwidth that bounds the op (:data:`softgrad.bench.bandwidth.LIMIT`): the
 copy (read + write, every core) for softmax and the VJP, the fill (write only) for the Jacobian, each
-measured before and after each family; ``of limit`` is GB/s over the better of the two (no fraction is
-overstated by a slow moment of the machine), ``goal`` issue 24's target for that fraction (:data:`GOALS`;
+measured before and after each family (with ``--beside`` also right before and after each combination, in
+its family's process); ``of limit`` is GB/s over the better of the two (no fraction is overstated by a slow
+moment of the machine), ``goal`` issue 24's target for that fraction (:data:`GOALS`;
 "-" inside the cache; "!" marks a fraction below it), ``vs NAME`` each ``--versus`` entry's time at the same
 point over this one's (above 1: faster; default the registry's baseline entry). Each family runs in a
 process of its own, with one thread count for all (``--threads``) and the asv sweep's allocator settings; its
@@ -57,6 +58,8 @@ MAX_CALL_SECONDS = 1.0
 #: samples per combination at least (after the first call and one warm-up): past the cache one call of the
 #: slower entries takes about a second, and the median of three keeps the default set within minutes
 MIN_REPEATS = 3
+#: calls of each kernel measured beside a combination (``--beside``), after one untimed
+BESIDE_REPEATS = 3
 #: issue 24's goals past the cache, as fractions of the op's limit, by op and item size (16-bit: of its bytes)
 GOALS = {("softmax", 8): 0.80, ("softmax", 4): 0.85, ("softmax", 2): 0.70,
          ("vjp", 8): 0.80, ("vjp", 4): 0.85, ("vjp", 2): 0.70,
@@ -101,12 +104,14 @@ def standard_combos(specs: list[str], ops: list[str], dtypes: list[str], llc: in
     return combos, cached, more
 
 
-def worker(names: list[str], combos: list[tuple[str, str, str]], device: str, budget_s: float) -> dict:
+def worker(names: list[str], combos: list[tuple[str, str, str]], device: str, budget_s: float,
+           beside: bool = False) -> dict:
     """Time each entry of ``names`` (one family) at each combination it runs: ``{"rows", "notes"}`` (a line
-    for each combination left out as too slow, or that failed)."""
+    for each combination left out as too slow, or that failed). With ``beside``, the op's limit is measured
+    in this process right before and after each combination (``limit_beside_gbps``: the better of the two)."""
     from softgrad import registry
     from softgrad.applicability import applicable
-    from softgrad.bench import grid, timer
+    from softgrad.bench import bandwidth, grid, timer
     from softgrad.contract import DTYPE_INFO
     from softgrad.prepared import PROBE_N, too_slow
     from softgrad.workloads import parse_shape_token
@@ -134,9 +139,13 @@ def worker(names: list[str], combos: list[tuple[str, str, str]], device: str, bu
             if slow:
                 notes.append(f"{impl.name} {op} {shape} {dtype} left out: {slow}")
                 continue
+            around = []
             try:
+                around.append(_limit_now(bandwidth, op, device) if beside else None)
                 call = timer.prepare_at(impl, op, dtype, device, shape, x, g)
                 t = timer.time_call(call, min_time=budget_s, min_repeats=MIN_REPEATS, warmup=1)
+                call = None
+                around.append(_limit_now(bandwidth, op, device) if beside else None)
             except Exception as exc:  # noqa: BLE001 - one entry's failure is reported, the others still run
                 notes.append(f"{impl.name} {op} {shape} {dtype} failed: {type(exc).__name__}: {str(exc)[:200]}")
                 continue
@@ -145,17 +154,27 @@ def worker(names: list[str], combos: list[tuple[str, str, str]], device: str, bu
             moved = grid.bytes_moved(op, *grid.parse_shape(shape), DTYPE_INFO[dtype].itemsize, g_layout)
             rows.append({"impl": impl.name, "op": op, "shape": shape, "dtype": dtype, "device": device,
                          "median_s": t.median_s, "q25_s": t.q25_s, "q75_s": t.q75_s, "repeats": t.repeats,
-                         "first_call_s": t.first_call_s, "bytes_moved": moved, "gbps": moved / t.median_s / 1e9})
+                         "first_call_s": t.first_call_s, "bytes_moved": moved, "gbps": moved / t.median_s / 1e9,
+                         **({"limit_beside_gbps": max(around)} if beside else {})})
         del x, g
     return {"rows": rows, "notes": notes}
 
 
+def _limit_now(bandwidth, op: str, device: str) -> float:
+    """GB/s of ``op``'s limit (:data:`softgrad.bench.bandwidth.LIMIT`) measured now, in this process."""
+    kind = bandwidth.LIMIT[op]
+    measured = bandwidth.measure(kind, repeats=BESIDE_REPEATS) if device == "cpu" else bandwidth.gpu_bandwidth(kind)
+    return measured.gbps
+
+
 def with_limits(row: dict, copy_gbps: float, fill_gbps: float, llc: int | None) -> dict:
-    """``row`` with the bandwidths around its family, its op's limit and its fraction of it."""
+    """``row`` with the bandwidths around its family, its op's limit (measured beside the row where the
+    worker did, else around its family) and its fraction of it."""
     from softgrad.bench.bandwidth import LIMIT
 
     limit = LIMIT[row["op"]]
-    limit_gbps = copy_gbps if limit == "copy" else fill_gbps
+    limit_gbps = row.get("limit_beside_gbps") or (copy_gbps if limit == "copy" else fill_gbps)
+    copy_gbps = limit_gbps if limit == "copy" else copy_gbps
     fits = bool(llc and row["bytes_moved"] <= llc)
     return {**row, "copy_gbps": copy_gbps, "fill_gbps": fill_gbps, "fraction_of_copy": row["gbps"] / copy_gbps,
             "limit": limit, "limit_gbps": limit_gbps, "fraction_of_limit": row["gbps"] / limit_gbps,
@@ -235,6 +254,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, help="threads for every family (SOFTGRAD_THREADS)")
     p.add_argument("--time", type=float, default=0.5, help="seconds of samples per combination (default 0.5)")
+    p.add_argument("--beside", action="store_true",
+                   help="also measure each op's limit right before and after each combination, in its process, and "
+                        "take fractions of that (a shared machine's bandwidth drifts within a family's minutes)")
     p.add_argument("--json", metavar="PATH", help="also write the rows as JSON")
     p.add_argument("--markdown", action="store_true",
                    help="also print a markdown table: a row per op, shape and dtype, a column per entry")
@@ -262,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.worker:
         combos = [tuple(c) for c in json.loads(args.combos)]
-        print(json.dumps(worker(args.worker, combos, args.device, args.time)))
+        print(json.dumps(worker(args.worker, combos, args.device, args.time, args.beside)))
         return 0
     try:
         combos, cached, more, llc, impls, versus = _plan(args)
@@ -303,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[dict] = []
     for family, names in families.items():
         out = subprocess.run([sys.executable, __file__, "--worker", *names, "--combos", json.dumps(combos),
-                              "--device", args.device, "--time", str(args.time)],
+                              "--device", args.device, "--time", str(args.time), *(["--beside"] * args.beside)],
                              capture_output=True, text=True, env={**os.environ, "GLIBC_TUNABLES": MALLOC_TUNABLES})
         measured.append(measure())
         (c0, f0), (c1, f1) = measured[-2:]

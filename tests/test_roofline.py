@@ -76,6 +76,21 @@ def test_roofline_table_and_json(tmp_path):
     assert md[3].startswith("| vjp | 16x64 | float64 |") and md[3].endswith(f" ({rows['vjp']['median_s'] * 1e6:.3g} us)** |")
 
 
+def test_beside_measures_the_limit_next_to_each_combination(tmp_path):
+    out_json = tmp_path / "beside.json"
+    out = roofline("--impl", "numpy", "--op", "softmax", "--op", "jacobian", "--shape", "4x64", "--dtype", "float64",
+                   "--time", "0.02", "--threads", "1", "--beside", "--json", str(out_json))
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out_json.read_text())
+    rows = {r["op"]: r for r in data["rows"]}
+    for op, kind in (("softmax", "copy"), ("jacobian", "fill")):
+        r = rows[op]
+        assert r["limit"] == kind and r["limit_beside_gbps"] > 0 and r["limit_gbps"] == r["limit_beside_gbps"]
+        assert r["fraction_of_limit"] == pytest.approx(r["gbps"] / r["limit_beside_gbps"])
+    assert rows["softmax"]["copy_gbps"] == rows["softmax"]["limit_beside_gbps"]
+    assert rows["jacobian"]["fill_gbps"] == max(f["gbps"] for f in data["fill_bandwidth"]), "the family's, kept"
+
+
 @pytest.mark.parametrize("args, words", [
     (("--impl", "no-such-impl"), "no-such-impl"), (("--versus", "no-such-impl"), "no-such-impl"),
     (("--from-json", "no-such-file.json"), "no-such-file.json"), (("--dtype", "float8"), "float8"), (("--op", "sum"), "sum"),
