@@ -66,7 +66,7 @@ def test_each_run_is_stored_with_machine_commit_and_versions(at_home):
     assert len(runs) == 3
     meta = runs[0].meta()
     assert meta["commit"] and meta["machine"] and meta["versions"]["numpy"]
-    assert meta["copy_bandwidth"]["gbps"] > 0
+    assert meta["copy_bandwidth"]["gbps"] > 0 and meta["fill_bandwidth"]["gbps"] > 0
     df = results.load()
     assert df["run"].nunique() == 3, "two identical runs must leave two points in the history"
     assert set(df["impl"]) == {"numpy", "slowable", "fast-wrong"}
