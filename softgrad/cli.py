@@ -480,10 +480,7 @@ def _compare_on(args: argparse.Namespace, machine: str | None, metas: dict, head
             print(f"softgrad compare: {line}", file=sys.stderr)
     cleared = []
     if args.confirm and any(f.kind == "slower" for f in findings):
-        if heading and machine != _this_machine():
-            print(f"softgrad compare: --confirm reruns on this machine: {machine}'s findings stand", file=sys.stderr)
-        else:
-            findings, cleared = _confirm(new, findings, args, args.factor)
+        findings, cleared = _confirm(new, findings, args, args.factor)
     for f in findings:
         print(f.line())
     for f in cleared:
@@ -507,6 +504,11 @@ def _confirm(new, findings, args, factor: float):
     from .runner import RunError
 
     meta = new.meta()
+    here = _this_machine()
+    if meta.get("machine") != here:  # a rerun here says nothing of another machine's times
+        print(f"softgrad {args.command}: --confirm reruns on this machine ({here}): run {new.id} is of machine "
+              f"{meta.get('machine')}, its findings stand", file=sys.stderr)
+        return list(findings), []
     head = provenance.git_commit(paths.repo_root())
     if head != meta.get("commit"):
         raise UsageError(f"--confirm reruns this checkout (commit {str(head)[:8]}), but run {new.id} is of "
@@ -539,15 +541,45 @@ def _history(args: argparse.Namespace) -> tuple["pandas.DataFrame", Path | None]
 
 
 def cmd_gate(args: argparse.Namespace) -> int:
-    from .history import changes, history_gate, results, store
+    from .history import machines, store
 
     loaded, repo = _history(args)
+    metas = {r.id: r.meta() for r in store.complete_runs()}
+    sel = _machines(args, machines.names_of_runs((rid, m.get("machine")) for rid, m in metas.items()))
+    if sel.every:
+        return max(_gate_on(args, m, loaded, metas, repo, heading=True) for m in sel.machines)
+    code = _gate_on(args, sel.machine, loaded, metas, repo)
+    for m in sel.others:  # beside: each other machine's newest run against its own history, never this one's
+        print(_gate_beside(args, m, loaded, metas, repo))
+    return code
+
+
+def _judge(args: argparse.Namespace, machine: str | None, loaded, metas: dict, repo):
+    from .history import changes, history_gate
+
     try:
-        verdict = history_gate.judge_store(loaded, {r.id: r.meta() for r in store.complete_runs()},
-                                           workload=args.workload, threshold=args.threshold, window=args.window,
-                                           min_delta_s=args.min_delta, repo=repo)
+        return history_gate.judge_store(loaded, metas, workload=args.workload, threshold=args.threshold,
+                                        window=args.window, min_delta_s=args.min_delta, repo=repo, machine=machine)
     except changes.HistoryError as exc:
         raise UsageError(str(exc)) from None
+
+
+def _gate_beside(args: argparse.Namespace, machine: str, loaded, metas: dict, repo) -> str:
+    """One line: ``machine``'s newest run judged against its own history (no rerun), or why nothing was."""
+    verdict = _judge(args, machine, loaded, metas, repo)
+    if verdict.nothing:
+        return f"on {machine}: not judged ({verdict.nothing})"
+    return (f"on {machine}: run {verdict.run}: {verdict.lines()[-1].removeprefix('softgrad gate: ')} "
+            f"(`softgrad gate --machine {machine}` lists them)")
+
+
+def _gate_on(args: argparse.Namespace, machine: str | None, loaded, metas: dict, repo, heading: bool = False) -> int:
+    """The gate on ``machine``'s newest run; ``heading``: a line naming the machine first."""
+    from .history import results, store
+
+    if heading:
+        print(f"machine {machine}:")
+    verdict = _judge(args, machine, loaded, metas, repo)
     if verdict.run:
         line = results.agreement_warning(store.Run(store.runs_dir() / verdict.run))
         if line:
@@ -805,6 +837,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--window", type=positive_int, default=3, metavar="N",
                    help="a step is new while it first held within the newest N runs (default 3)")
     _add_gate_flags(p, "time each new step and outlier again on this checkout; fail only on those that reproduce")
+    _add_machine(p, "judge the newest run")
     p.set_defaults(func=cmd_gate)
 
     p = sub.add_parser("history", help="change points of each benchmark over the stored runs, and what changed")

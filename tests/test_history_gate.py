@@ -210,7 +210,7 @@ def test_a_gate_that_compared_nothing_fails_with_why(tmp_path, setup, says):
     assert rc == 1 and line.startswith(f"softgrad gate: nothing was compared ({says}"), (out, err)
     # a preset not run yet compared nothing; a name neither stored nor a preset is a usage error
     rc, out, err = _softgrad(tmp_path, "gate", "--workload", "vocab")
-    assert rc == 1 and "nothing was compared (no complete run of workload vocab yet (stored: " in err
+    assert rc == 1 and "nothing was compared (no complete run of workload vocab on machine vm yet (stored: " in err
     rc, out, err = _softgrad(tmp_path, "gate", "--workload", "nosuch")
     (line,) = _said(err)
     assert rc == 2 and line.startswith("softgrad gate: error: no stored run of workload 'nosuch', nor a preset")
@@ -261,6 +261,7 @@ def test_the_rerun_decides_the_newest_nights_outlier(tmp_path, monkeypatch, reru
 
     monkeypatch.setattr(confirm, "rerun", rerun)
     monkeypatch.setattr(provenance, "git_commit", lambda root: helpers.COMMIT)
+    monkeypatch.setenv(provenance.MACHINE_ENV, "vm")  # the stored runs are this machine's: the rerun is here
     code, out, err = _softgrad(tmp_path, "gate", "--confirm", "--min-delta", "0")
     assert code == rc and len(asked) == COUNT, out + err
     lines = _lines(out, said)

@@ -189,7 +189,7 @@ def test_choose_answers_for_this_machine_and_shows_the_other_beside(tmp_path, he
     assert [(o["machine"], o["impl"]) for o in data["other_machines"]] == [("gpu-box", "fake-impl")]
 
 
-@pytest.mark.parametrize("command", [CHOOSE, ["compare"], ["history"], ["report"]])
+@pytest.mark.parametrize("command", [CHOOSE, ["compare"], ["history"], ["gate"], ["report"]])
 def test_an_unknown_machine_is_one_line_naming_the_known_ones(tmp_path, here, command):
     _two(tmp_path, nights=2)
     rc, out, err = _softgrad(tmp_path, *command, "--machine", "laptop")
@@ -238,6 +238,27 @@ def test_the_gate_judges_one_machine_a_slower_one_neither_triggers_nor_hides_a_s
     _store(tmp_path, [1.3, 1.3], machine="vm", first=11)
     rc, out, err = _softgrad(tmp_path, "gate", "--min-delta", "0")
     assert rc == 1 and len(_lines(out, "SLOWER")) == COUNT and "against 12 earlier runs on machine vm" in out, out
+
+
+def test_the_gate_judges_this_machines_newest_run_when_another_machines_is_newer(tmp_path, here, monkeypatch):
+    """gpu-box stored the newest night (a step up on it): the gate still judges vm's newest run by default, with
+    gpu-box's verdict beside; --machine gpu-box judges that one; --confirm never reruns here for another machine."""
+    from softgrad.bench import confirm
+
+    _two(tmp_path, vm=[1.0] * 8, gpu=[3.0] * 5 + [4.5] * 3, nights=8)
+    rc, out, err = _softgrad(tmp_path, "gate", "--min-delta", "0")
+    assert rc == 0 and f"run {_run_id(7)} " in out and "against 7 earlier runs on machine vm" in out, out + err
+    beside = out.splitlines()[-1]
+    assert beside.startswith(f"on gpu-box: run {_run_id(7, 'bbbbbbbb')}: {COUNT} slower, 0 correctness") and \
+        "`softgrad gate --machine gpu-box` lists them" in beside, out
+    rc, out, _ = _softgrad(tmp_path, "gate", "--min-delta", "0", "--machine", "gpu-box")
+    assert rc == 1 and len(_lines(out, "SLOWER")) == COUNT and "on machine gpu-box" in out, out
+    rc, out, _ = _softgrad(tmp_path, "gate", "--min-delta", "0", "--machine", "all")
+    assert rc == 1 and _lines(out, "machine ") == ["machine vm:", "machine gpu-box:"], out
+    monkeypatch.setattr(confirm, "rerun", lambda *a, **k: pytest.fail("reran another machine's benchmarks here"))
+    rc, out, err = _softgrad(tmp_path, "gate", "--min-delta", "0", "--machine", "gpu-box", "--confirm")
+    assert rc == 1 and len(_lines(out, "SLOWER")) == COUNT, out + err
+    assert "--confirm reruns on this machine (vm): run " in err and "is of machine gpu-box, its findings stand" in err
 
 
 def test_report_answers_for_this_machine_with_the_others_beside_and_all_writes_each(tmp_path, here):

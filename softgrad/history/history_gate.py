@@ -267,20 +267,22 @@ def newest_run(run_metas: Mapping[str, Mapping[str, Any]], workload: str | None 
 
 def judge_store(df, run_metas: Mapping[str, Mapping[str, Any]], *, workload: str | None = None,
                 threshold: float = THRESHOLD, window: int = WINDOW, min_delta_s: float = gate.DEFAULT_MIN_DELTA_S,
-                repo: Path | None = None) -> Verdict:
-    """The verdict on the newest complete run (of ``workload``) of ``run_metas`` (run id -> meta.json of every
-    complete run) against the earlier runs of its workload on its machine in ``df`` (results.load()'s frame),
-    with what changed at each flag."""
+                repo: Path | None = None, machine: str | None = None) -> Verdict:
+    """The verdict on the newest complete run (of ``workload``; on ``machine``, default any) of ``run_metas``
+    (run id -> meta.json of every complete run) against the earlier runs of its workload on its machine in
+    ``df`` (results.load()'s frame), with what changed at each flag."""
     stored = sorted({results.workload_name(dict(m)) for m in run_metas.values()})
     if workload is not None and workload not in stored and workload not in PRESETS:
         raise changes.HistoryError(f"no stored run of workload {workload!r}, nor a preset of that name (stored: "
                                    f"{', '.join(stored) or 'none'})")
     if not run_metas:  # as compare: an empty history is unusable stored data, not a comparison
         raise store.StoreError(f"need two complete runs to judge the newest, found 0 in {store.runs_dir()}")
-    newest = newest_run(run_metas, workload)
+    newest = newest_run({rid: m for rid, m in run_metas.items() if machine is None or m.get("machine") == machine},
+                        workload)
     if newest is None:
-        return Verdict(None, None, workload, threshold=threshold,
-                       nothing=f"no complete run of workload {workload} yet (stored: {', '.join(stored)})")
+        on = f" on machine {machine}" if machine is not None else ""
+        return Verdict(None, machine, workload, threshold=threshold,
+                       nothing=f"no complete run of workload {workload}{on} yet (stored: {', '.join(stored)})")
     meta = run_metas[newest]
     workload, machine = results.workload_name(dict(meta)), meta.get("machine")
     if df.empty or newest not in set(df["run"]):
