@@ -105,6 +105,32 @@ def _mem_row(impl, op, shape, moved, fraction, passed=True, workload="vocab", dt
             "gbps": moved / 1e-3 / 1e9, "bw_fraction": fraction, "passed": passed}
 
 
+def test_the_bandwidth_plot_holds_the_jacobian_to_the_fill_and_the_rest_to_the_copy(tmp_path, monkeypatch):
+    """Each panel's points are read back from its axes: the Jacobian's at GB/s over the run's fill, softmax's
+    at its fraction of the copy; a run without a fill measured draws its Jacobian against the copy, and says so."""
+    import matplotlib.figure
+
+    from softgrad.history import memory_bound
+
+    figures = []
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", lambda fig, *a, **k: figures.append(fig))
+    jac = {**_mem_row("a", "jacobian", "16x4096", 1000, 0.25), "copy_gbps": 4000.0, "fill_gbps": 2000.0}
+    soft = {**_mem_row("a", "softmax", "512x32000", 300, 0.6), "copy_gbps": 500.0, "fill_gbps": 250.0}
+    memory_bound.bandwidth_plot(pd.DataFrame([jac, soft]), tmp_path / "bw.png")
+    axes = {ax.get_title().split(":")[0]: ax for ax in figures[-1].axes}
+    def points(ax):  # the markers (the cache's and 1.0's guide lines have a line style)
+        return sorted(y for line in ax.get_lines() if line.get_linestyle() == "None" for y in line.get_ydata())
+
+    ys = {op: points(ax) for op, ax in axes.items()}
+    assert ys == {"jacobian": [pytest.approx(1000 / 1e-3 / 1e9 / 2000.0)], "softmax": [pytest.approx(0.6)]}
+    assert axes["jacobian"].get_ylabel() == "fraction of fill bandwidth"
+    assert axes["softmax"].get_ylabel() == "fraction of copy bandwidth"
+    memory_bound.bandwidth_plot(pd.DataFrame([{**jac, "fill_gbps": float("nan")}]), tmp_path / "old.png")
+    (ax,) = figures[-1].axes
+    assert ax.get_ylabel() == "fraction of copy bandwidth"
+    assert points(ax) == [pytest.approx(0.25)]
+
+
 def test_roofline_table_reads_only_points_past_the_cache_and_only_entries_that_passed():
     from softgrad.history import memory_bound
 

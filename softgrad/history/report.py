@@ -521,9 +521,10 @@ def write_report(out_dir: Path | None = None, warn: Callable[[str], None] | None
                             out_dir / "speedup_vs_numpy.png", hline=1.0, palette=palette)))
     llc = meta.get("llc_bytes")
     llc_text = f"the {format_bytes(llc)} last-level cache" if llc else "the last-level cache (size unknown)"
-    figures.append(("Achieved bandwidth", f"bytes that must move / time, as a fraction of the copy bandwidth "
-                    f"measured in the same run ({copy.get('gbps', math.nan):.1f} GB/s in this one, "
-                    f"{copy.get('method', '?')}), against the bytes a call moves, for every point of the newest "
+    figures.append(("Achieved bandwidth", f"bytes that must move / time, as a fraction of the op's limit "
+                    f"measured in the same run: the copy for softmax and the VJP ({copy.get('gbps', math.nan):.1f} "
+                    f"GB/s in this one, {copy.get('method', '?')}), the fill for the Jacobian, which only writes "
+                    f"(the copy where a run has no fill measured), against the bytes a call moves, for every point of the newest "
                     f"run of each workload; right of the dashed line the bytes exceed {llc_text}, so the figure "
                     f"is memory's; hollow points fit inside it, where repeated calls find their data, so they "
                     f"measure the cache", memory_bound.bandwidth_plot(per_workload, out_dir / "bandwidth.png")))
