@@ -27,6 +27,12 @@ unset): ``softgrad run`` gives each run an empty folder (cold compiles, as Numba
 workers a lasting one (a hit cannot change a result: the key covers the graph, the inputs' metadata, the
 settings and the torch version).
 
+What inductor makes of softmax at vocabulary rows (torch 2.13, CPU, 512x262144 float32, from its output
+code): three loops over all the rows in turn, not one row at a time (the max; exp(x - max) stored to a
+temporary the size of x, and summed; the temporary scaled into the output), so each element moves 20 bytes
+from memory where 8 would do: 17% of copy against torch-native's 30% in the same run (machine loaded).
+Small shapes pay dynamo's and the wrapper's Python per call (25 to 45 us at 1x16, torch-native 1 to 2 us).
+
 The entry is unavailable, with the reason, where torch is not installed or inductor's C++ compiler is not
 on the ``PATH`` (checked without importing torch).
 """
@@ -74,7 +80,7 @@ class CompiledEntry(softgrad.Implementation):
         return (functools.partial(CompiledEntry, **fn.keywords), args)
 
 
-def _configure(torch) -> None:
+def _configure() -> None:
     """Process-wide compile settings, applied before the first compile."""
     import torch._dynamo.config as dynamo_config
     import torch._inductor.config as inductor_config
@@ -99,7 +105,7 @@ def build(device: str):
 
     if device.startswith("cuda") and importlib.util.find_spec("triton") is None:
         raise RuntimeError("torch-compile: inductor needs triton on cuda, and it is not installed")
-    _configure(torch)
+    _configure()
     _warm_up(torch, device)
 
     def softmax(x):
