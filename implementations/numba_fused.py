@@ -5,21 +5,34 @@ while in L1): the block's max raises the row's running max ``m``, then ``e = exp
 the output and summed (the VJP also sums ``g * e``), the sums so far rescaled when ``m`` rose (the online
 normaliser, once per block). A second sweep, while the row is still in this core's cache, scales each
 block by ``exp(m_block - m_row) / sum`` (the VJP: times ``g - dot / sum``). exp is computed once per
-element and the output is written once to memory. Rows run in parallel (``prange``); with fewer rows than
-threads a long row is split into chunks, each swept and scaled by one thread, the chunks' maxima and
-sums merged between the two sweeps. Inputs under :data:`SERIAL_BELOW` elements run a serial variant.
+element and the output is written once to memory. Rows are dealt to the threads in contiguous runs; with
+fewer rows than threads a long row is split into chunks, each swept and scaled by one thread, the chunks'
+maxima and sums merged between the two sweeps. Inputs under :data:`SERIAL_BELOW` elements run serially.
+The Jacobian computes a row's s the same way into a row of the worker's own, then writes the row's n x n
+block once, block row i as ``-s_i s_j`` with ``s_i - s_i^2`` on the diagonal; with fewer rows than threads
+each block is cut into bands of block rows.
 
-``exp`` is written out so that LLVM vectorises it (Numba has no vector ``exp`` without Intel's SVML):
-after the max shift every argument is <= 0; ``k = round(t / ln 2)`` by the magic-number trick (adding
-1.5 * 2**mantissa rounds to an integer), ``r = t - k ln 2`` in two steps, a Taylor polynomial for
-``exp(r)`` on ``|r| <= ln2 / 2`` (degree 7 in float32, 13 in float64) and ``2**k`` from exponent bits.
-Results below the smallest normal number are rounded to subnormals once (``2**k`` applied as two normal
-halves), as libm does: a VJP entry ``s_i (g_i - dot)`` with a flushed ``s_i`` can be off by more than the
-smallest normal. Below half the smallest subnormal (and at ``-inf``) exp is exactly 0; NaN gives NaN.
-A block's sums are accumulated in the input's dtype (vector lanes of at most BLOCK terms), a row's in
-float64. What limits it (issue 24, measured): LLVM vectorises these loops 256 bits wide (8 float32 lanes)
-on this AVX-512 machine, and the block max runs scalar (``vmaxss``: without ``nnan`` LLVM packs no float
-max): 0.2 ns of the first sweep's 0.6 to 0.7 ns per float32 element (one thread, in L1).
+float16 and bfloat16 are handled as their uint16 bits (Numba has no float16 on the CPU, and no bfloat16):
+widened to float32 as they are read (bfloat16: a 16-bit shift; float16: its exponent and fraction shifted
+and scaled by 2**112, which normalises subnormals, infinities and NaN set apart), everything computed in
+float32, and rounded to nearest even once, as the result is written (NaN stays NaN; float16 overflows to
+inf past 65520 and rounds into its subnormals). Their exp values wait in a float32 row of the worker's own.
+
+``exp`` is written out so that LLVM vectorises it (Numba has no vector ``exp`` without Intel's SVML:
+installing ``intel-cmplr-lib-rt`` loads libsvml, but ``python -m numba -s`` still reports SVML not
+operational, since PyPI's llvmlite is not SVML-patched): after the max shift every argument is <= 0;
+``k = round(t / ln 2)`` by the magic-number trick (adding 1.5 * 2**mantissa rounds to an integer),
+``r = t - k ln 2`` in two steps, a Taylor polynomial for ``exp(r)`` on ``|r| <= ln2 / 2`` (degree 7 in
+float32, 13 in float64) and ``2**k`` from exponent bits. Results below the smallest normal number are
+rounded to subnormals once (``2**k`` applied as two normal halves), as libm does: a VJP entry
+``s_i (g_i - dot)`` with a flushed ``s_i`` can be off by more than the smallest normal. Below half the
+smallest subnormal (and at ``-inf``) exp is exactly 0; NaN gives NaN. A block's sums are accumulated in
+the compute dtype (vector lanes of at most BLOCK terms), a row's in float64. What limits it (issue 24,
+measured): LLVM vectorises these loops 256 bits wide (8 float32 lanes) on this AVX-512 machine, and the
+block max runs scalar (``vmaxss``: without ``nnan`` LLVM packs no float max): 0.2 ns of the first sweep's
+0.6 to 0.7 ns per float32 element (one thread, in L1). Non-temporal stores: Numba exposes none; only a
+hand-written ``numba.extending.intrinsic`` emitting LLVM stores with ``!nontemporal`` metadata would reach
+them (not tried).
 
 Inputs are read where they lie: a row-padded buffer (rows of a wider array) or a cotangent broadcast
 along rows (row stride 0) is passed as a flat view with a row stride; only a layout with a non-unit
@@ -29,6 +42,7 @@ Non-finite policy as softgrad's: a NaN or ``+inf`` in a row, or a row of only ``
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import math
 import types
@@ -149,23 +163,24 @@ _CONVERSIONS = {"float64": ("float64", _same, _same), "float32": ("float32", _sa
 
 
 
+def _order_key(b):  # pragma: no cover - compiled by numba
+    """A float's bits (as a signed integer of its width) -> an integer that orders as the float does (negative
+    floats' magnitude bits flipped); its own inverse."""
+    return _KEY_T(b ^ _KEY_T(_KEY_T(b >> _KEY_SHIFT) & _KEY_MASK))
+
+
 def _block_max(x):  # pragma: no cover - compiled by numba
-    """max of x (not empty) in eight interleaved running maxima, which LLVM packs into one vector (a single
-    running max is a chain it cannot vectorise without ``nnan``). A NaN may be skipped: it still turns its
-    row to NaN through the sums."""
-    n = x.size
-    m0 = _load(x[0])
-    m1 = m2 = m3 = m4 = m5 = m6 = m7 = m0
-    whole = n - n % 8
-    for i in range(0, whole, 8):
-        m0, m1 = max(m0, _load(x[i])), max(m1, _load(x[i + 1]))
-        m2, m3 = max(m2, _load(x[i + 2])), max(m3, _load(x[i + 3]))
-        m4, m5 = max(m4, _load(x[i + 4])), max(m5, _load(x[i + 5]))
-        m6, m7 = max(m6, _load(x[i + 6])), max(m7, _load(x[i + 7]))
-    m = max(max(max(m0, m1), max(m2, m3)), max(max(m4, m5), max(m6, m7)))
-    for i in range(whole, n):
-        m = max(m, _load(x[i]))
-    return m
+    """max of x (not empty), in the compute dtype, found on the bits: an integer max LLVM vectorises (a float
+    max it leaves scalar, ``vmaxss``, even with ``nnan``: 0.3 ns per float32 element in L1 against 0.1
+    measured). -inf is the least key, +inf the greatest finite; a NaN with its sign bit clear is the greatest
+    (a NaN max: the row's sums turn NaN), one with it set the least (skipped: it still turns the row's sums
+    to NaN)."""
+    bits = x.view(_KEY_T)
+    m = _order_key(bits[0])
+    for i in range(bits.size):
+        k = _order_key(bits[i])
+        m = k if k > m else m
+    return _load(_KEY_T(_order_key(m)).view(_STORE_T))
 
 
 def _sweep(x, xo, g, go, tmp, to, lo, hi, shifts):  # pragma: no cover - compiled by numba
@@ -354,8 +369,9 @@ def _jacobian_kernel(x, xs, out, n, parts, workers):  # pragma: no cover - compi
                 jr[i] = _store(v - v * v)
 
 
-_range = range  # replaced in each compiled variant's globals (see _compile)
+_range = range  # replaced in each compiled variant's globals (see _kernel)
 _exp = _load = _store = None
+_KEY_T, _STORE_T, _KEY_SHIFT, _KEY_MASK = np.int64, np.float64, 63, np.int64(2**63 - 1)
 _BLOCK = BLOCK
 _WITH_G = False
 _NARROW = False
@@ -374,40 +390,49 @@ def _variant(fn, names: dict, suffix: str, **options):
     return numba.njit(**{"cache": True, "error_model": "numpy", "fastmath": FASTMATH, **options})(clone)
 
 
-def _compile() -> dict:
-    """Compile the softmax, VJP and Jacobian kernels for every dtype, parallel and serial (for inputs too
-    small to repay starting threads), eagerly: ``build`` pays the whole JIT cost, and the on-disk cache
-    serves a later process. Returns ``{(op, dtype name, parallel): kernel}``."""
+@functools.lru_cache(maxsize=None)
+def _parts(dtype: str) -> dict:
+    """The globals every kernel of ``dtype`` is compiled with: its exp, loads, stores and block max."""
+    compute, load, store = _CONVERSIONS[dtype]
+    store_t = np.dtype(np.uint16 if compute != dtype else dtype)  # 16-bit dtypes as their bits
+    names = {"_exp": _build_exp(compute), "_BLOCK": BLOCK, "_FT": np.dtype(compute).type,
+             "_ZERO": np.dtype(compute).type(0), "_NARROW": compute != dtype, "_STORED": store_t,
+             "_load": _variant(load, {}, f"_{dtype}", fastmath={"contract"}),
+             "_store": _variant(store, {}, f"_{dtype}", fastmath={"contract"})}
+    key_t = np.dtype(f"int{8 * store_t.itemsize}").type  # the block max's keys (_order_key)
+    keys = {"_KEY_T": key_t, "_STORE_T": store_t.type, "_KEY_SHIFT": 8 * store_t.itemsize - 1,
+            "_KEY_MASK": key_t(np.iinfo(key_t).max)}
+    keys["_order_key"] = _variant(_order_key, keys, f"_{dtype}")
+    names["_block_max"] = _variant(_block_max, {**names, **keys}, f"_{dtype}")
+    return names
+
+
+@functools.lru_cache(maxsize=None)
+def _kernel(op: str, dtype: str, parallel: bool):
+    """The kernel of ``op`` for ``dtype`` (a softgrad dtype name), parallel or serial (for inputs too small to
+    repay starting threads), compiled on its first use (2 to 5 s each; the on-disk cache serves a later
+    process): compiling all 24 at build took 80 to 140 s on the loaded 2-core machine, past the checker's
+    start-up limit."""
     import numba
     from numba import int64, void
     from numba.types import Array
 
-    kernels = {}
-    for dtype, (compute, load, store) in _CONVERSIONS.items():
-        stored = numba.from_dtype(np.dtype(np.uint16 if compute != dtype else dtype))
-        names = {"_exp": _build_exp(compute), "_BLOCK": BLOCK, "_FT": np.dtype(compute).type,
-                 "_ZERO": np.dtype(compute).type(0), "_NARROW": compute != dtype,
-                 "_load": _variant(load, {}, f"_{dtype}", fastmath={"contract"}),
-                 "_store": _variant(store, {}, f"_{dtype}", fastmath={"contract"})}
-        names["_block_max"] = _variant(_block_max, names, f"_{dtype}")
-        flat_in, flat_out = Array(stored, 1, "C", readonly=True), Array(stored, 1, "C")
-        signatures = {"softmax": void(flat_in, int64, flat_in, int64, flat_out, int64, int64, int64),
-                      "jacobian": void(flat_in, int64, flat_out, int64, int64, int64)}
-        signatures["vjp"] = signatures["softmax"]
-        for op, signature in signatures.items():
-            suffix = f"_{dtype}_{op}"
-            names_op = {**names, "_WITH_G": op == "vjp"}
-            parts = {**names_op, "_SHORT": SHORT, "_sweep": _variant(_sweep, names_op, suffix),
-                     "_scale": _variant(_scale, names_op, suffix),
-                     # sums in order, no reassoc (see _short_row)
-                     "_short_row": _variant(_short_row, names_op, suffix, fastmath={"contract"})}
-            body = _jacobian_kernel if op == "jacobian" else _rows_kernel
-            for parallel in (True, False):
-                kernel = _variant(body, {**parts, "_range": numba.prange if parallel else range},
-                                  suffix + ("_parallel" if parallel else ""), parallel=parallel, nogil=True)
-                kernel.compile(signature)
-                kernels[op, dtype, parallel] = kernel
-    return kernels
+    names = {**_parts(dtype), "_WITH_G": op == "vjp"}
+    stored = numba.from_dtype(names["_STORED"])
+    flat_in, flat_out = Array(stored, 1, "C", readonly=True), Array(stored, 1, "C")
+    suffix = f"_{dtype}_{op}"
+    parts = {**names, "_SHORT": SHORT, "_sweep": _variant(_sweep, names, suffix),
+             "_scale": _variant(_scale, names, suffix),
+             # sums in order, no reassoc (see _short_row)
+             "_short_row": _variant(_short_row, names, suffix, fastmath={"contract"}),
+             "_range": numba.prange if parallel else range}
+    if op == "jacobian":
+        body, signature = _jacobian_kernel, void(flat_in, int64, flat_out, int64, int64, int64)
+    else:
+        body, signature = _rows_kernel, void(flat_in, int64, flat_in, int64, flat_out, int64, int64, int64)
+    kernel = _variant(body, parts, suffix + ("_parallel" if parallel else ""), parallel=parallel, nogil=True)
+    kernel.compile(signature)
+    return kernel
 
 
 def _flat(a: np.ndarray) -> tuple[np.ndarray, int]:
@@ -436,10 +461,8 @@ def _flat(a: np.ndarray) -> tuple[np.ndarray, int]:
 def _ops() -> dict:
     import numba
 
-    compiled = _compile()
-    # keyed by dtype object (its name takes 2 us); bfloat16 arrives as ml_dtypes' NumPy dtype
-    kernels = {(op, np.dtype(_numpy_dtype(dtype)), parallel): kernel
-               for (op, dtype, parallel), kernel in compiled.items() if _numpy_dtype(dtype) is not None}
+    kernels = {}  # keyed by dtype object (its name takes 2 us); bfloat16 arrives as ml_dtypes' NumPy dtype
+    _kernel("softmax", "float32", True)  # the build compiles one kernel (the rest: on first use)
     most_threads = numba.config.NUMBA_NUM_THREADS
 
     def parts(rows: int, n: int, most: int) -> int:
@@ -460,7 +483,9 @@ def _ops() -> dict:
         if out.size == 0:
             return out.view(dtype).reshape(shape)
         parallel = out.size >= SERIAL_BELOW
-        kernel = kernels[op, dtype, parallel]
+        kernel = kernels.get((op, dtype, parallel))
+        if kernel is None:
+            kernel = kernels[op, dtype, parallel] = _kernel(op, str(dtype), parallel)
         if dtype.itemsize == 2:  # float16 and bfloat16 as their bits
             x = x.view(np.uint16)
             g = None if g is None else g.view(np.uint16)

@@ -33,7 +33,7 @@ def ops():
 
 @pytest.fixture(scope="module")
 def kernels():
-    return nf._compile()  # served from the on-disk cache the entry's build filled
+    return nf._kernel  # (op, dtype, parallel) -> the kernel, compiled on first use or read from disk
 
 
 def _apply(exp):
@@ -270,7 +270,7 @@ def test_long_rows_split_across_threads(kernels, dtype, chunks):
     x[2] = -np.inf
     g = rng.standard_normal((3, n)).astype(x.dtype)
     for op in ("softmax", "vjp"):
-        kernel = kernels[op, dtype, True]
+        kernel = kernels(op, dtype, True)
         for c, workers in ((1, 1), (1, 2), (chunks, 2)):
             out = np.empty_like(x)
             kernel(_bits(x), n, _bits(g), n, _bits(out), n, c, workers)
@@ -281,7 +281,7 @@ def test_long_rows_split_across_threads(kernels, dtype, chunks):
 def test_jacobian_bands_and_workers(kernels, dtype):
     """The Jacobian's split path, forced: each row's block cut into bands (uneven ones included) dealt to
     workers that share rows, short rows and block sweeps; a masked row and a NaN row."""
-    kernel = kernels["jacobian", dtype, True]
+    kernel = kernels("jacobian", dtype, True)
     rng = np.random.default_rng(5)
     for n in (7, 300):
         x = (rng.standard_normal((3, n)) * 3).astype(_np(dtype))
