@@ -169,6 +169,32 @@ def test_the_store_check_catches_truncation_and_a_lost_nan():
     assert not _stores_agree(no_nan_case, "bfloat16")[1]
 
 
+@pytest.mark.parametrize("dtype", ALL)
+def test_block_max_on_the_bits(dtype):
+    """The block max compares order-preserving integer keys of the bits: negatives (their magnitude bits
+    flipped), both zeros, infinities and subnormals in order; every 16-bit pattern but NaN, shuffled."""
+    import numba
+
+    block_max = nf._parts(dtype)["_block_max"]
+    rng = np.random.default_rng(8)
+    if np.dtype(_np(dtype)).itemsize == 2:
+        bits = np.arange(2**16, dtype=np.uint32).astype(np.uint16)
+        with np.errstate(invalid="ignore"):
+            values = bits.view(_np(dtype)).astype(np.float64)
+        bits = bits[~np.isnan(values)]
+    else:
+        values = np.concatenate([rng.standard_normal(5000) * 10.0 ** rng.integers(-40, 40, 5000),
+                                 [-np.inf, -0.0, 0.0, np.finfo(dtype).tiny / 4, -np.finfo(dtype).max]])
+        with np.errstate(over="ignore"):
+            bits = values.astype(dtype)  # past the range: infinities, which order too
+    one = numba.njit(lambda a: block_max(a))
+    negative = bits[np.asarray(bits.view(_np(dtype)), np.float64) < 0]  # where unflipped keys order backwards
+    for pool in (bits, negative):
+        for size in (1, 7, 300, pool.size):
+            a = rng.permutation(pool)[:size]
+            assert float(one(a)) == np.asarray(a.view(_np(dtype)), np.float64).max()
+
+
 def _check(op: str, dtype: str, x: np.ndarray, g: np.ndarray | None, got: np.ndarray) -> None:
     want = (*x.shape, x.shape[-1]) if op == "jacobian" else x.shape
     assert got.shape == want and got.dtype == x.dtype
