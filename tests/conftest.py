@@ -3,6 +3,8 @@ import re
 import sys
 from pathlib import Path
 
+import pytest
+
 
 sys.path.insert(0, str(Path(__file__).parent))  # tests/mutants.py, tests/helpers
 
@@ -41,6 +43,7 @@ SHARED_FIXTURE_MODULES = frozenset(
     if re.search(r"@pytest\.fixture\(scope=[\"'](module|session|package)", _path.read_text()))
 
 
+@pytest.hookimpl(optionalhook=True)  # pytest-xdist's hook: the NumPy-only install has no xdist
 def pytest_xdist_make_scheduler(config, log):
     """``make test``'s schedule: tests dealt out one by one (no long file decides the run's length), except
     the modules of :data:`SHARED_FIXTURE_MODULES`, each sent whole to one worker (largest first), so that their
