@@ -170,6 +170,14 @@ def test_select_this_machine_another_all_and_an_unknown_one():
     assert machines.select(["vm"], None, "laptop") == machines.Selection(("vm",)), "the only machine there is"
 
 
+@pytest.mark.parametrize("command", [["compare"], ["gate"], ["history"], ["report"], CHOOSE])
+def test_every_machine_of_an_empty_history_fails_with_the_reason(tmp_path, here, command):
+    """--machine all over no run is nothing to answer: one line and a non-zero exit, never an empty pass."""
+    rc, out, err = _softgrad(tmp_path, *command, "--machine", "all")
+    (line,) = _errors(err)
+    assert rc == 2 and not out and line.endswith("error: --machine all: the history holds no run of any machine")
+
+
 def test_choose_answers_for_this_machine_and_shows_the_other_beside(tmp_path, here):
     _two(tmp_path)
     rc, out, err = _softgrad(tmp_path, *CHOOSE)

@@ -71,6 +71,8 @@ def select(known: Sequence[str], asked: str | None = None, here: str | None = No
     :func:`this_machine`) over the machines ``known`` (the newest run's first, :func:`names`)."""
     known = list(dict.fromkeys(known))
     if asked == ALL:
+        if not known:  # every machine of none: nothing to answer, which must not pass for an answer
+            raise UnknownMachine(f"--machine {ALL}: the history holds no run of any machine")
         mine = here if here is not None else this_machine()
         ordered = sorted(known, key=lambda m: m != mine)  # this machine first, then the newest run's order
         return Selection(tuple(ordered), (), "", every=True)
