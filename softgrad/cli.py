@@ -541,10 +541,11 @@ def _history(args: argparse.Namespace) -> tuple["pandas.DataFrame", Path | None]
 
 
 def cmd_gate(args: argparse.Namespace) -> int:
-    from .history import machines, store
+    from .history import machines
+    from .history.gate import complete_metas
 
     loaded, repo = _history(args)
-    metas = {r.id: r.meta() for r in store.complete_runs()}
+    metas = complete_metas()  # every complete run's meta.json, read once (compare's reader)
     sel = _machines(args, machines.names_of_runs((rid, m.get("machine")) for rid, m in metas.items()))
     if sel.every:
         return max(_gate_on(args, m, loaded, metas, repo, heading=True) for m in sel.machines)
