@@ -151,6 +151,8 @@ def worker(names: list[str], combos: list[tuple[str, str, str]], device: str, bu
                 continue
             finally:
                 call = None  # release the entry's copies of x and g before the next entry makes its own
+            print(f"roofline:   {impl.name} {op} {shape} {dtype}: {t.median_s * 1e3:.3g} ms", file=sys.stderr,
+                  flush=True)  # progress: a family's combinations take minutes
             moved = grid.bytes_moved(op, *grid.parse_shape(shape), DTYPE_INFO[dtype].itemsize, g_layout)
             rows.append({"impl": impl.name, "op": op, "shape": shape, "dtype": dtype, "device": device,
                          "median_s": t.median_s, "q25_s": t.q25_s, "q75_s": t.q75_s, "repeats": t.repeats,
@@ -324,30 +326,45 @@ def main(argv: list[str] | None = None) -> int:
     measured = [(copy, fill)]
     rows: list[dict] = []
     for family, names in families.items():
+        print(f"roofline: {family} ({', '.join(names)}) ...", file=sys.stderr, flush=True)
         out = subprocess.run([sys.executable, __file__, "--worker", *names, "--combos", json.dumps(combos),
                               "--device", args.device, "--time", str(args.time), *(["--beside"] * args.beside)],
-                             capture_output=True, text=True, env={**os.environ, "GLIBC_TUNABLES": MALLOC_TUNABLES})
+                             stdout=subprocess.PIPE, text=True,  # its stderr (progress, errors) shown as it goes
+                             env={**os.environ, "GLIBC_TUNABLES": MALLOC_TUNABLES})
         measured.append(measure())
         (c0, f0), (c1, f1) = measured[-2:]
         print(f"roofline: {family} ({', '.join(names)}); copy {c0.gbps:.1f} before, {c1.gbps:.1f} after; fill "
               f"{f0.gbps:.1f} before, {f1.gbps:.1f} GB/s after", file=sys.stderr)
         if out.returncode != 0:
-            print(f"roofline: {family} failed: {out.stderr.strip().splitlines()[-1:]}", file=sys.stderr)
+            print(f"roofline: {family} failed (exit {out.returncode}; its error is above): left out", file=sys.stderr)
             continue
         result = json.loads(out.stdout.strip().splitlines()[-1])
         for note in result["notes"]:
             print(f"roofline: {note}", file=sys.stderr)
         rows += [with_limits(r, max(c0.gbps, c1.gbps), max(f0.gbps, f1.gbps), llc) for r in result["rows"]]
+        if args.json:  # each family's rows kept as soon as they are in: an interrupted run keeps the others'
+            _write_json(args.json, measured, llc, threads.in_use(), rows)
+    if not rows:
+        print("roofline: error: nothing was timed (every combination was left out: the reasons are above)",
+              file=sys.stderr)
+        return 1
     add_versus(rows, versus)
     print("\n".join(table(rows, llc, versus)))
     if args.markdown:
         print("\n" + "\n".join(markdown(rows, llc)))
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"copy_bandwidth": [c.to_dict() for c, _ in measured],
-                       "fill_bandwidth": [f.to_dict() for _, f in measured], "llc_bytes": llc,
-                       "threads": threads.in_use(), "rows": rows}, f, indent=1)
+        _write_json(args.json, measured, llc, threads.in_use(), rows)
     return 0
+
+
+def _write_json(path: str, measured: list, llc: int | None, threads_in_use: dict, rows: list[dict]) -> None:
+    """The run as JSON (what ``--from-json`` reads), written whole to a temporary file and renamed over ``path``."""
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        json.dump({"copy_bandwidth": [c.to_dict() for c, _ in measured],
+                   "fill_bandwidth": [f.to_dict() for _, f in measured], "llc_bytes": llc,
+                   "threads": threads_in_use, "rows": rows}, f, indent=1)
+    os.replace(tmp, path)
 
 
 def _plan(args) -> tuple[list, list[str], list[str], int | None, list, list[str]]:

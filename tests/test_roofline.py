@@ -38,6 +38,7 @@ def test_roofline_table_and_json(tmp_path):
     assert out.returncode == 0, out.stderr
     assert "copy bandwidth:" in out.stderr and "fill bandwidth:" in out.stderr
     assert "roofline: numpy vjp 16x64 bfloat16 left out: " in out.stderr, "what is not timed is said, with why"
+    assert "roofline:   numpy vjp 16x64 float64: " in out.stderr, "each combination's line as it is timed"
     header, rule, *lines = out.stdout.strip().splitlines()
     assert header.split()[:5] == ["entry", "op", "dtype", "shape", "median"] and set(rule) == {"-"}
     assert [line.split()[:2] for line in lines] == [["numpy", "jacobian"], ["numpy", "vjp"]]
@@ -89,6 +90,16 @@ def test_beside_measures_the_limit_next_to_each_combination(tmp_path):
         assert r["fraction_of_limit"] == pytest.approx(r["gbps"] / r["limit_beside_gbps"])
     assert rows["softmax"]["copy_gbps"] == rows["softmax"]["limit_beside_gbps"]
     assert rows["jacobian"]["fill_gbps"] == max(f["gbps"] for f in data["fill_bandwidth"]), "the family's, kept"
+
+
+def test_nothing_to_time_fails_with_the_reason(tmp_path):
+    """Every combination left out (numpy has no bfloat16): exit 1 saying so, never an empty table and exit 0."""
+    out = roofline("--impl", "numpy", "--op", "vjp", "--shape", "4x64", "--dtype", "bfloat16", "--threads", "1",
+                   "--json", str(tmp_path / "none.json"))
+    assert out.returncode == 1 and out.stdout == ""
+    assert "numpy vjp 4x64 bfloat16 left out: " in out.stderr
+    assert out.stderr.strip().splitlines()[-1] == ("roofline: error: nothing was timed (every combination was "
+                                                   "left out: the reasons are above)")
 
 
 @pytest.mark.parametrize("args, words", [
