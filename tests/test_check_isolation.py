@@ -178,3 +178,22 @@ def test_a_child_whose_parent_is_already_gone_exits_at_once():
         assert out.returncode != 0 and "ran on" not in out.stdout
     else:
         assert out.returncode == 0 and "ran on" in out.stdout
+
+
+def test_a_log_sees_the_check_move_between_summary_lines(monkeypatch):
+    """Without a terminal, a line naming the entries at work comes every HEARTBEAT_S (0 here: at each case), before
+    the entry's summary line; a cold torch-compile check printed nothing for 20 minutes."""
+    import io
+
+    monkeypatch.setattr(check_run, "HEARTBEAT_S", 0.0)
+    log = io.StringIO()
+    records = run_plan([(registry.get("numpy"), [("softmax", "float64", "cpu", c) for c in CASES])], stream=log)
+    assert [r.verdict for r in records] == ["pass", "pass"]
+    lines = log.getvalue().splitlines()
+    assert len(lines) == 3 and all(line.endswith(" s, checking numpy") for line in lines[:2]), lines
+    assert lines[0].startswith("check [1/2] ") and lines[1].startswith("check [2/2] ")
+    assert lines[2].startswith("check [2/2] numpy: 2 cases, 0 failed (")
+    monkeypatch.setattr(check_run, "HEARTBEAT_S", 3600.0)  # a check shorter than the heartbeat: its summary only
+    log = io.StringIO()
+    run_plan([(registry.get("numpy"), [("softmax", "float64", "cpu", c) for c in CASES])], stream=log)
+    assert [line.split(": ")[0] for line in log.getvalue().splitlines()] == ["check [2/2] numpy"]

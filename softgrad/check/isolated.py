@@ -41,6 +41,8 @@ from ..contract import OPS, check_dtype, check_op
 
 #: worker processes at a time (one implementation and dtype each); two on this project's 2-core machines
 DEFAULT_JOBS = max(1, min(2, os.cpu_count() or 1))
+#: without a terminal, a progress line at most this often (seconds) between the entries' summary lines
+HEARTBEAT_S = 30.0
 
 
 @dataclass
@@ -375,12 +377,22 @@ def run_plan(plan: list[tuple[registry.Implementation, list[Task]]], timeout_s: 
     done_units: dict[str, int] = {}
     got_by_impl: dict[str, list[Record]] = {}
 
+    running: dict[str, int] = {}  # lanes at work, by entry
+    last_line = [t0]
+
     def tick(rec: Record) -> None:
         nonlocal count
         with lock:
             count += 1
             if tty:
                 stream.write(f"\r\033[Kcheck [{count}/{total}] {rec.impl} {rec.op} {rec.dtype} {rec.case}")
+                stream.flush()
+            elif progress and time.perf_counter() - last_line[0] >= HEARTBEAT_S:
+                # a log's reader sees the check move between the entries' summary lines (a cold torch-compile
+                # check compiles for many minutes before its line)
+                last_line[0] = time.perf_counter()
+                stream.write(f"check [{count}/{total}] {time.perf_counter() - t0:.0f} s, checking "
+                             f"{', '.join(running)}\n")
                 stream.flush()
 
     stop = threading.Event()
@@ -389,7 +401,15 @@ def run_plan(plan: list[tuple[registry.Implementation, list[Task]]], timeout_s: 
         if stop.is_set():
             return
         impl, tasks = unit
-        got = check_isolated(impl, tasks, timeout_s, tick, startup_timeout_s, startup_failures, stop)
+        with lock:
+            running[impl.name] = running.get(impl.name, 0) + 1
+        try:
+            got = check_isolated(impl, tasks, timeout_s, tick, startup_timeout_s, startup_failures, stop)
+        finally:
+            with lock:
+                running[impl.name] -= 1
+                if not running[impl.name]:
+                    del running[impl.name]
         if stop.is_set():
             return  # cut short: no summary line for it
         with lock:
