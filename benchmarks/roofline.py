@@ -267,11 +267,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--combos", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
 
+    problem = _usage_problem(args)
+    if problem:
+        print(f"roofline: error: {problem}", file=sys.stderr)
+        return 2
     if args.threads:
         os.environ["SOFTGRAD_THREADS"] = str(args.threads)
     from softgrad.bench import threads
 
-    threads.apply()
+    try:
+        threads.apply()
+    except ValueError as exc:  # SOFTGRAD_THREADS from the environment, out of range
+        print(f"roofline: error: {exc}", file=sys.stderr)
+        return 2
     if args.from_json:
         try:
             with open(args.from_json) as f:
@@ -357,6 +365,23 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _usage_problem(args) -> str | None:
+    """What is wrong with flags no measurement can use (one line), or None; checked before anything is timed, so
+    that an unwritable ``--json`` does not lose a run of minutes at its end."""
+    if not (math.isfinite(args.time) and args.time > 0):
+        return f"--time must be a positive number of seconds, not {args.time!r}"
+    if args.threads is not None and args.threads < 1:
+        return f"--threads must be a positive integer, not {args.threads}"
+    if args.json and not args.from_json and not args.worker:
+        try:
+            with open(f"{args.json}.tmp", "w"):
+                pass
+            os.remove(f"{args.json}.tmp")
+        except OSError as exc:
+            return f"--json {args.json}: cannot write there ({exc.strerror or exc})"
+    return None
+
+
 def _write_json(path: str, measured: list, llc: int | None, threads_in_use: dict, rows: list[dict]) -> None:
     """The run as JSON (what ``--from-json`` reads), written whole to a temporary file and renamed over ``path``."""
     tmp = f"{path}.tmp"
@@ -385,7 +410,9 @@ def _plan(args) -> tuple[list, list[str], list[str], int | None, list, list[str]
     llc = last_level_cache_bytes()
     if args.shape:
         for shape in args.shape:
-            parse_shape_token(shape)
+            dims, _, _ = parse_shape_token(shape)
+            if not math.prod(dims):
+                raise ValueError(f"shape {shape!r} has no elements: nothing to time")
         combos, cached, more = [(op, shape, dtype) for shape in args.shape for op in ops for dtype in dtypes], [], []
     else:
         combos, cached, more = standard_combos(args.workload or list(DEFAULT_WORKLOADS), ops, dtypes, llc,

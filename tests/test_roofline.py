@@ -106,6 +106,9 @@ def test_nothing_to_time_fails_with_the_reason(tmp_path):
     (("--impl", "no-such-impl"), "no-such-impl"), (("--versus", "no-such-impl"), "no-such-impl"),
     (("--from-json", "no-such-file.json"), "no-such-file.json"), (("--dtype", "float8"), "float8"), (("--op", "sum"), "sum"),
     (("--shape", "12xx"), "12xx"), (("--workload", "no-such-workload"), "no-such-workload"),
+    (("--shape", "0x5"), "no elements"), (("--time", "-1"), "--time"), (("--time", "nan"), "--time"),
+    (("--threads", "0"), "--threads"), (("--threads", "99"), "SOFTGRAD_THREADS"),
+    (("--json", "/proc/no-such-dir/r.json"), "cannot write"),
 ])
 def test_roofline_usage_errors_are_one_line(args, words):
     out = roofline(*args)
