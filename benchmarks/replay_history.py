@@ -360,6 +360,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"replay_history: --nights must be at least {2 * HORIZON}, --series and --window at least 1, "
               f"--threshold in (0, 10], --min-delta in [0, 1)", file=sys.stderr)
         return 2
+    if args.json is not None and not args.json.parent.is_dir():
+        print(f"replay_history: --json {args.json}: no folder {args.json.parent} to write it in", file=sys.stderr)
+        return 2
     if args.home is not None:
         import os
 

@@ -211,6 +211,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.machines < 1:
         print("synthetic_year: --machines must be at least 1", file=sys.stderr)
         return 2
+    if args.source is not None and not (args.source / "results" / "runs").is_dir():
+        print(f"synthetic_year: --from {args.source}: no results/runs folder there (a SOFTGRAD_HOME with runs)",
+              file=sys.stderr)
+        return 2
     scratch = Path(tempfile.mkdtemp(prefix="softgrad-year-"))
     home = args.home or scratch / "home"
     try:

@@ -132,3 +132,7 @@ def test_the_script_replays_a_stored_history_and_writes_json(tmp_path):
     for args in (["--nights", "3"], ["--min-delta", "-1"], ["--threshold", "0"]):
         bad = subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=60)
         assert bad.returncode == 2 and bad.stderr.strip().startswith("replay_history: --nights must be at least 16")
+    bad = subprocess.run([sys.executable, str(SCRIPT), "--json", str(tmp_path / "no-such-dir" / "r.json")],
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and bad.stderr.strip() == (f"replay_history: --json {tmp_path / 'no-such-dir' / 'r.json'}: "
+                                                          f"no folder {tmp_path / 'no-such-dir'} to write it in")
