@@ -58,10 +58,11 @@ import softgrad
 FASTMATH = {"reassoc", "contract", "arcp", "nsz"}
 #: elements per block of the online first sweep (the block is swept twice while it is in L1)
 BLOCK = 2048
+#: rows of up to this many bytes of the compute dtype (1024 float32, 512 float64) run in :func:`_rows`; longer
+#: ones in blocks (:func:`_sweep`, :func:`_scale`), whose fused exp-and-sum loop wins once a row's slices are paid
+ROW_BYTES = 4096
 #: the shortest chunk a row is split into for threads (shorter rows run whole on one thread)
 MIN_CHUNK = 16384
-#: rows shorter than this run in plain loops (:func:`_short_row`)
-SHORT = 32
 #: inputs of fewer elements run serially: starting the threads would cost more than it saves
 SERIAL_BELOW = 16384
 
@@ -112,7 +113,7 @@ def _build_exp(dtype: str):
 # 16-bit formats, as uint16 bits in Numba (which has no float16 on the CPU and no bfloat16 at all), widened
 # to float32 as they are read and rounded to nearest even as they are written; every op on uint32 is cast
 # back to uint32 (Numba widens integer arithmetic to 64 bits, which halves the vector width)
-_U32, _F32 = np.uint32, np.float32
+_U32, _F32, _U64 = np.uint32, np.float32, np.uint64
 _F16_SCALE = np.float32(2.0**112)  # float32 exponent bias minus float16's, as a factor
 _F16_SUBNORMAL = np.float32(0.5)  # adding it puts a float16 subnormal's 10 bits at the bottom of the float32
 _F16_SUBNORMAL_BITS = _U32(0x3F000000)
@@ -258,33 +259,43 @@ def _scale(g, go, tmp, to, out, oo, lo, hi, shifts, m, s, d, keep):  # pragma: n
                     ob[i] = _store(tb[i] * f)
 
 
-def _short_row(x, xo, g, go, tmp, to, out, oo, n, keep):  # pragma: no cover - compiled by numba
-    """A row shorter than :data:`SHORT`, in plain loops indexed from the row's start: no slices, whose
-    reference counting costs more than such a row's arithmetic (256 x 16 float32, serial: 82 ns a row, 133
-    with the block sweeps; at n = 32 the block sweeps win). Its sums run in order (compiled without
-    ``reassoc``): vectorised, the same input gave results differing in the last bit from call to call
-    (65536 x 10 float64, the first call against later ones). ``tmp`` and ``keep`` as in :func:`_scale`."""
-    m = _load(x[xo])
-    for i in range(1, n):
-        m = max(m, _load(x[xo + i]))
-    s = 0.0
-    d = 0.0
-    for i in range(n):
-        tmp[to + i] = _exp(_load(x[xo + i]) - m)  # a row of only -inf: exp(NaN), the policy's NaN row
-    for i in range(n):  # the sums in order, apart from the loop above so that it still vectorises
-        s += np.float64(tmp[to + i])
-        if _WITH_G:
-            d += np.float64(tmp[to + i]) * np.float64(_load(g[go + i]))
-    inv = _FT(1.0 / s)
-    dot = _FT(d / s)
-    for i in range(n):
-        v = tmp[to + i] * inv
-        if _WITH_G:
-            v = v * (_load(g[go + i]) - dot)
-        if keep:
-            tmp[to + i] = v
-        else:
-            out[oo + i] = _store(v)
+def _rows(x, xs, g, gs, tmp, ts, out, n, lo, hi, keep):  # pragma: no cover - compiled by numba
+    """Rows lo..hi-1 of at most :data:`ROW_BYTES` each (n > 0), row r of x from x[r * xs] (g likewise),
+    its exp values in tmp from tmp[r * ts] (``ts`` 0: one row of the worker's own; ``tmp`` and ``keep`` as
+    in :func:`_scale`), the result in out from out[r * n]. Per row: the max (on the bits, as
+    :func:`_block_max`), ``e = exp(x - max)`` into tmp, the sums of e (and of ``g * e``) in float64 in a
+    loop of their own (no stores, so no runtime alias check picks between a vector and a scalar loop: the
+    sums' order, vector lanes and all, depends on n only, never on where the row lies), then the scaling.
+    One call for a worker's whole run of rows, indexed by unsigned offsets: slices and arrays passed per
+    row cost NRT reference counts (40-60 ns a row, measured), and a signed index is wrapped around when
+    negative, which LLVM does not vectorise. A row of only -inf: exp(NaN), the policy's NaN row."""
+    bits = x.view(_KEY_T)
+    un = _U64(n)
+    for r in range(_U64(lo), _U64(hi)):
+        xo, go, to, oo = r * _U64(xs), r * _U64(gs), r * _U64(ts), r * un
+        m = _order_key(bits[xo])
+        for i in range(xo, xo + un):
+            k = _order_key(bits[i])
+            m = k if k > m else m
+        mx = _load(_KEY_T(_order_key(m)).view(_STORE_T))
+        for i in range(un):
+            tmp[to + i] = _exp(_load(x[xo + i]) - mx)
+        s = 0.0
+        d = 0.0
+        for i in range(un):
+            s += np.float64(tmp[to + i])
+            if _WITH_G:
+                d += np.float64(tmp[to + i]) * np.float64(_load(g[go + i]))
+        inv = _FT(1.0 / s)
+        dot = _FT(d / s)
+        for i in range(un):
+            v = tmp[to + i] * inv
+            if _WITH_G:
+                v = v * (_load(g[go + i]) - dot)
+            if keep:
+                tmp[to + i] = v
+            else:
+                out[oo + i] = _store(v)
 
 
 def _rows_kernel(x, xs, g, gs, out, n, chunks, workers):  # pragma: no cover - compiled by numba
@@ -302,13 +313,14 @@ def _rows_kernel(x, xs, g, gs, out, n, chunks, workers):  # pragma: no cover - c
             else:
                 tmp = out
             shifts = np.empty((n + _BLOCK - 1) // _BLOCK)
-            for r in range(w * rows // workers, (w + 1) * rows // workers):
+            lo, hi = w * rows // workers, (w + 1) * rows // workers
+            if n <= _ROWS_UP_TO:
+                _rows(x, xs, g, gs, tmp, 0 if _NARROW else n, out, n, lo, hi, keep)
+                continue
+            for r in range(lo, hi):
                 to = 0 if _NARROW else r * n
-                if n < _SHORT:
-                    _short_row(x, r * xs, g, r * gs, tmp, to, out, r * n, n, keep)
-                else:
-                    m, s, d = _sweep(x, r * xs, g, r * gs, tmp, to, 0, n, shifts)
-                    _scale(g, r * gs, tmp, to, out, r * n, 0, n, shifts, m, s, d, keep)
+                m, s, d = _sweep(x, r * xs, g, r * gs, tmp, to, 0, n, shifts)
+                _scale(g, r * gs, tmp, to, out, r * n, 0, n, shifts, m, s, d, keep)
         return
     if _NARROW:
         tmp = np.empty(out.size, _FT)
@@ -357,8 +369,8 @@ def _jacobian_kernel(x, xs, out, n, parts, workers):  # pragma: no cover - compi
         for k in range(w * tasks // workers, (w + 1) * tasks // workers):
             r = k // parts
             if r != last:
-                if n < _SHORT:
-                    _short_row(x, r * xs, x, r * xs, sr, 0, out, 0, n, True)
+                if n <= _ROWS_UP_TO:
+                    _rows(x, xs, x, xs, sr, 0, sr, n, r, r + 1, True)
                 else:
                     m, s, d = _sweep(x, r * xs, x, r * xs, sr, 0, 0, n, shifts)
                     _scale(x, r * xs, sr, 0, out, 0, 0, n, shifts, m, s, d, True)
@@ -376,11 +388,11 @@ _range = range  # replaced in each compiled variant's globals (see _kernel)
 _exp = _load = _store = None
 _KEY_T, _STORE_T, _KEY_SHIFT, _KEY_MASK = np.int64, np.float64, 63, np.int64(2**63 - 1)
 _BLOCK = BLOCK
+_ROWS_UP_TO = ROW_BYTES // 8
 _WITH_G = False
 _NARROW = False
 _FT = np.float64
 _ZERO = 0.0
-_SHORT = SHORT
 
 
 
@@ -399,6 +411,7 @@ def _parts(dtype: str) -> dict:
     compute, load, store = _CONVERSIONS[dtype]
     store_t = np.dtype(np.uint16 if compute != dtype else dtype)  # 16-bit dtypes as their bits
     names = {"_exp": _build_exp(compute), "_BLOCK": BLOCK, "_FT": np.dtype(compute).type,
+             "_ROWS_UP_TO": ROW_BYTES // np.dtype(compute).itemsize,
              "_ZERO": np.dtype(compute).type(0), "_NARROW": compute != dtype, "_STORED": store_t,
              "_load": _variant(load, {}, f"_{dtype}", fastmath={"contract"}),
              "_store": _variant(store, {}, f"_{dtype}", fastmath={"contract"})}
@@ -407,6 +420,7 @@ def _parts(dtype: str) -> dict:
             "_KEY_MASK": key_t(np.iinfo(key_t).max)}
     keys["_order_key"] = _variant(_order_key, keys, f"_{dtype}")
     names["_block_max"] = _variant(_block_max, {**names, **keys}, f"_{dtype}")
+    names.update(keys)
     return names
 
 
@@ -424,16 +438,45 @@ def _kernel(op: str, dtype: str, parallel: bool):
     stored = numba.from_dtype(names["_STORED"])
     flat_in, flat_out = Array(stored, 1, "C", readonly=True), Array(stored, 1, "C")
     suffix = f"_{dtype}_{op}"
-    parts = {**names, "_SHORT": SHORT, "_sweep": _variant(_sweep, names, suffix),
-             "_scale": _variant(_scale, names, suffix),
-             # sums in order, no reassoc (see _short_row)
-             "_short_row": _variant(_short_row, names, suffix, fastmath={"contract"}),
+    parts = {**names, "_sweep": _variant(_sweep, names, suffix), "_scale": _variant(_scale, names, suffix),
+             "_rows": _variant(_rows, names, suffix),
              "_range": numba.prange if parallel else range}
     if op == "jacobian":
         body, signature = _jacobian_kernel, void(flat_in, int64, flat_out, int64, int64, int64)
     else:
         body, signature = _rows_kernel, void(flat_in, int64, flat_in, int64, flat_out, int64, int64, int64)
     kernel = _variant(body, parts, suffix + ("_parallel" if parallel else ""), parallel=parallel, nogil=True)
+    kernel.compile(signature)
+    return kernel
+
+
+def _small_rows(x, g, out):  # pragma: no cover - compiled by numba
+    """The serial kernel on 2-D C-contiguous x, g and out: three arguments for Numba's dispatcher to type
+    instead of eight, and no reshaping in Python (together 0.7 us of a 1x16 call, measured)."""
+    n = x.shape[1]
+    _serial(x.reshape(x.size), n, g.reshape(g.size), n, out.reshape(out.size), n, 1, 1)
+
+
+def _small_jacobian(x, out):  # pragma: no cover - compiled by numba
+    """:func:`_small_rows` for the Jacobian (out: rows x n x n)."""
+    n = x.shape[1]
+    _serial(x.reshape(x.size), n, out.reshape(out.size), n, 1, 1)
+
+
+@functools.lru_cache(maxsize=None)
+def _small(op: str, dtype: str):
+    """The serial kernel of ``op`` for float32 or float64 behind a 2-D signature (:func:`_small_rows`)."""
+    import numba
+    from numba import void
+    from numba.types import Array
+
+    t = numba.from_dtype(np.dtype(dtype))
+    x_t, out_t = Array(t, 2, "C", readonly=True), Array(t, 3 if op == "jacobian" else 2, "C")
+    names = {"_serial": _kernel(op, dtype, False)}
+    if op == "jacobian":
+        kernel, signature = _variant(_small_jacobian, names, f"_{dtype}"), void(x_t, out_t)
+    else:
+        kernel, signature = _variant(_small_rows, names, f"_{dtype}_{op}"), void(x_t, x_t, out_t)
     kernel.compile(signature)
     return kernel
 
@@ -479,40 +522,67 @@ def _ops() -> dict:
         """Threads a kernel's rows are dealt to (contiguous runs): one each, at most one per row."""
         return min(tasks, numba.get_num_threads()) if parallel else 1
 
-    def call(op: str, x: np.ndarray, g: np.ndarray | None) -> np.ndarray:
+    def call(op: str, x: np.ndarray, g: np.ndarray | None, out: np.ndarray) -> np.ndarray:
+        """Any input: ``out`` (made by the caller, in x's dtype) filled by the flat kernel of its size."""
         dtype, n = x.dtype, x.shape[-1]
-        shape = (*x.shape, n) if op == "jacobian" else x.shape
-        out = np.empty(x.size * (n if op == "jacobian" else 1), np.uint16 if dtype.itemsize == 2 else dtype)
         if out.size == 0:
-            return out.view(dtype).reshape(shape)
+            return out
         parallel = out.size >= SERIAL_BELOW
         kernel = kernels.get((op, dtype, parallel))
         if kernel is None:
             kernel = kernels[op, dtype, parallel] = _kernel(op, str(dtype), parallel)
+            if dtype.itemsize != 2 and not parallel:
+                small[op][dtype] = _small(op, str(dtype))
+        flat = out.reshape(-1)
         if dtype.itemsize == 2:  # float16 and bfloat16 as their bits
             x = x.view(np.uint16)
             g = None if g is None else g.view(np.uint16)
+            flat = flat.view(np.uint16)
         rows = x.size // n
         xf, xs = (x.reshape(-1), n) if x.flags.c_contiguous else _flat(x)
         if op == "jacobian":
             bands = parts(rows, n * n, n)
-            kernel(xf, xs, out, n, bands, workers(rows * bands, parallel))
-            return out.view(dtype).reshape(shape)
+            kernel(xf, xs, flat, n, bands, workers(rows * bands, parallel))
+            return out
         if g is None:
             gf, gs = xf, xs
         else:
             gf, gs = (g.reshape(-1), n) if g.flags.c_contiguous else _flat(g)
-        kernel(xf, xs, gf, gs, out, n, parts(rows, n, n // MIN_CHUNK), workers(rows, parallel))
-        return out.view(dtype).reshape(shape)
+        kernel(xf, xs, gf, gs, flat, n, parts(rows, n, n // MIN_CHUNK), workers(rows, parallel))
+        return out
+
+    # the fast path: a float32 or float64 2-D C-contiguous input too small for threads goes straight to a
+    # kernel with a 2-D signature (each check below costs 30-70 ns; the general path 2-3 us more in all)
+    small: dict[str, dict] = {"softmax": {}, "vjp": {}, "jacobian": {}}
+    small_softmax, small_vjp, small_jacobian = small["softmax"], small["vjp"], small["jacobian"]
 
     def softmax(x: np.ndarray) -> np.ndarray:
-        return call("softmax", x, None)
-
-    def jacobian(x: np.ndarray) -> np.ndarray:
-        return call("jacobian", x, None)
+        out = np.empty(x.shape, x.dtype)
+        if 0 < out.size < SERIAL_BELOW and x.ndim == 2 and x.flags.c_contiguous:
+            kernel = small_softmax.get(x.dtype)
+            if kernel is not None:
+                kernel(x, x, out)
+                return out
+        return call("softmax", x, None, out)
 
     def vjp(x: np.ndarray, g: np.ndarray) -> np.ndarray:
-        return call("vjp", x, g)
+        out = np.empty(x.shape, x.dtype)
+        if 0 < out.size < SERIAL_BELOW and x.ndim == 2 and x.flags.c_contiguous and g.flags.c_contiguous:
+            kernel = small_vjp.get(x.dtype)
+            if kernel is not None:
+                kernel(x, g, out)
+                return out
+        return call("vjp", x, g, out)
+
+    def jacobian(x: np.ndarray) -> np.ndarray:
+        n = x.shape[-1]
+        out = np.empty((*x.shape, n), x.dtype)
+        if 0 < out.size < SERIAL_BELOW and x.ndim == 2 and x.flags.c_contiguous:
+            kernel = small_jacobian.get(x.dtype)
+            if kernel is not None:
+                kernel(x, out)
+                return out
+        return call("jacobian", x, None, out)
 
     return {"softmax": softmax, "jacobian": jacobian, "vjp": vjp}
 

@@ -218,8 +218,10 @@ def _run(ops, dtype: str, x: np.ndarray, g: np.ndarray, jacobian: bool = False) 
     assert _same(x, before[0]) and _same(g, before[1])
 
 
-# rows shorter than a vector, odd tails past vectors and blocks, a row of exactly one block, 3-d leading dims
-SHAPES = [(4, 1), (3, 2), (5, 7), (2, 9), (3, 31), (3, 32), (3, 2049), (2, nf.BLOCK), (2, 3, 4097), (1, 33)]
+# rows shorter than a vector, exactly one, odd tails past vectors and blocks, either side of ROW_BYTES (float64 512,
+# float32 1024), a row of exactly one block, 3-d leading dims; small 2-d ones take the fast path, 9 x 1900 the threads
+SHAPES = [(4, 1), (3, 2), (5, 7), (6, 8), (2, 9), (5, 17), (3, 31), (3, 32), (2, 512), (2, 513), (3, 1000), (2, 1025),
+          (3, 2049), (2, nf.BLOCK), (2, 3, 4097), (1, 33), (9, 1900)]
 
 
 @pytest.mark.parametrize("dtype", ALL)
@@ -354,3 +356,55 @@ def test_same_input_same_result_and_results_are_the_callers(ops):
     assert ops["vjp"](np.empty((2, 0)), np.empty((2, 0))).shape == (2, 0)
     assert ops["jacobian"](np.empty((2, 0), np.float16)).shape == (2, 0, 0)
     assert ops["jacobian"](np.empty((0, 3), np.float16)).dtype == np.float16
+
+
+def _at_offsets(fn, row: np.ndarray, offsets=range(9)) -> list[np.ndarray]:
+    """``fn`` on the same row placed at each offset of a buffer (its start's alignment changing by one element
+    each time), as a 1 x n C-contiguous view: the results, to compare bit for bit."""
+    buf = np.zeros(row.size + 32, row.dtype)
+    base = (-(buf.ctypes.data // row.itemsize)) % 8  # offset k lies k elements past a 8-element boundary
+    results = []
+    for k in offsets:
+        buf[:] = 0
+        buf[base + k:base + k + row.size] = row
+        results.append(np.asarray(fn(buf[base + k:base + k + row.size].reshape(1, -1))))
+    return results
+
+
+def _lane_softmax(x: np.ndarray) -> np.ndarray:
+    """The planted bug: a softmax whose sum's 8 lanes follow the buffer's alignment (element i in lane
+    (address / itemsize + i) % 8, as a sum that peels to an aligned start would), not the row's start."""
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    start = x.ctypes.data // x.itemsize
+    lanes = [e[..., (8 - (start + j) % 8) % 8::8].sum(axis=-1, dtype=e.dtype) for j in range(8)]
+    return e / (((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7])))[..., None]
+
+
+def _all_same(results: list[np.ndarray]) -> bool:
+    return all(np.array_equal(r.view(np.uint8), results[0].view(np.uint8)) for r in results)
+
+
+@pytest.mark.parametrize("dtype", ALL)
+@pytest.mark.parametrize("n", [3, 8, 37, 600, 1000, nf.BLOCK + 3])  # rows and blocks (600: float64)
+def test_same_row_same_bits_wherever_it_lies(ops, dtype, n):
+    """The row sums' order depends on n only: the same row at every alignment of x and g, alone (the fast
+    path) or among other rows (padded rows, a batch big enough for threads), gives the same bits."""
+    rng = np.random.default_rng(n)
+    t = _np(dtype)
+    row = (rng.standard_normal(n) * 3).astype(t)
+    grow = rng.standard_normal(n).astype(t)
+    soft = _at_offsets(ops["softmax"], row)
+    assert _all_same(soft)
+    assert _all_same(_at_offsets(lambda x: ops["vjp"](x, grow[None]), row))
+    assert _all_same(_at_offsets(lambda g: ops["vjp"](row[None], g), grow))
+    rows = max(3, nf.SERIAL_BELOW // n + 1)  # past SERIAL_BELOW: the parallel kernel
+    batch = np.zeros((rows, n + 5), t)[:, 2:n + 2]  # padded rows: read in place with a row stride
+    batch[:] = row
+    for got in (ops["softmax"](batch), ops["softmax"](np.ascontiguousarray(batch)), ops["softmax"](row)[None]):
+        assert _all_same([soft[0][0]] + list(got.reshape(-1, n)))
+
+
+def test_the_alignment_check_catches_an_alignment_dependent_sum():
+    row = (np.random.default_rng(11).standard_normal(1000) * 3).astype(np.float32)
+    assert not _all_same(_at_offsets(_lane_softmax, row))
+    assert _all_same(_at_offsets(_lane_softmax, row, offsets=[0, 8]))  # the same alignment: the same bits
