@@ -31,8 +31,23 @@ def softmax(x, shift=True, axis=-1, sum_in_input_dtype=False):
     return (e / total).astype(x.dtype)
 
 
+def _products(s):
+    """-s_i s_j as NumPy's float16 multiply gives it, bit for bit, without its cost: NumPy rounds each float32
+    product to float16, and a product below float16's smallest normal loses bits there, raising the underflow
+    flag entry by entry (10x slower; 0.2 s per call at n = 1023). Here such a product is first rounded to
+    float16's subnormal spacing 2**-24 in float32 (to nearest even, by adding and taking away 1/2, where
+    float32's spacing is 2**-24), so that the conversion is exact."""
+    if s.dtype != np.float16:
+        return -s[..., :, None] * s[..., None, :]
+    p = s.astype(np.float32)
+    p = -(p[..., :, None] * p[..., None, :])  # exact in float32: 11-bit significands
+    mag = np.abs(p)
+    rounded = np.copysign((mag + np.float32(0.5)) - np.float32(0.5), p)
+    return np.where(mag < np.float32(2.0**-14), rounded, p).astype(np.float16)
+
+
 def jacobian_from(s):
-    j = -s[..., :, None] * s[..., None, :]
+    j = _products(s)
     idx = np.arange(s.shape[-1])
     j[..., idx, idx] += s
     return j
