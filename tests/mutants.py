@@ -83,15 +83,14 @@ def _ops(softmax_fn: Fn = softmax, jacobian_fn: Fn = jacobian, vjp_fn: Fn = vjp)
 
 def _sign_flip(x):
     s = softmax(x)
-    j = s[..., :, None] * s[..., None, :]
+    j = -_products(s)  # exact: s_i s_j as NumPy's float16 multiply gives it
     idx = np.arange(s.shape[-1])
     j[..., idx, idx] = s * (1 - s)
     return j
 
 
 def _missing_diagonal(x):
-    s = softmax(x)
-    return -s[..., :, None] * s[..., None, :]
+    return _products(softmax(x))
 
 
 def _wrong_axis(x):

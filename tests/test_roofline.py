@@ -77,6 +77,7 @@ def test_roofline_table_and_json(tmp_path):
     assert md[3].startswith("| vjp | 16x64 | float64 |") and md[3].endswith(f" ({rows['vjp']['median_s'] * 1e6:.3g} us)** |")
 
 
+@pytest.mark.slow  # a copy and a fill on 545 MB buffers beside each combination (25 s of make test's time)
 def test_beside_measures_the_limit_next_to_each_combination(tmp_path):
     out_json = tmp_path / "beside.json"
     out = roofline("--impl", "numpy", "--op", "softmax", "--op", "jacobian", "--shape", "4x64", "--dtype", "float64",
