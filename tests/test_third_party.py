@@ -20,6 +20,8 @@ import pytest
 import softgrad
 import softgrad.testing
 from softgrad import registry
+from softgrad.check.cases import CATALOGUE
+from softgrad.check.checker import JACOBIAN_ELEMENT_BUDGET
 from softgrad.testing import check, parametrize_with_checks
 
 from mutants import MUTANTS, Mutant, jacobian, softmax, vjp
@@ -47,17 +49,25 @@ def test_correct_callables_pass_and_leave_nothing_behind():
 
 #: the planted bugs taken through ``check()``'s plain-callable route in the fast suite: one for each kind of check
 #: that must name it (values, NaN policy, input ownership, determinism, contract, errors, a result overwritten,
-#: the VJP's own checks, a float16-only entry); every bug goes that route in the slow suite, and every bug is
-#: caught through the registry by tests/test_mutants.py in the fast suite
+#: the VJP's own checks, a float16-only entry), on :data:`ROUTE_CASES`; every bug goes that route over check()'s
+#: default cases in the slow suite, and every bug is caught through the registry by tests/test_mutants.py in the
+#: fast suite
 ROUTE_SAMPLE = ("sign-flip", "no-max-shift", "in-place", "nondeterministic", "wrong-dtype", "raises",
                 "static-output", "vjp-missing-sum", "fp16-running-sum")
+#: the fast sample's cases: the quick catalogue but for the Jacobians the checker builds past 2**16 entries (n = 517
+#: to 1025, 90% of a route's time) and the default's threshold cases (65537 rows, 2**16 entries); each sampled bug
+#: names the same checks here as over the default (what the route proves does not depend on a case's size)
+ROUTE_CASES = tuple(c.name for c in CATALOGUE
+                    if c.quick and not 1 << 16 < c.rows * c.n * c.n <= JACOBIAN_ELEMENT_BUDGET)
 
 
-@pytest.mark.parametrize("mutant", [pytest.param(m, id=m.name, marks=[] if m.name in ROUTE_SAMPLE
-                                                  else [pytest.mark.slow]) for m in MUTANTS])
-def test_every_planted_bug_passed_as_plain_callables_is_caught_with_its_check_named(mutant: Mutant):
+@pytest.mark.parametrize("mutant,cases", [
+    *(pytest.param(m, None, id=m.name, marks=[pytest.mark.slow]) for m in MUTANTS),
+    *(pytest.param(m, ROUTE_CASES, id=f"{m.name}-route-cases") for m in MUTANTS if m.name in ROUTE_SAMPLE)])
+def test_every_planted_bug_passed_as_plain_callables_is_caught_with_its_check_named(mutant: Mutant, cases):
     with pytest.raises(AssertionError) as exc:
-        check(**mutant.ops, dtypes=mutant.dtypes, name=f"mutant-{mutant.name}")
+        check(**mutant.ops, dtypes=mutant.dtypes, name=f"mutant-{mutant.name}",
+              **({} if cases is None else {"cases": cases}))
     lines = _failures(exc)
     assert lines and all(line.strip().startswith(f"mutant-{mutant.name} ") or "expected failure" in line
                          for line in lines)
