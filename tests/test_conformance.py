@@ -11,6 +11,7 @@ its case instead of the session); each test then asserts its own case's record.
 import pytest
 
 from softgrad import registry
+from softgrad.check.cases import CASES
 from softgrad.check.isolated import run_plan
 
 from softgrad.testing import conformance_params
@@ -21,14 +22,27 @@ COMPILED_FAST = {"dtypes": ("float32", "bfloat16"),
                  "cases": ("normal-1", "masked-neg-inf", "nonfinite-rows", "transposed", "padded", "g-broadcast")}
 
 
-def _compiled_slow(param):
+#: the write-up's entries (registry tag "writeup": the nested loops over NumPy and over torch tensors, element by
+#: element, and autograd's Jacobian, a backward pass per row entry) take seconds a case past rows of this length
+#: (loops' J at n = 1023: 2M Python-level writes, 10-15 s; autograd's: 1023 backward passes): the fast suite keeps
+#: their shorter cases (every small and adversarial one), the longer rows run with the slow tests
+WRITEUP_FAST_MAX_N = 128
+
+
+def _slow(param):
+    """``param`` marked slow where the fast suite leaves it out: torch-compile's cases but those of
+    :data:`COMPILED_FAST`; the write-up's entries' rows longer than :data:`WRITEUP_FAST_MAX_N`."""
     impl, op, dtype, device, case = param.values
-    if impl != "torch-compile" or op == "-" or (dtype in COMPILED_FAST["dtypes"] and case in COMPILED_FAST["cases"]):
+    if op == "-":
         return param
-    return pytest.param(*param.values, id=param.id, marks=(*param.marks, pytest.mark.slow))
+    if impl == "torch-compile":
+        fast = dtype in COMPILED_FAST["dtypes"] and case in COMPILED_FAST["cases"]
+    else:
+        fast = "writeup" not in registry.get(impl).tags or CASES[case].n <= WRITEUP_FAST_MAX_N
+    return param if fast else pytest.param(*param.values, id=param.id, marks=(*param.marks, pytest.mark.slow))
 
 
-PARAMS = [_compiled_slow(p) for p in conformance_params()]
+PARAMS = [_slow(p) for p in conformance_params()]
 
 
 @pytest.fixture(scope="session")

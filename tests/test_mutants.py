@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 import softgrad
 from softgrad.check.cases import CASES, CATALOGUE, Case
 from softgrad.check.checker import check_case
 
+import mutants
 from mutants import MUTANTS, Mutant, _ops
 
 
@@ -113,3 +115,17 @@ def test_catalogue_covers_the_issue_list():
     for required in ("sign-flip", "missing-diagonal", "no-max-shift", "wrong-axis", "transposed-batch-jacobian",
                      "nan-at-masked", "fp16-running-sum", "off-by-one", "only-past-1000", "vjp-missing-sum"):
         assert required in names
+
+
+def test_the_float16_outer_products_are_numpys_bit_for_bit():
+    """The mutants' shortcut for float16 products (rounded to float16's subnormal spacing in float32 first) gives
+    NumPy's float16 multiply bit for bit: every pair of a grid over [0, 1] (subnormal products, underflows to
+    -0, ties at the spacing), and a planted shortcut that rounds toward zero differs."""
+    v = np.arange(0, 0x3C01, 13, dtype=np.uint16).view(np.float16)
+    with np.errstate(under="ignore"):
+        want = -(v[:, None] * v[None, :])
+    got = mutants._products(v)
+    assert got.dtype == np.float16 and np.array_equal(got.view(np.uint16), want.view(np.uint16))
+    p = v.astype(np.float32)
+    truncated = (-(p[:, None] * p[None, :])).view(np.uint32) & np.uint32(0xFFFFE000)
+    assert not np.array_equal(truncated.view(np.float32).astype(np.float16).view(np.uint16), want.view(np.uint16))
