@@ -12,6 +12,15 @@ The Jacobian computes a row's s the same way into a row of the worker's own, the
 block once, block row i as ``-s_i s_j`` with ``s_i - s_i^2`` on the diagonal; with fewer rows than threads
 each block is cut into bands of block rows.
 
+Rows of up to :data:`ROW_BYTES` (1024 float32 or 16-bit elements, 512 float64) take a path of their own
+(:func:`_rows`): one call for a worker's whole run of rows, loops indexed by unsigned offsets (no slices,
+whose NRT reference counts cost 40-60 ns a row; a signed index is wrapped around when negative, and LLVM
+then gathers or stays scalar), the max, the exp, the row's sums in float64 in a loop without stores (so no
+runtime alias check picks a scalar loop for some addresses: the sums' order depends on n only, and a row
+gives the same bits wherever it lies), then the scaling. A float32 or float64 input under
+:data:`SERIAL_BELOW` elements, 2-d and C-contiguous, goes from the op straight to a kernel with a 2-d
+signature (:func:`_small_rows`).
+
 float16 and bfloat16 are handled as their uint16 bits (Numba has no float16 on the CPU, and no bfloat16):
 widened to float32 as they are read (bfloat16: a 16-bit shift; float16: its exponent and fraction shifted
 and scaled by 2**112, which normalises subnormals, infinities and NaN set apart), everything computed in
@@ -36,6 +45,25 @@ per float32 element per thread at 24.5 GB/s, so the in-cache cost alone is past 
 Non-temporal stores: Numba exposes none; only a
 hand-written ``numba.extending.intrinsic`` emitting LLVM stores with ``!nontemporal`` metadata would reach
 them (not tried).
+
+In-cache shapes and call overhead (issue 24 item 4; the same machine with other processes running; one
+thread, thread CPU time, the previous kernels and these in one process). 256 rows, float32 softmax, ns a
+row, before -> after: n = 2: 75 -> 25; 16: 100 -> 22-38; 64: 265 -> 72-81; 256: 314 -> 183; 512: 576 ->
+368; 1024: 719 -> 708 (at 2048 the row path took 1.14x the blocks'); the VJP alike; float64 16: 91 -> 38,
+512: 909 -> 861 (at 1024 the row path took 1.28x, hence 4 KiB). The row sums in float32 instead of float64:
+5-10% less (not kept). A 1x16 softmax call took 4.2 us, of which 0.7 in Numba's dispatch and the kernel
+and the rest in the Python wrapper; now 1.2-1.9 us in two runs (torch.softmax 1.3-1.6 in the same
+processes). Dispatch alone: eight arguments (the flat kernel) 0.85 us, two 2-d arrays 0.62, the compiled
+overload's ``entry_point`` 0.42; that is not used: it checks no argument's type (an array of another dtype
+or layout is read as garbage), and the checks would cost what it saves.
+
+Threads under load: with the machine loaded, every parallel kernel of Numba's omp threading layer (this
+entry's, numba-parallel's and a bare ``prange(2)``) took 4 to 8 ms a call (median 8.0 ms, in 4 ms steps,
+the scheduler's tick) where it takes 3-8 us otherwise, and torch's entries 8-16 ms at the same points; in
+the same minutes the bare ``prange(2)`` took 5-8 us with ``OMP_WAIT_POLICY=passive`` and 30-50 us with the
+workqueue layer. GNU OpenMP's default wait spins, holding a core while the thread with the other half of
+the work waits for one. softgrad's check workers set passive; its timing processes do not (a choice for the
+harness, which this entry cannot make: the policy is read once per process, for every family in it).
 
 Inputs are read where they lie: a row-padded buffer (rows of a wider array) or a cotangent broadcast
 along rows (row stride 0) is passed as a flat view with a row stride; only a layout with a non-unit
@@ -63,8 +91,10 @@ BLOCK = 2048
 ROW_BYTES = 4096
 #: the shortest chunk a row is split into for threads (shorter rows run whole on one thread)
 MIN_CHUNK = 16384
-#: inputs of fewer elements run serially: starting the threads would cost more than it saves
-SERIAL_BELOW = 16384
+#: inputs of fewer elements run serially: starting the threads would cost more than it saves (torch's grain too).
+#: At 256 x 64 float32 (16384) one thread takes 18-20 us and a fork-join of the omp layer 3 us at best (a
+#: core free), so two threads save at most 7 us; loaded, they cost 5-65 us more (and 8 ms where OpenMP spins)
+SERIAL_BELOW = 32768
 
 _LOG2E = 1.4426950408889634
 
@@ -478,6 +508,9 @@ def _small(op: str, dtype: str):
     else:
         kernel, signature = _variant(_small_rows, names, f"_{dtype}_{op}"), void(x_t, x_t, out_t)
     kernel.compile(signature)
+    # writable inputs then convert to the read-only signature (as fast, measured) where Numba would otherwise
+    # compile a specialisation of their own inside a call
+    kernel.disable_compile()
     return kernel
 
 

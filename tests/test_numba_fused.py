@@ -408,3 +408,17 @@ def test_the_alignment_check_catches_an_alignment_dependent_sum():
     row = (np.random.default_rng(11).standard_normal(1000) * 3).astype(np.float32)
     assert not _all_same(_at_offsets(_lane_softmax, row))
     assert _all_same(_at_offsets(_lane_softmax, row, offsets=[0, 8]))  # the same alignment: the same bits
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_fast_path_compiles_once_for_writable_and_read_only_inputs(ops, dtype):
+    """Small 2-d inputs go to a kernel with one 2-d signature (read-only arrays; writable ones convert to
+    it): neither kind of input makes Numba compile another specialisation inside a call."""
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((4, 37)).astype(dtype)
+    frozen = x.copy()
+    frozen.flags.writeable = False
+    for a in (x, frozen):
+        _run(ops, dtype, a, a, jacobian=True)
+    for op in ("softmax", "vjp", "jacobian"):
+        assert len(nf._small(op, dtype).signatures) == 1, (op, nf._small(op, dtype).signatures)
