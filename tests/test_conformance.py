@@ -27,18 +27,24 @@ COMPILED_FAST = {"dtypes": ("float32", "bfloat16"),
 #: (loops' J at n = 1023: 2M Python-level writes, 10-15 s; autograd's: 1023 backward passes): the fast suite keeps
 #: their shorter cases (every small and adversarial one), the longer rows run with the slow tests
 WRITEUP_FAST_MAX_N = 128
+#: the write-up's torch loops fill a tensor element by element (about 10 us a write: 50 s of the suite's torch
+#: worker): the fast suite keeps them in float64 (with the finite differences); their float32, the same Python
+#: loops filling a float32 tensor, runs with the slow tests
+ELEMENTWISE_FAST_DTYPES = {"torch-loops": ("float64",)}
 
 
 def _slow(param):
     """``param`` marked slow where the fast suite leaves it out: torch-compile's cases but those of
-    :data:`COMPILED_FAST`; the write-up's entries' rows longer than :data:`WRITEUP_FAST_MAX_N`."""
+    :data:`COMPILED_FAST`; the write-up's entries' rows longer than :data:`WRITEUP_FAST_MAX_N`, and the dtypes of
+    an element-by-element entry but those of :data:`ELEMENTWISE_FAST_DTYPES`."""
     impl, op, dtype, device, case = param.values
     if op == "-":
         return param
     if impl == "torch-compile":
         fast = dtype in COMPILED_FAST["dtypes"] and case in COMPILED_FAST["cases"]
     else:
-        fast = "writeup" not in registry.get(impl).tags or CASES[case].n <= WRITEUP_FAST_MAX_N
+        fast = (("writeup" not in registry.get(impl).tags or CASES[case].n <= WRITEUP_FAST_MAX_N)
+                and dtype in ELEMENTWISE_FAST_DTYPES.get(impl, (dtype,)))
     return param if fast else pytest.param(*param.values, id=param.id, marks=(*param.marks, pytest.mark.slow))
 
 
