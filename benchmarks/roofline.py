@@ -110,7 +110,6 @@ def worker(names: list[str], combos: list[tuple[str, str, str]], device: str, bu
     for each combination left out as too slow, or that failed). With ``beside``, the op's limit is measured
     in this process right before and after each combination (``limit_beside_gbps``: the better of the two)."""
     from softgrad import registry
-    from softgrad.applicability import applicable
     from softgrad.bench import bandwidth, grid, timer
     from softgrad.contract import DTYPE_INFO
     from softgrad.prepared import PROBE_N, too_slow
@@ -122,11 +121,11 @@ def worker(names: list[str], combos: list[tuple[str, str, str]], device: str, bu
         inputs.setdefault((shape, dtype), []).append(op)
     rows, notes = [], []
     for (shape, dtype), ops in inputs.items():
-        dims, _, g_layout = parse_shape_token(shape)
+        g_layout = parse_shape_token(shape)[2]
         todo = []
         for op in ops:
             for impl in impls:
-                why = applicable(impl, op, dtype, device, dims, max_output_elements=MAX_OUTPUT_ELEMENTS)
+                why = _why_not(impl, op, shape, dtype, device)
                 if why:
                     notes.append(f"{impl.name} {op} {shape} {dtype} left out: {why}")
                 else:
@@ -160,6 +159,14 @@ def worker(names: list[str], combos: list[tuple[str, str, str]], device: str, bu
                          **({"limit_beside_gbps": max(around)} if beside else {})})
         del x, g
     return {"rows": rows, "notes": notes}
+
+
+def _why_not(impl, op: str, shape: str, dtype: str, device: str) -> str | None:
+    """Why ``impl`` is not timed at this combination (its declarations, the output budget), or None."""
+    from softgrad.applicability import applicable
+    from softgrad.workloads import parse_shape_token
+
+    return applicable(impl, op, dtype, device, parse_shape_token(shape)[0], max_output_elements=MAX_OUTPUT_ELEMENTS)
 
 
 def _limit_now(bandwidth, op: str, device: str) -> float:
@@ -301,6 +308,14 @@ def main(argv: list[str] | None = None) -> int:
     except (KeyError, ValueError) as exc:
         print(f"roofline: error: {exc.args[0] if exc.args else exc}", file=sys.stderr)
         return 2
+    if not any(impl.available and _why_not(impl, *combo, args.device) is None for impl in impls for combo in combos):
+        for impl in impls:  # nothing would be timed: say why before minutes of bandwidth measurements
+            for op, shape, dtype in combos:
+                print(f"roofline: {impl.name} {op} {shape} {dtype} left out: "
+                      f"{_why_not(impl, op, shape, dtype, args.device) or 'not available here'}", file=sys.stderr)
+        print("roofline: error: nothing was timed (every combination was left out: the reasons are above)",
+              file=sys.stderr)
+        return 1
     from softgrad.bench import bandwidth
 
     def measure() -> tuple:
