@@ -55,6 +55,9 @@ MAX_OUTPUT_ELEMENTS = 1 << 28
 #: a combination whose one call is estimated (from one row cut to ``PROBE_N``) to take longer is left out:
 #: each is called at least 5 times; the asv grid covers slow entries at small n
 MAX_CALL_SECONDS = 1.0
+#: the last line when no combination was timed (exit 1): before the bandwidths are measured, or after every
+#: family left its combinations out
+NOTHING_TIMED = "roofline: error: nothing was timed (every combination was left out: the reasons are above)"
 #: samples per combination at least (after the first call and one warm-up): past the cache one call of the
 #: slower entries takes about a second, and the median of three keeps the default set within minutes
 MIN_REPEATS = 3
@@ -313,8 +316,7 @@ def main(argv: list[str] | None = None) -> int:
             for op, shape, dtype in combos:
                 print(f"roofline: {impl.name} {op} {shape} {dtype} left out: "
                       f"{_why_not(impl, op, shape, dtype, args.device) or 'not available here'}", file=sys.stderr)
-        print("roofline: error: nothing was timed (every combination was left out: the reasons are above)",
-              file=sys.stderr)
+        print(NOTHING_TIMED, file=sys.stderr)
         return 1
     from softgrad.bench import bandwidth
 
@@ -368,8 +370,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.json:  # each family's rows kept as soon as they are in: an interrupted run keeps the others'
             _write_json(args.json, measured, llc, threads.in_use(), rows)
     if not rows:
-        print("roofline: error: nothing was timed (every combination was left out: the reasons are above)",
-              file=sys.stderr)
+        print(NOTHING_TIMED, file=sys.stderr)
         return 1
     add_versus(rows, versus)
     print("\n".join(table(rows, llc, versus)))
