@@ -436,7 +436,7 @@ def _plan(args) -> tuple[list, list[str], list[str], int | None, list, list[str]
     if args.impl == ["all"]:
         impls = registry.all_implementations()
     elif args.impl:
-        impls = [registry.get(n) for n in args.impl]
+        impls = list({i.name: i for i in (registry.get(n) for n in args.impl)}.values())  # each entry once
     else:
         slow = {i.name for i in registry.with_role(SLOW_TAG)}
         impls = [i for i in registry.all_implementations() if i.name not in slow]

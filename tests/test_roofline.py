@@ -33,7 +33,7 @@ def probe():
 
 def test_roofline_table_and_json(tmp_path):
     out_json = tmp_path / "roofline.json"
-    out = roofline("--impl", "numpy", "--op", "vjp", "--op", "jacobian", "--shape", "16x64", "--dtype", "float64",
+    out = roofline("--impl", "numpy", "--impl", "numpy", "--op", "vjp", "--op", "jacobian", "--shape", "16x64", "--dtype", "float64",
                    "--dtype", "bfloat16", "--time", "0.05", "--threads", "1", "--json", str(out_json))
     assert out.returncode == 0, out.stderr
     assert "copy bandwidth:" in out.stderr and "fill bandwidth:" in out.stderr
@@ -41,7 +41,7 @@ def test_roofline_table_and_json(tmp_path):
     assert "roofline:   numpy vjp 16x64 float64: " in out.stderr, "each combination's line as it is timed"
     header, rule, *lines = out.stdout.strip().splitlines()
     assert header.split()[:5] == ["entry", "op", "dtype", "shape", "median"] and set(rule) == {"-"}
-    assert [line.split()[:2] for line in lines] == [["numpy", "jacobian"], ["numpy", "vjp"]]
+    assert [line.split()[:2] for line in lines] == [["numpy", "jacobian"], ["numpy", "vjp"]]  # --impl twice: timed once
     data = json.loads(out_json.read_text())
     assert data["threads"]["requested"] == 1
     copies = [c["gbps"] for c in data["copy_bandwidth"]]
