@@ -440,7 +440,7 @@ def _plan(args) -> tuple[list, list[str], list[str], int | None, list, list[str]
     else:
         slow = {i.name for i in registry.with_role(SLOW_TAG)}
         impls = [i for i in registry.all_implementations() if i.name not in slow]
-    versus = [registry.get(n).name for n in args.versus] if args.versus else [
+    versus = list(dict.fromkeys(registry.get(n).name for n in args.versus)) if args.versus else [
         i.name for i in registry.with_role(baseline=True)]
     return combos, cached, more, llc, impls, versus
 
