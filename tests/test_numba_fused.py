@@ -195,6 +195,37 @@ def test_block_max_on_the_bits(dtype):
             assert float(one(a)) == np.asarray(a.view(_np(dtype)), np.float64).max()
 
 
+def test_wide_vectors_reach_llvm():
+    """The kernels' marker puts the 512-bit preference into the function's LLVM IR (it relies on llvmlite's
+    attribute set), and on a CPU with AVX-512 the vectorised loop then uses zmm registers."""
+    import llvmlite.binding as llvm
+    import numba
+
+    wide = nf._wide_vectors()
+
+    def total(a):  # pragma: no cover - compiled
+        s = np.float32(0.0)
+        for i in range(a.size):
+            s += a[i] * a[i]
+        return s
+
+    def marked_total(a):  # pragma: no cover - compiled
+        wide()
+        s = np.float32(0.0)
+        for i in range(a.size):
+            s += a[i] * a[i]
+        return s
+
+    marked, plain = numba.njit(fastmath=True)(marked_total), numba.njit(fastmath=True)(total)
+    a = np.arange(100, dtype=np.float32)
+    assert marked(a) == plain(a) == np.float32((a.astype(np.float64) ** 2).sum())
+    (ir,) = marked.inspect_llvm().values()
+    assert nf.PREFER_WIDE in ir
+    assert nf.PREFER_WIDE not in next(iter(plain.inspect_llvm().values()))
+    if "+avx512f" in llvm.get_host_cpu_features().flatten():
+        assert "zmm" in next(iter(marked.inspect_asm().values()))
+
+
 def _check(op: str, dtype: str, x: np.ndarray, g: np.ndarray | None, got: np.ndarray) -> None:
     want = (*x.shape, x.shape[-1]) if op == "jacobian" else x.shape
     assert got.shape == want and got.dtype == x.dtype
@@ -218,9 +249,9 @@ def _run(ops, dtype: str, x: np.ndarray, g: np.ndarray, jacobian: bool = False) 
     assert _same(x, before[0]) and _same(g, before[1])
 
 
-# rows shorter than a vector, exactly one, odd tails past vectors and blocks, either side of ROW_BYTES (float64 512,
+# rows shorter than a vector, exactly one, odd tails past vectors (8 or 16 float32 lanes, 4 interleaved) and blocks, either side of ROW_BYTES (float64 512,
 # float32 1024), a row of exactly one block, 3-d leading dims; small 2-d ones take the fast path, 9 x 1900 the threads
-SHAPES = [(4, 1), (3, 2), (5, 7), (6, 8), (2, 9), (5, 17), (3, 31), (3, 32), (2, 512), (2, 513), (3, 1000), (2, 1025),
+SHAPES = [(4, 1), (3, 2), (5, 7), (6, 8), (2, 9), (5, 17), (3, 31), (3, 32), (3, 63), (2, 130), (2, 512), (2, 513), (3, 1000), (2, 1025),
           (3, 2049), (2, nf.BLOCK), (2, 3, 4097), (1, 33), (9, 1900)]
 
 
