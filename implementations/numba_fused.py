@@ -37,13 +37,16 @@ rounded to subnormals once (``2**k`` applied as two normal halves), as libm does
 ``s_i (g_i - dot)`` with a flushed ``s_i`` can be off by more than the smallest normal. Below half the
 smallest subnormal (and at ``-inf``) exp is exactly 0; NaN gives NaN. A block's sums are accumulated in
 the compute dtype (vector lanes of at most BLOCK terms), a row's in float64. What limits it (issue 24,
-measured on the shared 2-core machine, one thread, thread CPU time): the arithmetic. LLVM vectorises these
-loops 256 bits wide (8 float32 lanes) on this AVX-512 machine; a float32 softmax costs 0.81 ns per element
-with its rows in cache and 1.08 from memory, where a copy costs 0.68 (torch.softmax: 0.65 and 1.17);
-bfloat16 1.05 in cache and 1.15 from memory against a 0.37 copy. With two threads the memory allows 0.65 ns
-per float32 element per thread at 24.5 GB/s, so the in-cache cost alone is past the 85% goal.
-Non-temporal stores: Numba exposes none; only a
-hand-written ``numba.extending.intrinsic`` emitting LLVM stores with ``!nontemporal`` metadata would reach
+measured on the shared 2-core machine, one thread, thread CPU time): the arithmetic. LLVM prefers 256-bit
+vectors on Intel's AVX-512 cores; every kernel here is marked ``prefer-vector-width=512``
+(:func:`_wide_vectors`), so its loops run 16 float32 lanes wide. Before the mark (8 lanes) a float32 softmax
+cost 0.81 ns per element with its rows in cache and 1.08 from memory, where a copy costs 0.68 (torch.softmax,
+AVX-512: 0.65 and 1.17), bfloat16 1.05 in cache against a 0.37 copy; with it, float32 0.63 and bfloat16 0.69 in cache
+(torch.softmax 0.72 and 0.80 in the same process). With two threads the memory allows 0.65 ns per float32
+element per thread at 24.5 GB/s (85% of copy), so the in-cache cost is at that line. Past the cache, side by
+side on the quiet machine (2026-12-06, copy 21.4-25.1 GB/s beside each): float32 softmax 74-75% of copy
+(before: 44-62%), VJP 64-84%, bfloat16 softmax 37-39%, VJP 42-51%. Non-temporal stores: Numba exposes
+none; only a hand-written ``numba.extending.intrinsic`` emitting LLVM stores with ``!nontemporal`` metadata would reach
 them (not tried).
 
 In-cache shapes and call overhead (issue 24 item 4; the same machine with other processes running; one
@@ -55,7 +58,14 @@ row, before -> after: n = 2: 75 -> 25; 16: 100 -> 22-38; 64: 265 -> 72-81; 256: 
 and the rest in the Python wrapper; now 1.2-1.9 us in two runs (torch.softmax 1.3-1.6 in the same
 processes). Dispatch alone: eight arguments (the flat kernel) 0.85 us, two 2-d arrays 0.62, the compiled
 overload's ``entry_point`` 0.42; that is not used: it checks no argument's type (an array of another dtype
-or layout is read as garbage), and the checks would cost what it saves.
+or layout is read as garbage), and the checks would cost what it saves. With the 512-bit mark, on the quiet
+machine at two threads (2026-12-06, ``benchmarks/roofline.py`` at batch 1 and 256, n = 2 to 4096, float32
+and float64, against numba-parallel, torch-native, torch-func, torch-autograd, torch-compile, jax-jit and
+numpy): the fastest or within its spread at every point but float64 softmax at 256 x 256 (1.19x
+torch-native's time; float32 there read 1.22x and then 1.07x in two runs), within 1.5x at n <= 64 (1.22x
+at most). Left: rows of 16 to 64 elements with a ragged tail run it scalar (1024 x 63 float32 1.8x
+torch.softmax's CPU time, 1024 x 64 0.7x); two threads lose to one below 32768 elements (256 x 64: 16.4
+against 12.2 us), so :data:`SERIAL_BELOW` stays.
 
 Threads under load: with the machine loaded, every parallel kernel of Numba's omp threading layer (this
 entry's, numba-parallel's and a bare ``prange(2)``) took 4 to 8 ms a call (median 8.0 ms, in 4 ms steps,
