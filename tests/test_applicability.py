@@ -143,6 +143,20 @@ def test_the_probe_stops_once_its_time_grows_with_its_work(timed_entry):
     assert sorted({s[0] for s in seen}) == [1, 2, 4], "twice in a row as the work grew: no probe of 8 rows"
 
 
+def test_a_per_row_cost_is_not_scaled_by_the_row_length(timed_entry):
+    """A cost per row (1 ms) beside one per element (1 us), probed from rows of 16: steady in the rows early,
+    the probe then lengthens its rows until the per-element cost shows: the estimate is the true cost to within
+    the steadiness rule's factor (the per-row cost still in the probe: 1.2x here), not 50x it."""
+    impl, seen = timed_entry(lambda x: 1e-3 * x.shape[0] + 1e-6 * x.size)
+    x = np.zeros((64, 4096))
+    true = 1e-3 * 64 + 1e-6 * x.size
+    assert true <= estimate_seconds(impl, "softmax", "float64", "cpu", x, row_n=16, budget_s=0.2) <= 1.5 * true
+    assert max(s[1] for s in seen) >= 1024 and max(s[0] for s in seen) < 64, "rows steady early, then the row"
+    assert too_slow(impl, "softmax", "float64", "cpu", x, row_n=16, budget_s=0.5) is None
+    # from the one probe alone (no refining) the per-row cost is scaled as if per element: 64 x 1 ms x 256
+    assert too_slow(impl, "softmax", "float64", "cpu", x, row_n=16, budget_s=0.5, refine=False) is not None
+
+
 @pytest.mark.slow
 def test_the_cost_probe_on_the_real_clock():
     """The real-clock smoke test of the cost probe (its rules are the fake clock's tests above): a call that
