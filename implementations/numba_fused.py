@@ -7,7 +7,8 @@ normaliser, once per block). A second sweep, while the row is still in this core
 block by ``exp(m_block - m_row) / sum`` (the VJP: times ``g - dot / sum``). exp is computed once per
 element and the output is written once to memory. Rows are dealt to the threads in contiguous runs; with
 fewer rows than threads a long row is split into chunks, each swept and scaled by one thread, the chunks'
-maxima and sums merged between the two sweeps. Inputs under :data:`SERIAL_BELOW` elements run serially.
+maxima and sums merged between the two sweeps. Inputs under :data:`SERIAL_BELOW` elements
+(:data:`SERIAL_BELOW_FLOAT64` in float64) run serially.
 The Jacobian computes a row's s the same way into a row of the worker's own, then writes the row's n x n
 block once, block row i as ``-s_i s_j`` with ``s_i - s_i^2`` on the diagonal; with fewer rows than threads
 each block is cut into bands of block rows.
@@ -17,9 +18,8 @@ Rows of up to :data:`ROW_BYTES` (1024 float32 or 16-bit elements, 512 float64) t
 whose NRT reference counts cost 40-60 ns a row; a signed index is wrapped around when negative, and LLVM
 then gathers or stays scalar), the max, the exp, the row's sums in float64 in a loop without stores (so no
 runtime alias check picks a scalar loop for some addresses: the sums' order depends on n only, and a row
-gives the same bits wherever it lies), then the scaling. A float32 or float64 input under
-:data:`SERIAL_BELOW` elements, 2-d and C-contiguous, goes from the op straight to a kernel with a 2-d
-signature (:func:`_small_rows`).
+gives the same bits wherever it lies), then the scaling. A float32 or float64 input too small for threads,
+2-d and C-contiguous, goes from the op straight to a kernel with a 2-d signature (:func:`_small_rows`).
 
 float16 and bfloat16 are handled as their uint16 bits (Numba has no float16 on the CPU, and no bfloat16):
 widened to float32 as they are read (bfloat16: a 16-bit shift; float16: its exponent and fraction shifted
@@ -65,7 +65,8 @@ numpy): the fastest or within its spread at every point but float64 softmax at 2
 torch-native's time; float32 there read 1.22x and then 1.07x in two runs), within 1.5x at n <= 64 (1.22x
 at most). Left: rows of 16 to 64 elements with a ragged tail run it scalar (1024 x 63 float32 1.8x
 torch.softmax's CPU time, 1024 x 64 0.7x); two threads lose to one below 32768 elements (256 x 64: 16.4
-against 12.2 us), so :data:`SERIAL_BELOW` stays.
+against 12.2 us), so :data:`SERIAL_BELOW` stays; float64 from 8192 elements gains (256 x 64: 22.3 -> 17.2
+us), hence :data:`SERIAL_BELOW_FLOAT64`.
 
 Threads under load: with the machine loaded, every parallel kernel of Numba's omp threading layer (this
 entry's, numba-parallel's and a bare ``prange(2)``) took 4 to 8 ms a call (median 8.0 ms, in 4 ms steps,
@@ -105,6 +106,9 @@ MIN_CHUNK = 16384
 #: At 256 x 64 float32 (16384) one thread takes 18-20 us and a fork-join of the omp layer 3 us at best (a
 #: core free), so two threads save at most 7 us; loaded, they cost 5-65 us more (and 8 ms where OpenMP spins)
 SERIAL_BELOW = 32768
+#: the same for float64, whose elements cost about twice as much (a longer exp polynomial, half the lanes): at
+#: 256 x 64 (16384) one thread took 22.3 us and two 17.2, at 256 x 32 12.8 and 11.9 (quiet machine, 2026-12-06)
+SERIAL_BELOW_FLOAT64 = 8192
 
 _LOG2E = 1.4426950408889634
 
@@ -616,12 +620,13 @@ def _ops() -> dict:
         dtype, n = x.dtype, x.shape[-1]
         if out.size == 0:
             return out
-        parallel = out.size >= SERIAL_BELOW
+        limit = SERIAL_BELOW_FLOAT64 if dtype.itemsize == 8 else SERIAL_BELOW
+        parallel = out.size >= limit
         kernel = kernels.get((op, dtype, parallel))
         if kernel is None:
             kernel = kernels[op, dtype, parallel] = _kernel(op, str(dtype), parallel)
             if dtype.itemsize != 2 and not parallel:
-                small[op][dtype] = _small(op, str(dtype))
+                small[op][dtype] = (_small(op, str(dtype)), limit)
         flat = out.reshape(-1)
         if dtype.itemsize == 2:  # float16 and bfloat16 as their bits
             x = x.view(np.uint16)
@@ -641,36 +646,34 @@ def _ops() -> dict:
         return out
 
     # the fast path: a float32 or float64 2-D C-contiguous input too small for threads goes straight to a
-    # kernel with a 2-D signature (each check below costs 30-70 ns; the general path 2-3 us more in all)
+    # kernel with a 2-D signature (each check below costs 30-70 ns; the general path 2-3 us more in all);
+    # per op, dtype -> (that kernel, the dtype's serial limit)
     small: dict[str, dict] = {"softmax": {}, "vjp": {}, "jacobian": {}}
     small_softmax, small_vjp, small_jacobian = small["softmax"], small["vjp"], small["jacobian"]
 
     def softmax(x: np.ndarray) -> np.ndarray:
         out = np.empty(x.shape, x.dtype)
-        if 0 < out.size < SERIAL_BELOW and x.ndim == 2 and x.flags.c_contiguous:
-            kernel = small_softmax.get(x.dtype)
-            if kernel is not None:
-                kernel(x, x, out)
-                return out
+        fast = small_softmax.get(x.dtype)
+        if fast is not None and 0 < out.size < fast[1] and x.ndim == 2 and x.flags.c_contiguous:
+            fast[0](x, x, out)
+            return out
         return call("softmax", x, None, out)
 
     def vjp(x: np.ndarray, g: np.ndarray) -> np.ndarray:
         out = np.empty(x.shape, x.dtype)
-        if 0 < out.size < SERIAL_BELOW and x.ndim == 2 and x.flags.c_contiguous and g.flags.c_contiguous:
-            kernel = small_vjp.get(x.dtype)
-            if kernel is not None:
-                kernel(x, g, out)
-                return out
+        fast = small_vjp.get(x.dtype)
+        if fast is not None and 0 < out.size < fast[1] and x.ndim == 2 and x.flags.c_contiguous and g.flags.c_contiguous:
+            fast[0](x, g, out)
+            return out
         return call("vjp", x, g, out)
 
     def jacobian(x: np.ndarray) -> np.ndarray:
         n = x.shape[-1]
         out = np.empty((*x.shape, n), x.dtype)
-        if 0 < out.size < SERIAL_BELOW and x.ndim == 2 and x.flags.c_contiguous:
-            kernel = small_jacobian.get(x.dtype)
-            if kernel is not None:
-                kernel(x, out)
-                return out
+        fast = small_jacobian.get(x.dtype)
+        if fast is not None and 0 < out.size < fast[1] and x.ndim == 2 and x.flags.c_contiguous:
+            fast[0](x, out)
+            return out
         return call("jacobian", x, None, out)
 
     return {"softmax": softmax, "jacobian": jacobian, "vjp": vjp}
