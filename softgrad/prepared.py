@@ -168,7 +168,9 @@ def estimate_seconds(impl: Implementation, op: str, dtype: str, device: str, x: 
                 return estimate
             along_row, steady = True, 0
         previous = (t, work)
-        r, m = (min(rows, 2 * r), m) if r < rows and not along_row else (r, min(n, 2 * m))
+        # rows first; along the row once the rows were steady, until the row is whole: then rows again, so
+        # every probe does more work than the last and the whole input ends it
+        r, m = (min(rows, 2 * r), m) if r < rows and (not along_row or m == n) else (r, min(n, 2 * m))
 
 
 def too_slow(impl: Implementation, op: str, dtype: str, device: str, x: np.ndarray, g: np.ndarray | None = None,

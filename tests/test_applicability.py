@@ -157,6 +157,17 @@ def test_a_per_row_cost_is_not_scaled_by_the_row_length(timed_entry):
     assert too_slow(impl, "softmax", "float64", "cpu", x, row_n=16, budget_s=0.5, refine=False) is not None
 
 
+def test_every_probe_does_more_work_than_the_last(timed_entry):
+    """Rows steady early, the row's length never (a per-row cost only): once the row is whole the probe goes
+    back to doubling the rows, never timing the same shape again (a noisy clock could have kept it there)."""
+    impl, seen = timed_entry(lambda x: 1e-3 * x.shape[0])
+    x = np.zeros((64, 512))
+    assert estimate_seconds(impl, "softmax", "float64", "cpu", x, row_n=16, budget_s=0.05) == pytest.approx(0.064)
+    shapes = list(dict.fromkeys(seen))  # each probe's shape once (three calls each)
+    assert len(shapes) * 3 == len(seen), "a shape probed twice"
+    assert all(a[0] * a[1] < b[0] * b[1] for a, b in zip(shapes, shapes[1:]))
+
+
 @pytest.mark.slow
 def test_the_cost_probe_on_the_real_clock():
     """The real-clock smoke test of the cost probe (its rules are the fake clock's tests above): a call that
