@@ -310,6 +310,26 @@ def test_masks_and_non_finite_rows(ops, dtype, n):
     assert (s[2, n // 2:] == 0).all()
 
 
+@pytest.mark.parametrize("dtype", ALL)
+@pytest.mark.parametrize("n", [37, 1000, 3 * nf.BLOCK + 5])  # rows swept whole, rows in blocks (a short last one)
+def test_each_row_and_block_is_shifted_by_its_own_max(ops, dtype, n):
+    """A row's maxima are found one row (or block) ahead, in the loop of the row (block) before: a row of
+    -400 with one +400 at each edge of the row and of its blocks, between rows of only -400. exp(800)
+    overflows in every compute dtype, so a max from the neighbouring row or block, or one that misses an
+    element, gives inf or NaN; softmax is a scale-free function of the shift otherwise, so random rows
+    cannot tell."""
+    edges = {0, 1, n - 2, n - 1} | {b + d for b in range(nf.BLOCK, n, nf.BLOCK) for d in (-1, 0, 1)}
+    rows = []
+    for p in sorted(edges):
+        rows += [np.full(n, -400.0), np.full(n, -400.0)]
+        rows[-1][p] = 400.0
+    x = np.array(rows + [np.full(n, -400.0)]).astype(_np(dtype))
+    g = np.random.default_rng(n).standard_normal(x.shape).astype(x.dtype)
+    _run(ops, dtype, x, g)
+    s = np.asarray(ops["softmax"](x), np.float64)
+    assert (s[1::2].max(axis=1) == 1).all() and (s[1::2].sum(axis=1) == 1).all()
+
+
 def _bits(a: np.ndarray) -> np.ndarray:
     """``a`` flat, as the kernels take it (16-bit dtypes as their uint16 bits)."""
     return a.reshape(-1).view(np.uint16) if a.dtype.itemsize == 2 else a.reshape(-1)
