@@ -123,7 +123,8 @@ def test_gate_passes_identical_reruns_and_flags_a_2x_slowdown(at_home):
         mine += [line for line in flags if " slowable " in line]
         said.append(slow.stdout)
     assert mine, "the 2x slowdown was not flagged (and confirmed) against either baseline:\n" + "\n".join(said)
-    assert all("rerun" in line for line in mine)
+    # a flag the rerun did not measure (or could not put over the machine's speed) is kept unconfirmed: say which
+    assert all("rerun" in line for line in mine), "\n".join(mine) + "\n\n" + "\n".join(said)
 
 
 def _stored_point(asv: dict, impl: str, kind: str, point: tuple) -> float | None:
