@@ -537,7 +537,6 @@ def _prefetcher():
     into every cache level (``prefetcht0``), for reads. A prefetch never faults, but callers stay inside
     the array."""
     from llvmlite import ir
-    from numba.core import cgutils
     from numba.core import types as nb_types
     from numba.extending import intrinsic
 
@@ -547,8 +546,8 @@ def _prefetcher():
             data = context.make_array(signature.args[0])(context, builder, args[0]).data
             address = builder.bitcast(builder.gep(data, [args[1]]), ir.IntType(8).as_pointer())
             i32 = ir.IntType(32)
-            fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(
-                ir.VoidType(), [address.type, i32, i32, i32]), "llvm.prefetch.p0")
+            fn = builder.module.declare_intrinsic(  # named by llvmlite for its LLVM's pointers (p0i8, p0)
+                "llvm.prefetch", [address.type], ir.FunctionType(ir.VoidType(), [address.type, i32, i32, i32]))
             builder.call(fn, [address, i32(0), i32(3), i32(1)])  # read, keep in every level, data
             return context.get_dummy_value()
 
