@@ -340,16 +340,9 @@ def _rows(x, xs, g, gs, tmp, ts, out, n, lo, hi, keep):  # pragma: no cover - co
     _wide()
     bits = x.view(_KEY_T)
     un = _U64(n)
-    m = _KEY_T(0)
-    if hi > lo:
-        xo = _U64(lo) * _U64(xs)
-        m = _order_key(bits[xo])
-        for i in range(xo, xo + un):
-            k = _order_key(bits[i])
-            m = k if k > m else m
+    mx = _block_max(x[lo * xs:lo * xs + n]) if hi > lo else _ZERO  # the first row's; the others' a row ahead
     for r in range(_U64(lo), _U64(hi)):
         xo, go, to, oo = r * _U64(xs), r * _U64(gs), r * _U64(ts), r * un
-        mx = _load(_KEY_T(_order_key(m)).view(_STORE_T))
         if r + _U64(1) < _U64(hi):  # the next row's max in the same loop: its loads overlap this row's exp
             no = xo + _U64(xs)
             if _WITH_G:  # and its g on the way (read in the sums' loop, which has no arithmetic to overlap)
@@ -360,6 +353,7 @@ def _rows(x, xs, g, gs, tmp, ts, out, n, lo, hi, keep):  # pragma: no cover - co
                 tmp[to + i] = _exp(_load(x[xo + i]) - mx)
                 k = _order_key(bits[no + i])
                 m = k if k > m else m
+            mx = _load(_KEY_T(_order_key(m)).view(_STORE_T))
         else:
             for i in range(un):
                 tmp[to + i] = _exp(_load(x[xo + i]) - mx)
