@@ -62,9 +62,21 @@ def exp_errors(exp, dtype: str) -> tuple[float, float]:
     return float(rel), float(absolute)
 
 
+def _exp(dtype: str):
+    """The compiled exp the kernels of ``dtype`` use (the 16-bit ones: float32's, with a shorter polynomial)."""
+    return nf._build_exp("float64" if dtype == "float64" else "float32", nf.EXP_DEGREE[dtype])
+
+
+def _exp_with(spec: dict, name: str):
+    """exp compiled with constants of one's own (a planted bug)."""
+    import numba
+
+    return numba.njit(types.FunctionType(nf._exp_template.__code__, {**nf._exp_template.__globals__, **spec}, name))
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_exp_is_accurate_over_its_whole_range(dtype):
-    rel, absolute = exp_errors(nf._build_exp(dtype), dtype)
+    rel, absolute = exp_errors(_exp(dtype), dtype)
     assert rel <= 1.0, f"{dtype}: worst relative error {rel:.3g} eps"
     # subnormal results: one rounding (half a subnormal spacing) plus the polynomial's error (under one eps of
     # a value below the smallest normal), in units of the smallest normal
@@ -75,22 +87,34 @@ def test_exp_is_accurate_over_its_whole_range(dtype):
 def test_exp_special_values(dtype):
     t = np.array([-np.inf, -1e30, -1e4, -800.0, 0.0, -0.0, np.nan], dtype=dtype)
     got = np.empty_like(t)
-    _apply(nf._build_exp(dtype))(t, got)
+    _apply(_exp(dtype))(t, got)
     assert got[:4].tolist() == [0.0, 0.0, 0.0, 0.0]  # very negative: 0, never NaN
     assert got[4:6].tolist() == [1.0, 1.0]
     assert np.isnan(got[6])
 
 
 def test_exp_error_measure_catches_a_short_polynomial():
-    """The planted bug: the float32 polynomial cut from degree 7 to 4 (error ~ r**5 / 120, 4e-5)."""
-    spec = nf._spec("float32")
-    spec["_rest"] = spec["_rest"][3:]
-    spec["_top"] = np.float32(1 / 24)
-    clone = types.FunctionType(nf._exp_template.__code__, {**nf._exp_template.__globals__, **spec}, "_exp_short")
-    import numba
-
-    rel, _ = exp_errors(numba.njit(clone), "float32")
+    """The planted bug: float32 computed with the 16-bit formats' polynomial (degree 4, error 2.8e-6)."""
+    rel, _ = exp_errors(_exp_with(nf._spec("float32", 4), "_exp_short"), "float32")
     assert rel > 10
+
+
+@pytest.mark.parametrize("dtype", ("float16", "bfloat16"))
+def test_16bit_exp_is_far_finer_than_a_16bit_spacing(dtype):
+    """The 16-bit formats' exp (float32 arithmetic, a shorter polynomial): its results are rounded once to 16 bits,
+    so its error, over its whole range, must be a small part of a 16-bit spacing (float16's, the finer)."""
+    rel, absolute = exp_errors(_exp(dtype), "float32")
+    share = rel * np.finfo(np.float32).eps / np.finfo(np.float16).eps
+    assert share <= 1 / 64, f"{dtype}: worst relative error {share:.3g} of a float16 spacing"
+    assert absolute <= np.finfo(np.float16).eps / 64, f"{dtype}: worst error below float32's normals {absolute:.3g} tiny"
+
+
+def test_16bit_exp_measure_catches_a_cut_polynomial():
+    """The planted bug: the 16-bit polynomial without its last term (error ~ r**4 / 24, 6e-4)."""
+    spec = nf._spec("float32", nf.EXP_DEGREE["float16"])
+    spec["_top"], spec["_rest"] = spec["_rest"][0], spec["_rest"][1:]
+    rel, _ = exp_errors(_exp_with(spec, "_exp_cut"), "float32")
+    assert rel * np.finfo(np.float32).eps / np.finfo(np.float16).eps > 1 / 64
 
 
 def _convert(fn, src: np.ndarray, dtype) -> np.ndarray:
