@@ -22,7 +22,7 @@ The Jacobian computes a row's s the same way into a row of the worker's own, the
 block once, block row i as ``-s_i s_j`` with ``s_i - s_i^2`` on the diagonal; with fewer rows than threads
 each block is cut into bands of block rows.
 
-Rows of up to :data:`ROW_BYTES` (1024 float32 or 16-bit elements, 512 float64) take a path of their own
+Rows of up to one block (:data:`ROW_ELEMENTS`, 2048 elements) take a path of their own
 (:func:`_rows`): one call for a worker's whole run of rows, loops indexed by unsigned offsets (no slices,
 whose NRT reference counts cost 40-60 ns a row; a signed index is wrapped around when negative, and LLVM
 then gathers or stays scalar), the max, the exp, the row's sums in float64 in a loop without stores (so no
@@ -68,7 +68,8 @@ In-cache shapes and call overhead (issue 24 item 4; the same machine with other 
 thread, thread CPU time, the previous kernels and these in one process). 256 rows, float32 softmax, ns a
 row, before -> after: n = 2: 75 -> 25; 16: 100 -> 22-38; 64: 265 -> 72-81; 256: 314 -> 183; 512: 576 ->
 368; 1024: 719 -> 708 (at 2048 the row path took 1.14x the blocks'); the VJP alike; float64 16: 91 -> 38,
-512: 909 -> 861 (at 1024 the row path took 1.28x, hence 4 KiB). The row sums in float32 instead of float64:
+512: 909 -> 861 (at 1024 the row path took 1.28x then, hence 4 KiB until the next row's max moved into the
+loop of this one's exp: :data:`ROW_ELEMENTS`). The row sums in float32 instead of float64:
 5-10% less (not kept). A 1x16 softmax call took 4.2 us, of which 0.7 in Numba's dispatch and the kernel
 and the rest in the Python wrapper; now 1.2-1.9 us in two runs (torch.softmax 1.3-1.6 in the same
 processes). Dispatch alone: eight arguments (the flat kernel) 0.85 us, two 2-d arrays 0.62, the compiled
@@ -112,9 +113,13 @@ import softgrad
 FASTMATH = {"reassoc", "contract", "arcp", "nsz"}
 #: elements per block of the online first sweep (the block is swept twice while it is in L1)
 BLOCK = 2048
-#: rows of up to this many bytes of the compute dtype (1024 float32, 512 float64) run in :func:`_rows`; longer
-#: ones in blocks (:func:`_sweep`, :func:`_scale`), whose fused exp-and-sum loop wins once a row's slices are paid
-ROW_BYTES = 4096
+#: rows of up to this many elements (one block) run in :func:`_rows`, the next row's max in the loop of this one's
+#: exp; longer ones in blocks (:func:`_sweep`, :func:`_scale`), the next block's max in the loop of this one's.
+#: Rows of one block had run in blocks from 1024 float32 or 512 float64 elements up, where a row's first block
+#: waits for its max with the arithmetic idle (2026-12-06, two threads, ns an element a thread, blocks -> rows:
+#: float32 128x2048 0.79 -> 0.53, 65536x2048 0.93 -> 0.85; float64 256x1024 1.69 -> 1.21, 131072x1024
+#: 2.01 -> 1.62, 64x2048 2.09 -> 1.16; rows of 4096 float32 were slower as rows, 0.50 -> 0.65)
+ROW_ELEMENTS = BLOCK
 #: the shortest chunk a row is split into for threads (shorter rows run whole on one thread)
 MIN_CHUNK = 16384
 #: inputs of fewer elements run serially: starting the threads would cost more than it saves (torch's grain too).
@@ -353,7 +358,7 @@ def _scale(g, go, tmp, to, out, oo, lo, hi, shifts, m, s, d, keep):  # pragma: n
 
 
 def _rows(x, xs, g, gs, tmp, ts, out, n, lo, hi, keep):  # pragma: no cover - compiled by numba
-    """Rows lo..hi-1 of at most :data:`ROW_BYTES` each (n > 0), row r of x from x[r * xs] (g likewise),
+    """Rows lo..hi-1 of at most :data:`ROW_ELEMENTS` each (n > 0), row r of x from x[r * xs] (g likewise),
     its exp values in tmp from tmp[r * ts] (``ts`` 0: one row of the worker's own; ``tmp`` and ``keep`` as
     in :func:`_scale`), the result in out from out[r * n]. Per row: the max (on the bits, as
     :func:`_block_max`), ``e = exp(x - max)`` into tmp, the sums of e (and of ``g * e``) in float64 in a
@@ -462,7 +467,7 @@ def _jacobian_kernel(x, xs, out, n, parts, workers):  # pragma: no cover - compi
     s in the compute dtype (from the softmax sweeps), then block row i as -s_i s_j with s_i - s_i^2 on the
     diagonal, rounded once into the output's dtype. The rows in ``workers`` contiguous runs, one per thread,
     each row's block cut into ``parts`` bands of block rows (for fewer rows than threads; each band's worker
-    computes s anew, in a row of its own). Rows of up to :data:`ROW_BYTES` in whole rows get s for the
+    computes s anew, in a row of its own). Rows of up to :data:`ROW_ELEMENTS` in whole rows get s for the
     worker's whole run in one :func:`_rows` call; block rows are indexed by unsigned offsets, not sliced. A
     call per row and a slice per block row cost NRT reference counts (40-60 ns each), at 256 x 2 most of the
     call (28 us, measured)."""
@@ -503,7 +508,7 @@ _exp = _load = _store = _wide = _prefetch = None
 _LINE = 8
 _KEY_T, _STORE_T, _KEY_SHIFT, _KEY_MASK = np.int64, np.float64, 63, np.int64(2**63 - 1)
 _BLOCK = BLOCK
-_ROWS_UP_TO = ROW_BYTES // 8
+_ROWS_UP_TO = ROW_ELEMENTS
 _WITH_G = False
 _NARROW = False
 _FT = np.float64
@@ -582,7 +587,7 @@ def _parts(dtype: str) -> dict:
     store_t = np.dtype(np.uint16 if compute != dtype else dtype)  # 16-bit dtypes as their bits
     names = {"_exp": _build_exp(compute, EXP_DEGREE[dtype]), "_wide": _wide_vectors(), "_prefetch": _prefetcher(),
              "_LINE": 64 // store_t.itemsize, "_BLOCK": BLOCK, "_FT": np.dtype(compute).type,
-             "_ROWS_UP_TO": ROW_BYTES // np.dtype(compute).itemsize,
+             "_ROWS_UP_TO": ROW_ELEMENTS,
              "_ZERO": np.dtype(compute).type(0), "_NARROW": compute != dtype, "_STORED": store_t,
              "_load": _variant(load, {}, f"_{dtype}", fastmath={"contract"}),
              "_store": _variant(store, {}, f"_{dtype}", fastmath={"contract"})}

@@ -273,8 +273,8 @@ def _run(ops, dtype: str, x: np.ndarray, g: np.ndarray, jacobian: bool = False) 
     assert _same(x, before[0]) and _same(g, before[1])
 
 
-# rows shorter than a vector, exactly one, odd tails past vectors (8 or 16 float32 lanes, 4 interleaved) and blocks, either side of ROW_BYTES (float64 512,
-# float32 1024), a row of exactly one block, 3-d leading dims; small 2-d ones take the fast path, 9 x 1900 the threads
+# rows shorter than a vector, exactly one, odd tails past vectors (8 or 16 float32 lanes, 4 interleaved) and blocks, either side of 512 and 1024
+# (where rows had left the row path), a row of exactly one block (the row path's longest) and one past it, 3-d leading dims; small 2-d ones take the fast path, 9 x 1900 the threads
 SHAPES = [(4, 1), (3, 2), (5, 7), (6, 8), (2, 9), (5, 17), (3, 31), (3, 32), (3, 63), (2, 130), (2, 512), (2, 513), (3, 1000), (2, 1025),
           (3, 2049), (2, nf.BLOCK), (2, 3, 4097), (1, 33), (9, 1900)]
 
