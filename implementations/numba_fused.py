@@ -6,9 +6,10 @@ the output and summed (the VJP also sums ``g * e``), the sums so far rescaled wh
 normaliser, once per block). A second sweep, while the row is still in this core's cache, scales each
 block by ``exp(m_block - m_row) / sum`` (the VJP: times ``g - dot / sum``). exp is computed once per
 element and the output is written once to memory. A block's max is found one block ahead, in the loop of
-the block before's exp (and a short row's one row ahead), so its loads from memory overlap that loop's
-arithmetic instead of waiting with the arithmetic idle; the VJP prefetches g a block (a short row) ahead,
-for the loop of sums that reads it (:func:`_prefetcher`). Measured (2026-12-06, the quiet 2-core machine,
+the block before's exp (a row's first block's in the loop of the previous row's last; a short row's one row
+ahead), so its loads from memory overlap that loop's arithmetic instead of waiting with the arithmetic idle
+(the first block's max across rows: rows of 4096 and 8192 0.84-0.97x the time); the VJP prefetches g a block
+(a short row) ahead, for the loop of sums that reads it (:func:`_prefetcher`). Measured (2026-12-06, the quiet 2-core machine,
 the kernels before and after in one process, two threads, medians of 9): rows of 1024 (131072x1024)
 softmax float32 0.85x the time before, bfloat16 0.73x, VJP float32 0.82x, bfloat16 0.87x; 256x1024 in
 cache 0.82-0.89x; vocab rows (512x262144, 2048x50257) bfloat16 softmax 0.89-0.91x, the rest 0.96-0.99x
@@ -271,27 +272,44 @@ def _block_max(x):  # pragma: no cover - compiled by numba
     return _load(_KEY_T(_order_key(m)).view(_STORE_T))
 
 
-def _sweep(x, xo, g, go, tmp, to, lo, hi, shifts):  # pragma: no cover - compiled by numba
+def _first_max(x, xo, lo, hi):  # pragma: no cover - compiled by numba
+    """The max of the first block of elements [lo, hi) of the row at x[xo] (-inf where there are none), in
+    float64: what :func:`_sweep` starts from."""
+    return np.float64(_block_max(x[xo + lo:xo + min(lo + _BLOCK, hi)])) if hi > lo else -np.inf
+
+
+def _sweep(x, xo, g, go, tmp, to, lo, hi, shifts, bm, nxo, ngo):  # pragma: no cover - compiled by numba
     """The sweep from memory over elements [lo, hi) of a row (x from x[xo], g from g[go]), block by block:
     the block's max raises the running max m, then ``e = exp(x - m)`` is stored in ``tmp`` from tmp[to] (the
     output itself, or a float32 row of this thread's for 16-bit outputs) and summed (with ``g * e`` for the
     VJP), the sums so far rescaled when m rose. ``shifts[j]`` keeps the m block j used, for :func:`_scale`.
     While m is -inf (a masked prefix) the shift is 0, so exp(-inf) is 0, not NaN. The next block's max is
     found in the same loop as this block's exp (on its bits, as :func:`_block_max`): its loads from memory
-    overlap the exp's arithmetic, where a max loop of its own waits for memory with the arithmetic idle.
-    Returns (m, sum e, sum g e), all relative to the final m."""
+    overlap the exp's arithmetic, where a max loop of its own waits for memory with the arithmetic idle. The
+    first block's max ``bm`` comes from the caller (:func:`_first_max`); after the last block comes the first
+    of the next row, at x[nxo] and g[ngo] (the same elements [lo, hi); ``nxo`` -1: none), whose max is returned.
+    Returns (m, sum e, sum g e, the next row's first max), the sums relative to the final m."""
     _wide()
     bits = x.view(_KEY_T)
     m = -np.inf
     s = 0.0
     d = 0.0
-    bm = np.float64(_block_max(x[xo + lo:xo + min(lo + _BLOCK, hi)]))
-    for j in range((hi - lo + _BLOCK - 1) // _BLOCK):
+    blocks = (hi - lo + _BLOCK - 1) // _BLOCK
+    following = -np.inf
+    for j in range(blocks):
         b = lo + j * _BLOCK
         xb = x[xo + b:xo + min(b + _BLOCK, hi)]  # slices: loops from 0 need no negative-index wraparound
         gb = g[go + b:go + b + xb.size]
         tb = tmp[to + b:to + b + xb.size]
-        nb = bits[xo + b + xb.size:xo + min(b + xb.size + _BLOCK, hi)]  # the next block (empty after the last)
+        if j + 1 < blocks:  # the next block of this row, or after the last the next row's first (may be longer)
+            nb = bits[xo + b + xb.size:xo + min(b + xb.size + _BLOCK, hi)]
+            ng = go + b + xb.size
+        elif nxo >= 0:
+            nb = bits[nxo + lo:nxo + min(lo + _BLOCK, hi)]
+            ng = ngo + lo
+        else:
+            nb = bits[0:0]
+            ng = 0
         if bm > m:
             if m > -np.inf:  # else the sums are 0 (or NaN), with nothing to rescale
                 scale = np.exp(m - bm)
@@ -302,15 +320,18 @@ def _sweep(x, xo, g, go, tmp, to, lo, hi, shifts):  # pragma: no cover - compile
         shift = _FT(m if m > -np.inf else 0.0)
         key = _order_key(nb[0]) if nb.size else _KEY_T(0)
         if _WITH_G:  # the next block's g on the way, read by the sums' loop below, which has little to overlap
-            for i in range(_U64(go + b + xb.size), _U64(go + min(b + xb.size + _BLOCK, hi)), _LINE):
+            for i in range(_U64(ng), _U64(ng + nb.size), _LINE):
                 _prefetch(g, i)
-        for i in range(nb.size):  # a whole block and the next one's max (every block but the last is whole)
+        both = min(nb.size, xb.size)
+        for i in range(both):  # this block's exp and the next one's max
             tb[i] = _exp(_load(xb[i]) - shift)
             k = _order_key(nb[i])
             key = k if k > key else key
-        if nb.size:
-            bm = np.float64(_load(_KEY_T(_order_key(key)).view(_STORE_T)))
-        xr, tr = xb[nb.size:], tb[nb.size:]  # the last block (or what the next one lacks)
+        for i in range(both, nb.size):  # the next row's first block, past this row's last
+            k = _order_key(nb[i])
+            key = k if k > key else key
+        following = np.float64(_load(_KEY_T(_order_key(key)).view(_STORE_T))) if nb.size else -np.inf
+        xr, tr = xb[both:], tb[both:]  # the last block (or what the next one lacks)
         for i in range(xr.size):
             tr[i] = _exp(_load(xr[i]) - shift)
         # the block's sums in the compute dtype (at most _BLOCK terms, in vector lanes), the row's in float64, in
@@ -325,7 +346,8 @@ def _sweep(x, xo, g, go, tmp, to, lo, hi, shifts):  # pragma: no cover - compile
                 dot += tb[i] * _load(gb[i])
         s += np.float64(acc)
         d += np.float64(dot)
-    return m, s, d
+        bm = following
+    return m, s, d, following
 
 
 def _scale(g, go, tmp, to, out, oo, lo, hi, shifts, m, s, d, keep):  # pragma: no cover - compiled by numba
@@ -424,9 +446,11 @@ def _rows_kernel(x, xs, g, gs, out, n, chunks, workers):  # pragma: no cover - c
             if n <= _ROWS_UP_TO:
                 _rows(x, xs, g, gs, tmp, 0 if _NARROW else n, out, n, lo, hi, keep)
                 continue
+            bm = _first_max(x, lo * xs, 0, n) if hi > lo else -np.inf
             for r in range(lo, hi):
                 to = 0 if _NARROW else r * n
-                m, s, d = _sweep(x, r * xs, g, r * gs, tmp, to, 0, n, shifts)
+                nxo, ngo = ((r + 1) * xs, (r + 1) * gs) if r + 1 < hi else (-1, -1)  # the next row's max, ahead
+                m, s, d, bm = _sweep(x, r * xs, g, r * gs, tmp, to, 0, n, shifts, bm, nxo, ngo)
                 _scale(g, r * gs, tmp, to, out, r * n, 0, n, shifts, m, s, d, keep)
         return
     if _NARROW:
@@ -439,8 +463,9 @@ def _rows_kernel(x, xs, g, gs, out, n, chunks, workers):  # pragma: no cover - c
     for k in _range(rows * chunks):
         r = k // chunks
         lo = min((k - r * chunks) * size, n)
-        parts[k, 0], parts[k, 1], parts[k, 2] = _sweep(x, r * xs, g, r * gs, tmp, r * n, lo, min(lo + size, n),
-                                                       shifts[k])
+        end = min(lo + size, n)
+        parts[k, 0], parts[k, 1], parts[k, 2], _ = _sweep(x, r * xs, g, r * gs, tmp, r * n, lo, end, shifts[k],
+                                                          _first_max(x, r * xs, lo, end), -1, -1)
     for r in range(rows):
         head = r * chunks
         m = parts[head, 0]
@@ -490,7 +515,8 @@ def _jacobian_kernel(x, xs, out, n, parts, workers):  # pragma: no cover - compi
                 if n <= _ROWS_UP_TO:
                     _rows(x, xs, x, xs, sr, 0, sr, n, r, r + 1, True)
                 else:
-                    m, s, d = _sweep(x, r * xs, x, r * xs, sr, 0, 0, n, shifts)
+                    bm = _first_max(x, r * xs, 0, n)
+                    m, s, d, _ = _sweep(x, r * xs, x, r * xs, sr, 0, 0, n, shifts, bm, -1, -1)
                     _scale(x, r * xs, sr, 0, out, 0, 0, n, shifts, m, s, d, True)
                 last = r
             so = _U64(r) * un if at_once else _U64(0)  # row r's s in sr
@@ -614,6 +640,7 @@ def _kernel(op: str, dtype: str, parallel: bool):
     stored = numba.from_dtype(names["_STORED"])
     flat_in, flat_out = Array(stored, 1, "C", readonly=True), Array(stored, 1, "C")
     suffix = f"_{dtype}_{op}"
+    names["_first_max"] = _variant(_first_max, names, suffix)
     parts = {**names, "_sweep": _variant(_sweep, names, suffix), "_scale": _variant(_scale, names, suffix),
              "_rows": _variant(_rows, names, suffix),
              "_range": numba.prange if parallel else range}

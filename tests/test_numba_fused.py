@@ -273,10 +273,12 @@ def _run(ops, dtype: str, x: np.ndarray, g: np.ndarray, jacobian: bool = False) 
     assert _same(x, before[0]) and _same(g, before[1])
 
 
-# rows shorter than a vector, exactly one, odd tails past vectors (8 or 16 float32 lanes, 4 interleaved) and blocks, either side of 512 and 1024
-# (where rows had left the row path), a row of exactly one block (the row path's longest) and one past it, 3-d leading dims; small 2-d ones take the fast path, 9 x 1900 the threads
-SHAPES = [(4, 1), (3, 2), (5, 7), (6, 8), (2, 9), (5, 17), (3, 31), (3, 32), (3, 63), (2, 130), (2, 512), (2, 513), (3, 1000), (2, 1025),
-          (3, 2049), (2, nf.BLOCK), (2, 3, 4097), (1, 33), (9, 1900)]
+# rows shorter than a vector, exactly one, odd tails past vectors (8 or 16 float32 lanes, 4 interleaved) and
+# blocks, either side of 512 and 1024 (where rows had left the row path), a row of exactly one block (the row
+# path's longest), one past it and two whole ones (the next row's first max in the last block's loop), 3-d
+# leading dims; small 2-d ones take the fast path, 9 x 1900 the threads
+SHAPES = [(4, 1), (3, 2), (5, 7), (6, 8), (2, 9), (5, 17), (3, 31), (3, 32), (3, 63), (2, 130), (2, 512), (2, 513),
+          (3, 1000), (2, 1025), (3, 2049), (2, nf.BLOCK), (3, 2 * nf.BLOCK), (2, 3, 4097), (1, 33), (9, 1900)]
 
 
 @pytest.mark.parametrize("dtype", ALL)
@@ -335,7 +337,7 @@ def test_masks_and_non_finite_rows(ops, dtype, n):
 
 
 @pytest.mark.parametrize("dtype", ALL)
-@pytest.mark.parametrize("n", [37, 1000, 3 * nf.BLOCK + 5])  # rows swept whole, rows in blocks (a short last one)
+@pytest.mark.parametrize("n", [37, 1000, nf.BLOCK, 2 * nf.BLOCK, 3 * nf.BLOCK + 5])  # rows whole, rows in blocks
 def test_each_row_and_block_is_shifted_by_its_own_max(ops, dtype, n):
     """A row's maxima are found one row (or block) ahead, in the loop of the row (block) before: a row of
     -400 with one +400 at each edge of the row and of its blocks, between rows of only -400. exp(800)
