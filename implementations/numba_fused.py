@@ -63,7 +63,8 @@ element per thread at 24.5 GB/s (85% of copy), so the in-cache cost is at that l
 side on the quiet machine (2026-12-06 16:53, copy 21.4-25.1 GB/s beside each): float32 softmax 74-75% of copy
 (before: 44-62%), VJP 64-84%, bfloat16 softmax 37-39%, VJP 42-51%; at 23:13, with the near-minimax exp and the
 maxima ahead across rows (docs/timing.md#roofline): vocab rows float32 72-82% / 67-80%, bfloat16 49% / 50-54%,
-rows of 1024 (131072x1024) float32 92% / 79%, bfloat16 52% / 57%, float64 37% / 54%. Non-temporal stores: Numba exposes
+rows of 1024 (131072x1024) float32 92% / 79%, bfloat16 52% / 57%, float64 82% / 84% (with the timing
+allocator's trim threshold raised: at 1 GiB a result had been faulted in afresh every call, 37% / 54%). Non-temporal stores: Numba exposes
 none; only a hand-written ``numba.extending.intrinsic`` emitting LLVM stores with ``!nontemporal`` metadata would reach
 them (not tried).
 
