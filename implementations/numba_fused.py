@@ -9,9 +9,9 @@ element and the output is written once to memory. A block's max is found one blo
 the block before's exp (a row's first block's in the loop of the previous row's last; a short row's one row
 ahead), so its loads from memory overlap that loop's arithmetic instead of waiting with the arithmetic idle
 (the first block's max across rows: rows of 4096 and 8192 0.84-0.97x the time); the VJP prefetches g a block
-(a short row) ahead, for the loop of sums that reads it (:func:`_prefetcher`). Measured (2026-12-06, the quiet 2-core machine,
-the kernels before and after in one process, two threads, medians of 9): rows of 1024 (131072x1024)
-softmax float32 0.85x the time before, bfloat16 0.73x, VJP float32 0.82x, bfloat16 0.87x; 256x1024 in
+(a short row) ahead, for the loop of sums that reads it (:func:`_prefetcher`). Measured (2026-12-06, the
+quiet 2-core machine, the kernels before and after in one process, two threads, medians of 9): rows of 1024
+(131072x1024) softmax float32 0.85x the time before, bfloat16 0.73x, VJP float32 0.82x, bfloat16 0.87x; 256x1024 in
 cache 0.82-0.89x; vocab rows (512x262144, 2048x50257) bfloat16 softmax 0.89-0.91x, the rest 0.96-0.99x
 (a block's sums are taken in a loop without stores, as :func:`_rows` does: summed in the exp's loop, the
 order of the sums followed the compile, a row through two kernels 1-2 ulp apart after some cold compiles;
@@ -64,9 +64,9 @@ side on the quiet machine (2026-12-06 16:53, copy 21.4-25.1 GB/s beside each): f
 (before: 44-62%), VJP 64-84%, bfloat16 softmax 37-39%, VJP 42-51%; at 23:13, with the near-minimax exp and the
 maxima ahead across rows (docs/timing.md#roofline): vocab rows float32 72-82% / 67-80%, bfloat16 49% / 50-54%,
 rows of 1024 (131072x1024) float32 92% / 79%, bfloat16 52% / 57%, float64 82% / 84% (with the timing
-allocator's trim threshold raised: at 1 GiB a result had been faulted in afresh every call, 37% / 54%). Non-temporal stores: Numba exposes
-none; only a hand-written ``numba.extending.intrinsic`` emitting LLVM stores with ``!nontemporal`` metadata would reach
-them (not tried).
+allocator's trim threshold raised: at 1 GiB a result had been faulted in afresh every call, 37% / 54%).
+Non-temporal stores: Numba exposes none; only a hand-written ``numba.extending.intrinsic`` emitting LLVM stores
+with ``!nontemporal`` metadata would reach them (not tried).
 
 In-cache shapes and call overhead (issue 24 item 4; the same machine with other processes running; one
 thread, thread CPU time, the previous kernels and these in one process). 256 rows, float32 softmax, ns a
