@@ -64,7 +64,7 @@ def exp_errors(exp, dtype: str) -> tuple[float, float]:
 
 def _exp(dtype: str):
     """The compiled exp the kernels of ``dtype`` use (the 16-bit ones: float32's, with a shorter polynomial)."""
-    return nf._build_exp("float64" if dtype == "float64" else "float32", nf.EXP_DEGREE[dtype])
+    return nf._parts(dtype)["_exp"]
 
 
 def _exp_with(spec: dict, name: str):
