@@ -117,16 +117,24 @@ def test_16bit_exp_measure_catches_a_cut_polynomial():
     assert rel * np.finfo(np.float32).eps / np.finfo(np.float16).eps > 1 / 64
 
 
-def _convert(fn, src: np.ndarray, dtype) -> np.ndarray:
-    """``fn`` (one of the kernels' loads or stores, compiled) applied to every element of ``src``."""
+def _convert(fn, src: np.ndarray, dtype, needs: dict | None = None) -> np.ndarray:
+    """``fn`` (one of the kernels' loads or stores, compiled with the globals ``needs``) applied to every element
+    of ``src``."""
     import numba
 
     out = np.empty(src.size, dtype)
-    _apply(numba.njit(fastmath={"contract"})(fn))(src, out)
+    compiled = types.FunctionType(fn.__code__, {**fn.__globals__, **(needs or {})}, fn.__name__)
+    _apply(numba.njit(fastmath={"contract"})(compiled))(src, out)
     return out
 
 
-WIDEN = {"float16": (nf._f16_widen, nf._f16_narrow), "bfloat16": (nf._bf16_widen, nf._bf16_narrow)}
+def _conversion_sets() -> list:
+    """(dtype, load, store, globals) of every 16-bit conversion the kernels may use here: the bit arithmetic
+    always (the fallback), float16's hardware conversion where this CPU has one."""
+    sets = [("float16", nf._f16_widen, nf._f16_narrow, {}), ("bfloat16", nf._bf16_widen, nf._bf16_narrow, {})]
+    if nf.hardware_half():
+        sets.append(("float16", nf._f16_widen_hardware, nf._f16_narrow_hardware, nf._half_conversions()))
+    return [pytest.param(*c, id=f"{c[0]}-{c[1].__name__}") for c in sets]
 
 
 def _float32_probes() -> np.ndarray:
@@ -143,22 +151,22 @@ def _float32_probes() -> np.ndarray:
     return np.concatenate([flat, flat | np.uint32(0x80000000)]).view(np.float32)
 
 
-@pytest.mark.parametrize("dtype", ("float16", "bfloat16"))
-def test_16bit_loads_are_exact_for_every_bit_pattern(dtype):
+@pytest.mark.parametrize(("dtype", "load", "store", "needs"), _conversion_sets())
+def test_16bit_loads_are_exact_for_every_bit_pattern(dtype, load, store, needs):
     if dtype not in ALL:
         pytest.skip("ml_dtypes is not installed")
     every = np.arange(2**16, dtype=np.uint32).astype(np.uint16)
-    got = _convert(WIDEN[dtype][0], every, np.float32)
+    got = _convert(load, every, np.float32, needs)
     want = every.view(_np(dtype)).astype(np.float32)
     nan = np.isnan(want)
     assert np.array_equal(got[~nan].view(np.uint32), want[~nan].view(np.uint32))  # -0.0 and subnormals too
     assert np.isnan(got[nan]).all()
 
 
-def _stores_agree(store, dtype: str) -> tuple[int, bool]:
+def _stores_agree(store, dtype: str, needs: dict | None = None) -> tuple[int, bool]:
     """(how many probes ``store`` rounds unlike NumPy/ml_dtypes, whether every NaN stays NaN)."""
     f = _float32_probes()
-    got = _convert(store, f, np.uint16)
+    got = _convert(store, f, np.uint16, needs)
     with np.errstate(over="ignore", invalid="ignore"):
         want = f.astype(_np(dtype)).view(np.uint16)
     nan = np.isnan(f)
@@ -166,14 +174,33 @@ def _stores_agree(store, dtype: str) -> tuple[int, bool]:
     return int((got[~nan] != want[~nan]).sum()), bool(np.isnan(back).all())
 
 
-@pytest.mark.parametrize("dtype", ("float16", "bfloat16"))
-def test_16bit_stores_round_to_nearest_even(dtype):
+@pytest.mark.parametrize(("dtype", "load", "store", "needs"), _conversion_sets())
+def test_16bit_stores_round_to_nearest_even(dtype, load, store, needs):
     """Ties to even, subnormals (float16), overflow to inf, NaN kept NaN: bit for bit as NumPy (float16)
     and ml_dtypes (bfloat16) round."""
     if dtype not in ALL:
         pytest.skip("ml_dtypes is not installed")
-    wrong, nan_kept = _stores_agree(WIDEN[dtype][1], dtype)
+    wrong, nan_kept = _stores_agree(store, dtype, needs)
     assert wrong == 0 and nan_kept
+
+
+def test_kernels_take_the_cpus_float16_conversion_where_it_has_one(monkeypatch):
+    """float16's loads and stores are the CPU's where :func:`hardware_half` says so, the bit arithmetic else; and
+    Numba's ``NUMBA_CPU_FEATURES`` without F16C (a build for older CPUs) turns the hardware path off on x86."""
+    import platform
+
+    from numba.core import config
+
+    _, load, store, _ = nf._conversions("float16")
+    assert (load, store) == ((nf._f16_widen_hardware, nf._f16_narrow_hardware) if nf.hardware_half()
+                             else (nf._f16_widen, nf._f16_narrow))
+    assert nf._conversions("bfloat16")[1:3] == (nf._bf16_widen, nf._bf16_narrow)
+    if platform.machine().lower() in ("x86_64", "amd64"):
+        monkeypatch.setattr(config, "CPU_FEATURES", "+avx2,-f16c,+fma")
+        assert not nf.hardware_half()
+        assert nf._conversions("float16")[1:3] == (nf._f16_widen, nf._f16_narrow)
+        monkeypatch.setattr(config, "CPU_FEATURES", "+avx2,+f16c,+fma")
+        assert nf.hardware_half()
 
 
 def test_the_store_check_catches_truncation_and_a_lost_nan():
