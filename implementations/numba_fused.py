@@ -65,7 +65,11 @@ side on the quiet machine (2026-12-06 16:53, copy 21.4-25.1 GB/s beside each): f
 (before: 44-62%), VJP 64-84%, bfloat16 softmax 37-39%, VJP 42-51%; at 23:13, with the near-minimax exp and the
 maxima ahead across rows (docs/timing.md#roofline): vocab rows float32 72-82% / 67-80%, bfloat16 49% / 50-54%,
 rows of 1024 (131072x1024) float32 92% / 79%, bfloat16 52% / 57%, float64 82% / 84% (with the timing
-allocator's trim threshold raised: at 1 GiB a result had been faulted in afresh every call, 37% / 54%).
+allocator's trim threshold raised: at 1 GiB a result had been faulted in afresh every call, 37% / 54%); at
+01:38 on 12-07 (docs/timing.md#roofline) vocab rows float32 70-82% / 68-82%, 16-bit 47-57%, float64 61-71%.
+Rows longer than a block lose to their scaling pass from cache: without it (a wrong result, the same memory
+traffic) 0.68-0.87x the time; that pass done block by block inside the next row's sweep, or with the next row
+prefetched during it, did not win it back (0.92-1.22x; not kept).
 Non-temporal stores: Numba exposes none; only a hand-written ``numba.extending.intrinsic`` emitting LLVM stores
 with ``!nontemporal`` metadata would reach them (not tried).
 
