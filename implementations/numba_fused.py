@@ -276,16 +276,13 @@ def hardware_half() -> bool:
     0.67-0.68x; vocab rows (512x262144, 2048x50257) softmax 0.80-0.93x, VJP 0.73-0.78x; 256x1024 0.62-0.64x."""
     import platform
 
-    from numba.core import config
+    from numba.core import codegen, config
 
     if platform.machine().lower() in ("aarch64", "arm64"):
         return True
-    if config.CPU_FEATURES is not None:
-        features = config.CPU_FEATURES
-    else:
-        import llvmlite.binding as llvm
-
-        features = llvm.get_host_cpu_features().flatten()
+    # the features Numba's JIT compiles for (its own choice: NUMBA_CPU_FEATURES, else the host's; '' where LLVM
+    # cannot tell, and then the bit arithmetic)
+    features = config.CPU_FEATURES if config.CPU_FEATURES is not None else codegen.get_host_cpu_features()
     return "+f16c" in features.split(",")
 
 

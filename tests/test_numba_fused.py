@@ -199,6 +199,8 @@ def test_kernels_take_the_cpus_float16_conversion_where_it_has_one(monkeypatch):
         monkeypatch.setattr(config, "CPU_FEATURES", "+avx2,-f16c,+fma")
         assert not nf.hardware_half()
         assert nf._conversions("float16")[1:3] == (nf._f16_widen, nf._f16_narrow)
+        monkeypatch.setattr(config, "CPU_FEATURES", "")  # features unknown: the bit arithmetic, always right
+        assert not nf.hardware_half()
         monkeypatch.setattr(config, "CPU_FEATURES", "+avx2,+f16c,+fma")
         assert nf.hardware_half()
 
