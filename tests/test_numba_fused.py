@@ -118,13 +118,10 @@ def test_16bit_exp_measure_catches_a_cut_polynomial():
 
 
 def _convert(fn, src: np.ndarray, dtype, needs: dict | None = None) -> np.ndarray:
-    """``fn`` (one of the kernels' loads or stores, compiled with the globals ``needs``) applied to every element
-    of ``src``."""
-    import numba
-
+    """``fn`` (one of the kernels' loads or stores, compiled as the kernels compile theirs, with the globals
+    ``needs``) applied to every element of ``src``."""
     out = np.empty(src.size, dtype)
-    compiled = types.FunctionType(fn.__code__, {**fn.__globals__, **(needs or {})}, fn.__name__)
-    _apply(numba.njit(fastmath={"contract"})(compiled))(src, out)
+    _apply(nf._variant(fn, needs or {}, "_under_test", fastmath={"contract"}))(src, out)
     return out
 
 
