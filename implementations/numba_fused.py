@@ -454,52 +454,65 @@ def _scale(g, go, tmp, to, out, oo, lo, hi, shifts, m, s, d, keep):  # pragma: n
                     ob[i] = _store(tb[i] * f)
 
 
+def _finish_row(g, go, tmp, to, out, oo, un, keep):  # pragma: no cover - compiled by numba, inlined
+    """A row of :func:`_rows` after its exp: the sums of e (and of ``g * e``) in float64 in a loop of their own
+    (no stores, so no runtime alias check picks between a vector and a scalar loop: the sums' order, vector
+    lanes and all, depends on n only, never on where the row lies), then the scaling."""
+    s = 0.0
+    d = 0.0
+    for i in range(un):
+        s += np.float64(tmp[to + i])
+        if _WITH_G:
+            d += np.float64(tmp[to + i]) * np.float64(_load(g[go + i]))
+    inv = _FT(1.0 / s)
+    dot = _FT(d / s)
+    for i in range(un):
+        v = tmp[to + i] * inv
+        if _WITH_G:
+            v = v * (_load(g[go + i]) - dot)
+        if keep:
+            tmp[to + i] = v
+        else:
+            out[oo + i] = _store(v)
+
+
 def _rows(x, xs, g, gs, tmp, ts, out, n, lo, hi, keep):  # pragma: no cover - compiled by numba
     """Rows lo..hi-1 of at most :data:`ROW_ELEMENTS` each (n > 0), row r of x from x[r * xs] (g likewise),
     its exp values in tmp from tmp[r * ts] (``ts`` 0: one row of the worker's own; ``tmp`` and ``keep`` as
     in :func:`_scale`), the result in out from out[r * n]. Per row: the max (on the bits, as
-    :func:`_block_max`), ``e = exp(x - max)`` into tmp, the sums of e (and of ``g * e``) in float64 in a
-    loop of their own (no stores, so no runtime alias check picks between a vector and a scalar loop: the
-    sums' order, vector lanes and all, depends on n only, never on where the row lies), then the scaling.
-    One call for a worker's whole run of rows, indexed by unsigned offsets: slices and arrays passed per
+    :func:`_block_max`), ``e = exp(x - max)`` into tmp, then its sums and scaling (:func:`_finish_row`,
+    inlined). One call for a worker's whole run of rows, indexed by unsigned offsets: slices and arrays passed per
     row cost NRT reference counts (40-60 ns a row, measured), and a signed index is wrapped around when
-    negative, which LLVM does not vectorise. A row of only -inf: exp(NaN), the policy's NaN row."""
+    negative, which LLVM does not vectorise. The rows with a next row run in one loop and the last after it:
+    LLVM checks once, for the whole run, that the loops' stores miss the rows they read, over the rows the
+    loop could read; with the last row's read ahead among them (never taken) that range reached a row past
+    x, so an output starting within a row of x's end (glibc puts a new block 16 bytes after the one before)
+    failed the check and every row ran scalar, float32 4-6x the time (256 x 64: 41-56 us against 9-10;
+    ``benchmarks/test_speed.py -k placement``). A row of only -inf: exp(NaN), the policy's NaN row."""
     _wide()
     bits = x.view(_KEY_T)
     un = _U64(n)
-    mx = _block_max(x[lo * xs:lo * xs + n]) if hi > lo else _ZERO  # the first row's; the others' a row ahead
-    for r in range(_U64(lo), _U64(hi)):
+    if hi <= lo:
+        return
+    mx = _block_max(x[lo * xs:lo * xs + n])  # the first row's; the others' a row ahead
+    last = _U64(hi - 1)
+    for r in range(_U64(lo), last):  # the next row's max in the same loop: its loads overlap this row's exp
         xo, go, to, oo = r * _U64(xs), r * _U64(gs), r * _U64(ts), r * un
-        if r + _U64(1) < _U64(hi):  # the next row's max in the same loop: its loads overlap this row's exp
-            no = xo + _U64(xs)
-            if _WITH_G:  # and its g on the way (read in the sums' loop, which has no arithmetic to overlap)
-                for i in range(go + _U64(gs), go + _U64(gs) + un, _LINE):
-                    _prefetch(g, i)
-            m = _order_key(bits[no])
-            for i in range(un):
-                tmp[to + i] = _exp(_load(x[xo + i]) - mx)
-                k = _order_key(bits[no + i])
-                m = k if k > m else m
-            mx = _load(_KEY_T(_order_key(m)).view(_STORE_T))
-        else:
-            for i in range(un):
-                tmp[to + i] = _exp(_load(x[xo + i]) - mx)
-        s = 0.0
-        d = 0.0
+        no = xo + _U64(xs)
+        if _WITH_G:  # and its g on the way (read in the sums' loop, which has no arithmetic to overlap)
+            for i in range(go + _U64(gs), go + _U64(gs) + un, _LINE):
+                _prefetch(g, i)
+        m = _order_key(bits[no])
         for i in range(un):
-            s += np.float64(tmp[to + i])
-            if _WITH_G:
-                d += np.float64(tmp[to + i]) * np.float64(_load(g[go + i]))
-        inv = _FT(1.0 / s)
-        dot = _FT(d / s)
-        for i in range(un):
-            v = tmp[to + i] * inv
-            if _WITH_G:
-                v = v * (_load(g[go + i]) - dot)
-            if keep:
-                tmp[to + i] = v
-            else:
-                out[oo + i] = _store(v)
+            tmp[to + i] = _exp(_load(x[xo + i]) - mx)
+            k = _order_key(bits[no + i])
+            m = k if k > m else m
+        mx = _load(_KEY_T(_order_key(m)).view(_STORE_T))
+        _finish_row(g, go, tmp, to, out, oo, un, keep)
+    xo, go, to, oo = last * _U64(xs), last * _U64(gs), last * _U64(ts), last * un
+    for i in range(un):
+        tmp[to + i] = _exp(_load(x[xo + i]) - mx)
+    _finish_row(g, go, tmp, to, out, oo, un, keep)
 
 
 def _rows_kernel(x, xs, g, gs, out, n, chunks, workers):  # pragma: no cover - compiled by numba
@@ -717,7 +730,8 @@ def _kernel(op: str, dtype: str, parallel: bool):
     suffix = f"_{dtype}_{op}"
     names["_first_max"] = _variant(_first_max, names, suffix)
     parts = {**names, "_sweep": _variant(_sweep, names, suffix), "_scale": _variant(_scale, names, suffix),
-             "_rows": _variant(_rows, names, suffix),
+             "_rows": _variant(_rows, {**names, "_finish_row": _variant(_finish_row, names, suffix, inline="always")},
+                               suffix),
              "_range": numba.prange if parallel else range}
     if op == "jacobian":
         body, signature = _jacobian_kernel, void(flat_in, int64, flat_out, int64, int64, int64)
