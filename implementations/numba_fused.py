@@ -455,17 +455,20 @@ def _scale(g, go, tmp, to, out, oo, lo, hi, shifts, m, s, d, keep):  # pragma: n
 
 
 def _finish_row(g, go, tmp, to, out, oo, un, keep):  # pragma: no cover - compiled by numba, inlined
-    """A row of :func:`_rows` after its exp: the sums of e (and of ``g * e``) in float64 in a loop of their own
-    (no stores, so no runtime alias check picks between a vector and a scalar loop: the sums' order, vector
-    lanes and all, depends on n only, never on where the row lies), then the scaling."""
-    s = 0.0
-    d = 0.0
+    """A row of :func:`_rows` after its exp: the sums of e (and of ``g * e``) in a loop of their own (no
+    stores, so no runtime alias check picks between a vector and a scalar loop: the sums' order, vector lanes
+    and all, depends on n only, never on where the row lies), in the compute dtype's vector lanes as a block's
+    in :func:`_sweep` (at most :data:`ROW_ELEMENTS` terms; float64 sums had taken 1.04-1.16x the time of a
+    row in cache), then the scaling."""
+    acc = _ZERO
+    dot = _ZERO
     for i in range(un):
-        s += np.float64(tmp[to + i])
+        acc += tmp[to + i]
         if _WITH_G:
-            d += np.float64(tmp[to + i]) * np.float64(_load(g[go + i]))
+            dot += tmp[to + i] * _load(g[go + i])
+    s = np.float64(acc)
     inv = _FT(1.0 / s)
-    dot = _FT(d / s)
+    dot = _FT(np.float64(dot) / s)
     for i in range(un):
         v = tmp[to + i] * inv
         if _WITH_G:
