@@ -68,39 +68,3 @@ def test_speed(benchmark, name, op, shape, device):
     benchmark.extra_info.update(impl=name, family=impl.family)
     benchmark(call)
 
-
-@pytest.mark.parametrize("placement", ["right after x", "64 KiB apart"])
-@pytest.mark.parametrize("op", ["softmax", "vjp"])
-@pytest.mark.parametrize("shape", ["256x64", "64x300"])
-def test_numba_fused_output_placement(benchmark, shape, op, placement):
-    """numba-fused's kernel with its output starting 16 bytes after x's last element (where glibc puts the next
-    block after x's, as ``np.empty`` for the result right after making x does) and 64 KiB apart: the two
-    should take the same time. Until 2026-12-07 LLVM's alias check, hoisted out of the loop over rows,
-    covered one row past x, so an output within a row of x's end sent every row to the scalar loops (float32,
-    4-5x the time); compare the group's two cases."""
-    pytest.importorskip("numba")
-    import numba
-    import numpy as np
-
-    from softgrad.implementations import numba_fused as nf
-
-    rows, n = grid.parse_shape(shape)
-    parallel = rows * n >= nf.SERIAL_BELOW
-    kernel = nf._kernel(op, DTYPE, parallel)
-    x, g = (a.astype(DTYPE).reshape(-1) for a in make_inputs((rows, n), DTYPE))
-    size = x.nbytes
-    gap = 16 if placement == "right after x" else 65536
-    buf = np.empty(3 * size + gap + 8192, np.uint8)
-    start = (-buf.ctypes.data) % 4096 + 16
-
-    def at(offset: int, values: np.ndarray) -> np.ndarray:
-        a = buf[start + offset:start + offset + size].view(DTYPE)
-        a[:] = values
-        return a
-
-    xp, out = at(0, x), at(size + gap, x)
-    gp = at(2 * size + gap + 4096, g)
-    workers = numba.get_num_threads() if parallel else 1
-    kernel(xp, n, gp, n, out, n, 1, workers)
-    benchmark.group = f"numba-fused output placement {op} {shape} {DTYPE}"
-    benchmark(kernel, xp, n, gp, n, out, n, 1, workers)

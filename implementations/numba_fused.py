@@ -491,7 +491,7 @@ def _rows(x, xs, g, gs, tmp, ts, out, n, lo, hi, keep):  # pragma: no cover - co
     loop could read; with the last row's read ahead among them (never taken) that range reached a row past
     x, so an output starting within a row of x's end (glibc puts a new block 16 bytes after the one before)
     failed the check and every row ran scalar, float32 4-6x the time (256 x 64: 41-56 us against 9-10;
-    ``benchmarks/test_speed.py -k placement``). A row of only -inf: exp(NaN), the policy's NaN row."""
+    ``benchmarks/test_numba_fused_placement.py``). A row of only -inf: exp(NaN), the policy's NaN row."""
     _wide()
     bits = x.view(_KEY_T)
     un = _U64(n)
