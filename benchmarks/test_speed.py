@@ -67,4 +67,3 @@ def test_speed(benchmark, name, op, shape, device):
     benchmark.group = f"{op} {shape} {DTYPE} {device}"
     benchmark.extra_info.update(impl=name, family=impl.family)
     benchmark(call)
-
