@@ -42,7 +42,8 @@ def test_numba_fused_output_placement(benchmark, shape, op, placement):
     x, g = (a.astype(DTYPE).reshape(-1) for a in make_inputs((rows, n), DTYPE))
     size = x.nbytes
     gap = 16 if placement == "right after x" else 65536
-    buf = np.empty(3 * size + gap + 8192, np.uint8)
+    g_at = 2 * size + gap + 4096  # g a page past the output
+    buf = np.empty(4096 + 16 + g_at + size, np.uint8)  # room for the start's shift to a page's 16th byte
     start = (-buf.ctypes.data) % 4096 + 16
 
     def at(offset: int, values: np.ndarray) -> np.ndarray:
@@ -51,7 +52,7 @@ def test_numba_fused_output_placement(benchmark, shape, op, placement):
         return a
 
     xp, out = at(0, x), at(size + gap, x)
-    gp = at(2 * size + gap + 4096, g)
+    gp = at(g_at, g)
     workers = numba.get_num_threads() if parallel else 1
     kernel(xp, n, gp, n, out, n, 1, workers)
     benchmark.group = f"numba-fused output placement {op} {shape} {DTYPE}"
