@@ -15,7 +15,11 @@ quiet 2-core machine, the kernels before and after in one process, two threads, 
 cache 0.82-0.89x; vocab rows (512x262144, 2048x50257) bfloat16 softmax 0.89-0.91x, the rest 0.96-0.99x
 (a block's sums are taken in a loop without stores, as :func:`_rows` does: summed in the exp's loop, the
 order of the sums followed the compile, a row through two kernels 1-2 ulp apart after some cold compiles;
-there the bfloat16 softmax and VJP had been 0.84-0.85x). Rows are dealt to the threads in contiguous runs; with
+there the bfloat16 softmax and VJP had been 0.84-0.85x; tried again on 2026-12-07 with no runtime alias check
+left (:func:`_no_alias`): 0.88-0.98x the time in cache, 0.77-1.08x from memory, but with cold caches a row
+alone and the same row among 16 still came out 1 ulp apart, float64 rows of 2051 in two runs of two and
+float32 rows of 600 once, so LLVM's vectorisation of the longer loop, not the check, set the order; not kept).
+Rows are dealt to the threads in contiguous runs; with
 fewer rows than threads a long row is split into chunks, each swept and scaled by one thread, the chunks'
 maxima and sums merged between the two sweeps. Inputs under :data:`SERIAL_BELOW` elements
 (:data:`SERIAL_BELOW_FLOAT64` in float64) run serially.
@@ -70,8 +74,14 @@ allocator's trim threshold raised: at 1 GiB a result had been faulted in afresh 
 Rows longer than a block lose to their scaling pass from cache: without it (a wrong result, the same memory
 traffic) 0.68-0.87x the time; that pass done block by block inside the next row's sweep, or with the next row
 prefetched during it, did not win it back (0.92-1.22x; not kept).
-Non-temporal stores: Numba exposes none; only a hand-written ``numba.extending.intrinsic`` emitting LLVM stores
-with ``!nontemporal`` metadata would reach them (not tried).
+Non-temporal stores (tried 2026-12-07 on the AMD host, not kept): an intrinsic copying whole 64-byte lines with
+LLVM stores marked ``!nontemporal`` (``vmovntps`` on zmm, checked in the assembly, then ``sfence``), each row or
+block finished in a row of the worker's own and streamed into the output, for outputs past the last-level
+cache. Same bits. A bare streaming kernel (y = 1.5 x + 0.5, 512 MiB, two threads) took 0.78-0.80x the time
+with them, 0.87x with a second input read; in these kernels, 131072 x 1024 float32 softmax 0.78-0.87x (leaving
+the output unwritten altogether: 0.76x), but the float32 VJP 1.07-1.21x, bfloat16 1.05-1.22x, float64 VJP
+1.29x and rows longer than a block 1.05-1.65x (there the worker's own row alone cost 1.07-1.13x against
+finishing the rows in the output).
 
 In-cache shapes and call overhead (issue 24 item 4; the same machine with other processes running; one
 thread, thread CPU time, the previous kernels and these in one process). 256 rows, float32 softmax, ns a
@@ -365,6 +375,7 @@ def _sweep(x, xo, g, go, tmp, to, lo, hi, shifts, bm, nxo, ngo):  # pragma: no c
     of the next row, at x[nxo] and g[ngo] (the same elements [lo, hi); ``nxo`` -1: none), whose max is returned.
     Returns (m, sum e, sum g e, the next row's first max), the sums relative to the final m."""
     _wide()
+    _no_alias()
     bits = x.view(_KEY_T)
     m = -np.inf
     s = 0.0
@@ -431,6 +442,7 @@ def _scale(g, go, tmp, to, out, oo, lo, hi, shifts, m, s, d, keep):  # pragma: n
     into ``out`` (from out[oo]; 16-bit). A block swept under a -inf max gets factor 0 (NaN where the whole
     row is -inf: the policy)."""
     _wide()
+    _no_alias()
     dot = _FT(d / s)
     for j in range((hi - lo + _BLOCK - 1) // _BLOCK):
         b = lo + j * _BLOCK
@@ -486,13 +498,15 @@ def _rows(x, xs, g, gs, tmp, ts, out, n, lo, hi, keep):  # pragma: no cover - co
     :func:`_block_max`), ``e = exp(x - max)`` into tmp, then its sums and scaling (:func:`_finish_row`,
     inlined). One call for a worker's whole run of rows, indexed by unsigned offsets: slices and arrays passed per
     row cost NRT reference counts (40-60 ns a row, measured), and a signed index is wrapped around when
-    negative, which LLVM does not vectorise. The rows with a next row run in one loop and the last after it:
-    LLVM checks once, for the whole run, that the loops' stores miss the rows they read, over the rows the
-    loop could read; with the last row's read ahead among them (never taken) that range reached a row past
-    x, so an output starting within a row of x's end (glibc puts a new block 16 bytes after the one before)
-    failed the check and every row ran scalar, float32 4-6x the time (256 x 64: 41-56 us against 9-10;
+    negative, which LLVM does not vectorise. The rows with a next row run in one loop and the last after it
+    (no read ahead past x). Before the arrays were marked ``noalias`` (:func:`_no_alias`), LLVM checked once,
+    for the whole run, that the loops' stores missed the rows they read, over the rows the loop could read;
+    with the last row's read ahead among them that range reached a row past x, so an output starting within
+    a row of x's end (glibc puts a new block 16 bytes after the one before) failed the check and every row
+    ran scalar, float32 4-6x the time (256 x 64: 41-56 us against 9-10;
     ``benchmarks/test_numba_fused_placement.py``). A row of only -inf: exp(NaN), the policy's NaN row."""
     _wide()
+    _no_alias()
     bits = x.view(_KEY_T)
     un = _U64(n)
     if hi <= lo:
@@ -621,7 +635,7 @@ def _jacobian_kernel(x, xs, out, n, parts, workers):  # pragma: no cover - compi
 
 
 _range = range  # replaced in each compiled variant's globals (see _kernel)
-_exp = _load = _store = _wide = _prefetch = None
+_exp = _load = _store = _wide = _prefetch = _no_alias = None
 _LINE = 8
 _KEY_T, _STORE_T, _KEY_SHIFT, _KEY_MASK = np.int64, np.float64, 63, np.int64(2**63 - 1)
 _BLOCK = BLOCK
@@ -673,6 +687,38 @@ def _wide_vectors():
 
 
 @functools.lru_cache(maxsize=None)
+def _no_alias():
+    """A Numba intrinsic that marks every array data pointer among the arguments of the function calling it
+    ``noalias`` and emits no code: LLVM then knows that the loops' stores miss what they read and compiles one
+    vector loop, with no runtime check choosing between it and a scalar copy by where the arrays lie (such a
+    check had sent every row to the scalar copy for an output within a row of x's end; float32 ``_rows`` had
+    10 of them). Same time (A/B against the kernels without it, 2026-12-07: 0.96-1.07x, in cache and from
+    memory), same softmax bits; the VJP's sums moved by an ulp (1e-16 to 5e-7). Pointers to bytes (Numba's meminfo and parent object) are left unmarked; where llvmlite's
+    pointers carry no element type (opaque), nothing is marked. The callers' contract: an array they write is
+    never read or written through another argument in the same call; two arguments may be one array where
+    the function writes neither, or writes one and never touches the other (``tmp`` and ``out`` under
+    ``keep``)."""
+    from llvmlite import ir
+    from numba.core import types as nb_types
+    from numba.extending import intrinsic
+
+    byte = ir.IntType(8)
+
+    @intrinsic
+    def no_alias(typingctx):
+        def codegen(context, builder, signature, args):
+            for argument in builder.function.args:
+                pointee = getattr(argument.type, "pointee", None)
+                if isinstance(argument.type, ir.PointerType) and pointee is not None and pointee != byte:
+                    argument.add_attribute("noalias")
+            return context.get_dummy_value()
+
+        return nb_types.none(), codegen
+
+    return no_alias
+
+
+@functools.lru_cache(maxsize=None)
 def _prefetcher():
     """A Numba intrinsic ``prefetch(array, index)``: LLVM's ``llvm.prefetch`` of the element's cache line
     into every cache level (``prefetcht0``), for reads. A prefetch never faults, but callers stay inside
@@ -703,6 +749,7 @@ def _parts(dtype: str) -> dict:
     compute, load, store, needs = _conversions(dtype)
     store_t = np.dtype(np.uint16 if compute != dtype else dtype)  # 16-bit dtypes as their bits
     names = {"_exp": _build_exp(compute, EXP_DEGREE[dtype]), "_wide": _wide_vectors(), "_prefetch": _prefetcher(),
+             "_no_alias": _no_alias(),
              "_LINE": 64 // store_t.itemsize, "_BLOCK": BLOCK, "_FT": np.dtype(compute).type,
              "_ROWS_UP_TO": ROW_ELEMENTS,
              "_ZERO": np.dtype(compute).type(0), "_NARROW": compute != dtype, "_STORED": store_t,

@@ -276,6 +276,64 @@ def test_wide_vectors_reach_llvm():
         assert "zmm" in next(iter(marked.inspect_asm().values()))
 
 
+def test_no_alias_marks_reach_llvm_and_drop_the_runtime_alias_check():
+    """The marker makes the data pointers of the calling function's arrays ``noalias`` (not Numba's byte
+    pointers), so LLVM vectorises a loop that stores and reads without a runtime check of where the arrays
+    lie; unmarked, the same loop carries that check (``vector.memcheck``). The kernels' row and block loops
+    are compiled without it."""
+    import numba
+
+    no_alias = nf._no_alias()
+
+    def scaled(x, out):  # pragma: no cover - compiled
+        s = np.float32(0.0)
+        for i in range(x.size):
+            out[i] = x[i] * np.float32(2.0)
+            s += out[i]
+        return s
+
+    def marked_scaled(x, out):  # pragma: no cover - compiled
+        no_alias()
+        s = np.float32(0.0)
+        for i in range(x.size):
+            out[i] = x[i] * np.float32(2.0)
+            s += out[i]
+        return s
+
+    marked, plain = numba.njit(fastmath=True)(marked_scaled), numba.njit(fastmath=True)(scaled)
+    x = np.arange(100, dtype=np.float32)
+    out_marked, out_plain = np.empty_like(x), np.empty_like(x)
+    assert marked(x, out_marked) == plain(x, out_plain) == np.float32(2 * x.astype(np.float64).sum())
+    assert np.array_equal(out_marked, 2 * x) and np.array_equal(out_plain, 2 * x)
+    (ir,) = marked.inspect_llvm().values()
+    (plain_ir,) = plain.inspect_llvm().values()
+    assert _alias_checked(plain_ir) and not _alias_checked(ir)
+
+    def marks(ir: str, name: str) -> int:
+        return next(line for line in ir.splitlines() if line.startswith("define") and name in line).count("noalias")
+
+    # Numba's own two (return pointer, exception info), then one per array: its data, not its meminfo or parent
+    assert marks(plain_ir, "scaled") == 2 and marks(ir, "marked_scaled") == 2 + 2
+    # the kernels' own row and block functions, compiled afresh here (the on-disk cache keeps no IR)
+    parts = nf._kernel("vjp", "float32", False).py_func.__globals__
+    fresh = {name: numba.njit(error_model="numpy", fastmath=nf.FASTMATH)(parts[name].py_func)
+             for name in ("_rows", "_sweep", "_scale")}
+    n, rows = 3000, 2
+    x, g = np.ones(rows * n, np.float32), np.ones(rows * n, np.float32)
+    out, shifts = np.empty(rows * n, np.float32), np.zeros(2)
+    fresh["_rows"](x[:rows * 64], 64, g, 64, out, 64, out, 64, 0, rows, True)
+    fresh["_sweep"](x, 0, g, 0, out, 0, 0, n, shifts, 1.0, n, n)
+    fresh["_scale"](g, 0, out, 0, out, 0, 0, n, shifts, 1.0, float(n), float(n), True)
+    for name, function in fresh.items():
+        assert not _alias_checked(next(iter(function.inspect_llvm().values()))), name
+
+
+def _alias_checked(ir: str) -> bool:
+    """Whether LLVM's vectoriser left a runtime check of where the arrays lie in the optimised IR (its
+    blocks and values are named ``vector.memcheck`` or ``diff.check``)."""
+    return "memcheck" in ir or "diff.check" in ir
+
+
 def _check(op: str, dtype: str, x: np.ndarray, g: np.ndarray | None, got: np.ndarray) -> None:
     want = (*x.shape, x.shape[-1]) if op == "jacobian" else x.shape
     assert got.shape == want and got.dtype == x.dtype
