@@ -765,7 +765,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workload", metavar="NAME|FILE",
                    help="check at a workload's shapes, dtypes and layouts instead of the catalogue: a preset "
                         "(softgrad workloads), a .toml file, or a [tool.softgrad.workloads.NAME] of ./pyproject.toml")
-    p.add_argument("--timeout", type=positive_seconds, default=60.0, metavar="S", help="per-case time limit in seconds")
+    p.add_argument("--timeout", type=positive_seconds, default=60.0, metavar="S",
+                   help="per-case time limit in seconds (a compiled entry's first case of each op, dtype and device "
+                        f"gets {isolated.FIRST_COMPILE_S:g} s more: it compiles)")
     p.add_argument("--jobs", type=per_core, default=isolated.DEFAULT_JOBS, metavar="N",
                    help=f"worker processes at a time (default {isolated.DEFAULT_JOBS})")
     p.add_argument("--json", metavar="PATH", type=paths.user_path,

@@ -197,3 +197,23 @@ def test_a_log_sees_the_check_move_between_summary_lines(monkeypatch):
     log = io.StringIO()
     run_plan([(registry.get("numpy"), [("softmax", "float64", "cpu", c) for c in CASES])], stream=log)
     assert [line.split(": ")[0] for line in log.getvalue().splitlines()] == ["check [2/2] numpy"]
+
+
+def test_a_compiled_entrys_first_case_per_dtype_gets_time_to_compile(monkeypatch):
+    """A first call past the per-case limit but within the compile allowance passes for an entry that declares
+    ``compiles`` (each dtype's first case; the later ones have the plain limit) and times out for its twin
+    that does not; past the allowance too, the compiled entry's first case times out, naming both limits."""
+    monkeypatch.setattr(check_run, "FIRST_COMPILE_S", 30.0)
+    monkeypatch.setenv("SOFTGRAD_TEST_FIRST_CALL_S", "4")
+    dtypes = ("float64", "float32")
+    records, _ = _run(_plan("plugin-slow-first-call", "slow_first_call.py", dtypes=dtypes), timeout_s=2, jobs=1)
+    assert len(records) == 4 and all(r.verdict == "pass" for r in records.values()), \
+        [r.line() for r in records.values()]
+    records, _ = _run(_plan("plugin-slow-first-call-plain", "slow_first_call.py", dtypes=dtypes), timeout_s=2,
+                      jobs=1)
+    assert records[("float64", "normal-1")].failed == ["timeout"]
+    assert "2 s per-case limit" in records[("float64", "normal-1")].message
+    monkeypatch.setattr(check_run, "FIRST_COMPILE_S", 1.0)
+    records, _ = _run(_plan("plugin-slow-first-call", "slow_first_call.py"), timeout_s=2)
+    first = records[("float64", "normal-1")]
+    assert first.failed == ["timeout"] and "2 s per case and 1 s for its first compile" in first.message, first.line()

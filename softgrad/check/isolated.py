@@ -89,6 +89,10 @@ class CheckSelection:
 Task = tuple[str, str, str, str]  # op, dtype, device, case
 #: Time a worker may take to start, import its framework and build, before the per-case limits apply.
 STARTUP_TIMEOUT_S = 120.0
+#: Time added to the per-case limit of a compiled entry's (``compiles=True``) first case of each op, dtype and
+#: device in a worker: that call also compiles its kernels (numba-fused's cold VJP kernels took past 60 s with
+#: three compiling jobs on the 2-core machine, and failed a correct entry on its first case)
+FIRST_COMPILE_S = 120.0
 READY = ("ready",)
 
 
@@ -277,14 +281,19 @@ def _run_worker(impl: registry.Implementation, pending: list[Task], timeout_s: f
         if failed:
             startup_failures.add(impl.name, *failed)
             return 0
+        compiled: set[tuple[str, str, str]] = set()
         while done < len(pending):
             task = pending[done]
+            first = impl.compiles and task[:3] not in compiled
+            compiled.add(task[:3])
+            limit_s = timeout_s + FIRST_COMPILE_S if first else timeout_s
             try:
-                emit(_record_of(impl, task, _receive(conn, proc, timeout_s, stop)))
+                emit(_record_of(impl, task, _receive(conn, proc, limit_s, stop)))
             except queue.Empty:
                 if proc.is_alive():
-                    emit(_failed(impl, task, "timeout",
-                                 f"no result within the {timeout_s:g} s per-case limit; worker killed"))
+                    within = (f"{limit_s:g} s ({timeout_s:g} s per case and {FIRST_COMPILE_S:g} s for its first "
+                              "compile)" if first else f"{timeout_s:g} s per-case limit")
+                    emit(_failed(impl, task, "timeout", f"no result within the {within}; worker killed"))
                 else:
                     emit(_failed(impl, task, "error", f"worker process died (exit code {proc.exitcode})"))
                 return done + 1
@@ -309,7 +318,8 @@ def check_isolated(impl: registry.Implementation, tasks: list[Task], timeout_s: 
     """Check ``tasks`` of one implementation in worker processes, surviving hangs and crashes.
 
     A worker gets ``startup_timeout_s`` (default :data:`STARTUP_TIMEOUT_S`) to import and build, then
-    ``timeout_s`` per case. Once a worker of ``impl`` failed to start (here or in another unit sharing
+    ``timeout_s`` per case (a compiled entry's first case of each op, dtype and device :data:`FIRST_COMPILE_S`
+    more). Once a worker of ``impl`` failed to start (here or in another unit sharing
     ``startup_failures``), every remaining task fails at once with that reason. Once ``stop`` is set, the
     worker is killed and the records so far come back (the caller is being interrupted).
     """
