@@ -565,6 +565,63 @@ def test_same_row_same_bits_wherever_it_lies(ops, dtype, n):
         assert _all_same([soft[0][0]] + list(got.reshape(-1, n)))
 
 
+#: run in a process of its own: a row alone (2-d fast path) and the same row among others (the parallel kernel)
+_ACROSS_PROCESSES = """
+import sys
+import numpy as np
+from softgrad import registry
+registry.load_builtins()
+from softgrad.implementations import numba_fused as nf
+ops = registry.get("numba-fused").ops_for("cpu")
+what, out = sys.argv[1], sys.argv[2]
+results = {}
+for dtype, n in (("float32", 600), ("float64", 2051)):
+    rng = np.random.default_rng(n)
+    row = (rng.standard_normal(n) * 3).astype(dtype)
+    grow = rng.standard_normal(n).astype(dtype)
+    rows = max(3, nf.SERIAL_BELOW // n + 1)
+    x, g = np.tile(row, (rows, 1)), np.tile(grow, (rows, 1))
+    if what in ("alone", "both"):
+        results[f"alone-softmax-{dtype}"] = ops["softmax"](row[None])[0]
+        results[f"alone-vjp-{dtype}"] = ops["vjp"](row[None], grow[None])[0]
+    if what in ("batch", "both"):
+        results[f"batch-softmax-{dtype}"] = ops["softmax"](x)
+        results[f"batch-vjp-{dtype}"] = ops["vjp"](x, g)
+np.savez(out, **results)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(reason="known defect (2026-12-07, issue 24's note): the float32 VJP of a row through a kernel "
+                          "read from the cache differs by an ulp from the same kernel compiled afresh", strict=False)
+def test_same_row_same_bits_whether_compiled_afresh_or_read_from_the_cache(tmp_path):
+    """Numba links each row function into its caller's module and optimises it again there, so the kernel that
+    runs may hold another copy of ``_rows`` or ``_sweep`` than the one compiled alone, and which copy a call
+    reaches follows what this process compiled and what it read from the on-disk cache. Three processes on one
+    fresh cache (a row alone, then the row among others, then both read from the cache) must agree bit for bit.
+    They do not: the float32 VJP of a row of 600 comes out up to 7.5e-9 (an ulp) apart between a kernel read
+    from the cache and one compiled afresh, and between the serial kernel in one process and the parallel one
+    in another (so at d5b3afa too, before the noalias marks; softmax, and float64, agree); summing e in the exp's loop (tried 2026-12-07) also split the softmax, float64 rows of 2051
+    and float32 rows of 600, where every check within one process passed."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache")}
+    saved = {}
+    for what in ("alone", "batch", "both"):
+        out = tmp_path / f"{what}.npz"
+        subprocess.run([sys.executable, "-c", _ACROSS_PROCESSES, what, str(out)], env=env, check=True, timeout=900)
+        saved[what] = dict(np.load(out))
+    rows = {**saved["alone"], **saved["batch"]}
+    for key, got in saved["both"].items():
+        assert np.array_equal(got, rows[key]), key  # read from the cache against compiled afresh
+    for op in ("softmax", "vjp"):
+        for dtype in DTYPES:
+            alone, batch = rows[f"alone-{op}-{dtype}"], rows[f"batch-{op}-{dtype}"]
+            assert all(np.array_equal(r, alone) for r in batch), (op, dtype)
+
+
 def test_the_alignment_check_catches_an_alignment_dependent_sum():
     row = (np.random.default_rng(11).standard_normal(1000) * 3).astype(np.float32)
     assert not _all_same(_at_offsets(_lane_softmax, row))
