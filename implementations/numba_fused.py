@@ -16,9 +16,11 @@ cache 0.82-0.89x; vocab rows (512x262144, 2048x50257) bfloat16 softmax 0.89-0.91
 (a block's sums are taken in a loop without stores, as :func:`_rows` does: summed in the exp's loop, the
 order of the sums followed the compile, a row through two kernels 1-2 ulp apart after some cold compiles;
 there the bfloat16 softmax and VJP had been 0.84-0.85x; tried again on 2026-12-07 with no runtime alias check
-left (:func:`_no_alias`): 0.88-0.98x the time in cache, 0.77-1.08x from memory, but with cold caches a row
-alone and the same row among 16 still came out 1 ulp apart, float64 rows of 2051 in two runs of two and
-float32 rows of 600 once, so LLVM's vectorisation of the longer loop, not the check, set the order; not kept).
+left (:func:`_no_alias`): 0.88-0.98x the time in cache, 0.77-1.08x from memory, but under ``pytest -n 2`` on a
+fresh compile cache a row alone and the same row among 16 still came out 1 ulp apart in 4 runs of 7 (float64
+rows of 2051, float32 rows of 600), and a kernel read from the cache gave other bits than the same kernel
+compiled afresh: the order follows which copy of the row functions runs, not the check
+(``test_same_row_same_bits_whether_compiled_afresh_or_read_from_the_cache``); not kept).
 Rows are dealt to the threads in contiguous runs; with
 fewer rows than threads a long row is split into chunks, each swept and scaled by one thread, the chunks'
 maxima and sums merged between the two sweeps. Inputs under :data:`SERIAL_BELOW` elements
@@ -693,8 +695,9 @@ def _no_alias():
     vector loop, with no runtime check choosing between it and a scalar copy by where the arrays lie (such a
     check had sent every row to the scalar copy for an output within a row of x's end; float32 ``_rows`` had
     10 of them). Same time (A/B against the kernels without it, 2026-12-07: 0.96-1.07x, in cache and from
-    memory), same softmax bits; the VJP's sums moved by an ulp (1e-16 to 5e-7). Pointers to bytes (Numba's meminfo and parent object) are left unmarked; where llvmlite's
-    pointers carry no element type (opaque), nothing is marked. The callers' contract: an array they write is
+    memory), same softmax bits; the VJP's sums moved by an ulp (1e-16 to 5e-7). Pointers to bytes (Numba's
+    meminfo and parent object) are left unmarked; where llvmlite's pointers carry no element type (opaque),
+    nothing is marked. The callers' contract: an array they write is
     never read or written through another argument in the same call; two arguments may be one array where
     the function writes neither, or writes one and never touches the other (``tmp`` and ``out`` under
     ``keep``)."""

@@ -601,8 +601,9 @@ def test_same_row_same_bits_whether_compiled_afresh_or_read_from_the_cache(tmp_p
     fresh cache (a row alone, then the row among others, then both read from the cache) must agree bit for bit.
     They do not: the float32 VJP of a row of 600 comes out up to 7.5e-9 (an ulp) apart between a kernel read
     from the cache and one compiled afresh, and between the serial kernel in one process and the parallel one
-    in another (so at d5b3afa too, before the noalias marks; softmax, and float64, agree); summing e in the exp's loop (tried 2026-12-07) also split the softmax, float64 rows of 2051
-    and float32 rows of 600, where every check within one process passed."""
+    in another (so at d5b3afa too, before the noalias marks; softmax, and float64, agree); summing e in the
+    exp's loop (tried 2026-12-07) also split the softmax, float64 rows of 2051 and float32 rows of 600, where
+    every check within one process passed."""
     import os
     import subprocess
     import sys
