@@ -13,14 +13,23 @@ ahead), so its loads from memory overlap that loop's arithmetic instead of waiti
 quiet 2-core machine, the kernels before and after in one process, two threads, medians of 9): rows of 1024
 (131072x1024) softmax float32 0.85x the time before, bfloat16 0.73x, VJP float32 0.82x, bfloat16 0.87x; 256x1024 in
 cache 0.82-0.89x; vocab rows (512x262144, 2048x50257) bfloat16 softmax 0.89-0.91x, the rest 0.96-0.99x
-(a block's sums are taken in a loop without stores, as :func:`_rows` does: summed in the exp's loop, the
-order of the sums followed the compile, a row through two kernels 1-2 ulp apart after some cold compiles;
-there the bfloat16 softmax and VJP had been 0.84-0.85x; tried again on 2026-12-07 with no runtime alias check
-left (:func:`_no_alias`): 0.88-0.98x the time in cache, 0.77-1.08x from memory, but under ``pytest -n 2`` on a
-fresh compile cache a row alone and the same row among 16 still came out 1 ulp apart in 4 runs of 7 (float64
-rows of 2051, float32 rows of 600), and a kernel read from the cache gave other bits than the same kernel
-compiled afresh: the order follows which copy of the row functions runs, not the check
-(``test_same_row_same_bits_whether_compiled_afresh_or_read_from_the_cache``); not kept).
+(a block's sums are taken after its exp loop: summed in the exp's loop, a Numba loop that LLVM vectorised
+under ``reassoc``, their order followed the compile, a row through two kernels 1-2 ulp apart after some cold
+compiles; there the bfloat16 softmax and VJP had been 0.84-0.85x; tried again on 2026-12-07 with no runtime
+alias check left (:func:`_no_alias`): 0.88-0.98x the time in cache, 0.77-1.08x from memory, but a kernel
+read from the cache gave other bits than the same kernel compiled afresh; not kept).
+
+Every sum is taken in an order built into its LLVM IR (:func:`_lane_sums`: lanes, then a tree) and nothing
+here is compiled with a fast-math flag that lets LLVM reorder arithmetic (:data:`FASTMATH`), so a row gives
+the same bits alone or among others, wherever it lies, whether its kernel was compiled afresh or read from the
+cache, and on CPUs of other vector widths (same instruction set for the multiply-adds). Numba links each row
+function into its caller's module and optimises it again there; while the sums were Numba loops vectorised
+under ``reassoc``, the copy a call reached set their order, and the float32 VJP of a row came out an ulp
+apart between a kernel read from the cache and one compiled afresh
+(``test_same_row_same_bits_whether_compiled_afresh_or_read_from_the_cache``). Cost (2026-12-07, AMD host, one
+process, interleaved, against the loops): 0.95-1.07x the time at 256x64 to 32768x1024, float32 and float64,
+softmax and VJP; 1.00-1.07x at 1x16 to 256x4096 (a first version that ran the masked tail for a row of whole
+vectors too had taken 1.10-1.29x at rows of 1024 from memory).
 Rows are dealt to the threads in contiguous runs; with
 fewer rows than threads a long row is split into chunks, each swept and scaled by one thread, the chunks'
 maxima and sums merged between the two sweeps. Inputs under :data:`SERIAL_BELOW` elements
@@ -32,9 +41,7 @@ each block is cut into bands of block rows.
 Rows of up to one block (:data:`ROW_ELEMENTS`, 2048 elements) take a path of their own
 (:func:`_rows`): one call for a worker's whole run of rows, loops indexed by unsigned offsets (no slices,
 whose NRT reference counts cost 40-60 ns a row; a signed index is wrapped around when negative, and LLVM
-then gathers or stays scalar), the max, the exp, the row's sums in float64 in a loop without stores (so no
-runtime alias check picks a scalar loop for some addresses: the sums' order depends on n only, and a row
-gives the same bits wherever it lies), then the scaling. A float32 or float64 input too small for threads,
+then gathers or stays scalar), the max, the exp, the row's sums (:func:`_lane_sums`), then the scaling. A float32 or float64 input too small for threads,
 2-d and C-contiguous, goes from the op straight to a kernel with a 2-d signature (:func:`_small_rows`).
 
 float16 and bfloat16 are handled as their uint16 bits (Numba has no float16 on the CPU, and no bfloat16):
@@ -59,7 +66,7 @@ below it (the Taylor polynomial of degree 7 and 2**k as two normal halves, 7 mor
 0.85). Measured against that exp (the kernels before and after in one process, 2026-12-06, quiet machine, two
 threads): 131072x1024 softmax float32 0.84-0.89x the time, bfloat16 0.83-0.85x, float64 0.91x; VJP 0.87-1.00x;
 vocab rows 0.79-0.96x. A block's sums are accumulated in
-the compute dtype (vector lanes of at most BLOCK terms), a row's in float64. What limits it (issue 24,
+the compute dtype (:data:`SUM_LANES` lanes of at most BLOCK / lanes terms each), a row's in float64. What limits it (issue 24,
 measured on the shared 2-core machine, one thread, thread CPU time): the arithmetic. LLVM prefers 256-bit
 vectors on Intel's AVX-512 cores; every kernel here is marked ``prefer-vector-width=512``
 (:func:`_wide_vectors`), so its loops run 16 float32 lanes wide. Before the mark (8 lanes) a float32 softmax
@@ -130,8 +137,11 @@ import numpy as np
 
 import softgrad
 
-#: fastmath flags that keep IEEE infinities and NaN: never ``nnan``/``ninf`` (a mask's ``-inf`` must stay)
-FASTMATH = {"reassoc", "contract", "arcp", "nsz"}
+#: fastmath flags of every kernel function: multiply-adds may fuse (``contract``), nothing else. ``reassoc`` would
+#: let LLVM choose the order of additions per compile (a row's bits then followed which copy of a row function a
+#: kernel linked, :func:`_lane_sums`); ``nnan``/``ninf`` would drop a mask's ``-inf``. Without ``reassoc``,
+#: ``arcp`` and ``nsz`` (2026-12-07): 0.98-1.02x the time
+FASTMATH = {"contract"}
 #: elements per block of the online first sweep (the block is swept twice while it is in L1)
 BLOCK = 2048
 #: rows of up to this many elements (one block) run in :func:`_rows`, the next row's max in the loop of this one's
@@ -422,16 +432,9 @@ def _sweep(x, xo, g, go, tmp, to, lo, hi, shifts, bm, nxo, ngo):  # pragma: no c
         xr, tr = xb[both:], tb[both:]  # the last block (or what the next one lacks)
         for i in range(xr.size):
             tr[i] = _exp(_load(xr[i]) - shift)
-        # the block's sums in the compute dtype (at most _BLOCK terms, in vector lanes), the row's in float64, in
-        # a loop without stores: with stores, a runtime alias check picks a vector or a scalar loop, and the sums'
-        # order then followed the compile (a row through two kernels differed by 1-2 ulp after cold compiles).
-        # They start from a constant zero (from shift * 0, LLVM vectorised the loop 4 lanes wide instead of 8)
-        acc = _ZERO
-        dot = _ZERO
-        for i in range(tb.size):
-            acc += tb[i]
-            if _WITH_G:
-                dot += tb[i] * _load(gb[i])
+        # the block's sums in the compute dtype, in an order fixed by construction (:func:`_lane_sums`), the
+        # row's in float64
+        acc, dot = _sums(tb, _U64(0), gb, _U64(0), _U64(tb.size))
         s += np.float64(acc)
         d += np.float64(dot)
         bm = following
@@ -469,17 +472,10 @@ def _scale(g, go, tmp, to, out, oo, lo, hi, shifts, m, s, d, keep):  # pragma: n
 
 
 def _finish_row(g, go, tmp, to, out, oo, un, keep):  # pragma: no cover - compiled by numba, inlined
-    """A row of :func:`_rows` after its exp: the sums of e (and of ``g * e``) in a loop of their own (no
-    stores, so no runtime alias check picks between a vector and a scalar loop: the sums' order, vector lanes
-    and all, depends on n only, never on where the row lies), in the compute dtype's vector lanes as a block's
-    in :func:`_sweep` (at most :data:`ROW_ELEMENTS` terms; float64 sums had taken 1.04-1.16x the time of a
-    row in cache), then the scaling."""
-    acc = _ZERO
-    dot = _ZERO
-    for i in range(un):
-        acc += tmp[to + i]
-        if _WITH_G:
-            dot += tmp[to + i] * _load(g[go + i])
+    """A row of :func:`_rows` after its exp: the sums of e (and of ``g * e``) in the compute dtype, in the order
+    built into :func:`_lane_sums` (float64 sums had taken 1.04-1.16x the time of a row in cache), then the
+    scaling."""
+    acc, dot = _sums(tmp, to, g, go, un)
     s = np.float64(acc)
     inv = _FT(1.0 / s)
     dot = _FT(np.float64(dot) / s)
@@ -637,7 +633,7 @@ def _jacobian_kernel(x, xs, out, n, parts, workers):  # pragma: no cover - compi
 
 
 _range = range  # replaced in each compiled variant's globals (see _kernel)
-_exp = _load = _store = _wide = _prefetch = _no_alias = None
+_exp = _load = _store = _wide = _prefetch = _no_alias = _sums = None
 _LINE = 8
 _KEY_T, _STORE_T, _KEY_SHIFT, _KEY_MASK = np.int64, np.float64, 63, np.int64(2**63 - 1)
 _BLOCK = BLOCK
@@ -645,7 +641,6 @@ _ROWS_UP_TO = ROW_ELEMENTS
 _WITH_G = False
 _NARROW = False
 _FT = np.float64
-_ZERO = 0.0
 
 
 
@@ -746,6 +741,139 @@ def _prefetcher():
     return prefetch
 
 
+#: lanes of the sums' accumulators (:func:`_lane_sums`) per compute dtype: four 512-bit vectors (eight of 256
+#: bits, or sixteen of 128, where the CPU has no AVX-512: the same lanes, so the same sums)
+SUM_LANES = {"float32": 64, "float64": 32}
+
+
+def _widen_vector(builder, v, compute, stored: str):
+    """LLVM IR: a vector of ``stored`` elements (``float32``/``float64`` as themselves; ``bfloat16``,
+    ``float16`` (the CPU's conversion) and ``float16-bits`` (the bit arithmetic of :func:`_f16_widen`) as i16
+    bits) widened to the vector type ``compute``, as the kernels' loads widen them one by one."""
+    from llvmlite import ir
+
+    if stored in ("float32", "float64"):
+        return v
+    lanes, i32 = compute.count, ir.IntType(32)
+    u32 = ir.VectorType(i32, lanes)
+
+    def splat(value, kind=u32):
+        return ir.Constant(kind, [kind.element(value)] * lanes)
+
+    if stored == "float16":
+        return builder.fpext(builder.bitcast(v, ir.VectorType(ir.HalfType(), lanes)), compute)
+    h = builder.zext(v, u32)
+    if stored == "bfloat16":
+        return builder.bitcast(builder.shl(h, splat(16)), compute)
+    magnitude = builder.and_(h, splat(0x7FFF))
+    shifted = builder.shl(magnitude, splat(13))
+    finite = builder.bitcast(builder.fmul(builder.bitcast(shifted, compute), splat(2.0**112, compute)), u32)
+    special = builder.icmp_unsigned(">=", magnitude, splat(0x7C00))
+    bits = builder.select(special, builder.or_(shifted, splat(0x7F800000)), finite)
+    return builder.bitcast(builder.or_(builder.shl(builder.and_(h, splat(0x8000)), splat(16)), bits), compute)
+
+
+@functools.lru_cache(maxsize=None)
+def _lane_sums(compute: str, stored: str, with_g: bool):
+    """A Numba intrinsic ``lane_sums(t, to, g, go, n) -> (sum of t[to:to+n], sum of t * g)`` in the compute
+    dtype (the second 0 unless ``with_g``; g's elements of kind ``stored``, widened as in
+    :func:`_widen_vector`), written as LLVM IR whose order of additions is fixed by construction: a vector of
+    :data:`SUM_LANES` accumulators, lane k summing elements k, k + lanes, ... (the last partial vector by a
+    masked load, its missing lanes adding 0; none for a row of whole vectors, where four all-false masked loads
+    had cost rows of 1024 from memory 1.1-1.3x the time), the lanes then halved in a tree (lanes k and k + h, h = lanes / 2,
+    lanes / 4, ... 1). No fast-math flag lets LLVM reorder them, so a row's sums are the same bits in every
+    kernel it passes through, wherever the row lies, whichever copy of a row function the kernel links and
+    whether it was compiled afresh or read from the cache, and on CPUs with other vector widths: a loop that
+    Numba compiles with ``reassoc`` has its order chosen by LLVM's vectoriser, and a kernel read from the cache
+    gave the float32 VJP other bits (an ulp) than the same kernel compiled afresh. (``t * g + acc`` may become
+    one fused multiply-add: the code generator's choice for the CPU, as in every loop here.)"""
+    from llvmlite import ir
+    from numba.core import types as nb_types
+    from numba.extending import intrinsic
+
+    lanes = SUM_LANES[compute]
+    ft = ir.FloatType() if compute == "float32" else ir.DoubleType()
+    vec, i1, i32, i64 = ir.VectorType(ft, lanes), ir.IntType(1), ir.IntType(32), ir.IntType(64)
+    result = nb_types.UniTuple(nb_types.float32 if compute == "float32" else nb_types.float64, 2)
+
+    def load(builder, base, i, element, mask):
+        """The vector of ``lanes`` elements from base[i] (unaligned; only the lanes of ``mask``, else 0)."""
+        kind = ir.VectorType(element, lanes)
+        pointer = builder.bitcast(builder.gep(base, [i]), kind.as_pointer())
+        alignment = {"float": 4, "double": 8, "i16": 2}[str(element)]
+        if mask is None:
+            return builder.load(pointer, align=alignment)
+        name = f"llvm.masked.load.v{lanes}{element.intrinsic_name}."
+        name += "p0" if getattr(pointer.type, "is_opaque", False) else f"p0v{lanes}{element.intrinsic_name}"
+        signature = ir.FunctionType(kind, [pointer.type, i32, ir.VectorType(i1, lanes), kind])
+        fn = builder.module.globals.get(name) or ir.Function(builder.module, signature, name)
+        return builder.call(fn, [pointer, i32(alignment), mask, ir.Constant(kind, None)])
+
+    def halved(builder, v):
+        """The lanes summed in a tree: lanes k and k + h added, h = lanes / 2 down to 1."""
+        h = lanes
+        while h > 1:
+            h //= 2
+            low = ir.Constant(ir.VectorType(i32, h), [i32(k) for k in range(h)])
+            high = ir.Constant(ir.VectorType(i32, h), [i32(k + h) for k in range(h)])
+            v = builder.fadd(builder.shuffle_vector(v, v, low), builder.shuffle_vector(v, v, high))
+        return builder.extract_element(v, i32(0))
+
+    @intrinsic
+    def lane_sums(typingctx, t, to, g, go, n):
+        def codegen(context, builder, signature, args):
+            t_data = context.make_array(signature.args[0])(context, builder, args[0]).data
+            g_data = context.make_array(signature.args[2])(context, builder, args[2]).data
+            g_element = context.get_data_type(signature.args[2].dtype)
+            tp, gp, n = builder.gep(t_data, [args[1]]), builder.gep(g_data, [args[3]]), args[4]
+            whole = builder.sub(n, builder.urem(n, i64(lanes)))
+            zero = ir.Constant(vec, None)
+            entry, fn = builder.block, builder.function
+            head, body, tail = (fn.append_basic_block(f"lane_sums.{part}") for part in ("head", "body", "tail"))
+            builder.branch(head)
+            builder.position_at_end(head)
+            i, acc, dot = builder.phi(i64), builder.phi(vec), builder.phi(vec)
+            for phi, start in ((i, i64(0)), (acc, zero), (dot, zero)):
+                phi.add_incoming(start, entry)
+            builder.cbranch(builder.icmp_unsigned("<", i, whole), body, tail)
+
+            def add(mask):
+                tv = load(builder, tp, i, ft, mask)
+                d = dot
+                if with_g:
+                    gv = _widen_vector(builder, load(builder, gp, i, g_element, mask), vec, stored)
+                    d = builder.fadd(dot, builder.fmul(tv, gv))
+                return builder.fadd(acc, tv), d
+
+            builder.position_at_end(body)
+            a, d = add(None)
+            for phi, value in ((i, builder.add(i, i64(lanes))), (acc, a), (dot, d)):
+                phi.add_incoming(value, body)
+            builder.branch(head)
+            builder.position_at_end(tail)
+            rest, done = fn.append_basic_block("lane_sums.rest"), fn.append_basic_block("lane_sums.done")
+            builder.cbranch(builder.icmp_unsigned("<", whole, n), rest, done)
+            builder.position_at_end(rest)
+            index = ir.VectorType(i64, lanes)
+            left = builder.insert_element(ir.Constant(index, None), builder.sub(n, whole), i32(0))
+            left = builder.shuffle_vector(left, left, ir.Constant(ir.VectorType(i32, lanes), None))
+            mask = builder.icmp_unsigned("<", ir.Constant(index, [i64(k) for k in range(lanes)]), left)
+            a, d = add(mask)
+            builder.branch(done)
+            builder.position_at_end(done)
+            phis = []
+            for whole_sum, last in ((acc, a), (dot, d)):
+                phi = builder.phi(vec)
+                phi.add_incoming(whole_sum, tail)
+                phi.add_incoming(last, rest)
+                phis.append(phi)
+            return context.make_tuple(builder, signature.return_type, [halved(builder, p) for p in phis])
+
+        return result(t, to, g, go, n), codegen
+
+    return lane_sums
+
+
 @functools.lru_cache(maxsize=None)
 def _parts(dtype: str) -> dict:
     """The globals every kernel of ``dtype`` is compiled with: its exp, loads, stores and block max."""
@@ -755,7 +883,7 @@ def _parts(dtype: str) -> dict:
              "_no_alias": _no_alias(),
              "_LINE": 64 // store_t.itemsize, "_BLOCK": BLOCK, "_FT": np.dtype(compute).type,
              "_ROWS_UP_TO": ROW_ELEMENTS,
-             "_ZERO": np.dtype(compute).type(0), "_NARROW": compute != dtype, "_STORED": store_t,
+             "_NARROW": compute != dtype, "_STORED": store_t,
              "_load": _variant(load, needs, f"_{dtype}", fastmath={"contract"}),
              "_store": _variant(store, needs, f"_{dtype}", fastmath={"contract"})}
     key_t = np.dtype(f"int{8 * store_t.itemsize}").type  # the block max's keys (_order_key)
@@ -778,6 +906,9 @@ def _kernel(op: str, dtype: str, parallel: bool):
     from numba.types import Array
 
     names = {**_parts(dtype), "_WITH_G": op == "vjp"}
+    compute, load = _conversions(dtype)[:2]
+    stored = "float16-bits" if load is _f16_widen else dtype
+    names["_sums"] = _lane_sums(compute, stored, op == "vjp")
     stored = numba.from_dtype(names["_STORED"])
     flat_in, flat_out = Array(stored, 1, "C", readonly=True), Array(stored, 1, "C")
     suffix = f"_{dtype}_{op}"

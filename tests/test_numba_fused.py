@@ -328,6 +328,92 @@ def test_no_alias_marks_reach_llvm_and_drop_the_runtime_alias_check():
         assert not _alias_checked(next(iter(function.inspect_llvm().values()))), name
 
 
+def _lane_model(t: np.ndarray, lanes: int) -> np.generic:
+    """The sum :func:`_lane_sums` is built to give, in NumPy: lane k adds t[k], t[k + lanes], ... in turn (the
+    last partial vector padded with zeros), then lanes k and k + h are added, h = lanes / 2 down to 1."""
+    padded = np.zeros(-(-t.size // lanes) * lanes, t.dtype)
+    padded[:t.size] = t
+    acc = np.zeros(lanes, t.dtype)
+    for vector in padded.reshape(-1, lanes):
+        acc = acc + vector
+    while acc.size > 1:
+        acc = acc[:acc.size // 2] + acc[acc.size // 2:]
+    return acc[0]
+
+
+def _lane_sums_of(compute: str, stored: str, with_g: bool):
+    """:func:`_lane_sums` in a compiled function of its own: (t, to, g, go, n) -> (sum t, sum t * g)."""
+    import numba
+
+    sums = nf._lane_sums(compute, stored, with_g)
+
+    @numba.njit
+    def run(t, to, g, go, n):  # pragma: no cover - compiled
+        return sums(t, np.uint64(to), g, np.uint64(go), np.uint64(n))
+
+    return run
+
+
+#: row lengths around the lanes (64 float32, 32 float64) and the kernels' blocks
+_LANE_LENGTHS = (0, 1, 15, 31, 32, 33, 63, 64, 65, 127, 1000, 2048, 2051)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_lane_sums_add_in_the_order_they_are_built_in(dtype):
+    """The sums that every row and block takes: bit for bit the order of :func:`_lane_model` (lanes, then a
+    tree), for every length and wherever the row starts, so no compiler choice can move them; the sum of
+    ``t * g`` within rounding of the exact one (it may be fused into multiply-adds, the CPU's choice). A sum in
+    other lanes differs from the model at some length: the comparison can tell orders apart."""
+    rng = np.random.default_rng(5)
+    lanes = nf.SUM_LANES[dtype]
+    run = _lane_sums_of(dtype, dtype, True)
+    other = 0
+    for n in _LANE_LENGTHS:
+        for start in (0, 3):
+            t = (rng.standard_normal(n + start) * 10.0 ** rng.uniform(-4, 4, n + start)).astype(dtype)
+            g = rng.standard_normal(n + start).astype(dtype)
+            s, d = run(t, start, g, start, n)
+            row = t[start:]
+            got = np.array([s], dtype)  # Numba returns a Python float (exact)
+            assert np.array_equal(got.view(np.uint8), np.array([_lane_model(row, lanes)]).view(np.uint8)), (n, start)
+            other += _lane_model(row, lanes // 2) != got[0]
+            exact = np.sum(row.astype(np.longdouble) * g[start:].astype(np.longdouble))
+            bound = 4 * n * np.finfo(dtype).eps * np.sum(np.abs(row.astype(np.float64) * g[start:]))
+            assert abs(float(d) - float(exact)) <= bound, (n, start)
+    assert other > 0
+
+
+def _widened_by_lane_sums(stored: str, bits: np.ndarray) -> np.ndarray:
+    """Each 16-bit pattern widened by :func:`_lane_sums`'s own loads (the sum of 1 * g over a row of one)."""
+    run = _lane_sums_of("float32", stored, True)
+    one = np.ones(1, np.float32)
+    return np.array([run(one, 0, bits, i, 1)[1] for i in range(bits.size)], np.float32)
+
+
+@pytest.mark.parametrize("stored", ["bfloat16", "float16-bits", "float16"])
+def test_lane_sums_widen_every_16bit_pattern_exactly(stored):
+    """g's 16-bit elements, widened inside the sums' vectors, are the float32 values NumPy gives them (bfloat16:
+    its top half; float16 by the CPU where it converts, and by the bit arithmetic), every pattern; NaN stays NaN.
+    (Zeros may lose their sign: 0 + 1 * -0 is +0.)"""
+    if stored == "float16" and not nf.hardware_half():
+        pytest.skip("this CPU has no float16 conversion for Numba (hardware_half)")
+    every = np.arange(2**16, dtype=np.uint32).astype(np.uint16)
+    want = ((every.astype(np.uint32) << 16).view(np.float32) if stored == "bfloat16"
+            else every.view(np.float16).astype(np.float32))
+    got = _widened_by_lane_sums(stored, every)
+    nan = np.isnan(want)
+    assert np.array_equal(got[~nan], want[~nan]) and np.isnan(got[nan]).all()
+
+
+def test_the_widening_check_catches_a_truncated_fraction():
+    """A float16 widening that drops the lowest fraction bit fails the exact comparison above."""
+    every = np.arange(2**16, dtype=np.uint32).astype(np.uint16)
+    want = every.view(np.float16).astype(np.float32)
+    got = _widened_by_lane_sums("float16-bits", every & np.uint16(0xFFFE))
+    finite = np.isfinite(want)
+    assert not np.array_equal(got[finite], want[finite])
+
+
 def _alias_checked(ir: str) -> bool:
     """Whether LLVM's vectoriser left a runtime check of where the arrays lie in the optimised IR (its
     blocks and values are named ``vector.memcheck`` or ``diff.check``)."""
@@ -575,7 +661,7 @@ from softgrad.implementations import numba_fused as nf
 ops = registry.get("numba-fused").ops_for("cpu")
 what, out = sys.argv[1], sys.argv[2]
 results = {}
-for dtype, n in (("float32", 600), ("float64", 2051)):
+for dtype, n in (("float32", 600), ("float64", 2051), ("float16", 1000)):
     rng = np.random.default_rng(n)
     row = (rng.standard_normal(n) * 3).astype(dtype)
     grow = rng.standard_normal(n).astype(dtype)
@@ -592,18 +678,15 @@ np.savez(out, **results)
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason="known defect (2026-12-07, issue 24's note): the float32 VJP of a row through a kernel "
-                          "read from the cache differs by an ulp from the same kernel compiled afresh", strict=False)
 def test_same_row_same_bits_whether_compiled_afresh_or_read_from_the_cache(tmp_path):
     """Numba links each row function into its caller's module and optimises it again there, so the kernel that
     runs may hold another copy of ``_rows`` or ``_sweep`` than the one compiled alone, and which copy a call
     reaches follows what this process compiled and what it read from the on-disk cache. Three processes on one
     fresh cache (a row alone, then the row among others, then both read from the cache) must agree bit for bit.
-    They do not: the float32 VJP of a row of 600 comes out up to 7.5e-9 (an ulp) apart between a kernel read
-    from the cache and one compiled afresh, and between the serial kernel in one process and the parallel one
-    in another (so at d5b3afa too, before the noalias marks; softmax, and float64, agree); summing e in the
-    exp's loop (tried 2026-12-07) also split the softmax, float64 rows of 2051 and float32 rows of 600, where
-    every check within one process passed."""
+    They did not while the sums were loops that LLVM vectorised as it chose (``reassoc``): the float32 VJP of a
+    row of 600 came out an ulp (7.5e-9) apart between a kernel read from the cache and one compiled afresh, every
+    time, and summing e in the exp's loop split the softmax too. The sums' order is now built into their IR
+    (:func:`_lane_sums`) and no fast-math flag lets LLVM reorder anything else."""
     import os
     import subprocess
     import sys
@@ -618,7 +701,7 @@ def test_same_row_same_bits_whether_compiled_afresh_or_read_from_the_cache(tmp_p
     for key, got in saved["both"].items():
         assert np.array_equal(got, rows[key]), key  # read from the cache against compiled afresh
     for op in ("softmax", "vjp"):
-        for dtype in DTYPES:
+        for dtype in (*DTYPES, "float16"):
             alone, batch = rows[f"alone-{op}-{dtype}"], rows[f"batch-{op}-{dtype}"]
             assert all(np.array_equal(r, alone) for r in batch), (op, dtype)
 
