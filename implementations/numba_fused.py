@@ -107,8 +107,12 @@ machine at two threads (2026-12-06, ``benchmarks/roofline.py`` at batch 1 and 25
 and float64, against numba-parallel, torch-native, torch-func, torch-autograd, torch-compile, jax-jit and
 numpy): the fastest or within its spread at every point but float64 softmax at 256 x 256 (1.19x
 torch-native's time; float32 there read 1.22x and then 1.07x in two runs), within 1.5x at n <= 64 (1.22x
-at most). Left: rows of 16 to 64 elements with a ragged tail run it scalar (1024 x 63 float32 1.8x
-torch.softmax's CPU time, 1024 x 64 0.7x); two threads lose to one below 32768 elements (256 x 64: 16.4
+at most). Rows of 16 to 64 elements with a ragged tail had run it scalar (1024 x 63 float32 1.8x
+torch.softmax's CPU time, 1024 x 64 0.7x): the exp of a ragged row's last elements now runs as one vector that
+overlaps the one before (:data:`_OVERLAP_TAIL`; same bits; 2026-12-07, one process, interleaved, against the
+scalar rest: float32 1024x63 0.61-0.74x the time, 1024x50 0.86-0.87x, 256x77 0.83-0.86x, 256x197 0.92x,
+256x1000 0.97x, bfloat16 0.75-1.03x; float64 kept its scalar rest: its VJP took 1.13-1.26x at rows of 50 and
+64). Two threads lose to one below 32768 elements (256 x 64: 16.4
 against 12.2 us), so :data:`SERIAL_BELOW` stays; float64 from 8192 elements gains (256 x 64: 22.3 -> 17.2
 us), hence :data:`SERIAL_BELOW_FLOAT64`.
 
@@ -493,8 +497,8 @@ def _rows(x, xs, g, gs, tmp, ts, out, n, lo, hi, keep):  # pragma: no cover - co
     """Rows lo..hi-1 of at most :data:`ROW_ELEMENTS` each (n > 0), row r of x from x[r * xs] (g likewise),
     its exp values in tmp from tmp[r * ts] (``ts`` 0: one row of the worker's own; ``tmp`` and ``keep`` as
     in :func:`_scale`), the result in out from out[r * n]. Per row: the max (on the bits, as
-    :func:`_block_max`), ``e = exp(x - max)`` into tmp, then its sums and scaling (:func:`_finish_row`,
-    inlined). One call for a worker's whole run of rows, indexed by unsigned offsets: slices and arrays passed per
+    :func:`_block_max`), ``e = exp(x - max)`` into tmp (a ragged row's last elements as a vector overlapping
+    the one before, :data:`_OVERLAP_TAIL`), then its sums and scaling (:func:`_finish_row`, inlined). One call for a worker's whole run of rows, indexed by unsigned offsets: slices and arrays passed per
     row cost NRT reference counts (40-60 ns a row, measured), and a signed index is wrapped around when
     negative, which LLVM does not vectorise. The rows with a next row run in one loop and the last after it
     (no read ahead past x). Before the arrays were marked ``noalias`` (:func:`_no_alias`), LLVM checked once,
@@ -509,6 +513,10 @@ def _rows(x, xs, g, gs, tmp, ts, out, n, lo, hi, keep):  # pragma: no cover - co
     un = _U64(n)
     if hi <= lo:
         return
+    # a ragged row's last elements as one whole vector that overlaps the one before (exp and max come out the
+    # same when repeated), so that no scalar loop computes an exp; a row shorter than a vector stays scalar
+    whole = un - un % _U64(_VECTOR)
+    tail = un - _U64(_VECTOR) if whole != un and un >= _U64(_VECTOR) else whole
     mx = _block_max(x[lo * xs:lo * xs + n])  # the first row's; the others' a row ahead
     last = _U64(hi - 1)
     for r in range(_U64(lo), last):  # the next row's max in the same loop: its loads overlap this row's exp
@@ -518,14 +526,20 @@ def _rows(x, xs, g, gs, tmp, ts, out, n, lo, hi, keep):  # pragma: no cover - co
             for i in range(go + _U64(gs), go + _U64(gs) + un, _LINE):
                 _prefetch(g, i)
         m = _order_key(bits[no])
-        for i in range(un):
+        for i in range(whole):
+            tmp[to + i] = _exp(_load(x[xo + i]) - mx)
+            k = _order_key(bits[no + i])
+            m = k if k > m else m
+        for i in range(tail, un):  # the last vector again, or the scalar rest of a row shorter than a vector
             tmp[to + i] = _exp(_load(x[xo + i]) - mx)
             k = _order_key(bits[no + i])
             m = k if k > m else m
         mx = _load(_KEY_T(_order_key(m)).view(_STORE_T))
         _finish_row(g, go, tmp, to, out, oo, un, keep)
     xo, go, to, oo = last * _U64(xs), last * _U64(gs), last * _U64(ts), last * un
-    for i in range(un):
+    for i in range(whole):
+        tmp[to + i] = _exp(_load(x[xo + i]) - mx)
+    for i in range(tail, un):
         tmp[to + i] = _exp(_load(x[xo + i]) - mx)
     _finish_row(g, go, tmp, to, out, oo, un, keep)
 
@@ -635,6 +649,7 @@ def _jacobian_kernel(x, xs, out, n, parts, workers):  # pragma: no cover - compi
 _range = range  # replaced in each compiled variant's globals (see _kernel)
 _exp = _load = _store = _wide = _prefetch = _no_alias = _sums = None
 _LINE = 8
+_VECTOR = 8
 _KEY_T, _STORE_T, _KEY_SHIFT, _KEY_MASK = np.int64, np.float64, 63, np.int64(2**63 - 1)
 _BLOCK = BLOCK
 _ROWS_UP_TO = ROW_ELEMENTS
@@ -741,6 +756,9 @@ def _prefetcher():
     return prefetch
 
 
+#: per compute dtype, the elements of the vector whose exp a ragged row's last elements take, overlapping the
+#: vector before (:func:`_rows`; float32 and the 16-bit formats, 512 bits); float64 keeps a scalar rest (1: none)
+_OVERLAP_TAIL = {"float32": 16}
 #: lanes of the sums' accumulators (:func:`_lane_sums`) per compute dtype: four 512-bit vectors (eight of 256
 #: bits, or sixteen of 128, where the CPU has no AVX-512: the same lanes, so the same sums)
 SUM_LANES = {"float32": 64, "float64": 32}
@@ -881,7 +899,8 @@ def _parts(dtype: str) -> dict:
     store_t = np.dtype(np.uint16 if compute != dtype else dtype)  # 16-bit dtypes as their bits
     names = {"_exp": _build_exp(compute, EXP_DEGREE[dtype]), "_wide": _wide_vectors(), "_prefetch": _prefetcher(),
              "_no_alias": _no_alias(),
-             "_LINE": 64 // store_t.itemsize, "_BLOCK": BLOCK, "_FT": np.dtype(compute).type,
+             "_LINE": 64 // store_t.itemsize, "_VECTOR": _OVERLAP_TAIL.get(compute, 1), "_BLOCK": BLOCK,
+             "_FT": np.dtype(compute).type,
              "_ROWS_UP_TO": ROW_ELEMENTS,
              "_NARROW": compute != dtype, "_STORED": store_t,
              "_load": _variant(load, needs, f"_{dtype}", fastmath={"contract"}),
