@@ -33,7 +33,7 @@ vectors too had taken 1.10-1.29x at rows of 1024 from memory).
 Rows are dealt to the threads in contiguous runs; with
 fewer rows than threads a long row is split into chunks, each swept and scaled by one thread, the chunks'
 maxima and sums merged between the two sweeps. Inputs under :data:`SERIAL_BELOW` elements
-(:data:`SERIAL_BELOW_FLOAT64` in float64) run serially.
+(:data:`SERIAL_BELOW_FLOAT64` in float64), each row counted as :data:`ROW_WEIGHT` elements more, run serially.
 The Jacobian computes a row's s the same way into a row of the worker's own, then writes the row's n x n
 block once, block row i as ``-s_i s_j`` with ``s_i - s_i^2`` on the diagonal; with fewer rows than threads
 each block is cut into bands of block rows.
@@ -43,6 +43,11 @@ Rows of up to one block (:data:`ROW_ELEMENTS`, 2048 elements) take a path of the
 whose NRT reference counts cost 40-60 ns a row; a signed index is wrapped around when negative, and LLVM
 then gathers or stays scalar), the max, the exp, the row's sums (:func:`_lane_sums`), then the scaling. A float32 or float64 input too small for threads,
 2-d and C-contiguous, goes from the op straight to a kernel with a 2-d signature (:func:`_small_rows`).
+Rows shorter than a vector (:data:`SHORT_ROWS`) put the rows, not a row's elements, in the vector lanes
+(:func:`_short_rows`): each had been a scalar loop of exps with a row's fixed costs around it. Measured
+(2026-12-07, AMD host, one process, interleaved, against the row path): float32 and bfloat16 rows of 2 to 7
+0.42-0.76x the time (4096 x 4 float32 0.32-0.46x, with :data:`ROW_WEIGHT` sending it to threads), float64 rows
+of 2 and 3 0.55-0.57x (of 4 to 7: 0.86-1.12x, so they keep the row path); a single row 1.00-1.11x.
 
 float16 and bfloat16 are handled as their uint16 bits (Numba has no float16 on the CPU, and no bfloat16):
 widened to float32 as they are read (bfloat16: a 16-bit shift; float16: the CPU's conversion where it has
@@ -161,6 +166,10 @@ MIN_CHUNK = 16384
 #: At 256 x 64 float32 (16384) one thread takes 18-20 us and a fork-join of the omp layer 3 us at best (a
 #: core free), so two threads save at most 7 us; loaded, they cost 5-65 us more (and 8 ms where OpenMP spins)
 SERIAL_BELOW = 32768
+#: a row counts as this many elements more against the serial limits: a short row's own work (its max, its
+#: sums, its scaling) costs more than its elements (rows of 4 float32: 16 ns a row on one thread, 4096 x 4 took
+#: 67 us serially where two threads of numba-parallel took 38)
+ROW_WEIGHT = 16
 #: the same for float64, whose elements cost about twice as much (a longer exp polynomial, half the lanes): at
 #: 256 x 64 (16384) one thread took 22.3 us and two 17.2, at 256 x 32 12.8 and 11.9 (quiet machine, 2026-12-06)
 SERIAL_BELOW_FLOAT64 = 8192
@@ -493,6 +502,54 @@ def _finish_row(g, go, tmp, to, out, oo, un, keep):  # pragma: no cover - compil
             out[oo + i] = _store(v)
 
 
+def _short_rows(x, xs, g, gs, tmp, ts, out, n, lo, hi, keep):  # pragma: no cover - compiled by numba
+    """:func:`_rows` for rows shorter than a vector (n < :data:`SHORT_ROWS`): the rows, not a row's elements,
+    in the vector lanes, :data:`ROWS_AT_ONCE` at a time. For each element index k, row j's max, exp and sums
+    advance in lane j (x read with the row stride), the exp values kept in a buffer of the worker's own, k
+    major; then each row is scaled as in :func:`_finish_row`. A row's sums add its elements in turn, in the
+    compute dtype, whichever lane or scalar remainder it falls in, so a row gives the same bits alone or among
+    others."""
+    _wide()
+    _no_alias()
+    bits = x.view(_KEY_T)
+    un, uxs, ugs, uts, at_once = _U64(n), _U64(xs), _U64(gs), _U64(ts), _U64(_AT_ONCE)
+    e = _stack_e()  # e[k * _AT_ONCE + j]: element k of row j of the batch
+    keys = _stack_keys()
+    m, s, d = _stack_m(), _stack_s(), _stack_d()  # a row's max, sum of e and sum of g * e
+    for first in range(_U64(lo), _U64(hi), at_once):
+        rows = min(_U64(hi) - first, at_once)
+        for j in range(rows):
+            keys[j] = _order_key(bits[(first + j) * uxs])
+        for k in range(_U64(1), un):
+            for j in range(rows):
+                key = _order_key(bits[(first + j) * uxs + k])
+                keys[j] = key if key > keys[j] else keys[j]
+        for j in range(rows):
+            m[j] = _load(_KEY_T(_order_key(keys[j])).view(_STORE_T))
+            s[j] = 0
+            d[j] = 0
+        for k in range(un):
+            for j in range(rows):
+                v = _exp(_load(x[(first + j) * uxs + k]) - m[j])
+                e[k * at_once + j] = v
+                s[j] += v
+                if _WITH_G:
+                    d[j] += v * _load(g[(first + j) * ugs + k])
+        for j in range(rows):
+            total = np.float64(s[j])
+            inv = _FT(1.0 / total)
+            dot = _FT(np.float64(d[j]) / total)
+            r = first + j
+            for k in range(un):
+                v = e[k * at_once + j] * inv
+                if _WITH_G:
+                    v = v * (_load(g[r * ugs + k]) - dot)
+                if keep:
+                    tmp[r * uts + k] = v
+                else:
+                    out[r * un + k] = _store(v)
+
+
 def _rows(x, xs, g, gs, tmp, ts, out, n, lo, hi, keep):  # pragma: no cover - compiled by numba
     """Rows lo..hi-1 of at most :data:`ROW_ELEMENTS` each (n > 0), row r of x from x[r * xs] (g likewise),
     its exp values in tmp from tmp[r * ts] (``ts`` 0: one row of the worker's own; ``tmp`` and ``keep`` as
@@ -561,7 +618,10 @@ def _rows_kernel(x, xs, g, gs, out, n, chunks, workers):  # pragma: no cover - c
             shifts = np.empty((n + _BLOCK - 1) // _BLOCK)
             lo, hi = w * rows // workers, (w + 1) * rows // workers
             if n <= _ROWS_UP_TO:
-                _rows(x, xs, g, gs, tmp, 0 if _NARROW else n, out, n, lo, hi, keep)
+                if n < _SHORT:
+                    _short_rows(x, xs, g, gs, tmp, 0 if _NARROW else n, out, n, lo, hi, keep)
+                else:
+                    _rows(x, xs, g, gs, tmp, 0 if _NARROW else n, out, n, lo, hi, keep)
                 continue
             bm = _first_max(x, lo * xs, 0, n) if hi > lo else -np.inf
             for r in range(lo, hi):
@@ -624,13 +684,19 @@ def _jacobian_kernel(x, xs, out, n, parts, workers):  # pragma: no cover - compi
         shifts = np.empty((n + _BLOCK - 1) // _BLOCK)
         first, stop = w * tasks // workers, (w + 1) * tasks // workers
         if at_once and stop > first:
-            _rows(x, xs, x, xs, s_all, n, s_all, n, first, stop, True)
+            if n < _SHORT:
+                _short_rows(x, xs, x, xs, s_all, n, s_all, n, first, stop, True)
+            else:
+                _rows(x, xs, x, xs, s_all, n, s_all, n, first, stop, True)
         last = -1
         for k in range(first, stop):
             r = k // parts
             if not at_once and r != last:
                 if n <= _ROWS_UP_TO:
-                    _rows(x, xs, x, xs, sr, 0, sr, n, r, r + 1, True)
+                    if n < _SHORT:
+                        _short_rows(x, xs, x, xs, sr, 0, sr, n, r, r + 1, True)
+                    else:
+                        _rows(x, xs, x, xs, sr, 0, sr, n, r, r + 1, True)
                 else:
                     bm = _first_max(x, r * xs, 0, n)
                     m, s, d, _ = _sweep(x, r * xs, x, r * xs, sr, 0, 0, n, shifts, bm, -1, -1)
@@ -648,8 +714,11 @@ def _jacobian_kernel(x, xs, out, n, parts, workers):  # pragma: no cover - compi
 
 _range = range  # replaced in each compiled variant's globals (see _kernel)
 _exp = _load = _store = _wide = _prefetch = _no_alias = _sums = None
+_stack_e = _stack_keys = _stack_m = _stack_s = _stack_d = None
 _LINE = 8
 _VECTOR = 8
+_SHORT = 8
+_AT_ONCE = 256
 _KEY_T, _STORE_T, _KEY_SHIFT, _KEY_MASK = np.int64, np.float64, 63, np.int64(2**63 - 1)
 _BLOCK = BLOCK
 _ROWS_UP_TO = ROW_ELEMENTS
@@ -732,6 +801,33 @@ def _no_alias():
 
 
 @functools.lru_cache(maxsize=None)
+def _stack_array(dtype: str, size: int):
+    """A Numba intrinsic ``stack_array() -> array`` of ``size`` elements of ``dtype`` (uninitialised) on the
+    calling function's stack, allocated once in its entry block: no heap allocation (Numba's ``np.empty``
+    costs 50 ns a call, a fifth of a short row's call) and no reference count. It must not outlive the call."""
+    from numba.core import cgutils
+    from numba.core import types as nb_types
+    from numba.extending import intrinsic
+
+    element = getattr(nb_types, dtype)
+    kind = nb_types.Array(element, 1, "C")
+
+    @intrinsic
+    def stack_array(typingctx):
+        def codegen(context, builder, signature, args):
+            data = cgutils.alloca_once(builder, context.get_data_type(element), size=size)
+            array = context.make_array(kind)(context, builder)
+            itemsize = context.get_constant(nb_types.intp, context.get_abi_sizeof(context.get_data_type(element)))
+            context.populate_array(array, data=data, shape=[context.get_constant(nb_types.intp, size)],
+                                   strides=[itemsize], itemsize=itemsize, meminfo=None)
+            return array._getvalue()
+
+        return kind(), codegen
+
+    return stack_array
+
+
+@functools.lru_cache(maxsize=None)
 def _prefetcher():
     """A Numba intrinsic ``prefetch(array, index)``: LLVM's ``llvm.prefetch`` of the element's cache line
     into every cache level (``prefetcht0``), for reads. A prefetch never faults, but callers stay inside
@@ -756,6 +852,11 @@ def _prefetcher():
     return prefetch
 
 
+#: per compute dtype: rows shorter than this (a 512-bit vector) run with the rows in the vector lanes
+#: (:func:`_short_rows`)
+SHORT_ROWS = {"float32": 8, "float64": 4}
+#: rows a :func:`_short_rows` pass takes at once (its buffer of exp values: at most 15 KiB, in L1)
+ROWS_AT_ONCE = 256
 #: per compute dtype, the elements of the vector whose exp a ragged row's last elements take, overlapping the
 #: vector before (:func:`_rows`; float32 and the 16-bit formats, 512 bits); float64 keeps a scalar rest (1: none)
 _OVERLAP_TAIL = {"float32": 16}
@@ -900,7 +1001,7 @@ def _parts(dtype: str) -> dict:
     names = {"_exp": _build_exp(compute, EXP_DEGREE[dtype]), "_wide": _wide_vectors(), "_prefetch": _prefetcher(),
              "_no_alias": _no_alias(),
              "_LINE": 64 // store_t.itemsize, "_VECTOR": _OVERLAP_TAIL.get(compute, 1), "_BLOCK": BLOCK,
-             "_FT": np.dtype(compute).type,
+             "_FT": np.dtype(compute).type, "_SHORT": SHORT_ROWS[compute], "_AT_ONCE": ROWS_AT_ONCE,
              "_ROWS_UP_TO": ROW_ELEMENTS,
              "_NARROW": compute != dtype, "_STORED": store_t,
              "_load": _variant(load, needs, f"_{dtype}", fastmath={"contract"}),
@@ -912,6 +1013,16 @@ def _parts(dtype: str) -> dict:
     names["_block_max"] = _variant(_block_max, {**names, **keys}, f"_{dtype}")
     names.update(keys)
     return names
+
+
+def _short_buffers(dtype: str) -> dict:
+    """The stack buffers of :func:`_short_rows` for ``dtype``: its exp values, keys and per-row sums."""
+    compute = _conversions(dtype)[0]
+    key = f"int{16 if compute != dtype else 8 * np.dtype(dtype).itemsize}"
+    rows, n = ROWS_AT_ONCE, SHORT_ROWS[compute]
+    return {"_stack_e": _stack_array(compute, rows * (n - 1)), "_stack_keys": _stack_array(key, rows),
+            "_stack_m": _stack_array(compute, rows), "_stack_s": _stack_array(compute, rows),
+            "_stack_d": _stack_array(compute, rows)}
 
 
 @functools.lru_cache(maxsize=None)
@@ -935,6 +1046,7 @@ def _kernel(op: str, dtype: str, parallel: bool):
     parts = {**names, "_sweep": _variant(_sweep, names, suffix), "_scale": _variant(_scale, names, suffix),
              "_rows": _variant(_rows, {**names, "_finish_row": _variant(_finish_row, names, suffix, inline="always")},
                                suffix),
+             "_short_rows": _variant(_short_rows, {**names, **_short_buffers(dtype)}, suffix),
              "_range": numba.prange if parallel else range}
     if op == "jacobian":
         body, signature = _jacobian_kernel, void(flat_in, int64, flat_out, int64, int64, int64)
@@ -977,6 +1089,12 @@ def _small(op: str, dtype: str):
     # compile a specialisation of their own inside a call
     kernel.disable_compile()
     return kernel
+
+
+def serial_limit(itemsize: int) -> int:
+    """The work (elements of the result plus :data:`ROW_WEIGHT` a row) from which a call of elements of
+    ``itemsize`` bytes runs on threads."""
+    return SERIAL_BELOW_FLOAT64 if itemsize == 8 else SERIAL_BELOW
 
 
 def _flat(a: np.ndarray) -> tuple[np.ndarray, int]:
@@ -1025,8 +1143,8 @@ def _ops() -> dict:
         dtype, n = x.dtype, x.shape[-1]
         if out.size == 0:
             return out
-        limit = SERIAL_BELOW_FLOAT64 if dtype.itemsize == 8 else SERIAL_BELOW
-        parallel = out.size >= limit
+        limit = serial_limit(dtype.itemsize)
+        parallel = out.size + ROW_WEIGHT * (x.size // n) >= limit
         kernel = kernels.get((op, dtype, parallel))
         if kernel is None:
             kernel = kernels[op, dtype, parallel] = _kernel(op, str(dtype), parallel)
@@ -1059,7 +1177,8 @@ def _ops() -> dict:
     def softmax(x: np.ndarray) -> np.ndarray:
         out = np.empty(x.shape, x.dtype)
         fast = small_softmax.get(x.dtype)
-        if fast is not None and 0 < out.size < fast[1] and x.ndim == 2 and x.flags.c_contiguous:
+        if fast is not None and x.ndim == 2 and 0 < out.size and out.size + ROW_WEIGHT * x.shape[0] < fast[1] \
+                and x.flags.c_contiguous:
             fast[0](x, x, out)
             return out
         return call("softmax", x, None, out)
@@ -1067,7 +1186,8 @@ def _ops() -> dict:
     def vjp(x: np.ndarray, g: np.ndarray) -> np.ndarray:
         out = np.empty(x.shape, x.dtype)
         fast = small_vjp.get(x.dtype)
-        if fast is not None and 0 < out.size < fast[1] and x.ndim == 2 and x.flags.c_contiguous and g.flags.c_contiguous:
+        if fast is not None and x.ndim == 2 and 0 < out.size and out.size + ROW_WEIGHT * x.shape[0] < fast[1] \
+                and x.flags.c_contiguous and g.flags.c_contiguous:
             fast[0](x, g, out)
             return out
         return call("vjp", x, g, out)
@@ -1076,7 +1196,8 @@ def _ops() -> dict:
         n = x.shape[-1]
         out = np.empty((*x.shape, n), x.dtype)
         fast = small_jacobian.get(x.dtype)
-        if fast is not None and 0 < out.size < fast[1] and x.ndim == 2 and x.flags.c_contiguous:
+        if fast is not None and x.ndim == 2 and 0 < out.size and out.size + ROW_WEIGHT * x.shape[0] < fast[1] \
+                and x.flags.c_contiguous:
             fast[0](x, out)
             return out
         return call("jacobian", x, None, out)

@@ -496,6 +496,31 @@ def _masked_rows(dtype: str, n: int) -> np.ndarray:
 
 
 @pytest.mark.parametrize("dtype", ALL)
+@pytest.mark.parametrize("n", [1, 2, 3, 5, 7])
+def test_short_rows_with_the_rows_in_the_lanes(ops, dtype, n):
+    """Rows shorter than a vector (:func:`_short_rows`, rows in the vector lanes): several passes of
+    ROWS_AT_ONCE rows and a ragged last one, on threads, contiguous, padded (a row stride) and 3-d, with masked
+    and non-finite rows among them, judged by the oracle; a row alone gives the bits it gives among others."""
+    t = _np(dtype)
+    rows = 8 * nf.ROWS_AT_ONCE + 37  # past the serial limit for every n: the parallel kernel
+    rng = np.random.default_rng(n)
+    x = (rng.standard_normal((rows, n)) * 3).astype(t)
+    x[5] = -np.inf  # a fully masked row: NaN by the policy
+    x[6, 0] = np.nan
+    x[7, -1] = np.inf
+    x[8, :(n + 1) // 2] = -np.inf
+    g = rng.standard_normal((rows, n)).astype(t)
+    _run(ops, dtype, x, g, jacobian=True)
+    padded = np.zeros((rows, n + 3), t)[:, 1:n + 1]
+    padded[:] = x
+    _run(ops, dtype, padded, g)
+    _run(ops, dtype, x[:rows - rows % 3].reshape(3, -1, n), g[:rows - rows % 3].reshape(3, -1, n))
+    for i in (0, 5, 9, nf.ROWS_AT_ONCE, rows - 1):
+        assert _same(ops["softmax"](x[i:i + 1]), ops["softmax"](x)[i:i + 1]), i
+        assert _same(ops["vjp"](x[i:i + 1], g[i:i + 1]), ops["vjp"](x, g)[i:i + 1]), i
+
+
+@pytest.mark.parametrize("dtype", ALL)
 @pytest.mark.parametrize("n", [13, 37, 3 * nf.BLOCK + 5])  # a short row (plain loops), block sweeps
 def test_masks_and_non_finite_rows(ops, dtype, n):
     x = _masked_rows(dtype, n)
