@@ -41,7 +41,8 @@ each block is cut into bands of block rows.
 Rows of up to one block (:data:`ROW_ELEMENTS`, 2048 elements) take a path of their own
 (:func:`_rows`): one call for a worker's whole run of rows, loops indexed by unsigned offsets (no slices,
 whose NRT reference counts cost 40-60 ns a row; a signed index is wrapped around when negative, and LLVM
-then gathers or stays scalar), the max, the exp, the row's sums (:func:`_lane_sums`), then the scaling. A float32 or float64 input too small for threads,
+then gathers or stays scalar), the max, the exp, the row's sums (:func:`_lane_sums`), then the scaling. A
+float32 or float64 input too small for threads,
 2-d and C-contiguous, goes from the op straight to a kernel with a 2-d signature (:func:`_small_rows`).
 Rows shorter than a vector (:data:`SHORT_ROWS`) put the rows, not a row's elements, in the vector lanes
 (:func:`_short_rows`): each had been a scalar loop of exps with a row's fixed costs around it. Measured
@@ -71,7 +72,8 @@ below it (the Taylor polynomial of degree 7 and 2**k as two normal halves, 7 mor
 0.85). Measured against that exp (the kernels before and after in one process, 2026-12-06, quiet machine, two
 threads): 131072x1024 softmax float32 0.84-0.89x the time, bfloat16 0.83-0.85x, float64 0.91x; VJP 0.87-1.00x;
 vocab rows 0.79-0.96x. A block's sums are accumulated in
-the compute dtype (:data:`SUM_LANES` lanes of at most BLOCK / lanes terms each), a row's in float64. What limits it (issue 24,
+the compute dtype (:data:`SUM_LANES` lanes of at most BLOCK / lanes terms each), a row's in float64. What
+limits it (issue 24,
 measured on the shared 2-core machine, one thread, thread CPU time): the arithmetic. LLVM prefers 256-bit
 vectors on Intel's AVX-512 cores; every kernel here is marked ``prefer-vector-width=512``
 (:func:`_wide_vectors`), so its loops run 16 float32 lanes wide. Before the mark (8 lanes) a float32 softmax
@@ -555,7 +557,8 @@ def _rows(x, xs, g, gs, tmp, ts, out, n, lo, hi, keep):  # pragma: no cover - co
     its exp values in tmp from tmp[r * ts] (``ts`` 0: one row of the worker's own; ``tmp`` and ``keep`` as
     in :func:`_scale`), the result in out from out[r * n]. Per row: the max (on the bits, as
     :func:`_block_max`), ``e = exp(x - max)`` into tmp (a ragged row's last elements as a vector overlapping
-    the one before, :data:`_OVERLAP_TAIL`), then its sums and scaling (:func:`_finish_row`, inlined). One call for a worker's whole run of rows, indexed by unsigned offsets: slices and arrays passed per
+    the one before, :data:`_OVERLAP_TAIL`), then its sums and scaling (:func:`_finish_row`, inlined). One call
+    for a worker's whole run of rows, indexed by unsigned offsets: slices and arrays passed per
     row cost NRT reference counts (40-60 ns a row, measured), and a signed index is wrapped around when
     negative, which LLVM does not vectorise. The rows with a next row run in one loop and the last after it
     (no read ahead past x). Before the arrays were marked ``noalias`` (:func:`_no_alias`), LLVM checked once,
@@ -899,7 +902,8 @@ def _lane_sums(compute: str, stored: str, with_g: bool):
     :func:`_widen_vector`), written as LLVM IR whose order of additions is fixed by construction: a vector of
     :data:`SUM_LANES` accumulators, lane k summing elements k, k + lanes, ... (the last partial vector by a
     masked load, its missing lanes adding 0; none for a row of whole vectors, where four all-false masked loads
-    had cost rows of 1024 from memory 1.1-1.3x the time), the lanes then halved in a tree (lanes k and k + h, h = lanes / 2,
+    had cost rows of 1024 from memory 1.1-1.3x the time), the lanes then halved in a tree (lanes k and k + h,
+    h = lanes / 2,
     lanes / 4, ... 1). No fast-math flag lets LLVM reorder them, so a row's sums are the same bits in every
     kernel it passes through, wherever the row lies, whichever copy of a row function the kernel links and
     whether it was compiled afresh or read from the cache, and on CPUs with other vector widths: a loop that
