@@ -889,7 +889,8 @@ def _widen_vector(builder, v, compute, stored: str):
         return builder.bitcast(builder.shl(h, splat(16)), compute)
     magnitude = builder.and_(h, splat(0x7FFF))
     shifted = builder.shl(magnitude, splat(13))
-    finite = builder.bitcast(builder.fmul(builder.bitcast(shifted, compute), splat(2.0**112, compute)), u32)
+    scaled = builder.fmul(builder.bitcast(shifted, compute), splat(float(_F16_SCALE), compute))  # as _f16_widen
+    finite = builder.bitcast(scaled, u32)
     special = builder.icmp_unsigned(">=", magnitude, splat(0x7C00))
     bits = builder.select(special, builder.or_(shifted, splat(0x7F800000)), finite)
     return builder.bitcast(builder.or_(builder.shl(builder.and_(h, splat(0x8000)), splat(16)), bits), compute)
@@ -903,8 +904,7 @@ def _lane_sums(compute: str, stored: str, with_g: bool):
     :data:`SUM_LANES` accumulators, lane k summing elements k, k + lanes, ... (the last partial vector by a
     masked load, its missing lanes adding 0; none for a row of whole vectors, where four all-false masked loads
     had cost rows of 1024 from memory 1.1-1.3x the time), the lanes then halved in a tree (lanes k and k + h,
-    h = lanes / 2,
-    lanes / 4, ... 1). No fast-math flag lets LLVM reorder them, so a row's sums are the same bits in every
+    h = lanes / 2, lanes / 4, ... 1). No fast-math flag lets LLVM reorder them, so a row's sums are the same bits in every
     kernel it passes through, wherever the row lies, whichever copy of a row function the kernel links and
     whether it was compiled afresh or read from the cache, and on CPUs with other vector widths: a loop that
     Numba compiles with ``reassoc`` has its order chosen by LLVM's vectoriser, and a kernel read from the cache
@@ -1019,11 +1019,11 @@ def _parts(dtype: str) -> dict:
     return names
 
 
-def _short_buffers(dtype: str) -> dict:
-    """The stack buffers of :func:`_short_rows` for ``dtype``: its exp values, keys and per-row sums."""
-    compute = _conversions(dtype)[0]
-    key = f"int{16 if compute != dtype else 8 * np.dtype(dtype).itemsize}"
-    rows, n = ROWS_AT_ONCE, SHORT_ROWS[compute]
+def _short_buffers(names: dict) -> dict:
+    """The stack buffers of :func:`_short_rows` for the kernels compiled with ``names`` (:func:`_parts`): its exp
+    values and per-row sums in the compute dtype, its keys in the block max's key type."""
+    compute, key = np.dtype(names["_FT"]).name, np.dtype(names["_KEY_T"]).name
+    rows, n = ROWS_AT_ONCE, names["_SHORT"]
     return {"_stack_e": _stack_array(compute, rows * (n - 1)), "_stack_keys": _stack_array(key, rows),
             "_stack_m": _stack_array(compute, rows), "_stack_s": _stack_array(compute, rows),
             "_stack_d": _stack_array(compute, rows)}
@@ -1040,9 +1040,8 @@ def _kernel(op: str, dtype: str, parallel: bool):
     from numba.types import Array
 
     names = {**_parts(dtype), "_WITH_G": op == "vjp"}
-    compute, load = _conversions(dtype)[:2]
-    stored = "float16-bits" if load is _f16_widen else dtype
-    names["_sums"] = _lane_sums(compute, stored, op == "vjp")
+    stored = "float16-bits" if _conversions(dtype)[1] is _f16_widen else dtype
+    names["_sums"] = _lane_sums(np.dtype(names["_FT"]).name, stored, op == "vjp")
     stored = numba.from_dtype(names["_STORED"])
     flat_in, flat_out = Array(stored, 1, "C", readonly=True), Array(stored, 1, "C")
     suffix = f"_{dtype}_{op}"
@@ -1050,7 +1049,7 @@ def _kernel(op: str, dtype: str, parallel: bool):
     parts = {**names, "_sweep": _variant(_sweep, names, suffix), "_scale": _variant(_scale, names, suffix),
              "_rows": _variant(_rows, {**names, "_finish_row": _variant(_finish_row, names, suffix, inline="always")},
                                suffix),
-             "_short_rows": _variant(_short_rows, {**names, **_short_buffers(dtype)}, suffix),
+             "_short_rows": _variant(_short_rows, {**names, **_short_buffers(names)}, suffix),
              "_range": numba.prange if parallel else range}
     if op == "jacobian":
         body, signature = _jacobian_kernel, void(flat_in, int64, flat_out, int64, int64, int64)
