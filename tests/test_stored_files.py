@@ -462,6 +462,7 @@ FORMER_GAPS = {
     "asv-column-shortened": _gap("asv.json", (*_NUMPY_TIMES, 0), [1e-5]),
     # an entry lost mid-row: every later column slides by one (the quartiles take the next column's values)
     "asv-columns-slid": _gap("asv.json", (*_NUMPY_TIMES, 7), kind="delete-field"),
+    "asv-shape-one-dim": _gap("asv.json", (*_NUMPY_TIMES, 1, 1, 0), "'8'", RUN_IDS[0]),
     "asv-zero-time": _gap("asv.json", ("results", f"bench_ops.{grid.class_name('fake-impl')}.time_op", 0, 6), 0),
     "speed-negative": _gap("speed.json", (*_SPEED, "speed_s"), -1),
     "speed-zero": _gap("speed.json", (*_SPEED, "speed_s"), 0),
@@ -487,6 +488,28 @@ def test_damage_once_taken_for_other_data_is_refused(case):
             assert rc == 2, (command, case, rc, out, err)
     finally:
         shutil.rmtree(home, ignore_errors=True)
+
+
+#: a class's kinds that no longer agree, though each holds values valid on their own: (kind changed, position,
+#: index, new value, what the error names)
+DISAGREEING_KINDS = {
+    "time-shape-moved": ("time_op", 1, 0, "2x8", "has shape '1x8', which"),
+    "track-shape-added": ("track_error_ratio", 1, 3, "512x16", "has shape '512x16', which"),
+    "track-dtype-swapped": ("track_error_ratio", 2, 1, "float16", "list different dtypes"),
+    "time-op-swapped": ("time_op", 0, 1, "jacobian", "list different ops"),
+}
+
+
+@pytest.mark.parametrize("case", list(DISAGREEING_KINDS))
+def test_a_class_whose_kinds_were_written_from_different_grids_is_refused(case):
+    """softgrad writes every kind of a class from one grid; a param value changed in one kind's list alone
+    (each value valid, so no other check sees it) is refused, naming the file and the class."""
+    kind, position, index, value, says = DISAGREEING_KINDS[case]
+    data = json.loads(json.dumps(VALID[(RUN_IDS[0], "asv.json")]))  # the kinds' lists unshared, as read
+    assert asv_results.rows(data, {grid.class_name(i): i for i in IMPLS}, "run/asv.json")  # valid as written
+    data["results"][f"bench_ops.{grid.class_name('numpy')}.{kind}"][1][position][index] = repr(value)
+    with pytest.raises(store.StoreError, match=f"run/asv.json: benchmarks? bench_ops.Impl_numpy.* {re.escape(says)}"):
+        asv_results.rows(data, {grid.class_name(i): i for i in IMPLS}, "run/asv.json")
 
 
 @settings(deadline=None, max_examples=200, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])

@@ -78,8 +78,13 @@ def _param_problem(label: str, value: Any) -> str | None:
     return None
 
 
-def _params(rec: dict[str, Any], name: str, source: str) -> list[list[str]]:
-    """A ``bench_ops`` benchmark's parameter lists (op, shape, dtype, device), every value checked."""
+#: a default-grid (``bench_ops``) shape: the grid's are all ``BATCHxN`` (:func:`softgrad.bench.grid.shape_name`)
+_GRID_SHAPE = re.compile(r"[1-9][0-9]*x[1-9][0-9]*")
+
+
+def _params(rec: dict[str, Any], name: str, source: str, default_grid: bool) -> list[list[str]]:
+    """A benchmark's parameter lists (op, shape, dtype, device), every value checked (``default_grid``: a
+    ``bench_ops`` benchmark, whose shapes are ``BATCHxN``)."""
     raw = rec.get("params")
     if not isinstance(raw, list) or len(raw) != 4:
         raise StoreError(f"{source}: benchmark {name} has malformed params (not 4 lists: op, shape, "
@@ -94,6 +99,8 @@ def _params(rec: dict[str, Any], name: str, source: str) -> list[list[str]]:
                 raise StoreError(f"{source}: benchmark {name} has malformed params: {label} "
                                        f"{one_line(repr(text), 40)} is not a Python literal") from None
             problem = _param_problem(label, value)
+            if problem is None and label == "shape" and default_grid and not _GRID_SHAPE.fullmatch(value):
+                problem = f"shape {one_line(repr(value), 40)} is not BATCHxN (the default grid's shapes are)"
             if problem:
                 raise StoreError(f"{source}: benchmark {name} has malformed params: {problem}")
             values.append(value)
@@ -150,6 +157,26 @@ def _check_median_within_quartiles(rec: dict[str, Any], bench: str, source: str)
                              f"quartiles [{a!r}, {b!r}] (asv computes all three from the same samples)")
 
 
+def _check_kinds_agree(params_of: dict[str, dict[str, list[list[Any]]]], source: str) -> None:
+    """:class:`StoreError` unless the kinds of each class (``time_op``, ``peakmem_op``, ...) list the same
+    ops, dtypes and devices, and shapes among ``time_op``'s: softgrad writes a class's kinds together, from one
+    grid (the others' shapes are the coarser :func:`softgrad.bench.grid.track_shapes`), so a value found in
+    one kind's params alone was changed after asv wrote it."""
+    for cls, by_kind in params_of.items():
+        (first_kind, first), *others = sorted(by_kind.items())
+        for kind, params in others:
+            for position, label in ((0, "ops"), (2, "dtypes"), (3, "devices")):
+                if set(params[position]) != set(first[position]):
+                    raise StoreError(f"{source}: benchmarks {cls}.{first_kind} and {cls}.{kind} list different "
+                                     f"{label} (softgrad writes a class's benchmarks from one grid)")
+        timed = by_kind.get("time_op")
+        for kind, params in by_kind.items():
+            extra = set(params[1]) - set(timed[1]) if timed is not None else set()
+            if extra:
+                raise StoreError(f"{source}: benchmark {cls}.{kind} has shape {one_line(repr(min(extra)), 40)}, "
+                                 f"which {cls}.time_op does not (softgrad writes a class's benchmarks from one grid)")
+
+
 def rows(data: dict[str, Any], impl_of: dict[str, str], source: str) -> dict[tuple, dict[str, Any]]:
     """The ``bench_ops`` results of one asv results file (``data``, read from ``source``), keyed by
     (impl, op, shape, dtype, device); :class:`StoreError` naming ``source`` and the benchmark when
@@ -157,6 +184,7 @@ def rows(data: dict[str, Any], impl_of: dict[str, str], source: str) -> dict[tup
     check_asv(data, source)
     cols = data.get("result_columns") or []
     rows: dict[tuple, dict[str, Any]] = {}
+    params_of: dict[str, dict[str, list[list[Any]]]] = {}
     for name, entry in data["results"].items():
         parts = name.split(".")
         if len(parts) != 3 or parts[0] not in ("bench_ops", "bench_workloads") or parts[2] not in KINDS:
@@ -167,7 +195,8 @@ def rows(data: dict[str, Any], impl_of: dict[str, str], source: str) -> dict[tup
             continue
         rec = dict(zip(cols, entry))
         bench = one_line(name, 80)
-        params = _params(rec, bench, source)
+        params = _params(rec, bench, source, default_grid=parts[0] == "bench_ops")
+        params_of.setdefault(one_line(f"{parts[0]}.{parts[1]}", 80), {})[parts[2]] = params
         values = rec.get("result")
         if not isinstance(values, list):
             continue
@@ -187,4 +216,5 @@ def rows(data: dict[str, Any], impl_of: dict[str, str], source: str) -> dict[tup
                                   ("stats_repeat", "repeats")):
                     seq = rec.get(stat)
                     row[out] = float(seq[k]) if isinstance(seq, list) and k < len(seq) and seq[k] is not None else math.nan
+    _check_kinds_agree(params_of, source)
     return rows
