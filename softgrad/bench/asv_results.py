@@ -1,7 +1,8 @@
 """asv's results files, read: what softgrad takes from them and how it checks them first.
 
 :func:`rows` gives the ``bench_ops`` (default grid) and ``bench_workloads`` (a workload's) benchmarks of one
-results file keyed by ``(impl, op, shape, dtype, device)`` (a run holds one grid's); :func:`check_asv` is the structure check it (and the run history) applies before reading.
+results file keyed by ``(impl, op, shape, dtype, device)`` (a run holds one grid's); :func:`check_asv` is the
+structure check it (and the run history) applies before reading.
 """
 
 from __future__ import annotations
@@ -215,6 +216,7 @@ def rows(data: dict[str, Any], impl_of: dict[str, str], source: str) -> dict[tup
                                   ("stats_ci_99_a", "ci99_low_s"), ("stats_ci_99_b", "ci99_high_s"),
                                   ("stats_repeat", "repeats")):
                     seq = rec.get(stat)
-                    row[out] = float(seq[k]) if isinstance(seq, list) and k < len(seq) and seq[k] is not None else math.nan
+                    held = isinstance(seq, list) and k < len(seq) and seq[k] is not None
+                    row[out] = float(seq[k]) if held else math.nan
     _check_kinds_agree(params_of, source)
     return rows
