@@ -8,8 +8,11 @@ block by ``exp(m_block - m_row) / sum`` (the VJP: times ``g - dot / sum``). exp 
 element and the output is written once to memory. A block's max is found one block ahead, in the loop of
 the block before's exp (a row's first block's in the loop of the previous row's last; a short row's one row
 ahead), so its loads from memory overlap that loop's arithmetic instead of waiting with the arithmetic idle
-(the first block's max across rows: rows of 4096 and 8192 0.84-0.97x the time); the VJP prefetches g a block
-(a short row) ahead, for the loop of sums that reads it (:func:`_prefetcher`). Measured (2026-12-06, the
+(the first block's max across rows: rows of 4096 and 8192 0.84-0.97x the time). The VJP's g is left to the
+hardware's prefetchers: a software prefetch of the next row's (block's) g before its loop of sums, landed on
+2026-12-06 with the maxima ahead, cost time on the AMD host (2026-12-07, one process, interleaved medians, against
+the same kernels without it: rows of 512 to 2048 and vocab rows, float32, bfloat16 and float64, 0.81-1.00x the
+time without it; 0.96-0.97x in cache). Measured (2026-12-06, the
 quiet 2-core machine, the kernels before and after in one process, two threads, medians of 9): rows of 1024
 (131072x1024) softmax float32 0.85x the time before, bfloat16 0.73x, VJP float32 0.82x, bfloat16 0.87x; 256x1024 in
 cache 0.82-0.89x; vocab rows (512x262144, 2048x50257) bfloat16 softmax 0.89-0.91x, the rest 0.96-0.99x
@@ -259,11 +262,16 @@ def _bf16_widen(h):  # pragma: no cover - compiled by numba
 
 
 def _bf16_narrow(v):  # pragma: no cover - compiled by numba
-    """float32 -> bfloat16 bits, rounded to nearest even on the bits (overflow to inf); NaN stays NaN (quiet)."""
+    """float32 -> bfloat16 bits, rounded to nearest even on the bits (overflow to inf). A NaN stays the same NaN
+    when its low 16 bits are 0, as every NaN the kernels compute: float32 arithmetic passes on an input NaN's
+    payload (quieted), which sits in the top half of a widened bfloat16, or makes the default NaN (0xFFC00000 on
+    x86, 0x7FC00000 on Arm). A float32 NaN with low bits set would round like a number (to inf or to a zero);
+    the test feeds every bfloat16 NaN through the kernels. Without the NaN check the kernels' 16-bit loops have
+    three operations fewer an element (2026-12-07, AMD host, one process, interleaved, against the check:
+    bfloat16 softmax and VJP 0.91-0.96x the time at rows of 1024 in cache, 0.92 / 0.96x at 131072x1024,
+    0.95-0.97x at 512x262144)."""
     b = _F32(v).view(_U32)
-    rounded = _U32(_U32(b + _U32(0x7FFF) + _U32(_U32(b >> 16) & 1)) >> 16)
-    quiet = _U32(_U32(b >> 16) | 0x40)
-    return np.uint16(quiet if v != v else rounded)
+    return np.uint16(_U32(_U32(b + _U32(0x7FFF) + _U32(_U32(b >> 16) & 1)) >> 16))
 
 
 def _f16_widen(h):  # pragma: no cover - compiled by numba
@@ -390,7 +398,7 @@ def _first_max(x, xo, lo, hi):  # pragma: no cover - compiled by numba
     return np.float64(_block_max(x[xo + lo:xo + min(lo + _BLOCK, hi)])) if hi > lo else -np.inf
 
 
-def _sweep(x, xo, g, go, tmp, to, lo, hi, shifts, bm, nxo, ngo):  # pragma: no cover - compiled by numba
+def _sweep(x, xo, g, go, tmp, to, lo, hi, shifts, bm, nxo):  # pragma: no cover - compiled by numba
     """The sweep from memory over elements [lo, hi) of a row (x from x[xo], g from g[go]), block by block:
     the block's max raises the running max m, then ``e = exp(x - m)`` is stored in ``tmp`` from tmp[to] (the
     output itself, or a float32 row of this thread's for 16-bit outputs) and summed (with ``g * e`` for the
@@ -399,7 +407,7 @@ def _sweep(x, xo, g, go, tmp, to, lo, hi, shifts, bm, nxo, ngo):  # pragma: no c
     found in the same loop as this block's exp (on its bits, as :func:`_block_max`): its loads from memory
     overlap the exp's arithmetic, where a max loop of its own waits for memory with the arithmetic idle. The
     first block's max ``bm`` comes from the caller (:func:`_first_max`); after the last block comes the first
-    of the next row, at x[nxo] and g[ngo] (the same elements [lo, hi); ``nxo`` -1: none), whose max is returned.
+    of the next row, at x[nxo] (the same elements [lo, hi); ``nxo`` -1: none), whose max is returned.
     Returns (m, sum e, sum g e, the next row's first max), the sums relative to the final m."""
     _wide()
     _no_alias()
@@ -416,13 +424,10 @@ def _sweep(x, xo, g, go, tmp, to, lo, hi, shifts, bm, nxo, ngo):  # pragma: no c
         tb = tmp[to + b:to + b + xb.size]
         if j + 1 < blocks:  # the next block of this row, or after the last the next row's first (may be longer)
             nb = bits[xo + b + xb.size:xo + min(b + xb.size + _BLOCK, hi)]
-            ng = go + b + xb.size
         elif nxo >= 0:
             nb = bits[nxo + lo:nxo + min(lo + _BLOCK, hi)]
-            ng = ngo + lo
         else:
             nb = bits[0:0]
-            ng = 0
         if bm > m:
             if m > -np.inf:  # else the sums are 0 (or NaN), with nothing to rescale
                 scale = np.exp(m - bm)
@@ -432,9 +437,6 @@ def _sweep(x, xo, g, go, tmp, to, lo, hi, shifts, bm, nxo, ngo):  # pragma: no c
         shifts[j] = m
         shift = _FT(m if m > -np.inf else 0.0)
         key = _order_key(nb[0]) if nb.size else _KEY_T(0)
-        if _WITH_G:  # the next block's g on the way, read by the sums' loop below, which has little to overlap
-            for i in range(_U64(ng), _U64(ng + nb.size), _LINE):
-                _prefetch(g, i)
         both = min(nb.size, xb.size)
         for i in range(both):  # this block's exp and the next one's max
             tb[i] = _exp(_load(xb[i]) - shift)
@@ -582,9 +584,6 @@ def _rows(x, xs, g, gs, tmp, ts, out, n, lo, hi, keep):  # pragma: no cover - co
     for r in range(_U64(lo), last):  # the next row's max in the same loop: its loads overlap this row's exp
         xo, go, to, oo = r * _U64(xs), r * _U64(gs), r * _U64(ts), r * un
         no = xo + _U64(xs)
-        if _WITH_G:  # and its g on the way (read in the sums' loop, which has no arithmetic to overlap)
-            for i in range(go + _U64(gs), go + _U64(gs) + un, _LINE):
-                _prefetch(g, i)
         m = _order_key(bits[no])
         for i in range(whole):
             tmp[to + i] = _exp(_load(x[xo + i]) - mx)
@@ -629,8 +628,8 @@ def _rows_kernel(x, xs, g, gs, out, n, chunks, workers):  # pragma: no cover - c
             bm = _first_max(x, lo * xs, 0, n) if hi > lo else -np.inf
             for r in range(lo, hi):
                 to = 0 if _NARROW else r * n
-                nxo, ngo = ((r + 1) * xs, (r + 1) * gs) if r + 1 < hi else (-1, -1)  # the next row's max, ahead
-                m, s, d, bm = _sweep(x, r * xs, g, r * gs, tmp, to, 0, n, shifts, bm, nxo, ngo)
+                nxo = (r + 1) * xs if r + 1 < hi else -1  # the next row's max, ahead
+                m, s, d, bm = _sweep(x, r * xs, g, r * gs, tmp, to, 0, n, shifts, bm, nxo)
                 _scale(g, r * gs, tmp, to, out, r * n, 0, n, shifts, m, s, d, keep)
         return
     if _NARROW:
@@ -645,7 +644,7 @@ def _rows_kernel(x, xs, g, gs, out, n, chunks, workers):  # pragma: no cover - c
         lo = min((k - r * chunks) * size, n)
         end = min(lo + size, n)
         parts[k, 0], parts[k, 1], parts[k, 2], _ = _sweep(x, r * xs, g, r * gs, tmp, r * n, lo, end, shifts[k],
-                                                          _first_max(x, r * xs, lo, end), -1, -1)
+                                                          _first_max(x, r * xs, lo, end), -1)
     for r in range(rows):
         head = r * chunks
         m = parts[head, 0]
@@ -702,7 +701,7 @@ def _jacobian_kernel(x, xs, out, n, parts, workers):  # pragma: no cover - compi
                         _rows(x, xs, x, xs, sr, 0, sr, n, r, r + 1, True)
                 else:
                     bm = _first_max(x, r * xs, 0, n)
-                    m, s, d, _ = _sweep(x, r * xs, x, r * xs, sr, 0, 0, n, shifts, bm, -1, -1)
+                    m, s, d, _ = _sweep(x, r * xs, x, r * xs, sr, 0, 0, n, shifts, bm, -1)
                     _scale(x, r * xs, sr, 0, out, 0, 0, n, shifts, m, s, d, True)
                 last = r
             so = _U64(r) * un if at_once else _U64(0)  # row r's s in sr
@@ -716,9 +715,8 @@ def _jacobian_kernel(x, xs, out, n, parts, workers):  # pragma: no cover - compi
 
 
 _range = range  # replaced in each compiled variant's globals (see _kernel)
-_exp = _load = _store = _wide = _prefetch = _no_alias = _sums = None
+_exp = _load = _store = _wide = _no_alias = _sums = None
 _stack_e = _stack_keys = _stack_m = _stack_s = _stack_d = None
-_LINE = 8
 _VECTOR = 8
 _SHORT = 8
 _AT_ONCE = 256
@@ -830,31 +828,6 @@ def _stack_array(dtype: str, size: int):
     return stack_array
 
 
-@functools.lru_cache(maxsize=None)
-def _prefetcher():
-    """A Numba intrinsic ``prefetch(array, index)``: LLVM's ``llvm.prefetch`` of the element's cache line
-    into every cache level (``prefetcht0``), for reads. A prefetch never faults, but callers stay inside
-    the array."""
-    from llvmlite import ir
-    from numba.core import types as nb_types
-    from numba.extending import intrinsic
-
-    @intrinsic
-    def prefetch(typingctx, array, index):
-        def codegen(context, builder, signature, args):
-            data = context.make_array(signature.args[0])(context, builder, args[0]).data
-            address = builder.bitcast(builder.gep(data, [args[1]]), ir.IntType(8).as_pointer())
-            i32 = ir.IntType(32)
-            fn = builder.module.declare_intrinsic(  # named by llvmlite for its LLVM's pointers (p0i8, p0)
-                "llvm.prefetch", [address.type], ir.FunctionType(ir.VoidType(), [address.type, i32, i32, i32]))
-            builder.call(fn, [address, i32(0), i32(3), i32(1)])  # read, keep in every level, data
-            return context.get_dummy_value()
-
-        return nb_types.none(array, index), codegen
-
-    return prefetch
-
-
 #: per compute dtype: rows shorter than this (a 512-bit vector) run with the rows in the vector lanes
 #: (:func:`_short_rows`)
 SHORT_ROWS = {"float32": 8, "float64": 4}
@@ -904,8 +877,8 @@ def _lane_sums(compute: str, stored: str, with_g: bool):
     :data:`SUM_LANES` accumulators, lane k summing elements k, k + lanes, ... (the last partial vector by a
     masked load, its missing lanes adding 0; none for a row of whole vectors, where four all-false masked loads
     had cost rows of 1024 from memory 1.1-1.3x the time), the lanes then halved in a tree (lanes k and k + h,
-    h = lanes / 2, lanes / 4, ... 1). No fast-math flag lets LLVM reorder them, so a row's sums are the same bits in every
-    kernel it passes through, wherever the row lies, whichever copy of a row function the kernel links and
+    h = lanes / 2, lanes / 4, ... 1). No fast-math flag lets LLVM reorder them, so a row's sums are the same bits
+    in every kernel it passes through, wherever the row lies, whichever copy of a row function the kernel links and
     whether it was compiled afresh or read from the cache, and on CPUs with other vector widths: a loop that
     Numba compiles with ``reassoc`` has its order chosen by LLVM's vectoriser, and a kernel read from the cache
     gave the float32 VJP other bits (an ulp) than the same kernel compiled afresh. (``t * g + acc`` may become
@@ -1002,9 +975,9 @@ def _parts(dtype: str) -> dict:
     """The globals every kernel of ``dtype`` is compiled with: its exp, loads, stores and block max."""
     compute, load, store, needs = _conversions(dtype)
     store_t = np.dtype(np.uint16 if compute != dtype else dtype)  # 16-bit dtypes as their bits
-    names = {"_exp": _build_exp(compute, EXP_DEGREE[dtype]), "_wide": _wide_vectors(), "_prefetch": _prefetcher(),
+    names = {"_exp": _build_exp(compute, EXP_DEGREE[dtype]), "_wide": _wide_vectors(),
              "_no_alias": _no_alias(),
-             "_LINE": 64 // store_t.itemsize, "_VECTOR": _OVERLAP_TAIL.get(compute, 1), "_BLOCK": BLOCK,
+             "_VECTOR": _OVERLAP_TAIL.get(compute, 1), "_BLOCK": BLOCK,
              "_FT": np.dtype(compute).type, "_SHORT": SHORT_ROWS[compute], "_AT_ONCE": ROWS_AT_ONCE,
              "_ROWS_UP_TO": ROW_ELEMENTS,
              "_NARROW": compute != dtype, "_STORED": store_t,

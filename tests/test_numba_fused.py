@@ -106,7 +106,7 @@ def test_16bit_exp_is_far_finer_than_a_16bit_spacing(dtype):
     rel, absolute = exp_errors(_exp(dtype), "float32")
     share = rel * np.finfo(np.float32).eps / np.finfo(np.float16).eps
     assert share <= 1 / 64, f"{dtype}: worst relative error {share:.3g} of a float16 spacing"
-    assert absolute <= np.finfo(np.float16).eps / 64, f"{dtype}: worst error below float32's normals {absolute:.3g} tiny"
+    assert absolute <= np.finfo(np.float16).eps / 64, f"{dtype}: worst error below float32's normals {absolute:.3g}"
 
 
 def test_16bit_exp_measure_catches_a_cut_polynomial():
@@ -160,9 +160,25 @@ def test_16bit_loads_are_exact_for_every_bit_pattern(dtype, load, store, needs):
     assert np.isnan(got[nan]).all()
 
 
+def _bfloat16_nans() -> np.ndarray:
+    """The bits of every bfloat16 NaN, signalling or quiet, either sign (254 patterns)."""
+    every = np.arange(2**16, dtype=np.uint32)
+    return every[np.isnan((every << 16).view(np.float32))].astype(np.uint16)
+
+
+def _kernel_nans() -> np.ndarray:
+    """float32 NaNs of every kind the kernels can compute in bfloat16: each bfloat16 NaN widened (its payload in the
+    top half, signalling or quiet), quieted, and the default NaNs (x86's 0xFFC00000, Arm's 0x7FC00000)."""
+    top = _bfloat16_nans().astype(np.uint32) << 16
+    return np.concatenate([top, top | np.uint32(0x00400000), np.array([0xFFC00000, 0x7FC00000], np.uint32)])
+
+
 def _stores_agree(store, dtype: str, needs: dict | None = None) -> tuple[int, bool]:
-    """(how many probes ``store`` rounds unlike NumPy/ml_dtypes, whether every NaN stays NaN)."""
+    """(how many probes ``store`` rounds unlike NumPy/ml_dtypes, whether every NaN stays NaN). bfloat16's NaN
+    probes are the NaNs the kernels compute (:func:`_kernel_nans`): its store rounds other NaNs like numbers."""
     f = _float32_probes()
+    if dtype == "bfloat16":
+        f = np.concatenate([f[~np.isnan(f)], _kernel_nans().view(np.float32)])
     got = _convert(store, f, np.uint16, needs)
     with np.errstate(over="ignore", invalid="ignore"):
         want = f.astype(_np(dtype)).view(np.uint16)
@@ -203,20 +219,47 @@ def test_kernels_take_the_cpus_float16_conversion_where_it_has_one(monkeypatch):
 
 
 def test_the_store_check_catches_truncation_and_a_lost_nan():
-    """Planted bugs: bfloat16 stores that drop the low 16 bits (round toward zero) or round NaN's bits
-    (a NaN whose payload is in the low bits becomes inf)."""
+    """Planted bugs: bfloat16 stores that drop the low 16 bits (round toward zero), that round half up (every
+    bfloat16 NaN's payload rounds into its exponent: 0x7F808000 -> inf), or that write NaN as 0."""
     if "bfloat16" not in ALL:
         pytest.skip("ml_dtypes is not installed")
 
     def truncate(v):  # pragma: no cover - compiled
         return np.uint16(np.uint32(np.float32(v).view(np.uint32) >> 16))
 
-    def no_nan_case(v):  # pragma: no cover - compiled
+    def half_up_with_carry(v):  # pragma: no cover - compiled
+        return np.uint16(np.uint32(np.uint32(np.float32(v).view(np.uint32) + np.uint32(0x8000)) >> 16))
+
+    def nan_to_zero(v):  # pragma: no cover - compiled
         b = np.float32(v).view(np.uint32)
-        return np.uint16(np.uint32(np.uint32(b + np.uint32(0x7FFF) + np.uint32(np.uint32(b >> 16) & 1)) >> 16))
+        rounded = np.uint32(np.uint32(b + np.uint32(0x7FFF) + np.uint32(np.uint32(b >> 16) & 1)) >> 16)
+        return np.uint16(0 if v != v else rounded)
 
     assert _stores_agree(truncate, "bfloat16")[0] > 1000
-    assert not _stores_agree(no_nan_case, "bfloat16")[1]
+    assert _stores_agree(half_up_with_carry, "bfloat16")[0] > 0
+    assert not _stores_agree(nan_to_zero, "bfloat16")[1]
+
+
+def test_every_bfloat16_nan_gives_a_nan_row():
+    """bfloat16's store keeps a NaN only when its low 16 bits are 0 (:func:`_kernel_nans`): every bfloat16 NaN
+    pattern, signalling or quiet, either sign, in x (softmax, VJP, Jacobian) and in g (VJP), through the row
+    path, the block sweeps and a split row, gives a row of NaN bits in the kernels' output."""
+    if "bfloat16" not in ALL:
+        pytest.skip("ml_dtypes is not installed")
+    t = _np("bfloat16")
+    nans = _bfloat16_nans()
+    fused = registry.get("numba-fused").ops_for("cpu")
+    for n in (37, nf.BLOCK + 5):
+        clean = np.random.default_rng(n).standard_normal((nans.size, n)).astype(t)
+        with_nan = clean.view(np.uint16).copy()
+        with_nan[np.arange(nans.size), np.arange(nans.size) % n] = nans
+        with_nan = with_nan.view(t)
+        for got in (fused["softmax"](with_nan), fused["vjp"](with_nan, clean), fused["vjp"](clean, with_nan),
+                    fused["softmax"](with_nan[:1]), fused["vjp"](clean[:1], with_nan[:1])):
+            assert np.isnan(np.asarray(got, np.float32)).all(), n
+    x = np.random.default_rng(1).standard_normal((nans.size, 5)).astype(t).view(np.uint16)
+    x[:, 2] = nans
+    assert np.isnan(np.asarray(fused["jacobian"](x.view(t)), np.float32)).all()
 
 
 @pytest.mark.parametrize("dtype", ALL)
@@ -322,7 +365,7 @@ def test_no_alias_marks_reach_llvm_and_drop_the_runtime_alias_check():
     x, g = np.ones(rows * n, np.float32), np.ones(rows * n, np.float32)
     out, shifts = np.empty(rows * n, np.float32), np.zeros(2)
     fresh["_rows"](x[:rows * 64], 64, g, 64, out, 64, out, 64, 0, rows, True)
-    fresh["_sweep"](x, 0, g, 0, out, 0, 0, n, shifts, 1.0, n, n)
+    fresh["_sweep"](x, 0, g, 0, out, 0, 0, n, shifts, 1.0, n)
     fresh["_scale"](g, 0, out, 0, out, 0, 0, n, shifts, 1.0, float(n), float(n), True)
     for name, function in fresh.items():
         assert not _alias_checked(next(iter(function.inspect_llvm().values()))), name
@@ -649,7 +692,8 @@ def _lane_softmax(x: np.ndarray) -> np.ndarray:
     e = np.exp(x - x.max(axis=-1, keepdims=True))
     start = x.ctypes.data // x.itemsize
     lanes = [e[..., (8 - (start + j) % 8) % 8::8].sum(axis=-1, dtype=e.dtype) for j in range(8)]
-    return e / (((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7])))[..., None]
+    total = ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]))
+    return e / total[..., None]
 
 
 def _all_same(results: list[np.ndarray]) -> bool:
