@@ -12,7 +12,11 @@ ahead), so its loads from memory overlap that loop's arithmetic instead of waiti
 hardware's prefetchers: a software prefetch of the next row's (block's) g before its loop of sums, landed on
 2026-12-06 with the maxima ahead, cost time on the AMD host (2026-12-07, one process, interleaved medians, against
 the same kernels without it: rows of 512 to 2048 and vocab rows, float32, bfloat16 and float64, 0.81-1.00x the
-time without it; 0.96-0.97x in cache). Measured (2026-12-06, the
+time without it; 0.96-0.97x in cache). Tried there the same day and not kept, against these kernels at rows of 512
+and 1024 from memory: x prefetched three or eight rows ahead, 1.03-1.33x the time; the next row's output lines
+prefetched for writing (``prefetchw``), 1.02-1.51x; the next row's g copied into a buffer of the worker's own in
+the loop of this row's exp (its loads from memory overlapping the arithmetic), 0.97-1.21x, 1.17-1.27x in cache.
+Measured (2026-12-06, the
 quiet 2-core machine, the kernels before and after in one process, two threads, medians of 9): rows of 1024
 (131072x1024) softmax float32 0.85x the time before, bfloat16 0.73x, VJP float32 0.82x, bfloat16 0.87x; 256x1024 in
 cache 0.82-0.89x; vocab rows (512x262144, 2048x50257) bfloat16 softmax 0.89-0.91x, the rest 0.96-0.99x
