@@ -16,15 +16,14 @@ time without it; 0.96-0.97x in cache). Tried there the same day and not kept, ag
 and 1024 from memory: x prefetched three or eight rows ahead, 1.03-1.33x the time; the next row's output lines
 prefetched for writing (``prefetchw``), 1.02-1.51x; the next row's g copied into a buffer of the worker's own in
 the loop of this row's exp (its loads from memory overlapping the arithmetic), 0.97-1.21x, 1.17-1.27x in cache.
-Measured (2026-12-06, the
-quiet 2-core machine, the kernels before and after in one process, two threads, medians of 9): rows of 1024
-(131072x1024) softmax float32 0.85x the time before, bfloat16 0.73x, VJP float32 0.82x, bfloat16 0.87x; 256x1024 in
-cache 0.82-0.89x; vocab rows (512x262144, 2048x50257) bfloat16 softmax 0.89-0.91x, the rest 0.96-0.99x
-(a block's sums are taken after its exp loop: summed in the exp's loop, a Numba loop that LLVM vectorised
-under ``reassoc``, their order followed the compile, a row through two kernels 1-2 ulp apart after some cold
-compiles; there the bfloat16 softmax and VJP had been 0.84-0.85x; tried again on 2026-12-07 with no runtime
-alias check left (:func:`_no_alias`): 0.88-0.98x the time in cache, 0.77-1.08x from memory, but a kernel
-read from the cache gave other bits than the same kernel compiled afresh; not kept).
+Measured (2026-12-06, the quiet 2-core machine, the kernels before and after in one process, two threads, medians
+of 9): rows of 1024 (131072x1024) softmax float32 0.85x the time before, bfloat16 0.73x, VJP float32 0.82x,
+bfloat16 0.87x; 256x1024 in cache 0.82-0.89x; vocab rows (512x262144, 2048x50257) bfloat16 softmax 0.89-0.91x,
+the rest 0.96-0.99x (a block's sums are taken after its exp loop: summed in the exp's loop, a Numba loop that LLVM
+vectorised under ``reassoc``, their order followed the compile, a row through two kernels 1-2 ulp apart after some
+cold compiles; there the bfloat16 softmax and VJP had been 0.84-0.85x; tried again on 2026-12-07 with no runtime
+alias check left (:func:`_no_alias`): 0.88-0.98x the time in cache, 0.77-1.08x from memory, but a kernel read from
+the cache gave other bits than the same kernel compiled afresh; not kept).
 
 Every sum is taken in an order built into its LLVM IR (:func:`_lane_sums`: lanes, then a tree) and nothing
 here is compiled with a fast-math flag that lets LLVM reorder arithmetic (:data:`FASTMATH`), so a row gives
