@@ -12,10 +12,11 @@ ahead), so its loads from memory overlap that loop's arithmetic instead of waiti
 hardware's prefetchers: a software prefetch of the next row's (block's) g before its loop of sums, landed on
 2026-12-06 with the maxima ahead, cost time on the AMD host (2026-12-07, one process, interleaved medians, against
 the same kernels without it: rows of 512 to 2048 and vocab rows, float32, bfloat16 and float64, 0.81-1.00x the
-time without it; 0.96-0.97x in cache). Tried there the same day and not kept, against these kernels at rows of 512
-and 1024 from memory: x prefetched three or eight rows ahead, 1.03-1.33x the time; the next row's output lines
-prefetched for writing (``prefetchw``), 1.02-1.51x; the next row's g copied into a buffer of the worker's own in
-the loop of this row's exp (its loads from memory overlapping the arithmetic), 0.97-1.21x, 1.17-1.27x in cache.
+time without it; 0.96-0.97x in cache). Tried there the same day and not kept, against these kernels: x prefetched
+three or eight rows ahead, 1.03-1.41x the time at 131072x1024 and 32768x512; the next row's output lines prefetched
+for writing (``prefetchw``), 1.06-1.51x at 131072x1024 (1.01-1.15x in cache); the next row's g copied into a
+buffer of the worker's own in the loop of this row's exp (its loads from memory overlapping the arithmetic),
+0.97-1.21x from memory, 1.07-1.27x in cache.
 Measured (2026-12-06, the quiet 2-core machine, the kernels before and after in one process, two threads, medians
 of 9): rows of 1024 (131072x1024) softmax float32 0.85x the time before, bfloat16 0.73x, VJP float32 0.82x,
 bfloat16 0.87x; 256x1024 in cache 0.82-0.89x; vocab rows (512x262144, 2048x50257) bfloat16 softmax 0.89-0.91x,
@@ -271,8 +272,8 @@ def _bf16_narrow(v):  # pragma: no cover - compiled by numba
     x86, 0x7FC00000 on Arm). A float32 NaN with low bits set would round like a number (to inf or to a zero);
     the test feeds every bfloat16 NaN through the kernels. Without the NaN check the kernels' 16-bit loops have
     three operations fewer an element (2026-12-07, AMD host, one process, interleaved, against the check:
-    bfloat16 softmax and VJP 0.91-0.96x the time at rows of 1024 in cache, 0.92 / 0.96x at 131072x1024,
-    0.95-0.97x at 512x262144)."""
+    bfloat16 softmax and VJP 0.91-0.96x the time at rows of 1024 in cache, 0.92 / 0.96x at 131072x1024 (a noisier
+    first run: 0.91 / 1.29x), 0.95-0.97x at 512x262144)."""
     b = _F32(v).view(_U32)
     return np.uint16(_U32(_U32(b + _U32(0x7FFF) + _U32(_U32(b >> 16) & 1)) >> 16))
 
