@@ -219,8 +219,8 @@ def test_kernels_take_the_cpus_float16_conversion_where_it_has_one(monkeypatch):
 
 
 def test_the_store_check_catches_truncation_and_a_lost_nan():
-    """Planted bugs: bfloat16 stores that drop the low 16 bits (round toward zero), that round half up (every
-    bfloat16 NaN's payload rounds into its exponent: 0x7F808000 -> inf), or that write NaN as 0."""
+    """Planted bugs: bfloat16 stores that drop the low 16 bits (round toward zero), that round ties away from
+    even (half up on the bits), or that write NaN as 0."""
     if "bfloat16" not in ALL:
         pytest.skip("ml_dtypes is not installed")
 
@@ -243,7 +243,7 @@ def test_the_store_check_catches_truncation_and_a_lost_nan():
 def test_every_bfloat16_nan_gives_a_nan_row():
     """bfloat16's store keeps a NaN only when its low 16 bits are 0 (:func:`_kernel_nans`): every bfloat16 NaN
     pattern, signalling or quiet, either sign, in x (softmax, VJP, Jacobian) and in g (VJP), through the row
-    path, the block sweeps and a split row, gives a row of NaN bits in the kernels' output."""
+    path and the block sweeps, 254 rows at once and a row alone, gives a row of NaN bits in the kernels' output."""
     if "bfloat16" not in ALL:
         pytest.skip("ml_dtypes is not installed")
     t = _np("bfloat16")
