@@ -58,8 +58,13 @@ MAX_DIM = 2**31
 MAX_BYTES = 2**62
 
 
-def _param_problem(label: str, value: Any) -> str | None:
-    """What is wrong with one of a benchmark's parameter values (op, shape, dtype, device), or None."""
+#: a default-grid (``bench_ops``) shape: the grid's are all ``BATCHxN`` (:func:`softgrad.bench.grid.shape_name`)
+_GRID_SHAPE = re.compile(r"[1-9][0-9]*x[1-9][0-9]*")
+
+
+def _param_problem(label: str, value: Any, default_grid: bool) -> str | None:
+    """What is wrong with one of a benchmark's parameter values (op, shape, dtype, device), or None
+    (``default_grid``: a ``bench_ops`` benchmark, whose shapes are ``BATCHxN``)."""
     if STR.problem(value) is not None:
         return f"{label} {one_line(repr(value), 40)} is not a str of UTF-8 text"
     if label == "op" and value not in OPS:
@@ -74,18 +79,15 @@ def _param_problem(label: str, value: Any) -> str | None:
         if not dims or len(dims) > 8 or not all(1 <= d <= MAX_DIM for d in dims) or math.prod(dims) > MAX_DIM**2:
             return (f"shape {one_line(repr(value), 40)} is not AxBx...xN (1 to 8 dims from 1 to 2**31, optionally "
                     f":x=<layout> and :g=<layout>)")
+        if default_grid and not _GRID_SHAPE.fullmatch(value):
+            return f"shape {one_line(repr(value), 40)} is not BATCHxN (the default grid's shapes are)"
     if label == "device" and re.fullmatch(DEVICE_NAME, value) is None:
         return f"device {one_line(repr(value), 40)} is not a device's name (cpu, cuda, cuda:1, ...)"
     return None
 
 
-#: a default-grid (``bench_ops``) shape: the grid's are all ``BATCHxN`` (:func:`softgrad.bench.grid.shape_name`)
-_GRID_SHAPE = re.compile(r"[1-9][0-9]*x[1-9][0-9]*")
-
-
 def _params(rec: dict[str, Any], name: str, source: str, default_grid: bool) -> list[list[str]]:
-    """A benchmark's parameter lists (op, shape, dtype, device), every value checked (``default_grid``: a
-    ``bench_ops`` benchmark, whose shapes are ``BATCHxN``)."""
+    """A benchmark's parameter lists (op, shape, dtype, device), every value checked (:func:`_param_problem`)."""
     raw = rec.get("params")
     if not isinstance(raw, list) or len(raw) != 4:
         raise StoreError(f"{source}: benchmark {name} has malformed params (not 4 lists: op, shape, "
@@ -99,9 +101,7 @@ def _params(rec: dict[str, Any], name: str, source: str, default_grid: bool) -> 
             except (ValueError, SyntaxError, TypeError, RecursionError, MemoryError):
                 raise StoreError(f"{source}: benchmark {name} has malformed params: {label} "
                                        f"{one_line(repr(text), 40)} is not a Python literal") from None
-            problem = _param_problem(label, value)
-            if problem is None and label == "shape" and default_grid and not _GRID_SHAPE.fullmatch(value):
-                problem = f"shape {one_line(repr(value), 40)} is not BATCHxN (the default grid's shapes are)"
+            problem = _param_problem(label, value, default_grid)
             if problem:
                 raise StoreError(f"{source}: benchmark {name} has malformed params: {problem}")
             values.append(value)
