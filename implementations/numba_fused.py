@@ -96,7 +96,17 @@ allocator's trim threshold raised: at 1 GiB a result had been faulted in afresh 
 01:38 on 12-07 (docs/timing.md#roofline) vocab rows float32 70-82% / 68-82%, 16-bit 47-57%, float64 61-71%.
 Rows longer than a block lose to their scaling pass from cache: without it (a wrong result, the same memory
 traffic) 0.68-0.87x the time; that pass done block by block inside the next row's sweep, or with the next row
-prefetched during it, did not win it back (0.92-1.22x; not kept).
+prefetched during it, did not win it back (0.92-1.22x; not kept). In 16 bits it does: there a row's sweep is
+arithmetic on few bytes (2 an element read) and its scaling few operations on a store stream, and one after the
+other within a thread they do not overlap (2 threads, 2026-12-07: 0.18 ns an element in cache, 0.13 for the bytes
+at the copy's rate, 0.24-0.32 measured from memory). Each row's exp values now wait in one of two float32 rows of
+the worker's own while the next row is swept, and block j of the row behind is scaled into the output in the
+loops of block j's exp (:data:`BEHIND_BYTES`). Same bits; one process, interleaved medians, against sweep-then-scale
+(AMD host): bfloat16 and float16 softmax 0.71-0.90x the time at 2048x32000, 2048x50257, 1024x128256, 1024x131072,
+1024x151936, 16384x16384 and 65536x4096 (0.79-0.99x at 512x262144), the VJP 0.77-0.92x (at 65536x4096 and
+16384x16384 one run of three read 0.96-1.07x; at 512x262144, past the limit, 1.09-1.16x). In float32 and float64,
+with two rows of the worker's own and the output written once by the scaling: 0.81-1.42x, mostly slower (the
+float64 VJP at 512x262144 0.81x, its softmax 0.98x; not kept).
 Non-temporal stores (tried 2026-12-07 on the AMD host, not kept): an intrinsic copying whole 64-byte lines with
 LLVM stores marked ``!nontemporal`` (``vmovntps`` on zmm, checked in the assembly, then ``sfence``), each row or
 block finished in a row of the worker's own and streamed into the output, for outputs past the last-level
@@ -171,6 +181,12 @@ BLOCK = 2048
 ROW_ELEMENTS = BLOCK
 #: the shortest chunk a row is split into for threads (shorter rows run whole on one thread)
 MIN_CHUNK = 16384
+#: 16-bit rows longer than a block are scaled one row behind, inside the next row's sweep, while the rows a worker
+#: keeps in its cache for it take at most this many bytes: two float32 rows of exp values (8 bytes an element), and
+#: for the VJP two rows of 16-bit g (4 more). Past it the old order (sweep, then scale) was faster (2026-12-07, AMD
+#: host, 1 MiB L2 a core, 32 MiB L3: bfloat16 and float16 softmax at 512x262144, 2 MiB: 0.79-0.99x the time;
+#: the VJP at 512x262144, 3 MiB: 1.09-1.16x; at 1024x151936, 1.8 MiB: 0.83-0.90x)
+BEHIND_BYTES = 2 << 20
 #: inputs of fewer elements run serially: starting the threads would cost more than it saves (torch's grain too).
 #: At 256 x 64 float32 (16384) one thread takes 18-20 us and a fork-join of the omp layer 3 us at best (a
 #: core free), so two threads save at most 7 us; loaded, they cost 5-65 us more (and 8 ms where OpenMP spins)
@@ -402,7 +418,7 @@ def _first_max(x, xo, lo, hi):  # pragma: no cover - compiled by numba
     return np.float64(_block_max(x[xo + lo:xo + min(lo + _BLOCK, hi)])) if hi > lo else -np.inf
 
 
-def _sweep(x, xo, g, go, tmp, to, lo, hi, shifts, bm, nxo):  # pragma: no cover - compiled by numba
+def _sweep(x, xo, g, go, tmp, to, lo, hi, shifts, bm, nxo, behind):  # pragma: no cover - compiled by numba
     """The sweep from memory over elements [lo, hi) of a row (x from x[xo], g from g[go]), block by block:
     the block's max raises the running max m, then ``e = exp(x - m)`` is stored in ``tmp`` from tmp[to] (the
     output itself, or a float32 row of this thread's for 16-bit outputs) and summed (with ``g * e`` for the
@@ -412,9 +428,15 @@ def _sweep(x, xo, g, go, tmp, to, lo, hi, shifts, bm, nxo):  # pragma: no cover 
     overlap the exp's arithmetic, where a max loop of its own waits for memory with the arithmetic idle. The
     first block's max ``bm`` comes from the caller (:func:`_first_max`); after the last block comes the first
     of the next row, at x[nxo] (the same elements [lo, hi); ``nxo`` -1: none), whose max is returned.
+    Compiled with ``_BEHIND`` (:func:`_kernel`), it also scales the row before, block j in block j's loops, as
+    :func:`_scale` would (``behind``: its exp values ``ptmp``, a row of the worker's own, its g from g[pgo], its
+    output from out[poo], its shifts, max and sums; else None).
     Returns (m, sum e, sum g e, the next row's first max), the sums relative to the final m."""
     _wide()
     _no_alias()
+    if _BEHIND:
+        ptmp, pgo, out, poo, pshifts, pm, ps, pd = behind
+        pdot = _FT(pd / ps)
     bits = x.view(_KEY_T)
     m = -np.inf
     s = 0.0
@@ -426,6 +448,9 @@ def _sweep(x, xo, g, go, tmp, to, lo, hi, shifts, bm, nxo):  # pragma: no cover 
         xb = x[xo + b:xo + min(b + _BLOCK, hi)]  # slices: loops from 0 need no negative-index wraparound
         gb = g[go + b:go + b + xb.size]
         tb = tmp[to + b:to + b + xb.size]
+        if _BEHIND:  # the same block of the row behind (rows of one length: blocks of one size)
+            pb, pg, ob = ptmp[b:b + xb.size], g[pgo + b:pgo + b + xb.size], out[poo + b:poo + b + xb.size]
+            f = _FT((1.0 if pshifts[j] == pm else np.exp(pshifts[j] - pm)) / ps)
         if j + 1 < blocks:  # the next block of this row, or after the last the next row's first (may be longer)
             nb = bits[xo + b + xb.size:xo + min(b + xb.size + _BLOCK, hi)]
         elif nxo >= 0:
@@ -442,10 +467,12 @@ def _sweep(x, xo, g, go, tmp, to, lo, hi, shifts, bm, nxo):  # pragma: no cover 
         shift = _FT(m if m > -np.inf else 0.0)
         key = _order_key(nb[0]) if nb.size else _KEY_T(0)
         both = min(nb.size, xb.size)
-        for i in range(both):  # this block's exp and the next one's max
+        for i in range(both):  # this block's exp and the next one's max (and the row behind's block, scaled)
             tb[i] = _exp(_load(xb[i]) - shift)
             k = _order_key(nb[i])
             key = k if k > key else key
+            if _BEHIND:
+                ob[i] = _store(pb[i] * f * (_load(pg[i]) - pdot) if _WITH_G else pb[i] * f)
         for i in range(both, nb.size):  # the next row's first block, past this row's last
             k = _order_key(nb[i])
             key = k if k > key else key
@@ -453,6 +480,8 @@ def _sweep(x, xo, g, go, tmp, to, lo, hi, shifts, bm, nxo):  # pragma: no cover 
         xr, tr = xb[both:], tb[both:]  # the last block (or what the next one lacks)
         for i in range(xr.size):
             tr[i] = _exp(_load(xr[i]) - shift)
+            if _BEHIND:
+                ob[both + i] = _store(pb[both + i] * f * (_load(pg[both + i]) - pdot) if _WITH_G else pb[both + i] * f)
         # the block's sums in the compute dtype, in an order fixed by construction (:func:`_lane_sums`), the
         # row's in float64
         acc, dot = _sums(tb, _U64(0), gb, _U64(0), _U64(tb.size))
@@ -612,7 +641,8 @@ def _rows_kernel(x, xs, g, gs, out, n, chunks, workers):  # pragma: no cover - c
     == 1`` the rows in ``workers`` contiguous runs, one per thread, both sweeps of a row while it is in this
     core's cache; else each row in ``chunks`` pieces, each swept by one thread, merged, then scaled by the
     same thread. 16-bit rows are widened as they are read, their exp values kept in float32 (a row per
-    worker, or the whole input when rows are split) and rounded once, as they are written."""
+    worker, two where a row longer than a block is scaled in the next one's sweep, :data:`BEHIND_BYTES`; or the
+    whole input when rows are split) and rounded once, as they are written."""
     rows = out.size // n
     keep = not _NARROW
     if chunks == 1:
@@ -630,10 +660,20 @@ def _rows_kernel(x, xs, g, gs, out, n, chunks, workers):  # pragma: no cover - c
                     _rows(x, xs, g, gs, tmp, 0 if _NARROW else n, out, n, lo, hi, keep)
                 continue
             bm = _first_max(x, lo * xs, 0, n) if hi > lo else -np.inf
+            if _NARROW and n <= _BEHIND_UP_TO and hi - lo > 1:  # each row scaled in the next one's sweep
+                behind, shifts_behind = np.empty(n, _FT), np.empty_like(shifts)
+                m, s, d, bm = _sweep(x, lo * xs, g, lo * gs, tmp, 0, 0, n, shifts, bm, (lo + 1) * xs, None)
+                for r in range(lo + 1, hi):
+                    tmp, behind, shifts, shifts_behind = behind, tmp, shifts_behind, shifts
+                    nxo = (r + 1) * xs if r + 1 < hi else -1
+                    m, s, d, bm = _sweep_behind(x, r * xs, g, r * gs, tmp, 0, 0, n, shifts, bm, nxo,
+                                                (behind, (r - 1) * gs, out, (r - 1) * n, shifts_behind, m, s, d))
+                _scale(g, (hi - 1) * gs, tmp, 0, out, (hi - 1) * n, 0, n, shifts, m, s, d, keep)
+                continue
             for r in range(lo, hi):
                 to = 0 if _NARROW else r * n
                 nxo = (r + 1) * xs if r + 1 < hi else -1  # the next row's max, ahead
-                m, s, d, bm = _sweep(x, r * xs, g, r * gs, tmp, to, 0, n, shifts, bm, nxo)
+                m, s, d, bm = _sweep(x, r * xs, g, r * gs, tmp, to, 0, n, shifts, bm, nxo, None)
                 _scale(g, r * gs, tmp, to, out, r * n, 0, n, shifts, m, s, d, keep)
         return
     if _NARROW:
@@ -648,7 +688,7 @@ def _rows_kernel(x, xs, g, gs, out, n, chunks, workers):  # pragma: no cover - c
         lo = min((k - r * chunks) * size, n)
         end = min(lo + size, n)
         parts[k, 0], parts[k, 1], parts[k, 2], _ = _sweep(x, r * xs, g, r * gs, tmp, r * n, lo, end, shifts[k],
-                                                          _first_max(x, r * xs, lo, end), -1)
+                                                          _first_max(x, r * xs, lo, end), -1, None)
     for r in range(rows):
         head = r * chunks
         m = parts[head, 0]
@@ -705,7 +745,7 @@ def _jacobian_kernel(x, xs, out, n, parts, workers):  # pragma: no cover - compi
                         _rows(x, xs, x, xs, sr, 0, sr, n, r, r + 1, True)
                 else:
                     bm = _first_max(x, r * xs, 0, n)
-                    m, s, d, _ = _sweep(x, r * xs, x, r * xs, sr, 0, 0, n, shifts, bm, -1)
+                    m, s, d, _ = _sweep(x, r * xs, x, r * xs, sr, 0, 0, n, shifts, bm, -1, None)
                     _scale(x, r * xs, sr, 0, out, 0, 0, n, shifts, m, s, d, True)
                 last = r
             so = _U64(r) * un if at_once else _U64(0)  # row r's s in sr
@@ -719,7 +759,9 @@ def _jacobian_kernel(x, xs, out, n, parts, workers):  # pragma: no cover - compi
 
 
 _range = range  # replaced in each compiled variant's globals (see _kernel)
-_exp = _load = _store = _wide = _no_alias = _sums = None
+_exp = _load = _store = _wide = _no_alias = _sums = _sweep_behind = None
+_BEHIND = False
+_BEHIND_UP_TO = 0
 _stack_e = _stack_keys = _stack_m = _stack_s = _stack_d = None
 _VECTOR = 8
 _SHORT = 8
@@ -1023,7 +1065,9 @@ def _kernel(op: str, dtype: str, parallel: bool):
     flat_in, flat_out = Array(stored, 1, "C", readonly=True), Array(stored, 1, "C")
     suffix = f"_{dtype}_{op}"
     names["_first_max"] = _variant(_first_max, names, suffix)
-    parts = {**names, "_sweep": _variant(_sweep, names, suffix), "_scale": _variant(_scale, names, suffix),
+    parts = {**names, "_sweep": _variant(_sweep, {**names, "_BEHIND": False}, suffix),
+             "_sweep_behind": _variant(_sweep, {**names, "_BEHIND": True}, suffix + "_behind"),
+             "_BEHIND_UP_TO": BEHIND_BYTES // (12 if op == "vjp" else 8), "_scale": _variant(_scale, names, suffix),
              "_rows": _variant(_rows, {**names, "_finish_row": _variant(_finish_row, names, suffix, inline="always")},
                                suffix),
              "_short_rows": _variant(_short_rows, {**names, **_short_buffers(names)}, suffix),

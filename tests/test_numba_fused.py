@@ -365,8 +365,14 @@ def test_no_alias_marks_reach_llvm_and_drop_the_runtime_alias_check():
     x, g = np.ones(rows * n, np.float32), np.ones(rows * n, np.float32)
     out, shifts = np.empty(rows * n, np.float32), np.zeros(2)
     fresh["_rows"](x[:rows * 64], 64, g, 64, out, 64, out, 64, 0, rows, True)
-    fresh["_sweep"](x, 0, g, 0, out, 0, 0, n, shifts, 1.0, n)
+    fresh["_sweep"](x, 0, g, 0, out, 0, 0, n, shifts, 1.0, n, None)
     fresh["_scale"](g, 0, out, 0, out, 0, 0, n, shifts, 1.0, float(n), float(n), True)
+    # a 16-bit row's sweep that scales the row behind: the arrays in its tuple argument are marked too
+    behind = nf._kernel("vjp", "float16", False).py_func.__globals__["_sweep_behind"].py_func
+    fresh["_sweep_behind"] = numba.njit(error_model="numpy", fastmath=nf.FASTMATH)(behind)
+    bits, exps = np.zeros(rows * n, np.uint16), np.ones(n, np.float32)
+    fresh["_sweep_behind"](bits, n, bits, n, np.empty(n, np.float32), 0, 0, n, shifts, 0.0, -1,
+                           (exps, 0, np.empty(n, np.uint16), 0, shifts, 0.0, float(n), float(n)))
     for name, function in fresh.items():
         assert not _alias_checked(next(iter(function.inspect_llvm().values()))), name
 
@@ -618,6 +624,34 @@ def test_long_rows_split_across_threads(kernels, dtype, chunks):
             out = np.empty_like(x)
             kernel(_bits(x), n, _bits(g), n, _bits(out), n, c, workers)
             _check(op, dtype, x, g if op == "vjp" else None, out)
+
+
+@pytest.mark.parametrize("dtype", ("float16", "bfloat16"))
+@pytest.mark.parametrize("op", ("softmax", "vjp"))
+def test_16bit_rows_either_side_of_the_row_behind_limit(kernels, dtype, op):
+    """16-bit rows longer than a block are scaled in the next row's sweep up to a length (:data:`BEHIND_BYTES`),
+    past it after their own: on both sides, each of a worker's rows (its own max in a different block, a masked
+    row, a NaN row, the last row) comes out right, and a row gives the same bits as alone."""
+    if dtype not in ALL:
+        pytest.skip("ml_dtypes is not installed")
+    kernel = kernels(op, dtype, True)
+    limit = nf.BEHIND_BYTES // (12 if op == "vjp" else 8)
+    rng = np.random.default_rng(limit)
+    for n in (limit, limit + 1):
+        x = (rng.standard_normal((5, n)) * 3).astype(_np(dtype))
+        x[0, 7] = x[1, n - 3] = 30.0
+        x[2, : n // 2] = -np.inf
+        x[3, 5] = np.nan
+        g = rng.standard_normal(x.shape).astype(x.dtype)
+        out = np.empty_like(x)
+        kernel(_bits(x), n, _bits(g), n, _bits(out), n, 1, 1)
+        assert np.isnan(np.asarray(out[3], np.float64)).all()
+        rows = [0, 1, 2, 4]
+        _check(op, dtype, x[rows], g[rows] if op == "vjp" else None, out[rows])
+        for r in (0, 1):  # row 1 is scaled in row 2's sweep (below the limit)
+            alone = np.empty_like(x[r:r + 1])
+            kernel(_bits(x[r:r + 1]), n, _bits(g[r:r + 1]), n, _bits(alone), n, 1, 1)
+            assert _same(alone, out[r:r + 1])
 
 
 @pytest.mark.parametrize("dtype", ALL)
