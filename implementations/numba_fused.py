@@ -106,7 +106,10 @@ loops of block j's exp (:data:`BEHIND_BYTES`). Same bits; one process, interleav
 1024x151936, 16384x16384 and 65536x4096 (0.79-0.99x at 512x262144), the VJP 0.77-0.92x (at 65536x4096 and
 16384x16384 one run of three read 0.96-1.07x; at 512x262144, past the limit, 1.09-1.16x). In float32 and float64,
 with two rows of the worker's own and the output written once by the scaling: 0.81-1.42x, mostly slower (the
-float64 VJP at 512x262144 0.81x, its softmax 0.98x; not kept).
+float64 VJP at 512x262144 0.81x, its softmax 0.98x; not kept). Also tried for rows of one block and not kept: the
+VJP's ``g * e`` kept in a row of the worker's own in the exp's loop (g read from memory in that loop instead of in the
+loop of sums), its sum taken from that row: 1.00-1.20x the time at 131072x1024 and 262144x512 in float32,
+bfloat16 and float16, 1.07-1.09x in cache.
 Non-temporal stores (tried 2026-12-07 on the AMD host, not kept): an intrinsic copying whole 64-byte lines with
 LLVM stores marked ``!nontemporal`` (``vmovntps`` on zmm, checked in the assembly, then ``sfence``), each row or
 block finished in a row of the worker's own and streamed into the output, for outputs past the last-level
