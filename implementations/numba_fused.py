@@ -109,7 +109,9 @@ with two rows of the worker's own and the output written once by the scaling: 0.
 float64 VJP at 512x262144 0.81x, its softmax 0.98x; not kept). Also tried for rows of one block and not kept: the
 VJP's ``g * e`` kept in a row of the worker's own in the exp's loop (g read from memory in that loop instead of in the
 loop of sums), its sum taken from that row: 1.00-1.20x the time at 131072x1024 and 262144x512 in float32,
-bfloat16 and float16, 1.07-1.09x in cache.
+bfloat16 and float16, 1.07-1.09x in cache; and 16-bit rows of one block scaled one row behind as the longer ones
+are (in the loops of the next row's exp, its sums left where they were): 0.80-1.22x from memory at 131072x1024,
+262144x512 and 65536x2048, 1.05-1.16x in cache (256x256, 256x1024).
 Non-temporal stores (tried 2026-12-07 on the AMD host, not kept): an intrinsic copying whole 64-byte lines with
 LLVM stores marked ``!nontemporal`` (``vmovntps`` on zmm, checked in the assembly, then ``sfence``), each row or
 block finished in a row of the worker's own and streamed into the output, for outputs past the last-level
@@ -639,6 +641,15 @@ def _rows(x, xs, g, gs, tmp, ts, out, n, lo, hi, keep):  # pragma: no cover - co
     _finish_row(g, go, tmp, to, out, oo, un, keep)
 
 
+def _row_run(x, xs, g, gs, tmp, ts, out, n, lo, hi, keep):  # pragma: no cover - compiled by numba, inlined
+    """Rows lo..hi-1 of at most :data:`ROW_ELEMENTS` each, arguments as :func:`_rows`: those shorter than a
+    vector with the rows in the lanes (:func:`_short_rows`), the others one after another (:func:`_rows`)."""
+    if n < _SHORT:
+        _short_rows(x, xs, g, gs, tmp, ts, out, n, lo, hi, keep)
+    else:
+        _rows(x, xs, g, gs, tmp, ts, out, n, lo, hi, keep)
+
+
 def _rows_kernel(x, xs, g, gs, out, n, chunks, workers):  # pragma: no cover - compiled by numba
     """Every row of ``out`` (flat, rows of n): row r of x starts at x[r * xs] (g likewise). With ``chunks
     == 1`` the rows in ``workers`` contiguous runs, one per thread, both sweeps of a row while it is in this
@@ -657,10 +668,7 @@ def _rows_kernel(x, xs, g, gs, out, n, chunks, workers):  # pragma: no cover - c
             shifts = np.empty((n + _BLOCK - 1) // _BLOCK)
             lo, hi = w * rows // workers, (w + 1) * rows // workers
             if n <= _ROWS_UP_TO:
-                if n < _SHORT:
-                    _short_rows(x, xs, g, gs, tmp, 0 if _NARROW else n, out, n, lo, hi, keep)
-                else:
-                    _rows(x, xs, g, gs, tmp, 0 if _NARROW else n, out, n, lo, hi, keep)
+                _row_run(x, xs, g, gs, tmp, 0 if _NARROW else n, out, n, lo, hi, keep)
                 continue
             bm = _first_max(x, lo * xs, 0, n) if hi > lo else -np.inf
             if _NARROW and n <= _BEHIND_UP_TO and hi - lo > 1:  # each row scaled in the next one's sweep
@@ -733,19 +741,13 @@ def _jacobian_kernel(x, xs, out, n, parts, workers):  # pragma: no cover - compi
         shifts = np.empty((n + _BLOCK - 1) // _BLOCK)
         first, stop = w * tasks // workers, (w + 1) * tasks // workers
         if at_once and stop > first:
-            if n < _SHORT:
-                _short_rows(x, xs, x, xs, s_all, n, s_all, n, first, stop, True)
-            else:
-                _rows(x, xs, x, xs, s_all, n, s_all, n, first, stop, True)
+            _row_run(x, xs, x, xs, s_all, n, s_all, n, first, stop, True)
         last = -1
         for k in range(first, stop):
             r = k // parts
             if not at_once and r != last:
                 if n <= _ROWS_UP_TO:
-                    if n < _SHORT:
-                        _short_rows(x, xs, x, xs, sr, 0, sr, n, r, r + 1, True)
-                    else:
-                        _rows(x, xs, x, xs, sr, 0, sr, n, r, r + 1, True)
+                    _row_run(x, xs, x, xs, sr, 0, sr, n, r, r + 1, True)
                 else:
                     bm = _first_max(x, r * xs, 0, n)
                     m, s, d, _ = _sweep(x, r * xs, x, r * xs, sr, 0, 0, n, shifts, bm, -1, None)
@@ -1071,10 +1073,11 @@ def _kernel(op: str, dtype: str, parallel: bool):
     parts = {**names, "_sweep": _variant(_sweep, {**names, "_BEHIND": False}, suffix),
              "_sweep_behind": _variant(_sweep, {**names, "_BEHIND": True}, suffix + "_behind"),
              "_BEHIND_UP_TO": BEHIND_BYTES // (12 if op == "vjp" else 8), "_scale": _variant(_scale, names, suffix),
-             "_rows": _variant(_rows, {**names, "_finish_row": _variant(_finish_row, names, suffix, inline="always")},
-                               suffix),
-             "_short_rows": _variant(_short_rows, {**names, **_short_buffers(names)}, suffix),
              "_range": numba.prange if parallel else range}
+    rows = {"_rows": _variant(_rows, {**names, "_finish_row": _variant(_finish_row, names, suffix, inline="always")},
+                              suffix),
+            "_short_rows": _variant(_short_rows, {**names, **_short_buffers(names)}, suffix)}
+    parts["_row_run"] = _variant(_row_run, {**names, **rows}, suffix, inline="always")
     if op == "jacobian":
         body, signature = _jacobian_kernel, void(flat_in, int64, flat_out, int64, int64, int64)
     else:
