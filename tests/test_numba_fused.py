@@ -359,9 +359,9 @@ def test_no_alias_marks_reach_llvm_and_drop_the_runtime_alias_check():
     assert marks(plain_ir, "scaled") == 2 and marks(ir, "marked_scaled") == 2 + 2
     # the kernels' own row and block functions, compiled afresh here (the on-disk cache keeps no IR)
     parts = nf._kernel("vjp", "float32", False).py_func.__globals__
-    rows = parts["_row_run"].py_func.__globals__  # _rows is reached through _row_run
+    row_run = parts["_row_run"].py_func.__globals__  # _rows is reached through _row_run
     fresh = {name: numba.njit(error_model="numpy", fastmath=nf.FASTMATH)(source[name].py_func)
-             for name, source in (("_rows", rows), ("_sweep", parts), ("_scale", parts))}
+             for name, source in (("_rows", row_run), ("_sweep", parts), ("_scale", parts))}
     n, rows = 3000, 2
     x, g = np.ones(rows * n, np.float32), np.ones(rows * n, np.float32)
     out, shifts = np.empty(rows * n, np.float32), np.zeros(2)
