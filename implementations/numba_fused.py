@@ -1072,7 +1072,7 @@ def _kernel(op: str, dtype: str, parallel: bool):
     names["_first_max"] = _variant(_first_max, names, suffix)
     parts = {**names, "_sweep": _variant(_sweep, {**names, "_BEHIND": False}, suffix),
              "_sweep_behind": _variant(_sweep, {**names, "_BEHIND": True}, suffix + "_behind"),
-             "_BEHIND_UP_TO": BEHIND_BYTES // (12 if op == "vjp" else 8), "_scale": _variant(_scale, names, suffix),
+             "_BEHIND_UP_TO": behind_limit(op), "_scale": _variant(_scale, names, suffix),
              "_range": numba.prange if parallel else range}
     rows = {"_rows": _variant(_rows, {**names, "_finish_row": _variant(_finish_row, names, suffix, inline="always")},
                               suffix),
@@ -1119,6 +1119,12 @@ def _small(op: str, dtype: str):
     # compile a specialisation of their own inside a call
     kernel.disable_compile()
     return kernel
+
+
+def behind_limit(op: str) -> int:
+    """The longest 16-bit row of ``op`` that is scaled one row behind: :data:`BEHIND_BYTES` over the bytes a
+    worker keeps an element (two float32 exp values; for the VJP also two 16-bit g)."""
+    return BEHIND_BYTES // (12 if op == "vjp" else 8)
 
 
 def serial_limit(itemsize: int) -> int:

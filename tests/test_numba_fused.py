@@ -636,7 +636,7 @@ def test_16bit_rows_either_side_of_the_row_behind_limit(kernels, dtype, op):
     if dtype not in ALL:
         pytest.skip("ml_dtypes is not installed")
     kernel = kernels(op, dtype, True)
-    limit = nf.BEHIND_BYTES // (12 if op == "vjp" else 8)
+    limit = nf.behind_limit(op)
     rng = np.random.default_rng(limit)
     for n in (limit, limit + 1):
         x = (rng.standard_normal((5, n)) * 3).astype(_np(dtype))
