@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from . import aligned
 from .contract import check_dtype
 
 #: the thread count every framework is asked to use (``softgrad run --threads``); unset: each its default
@@ -78,7 +79,8 @@ class Backend:
     def pad_columns(self, a: Any, width: int) -> Any:
         """A new array of ``a``'s leading shape and ``width`` columns: ``a`` in the first ones, NaN after them
         (what a read past a row's end meets, so that it shows in the result)."""
-        buf = np.full((*a.shape[:-1], width), np.nan, dtype=a.dtype)
+        buf = aligned.empty((*a.shape[:-1], width), a.dtype)
+        buf[...] = np.nan
         buf[..., : a.shape[-1]] = a
         return buf
 
@@ -107,8 +109,8 @@ class NumpyBackend(Backend):
                 import ml_dtypes
             except ImportError:
                 raise NotImplementedError("NumPy has no bfloat16 without ml_dtypes") from None
-            return np.asarray(x, dtype=np.float64).astype(ml_dtypes.bfloat16)
-        return np.array(x, dtype=dtype)
+            return aligned.placed(np.asarray(x, dtype=np.float64).astype(ml_dtypes.bfloat16))
+        return aligned.placed(np.asarray(x, dtype=dtype))
 
     def to_numpy(self, a: Any) -> np.ndarray:
         if str(a.dtype) == "bfloat16":

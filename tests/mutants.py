@@ -160,8 +160,8 @@ def _float32_inside(x):
 def _ignores_strides(x):
     if x.flags.c_contiguous or x.ndim < 2:
         return softmax(x)
-    base = x.base if x.base is not None else x
-    flat = np.asarray(base).reshape(-1)[: x.size].reshape(x.shape)  # the buffer read as if contiguous
+    c_strides = tuple(int(v) * x.itemsize for v in np.cumprod((1, *x.shape[:0:-1]))[::-1])
+    flat = np.lib.stride_tricks.as_strided(x, x.shape, c_strides)  # the buffer read from x's start as if contiguous
     return softmax(flat)
 
 

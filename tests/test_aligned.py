@@ -1,0 +1,78 @@
+"""softgrad.aligned: arrays that start on a cache line, and the NumPy backend's inputs made with them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from softgrad import aligned
+from softgrad.backends import get_backend
+from softgrad.prepared import padded_width, view
+
+DTYPES = ["float64", "float32", "float16", "uint8"]
+try:
+    import ml_dtypes
+
+    DTYPES.append(ml_dtypes.bfloat16)
+except ImportError:  # pragma: no cover - ml_dtypes comes with the test extra
+    pass
+
+
+def _on_a_line(a: np.ndarray) -> bool:
+    return a.ctypes.data % aligned.CACHE_LINE == 0
+
+
+def test_the_alignment_check_sees_an_array_off_a_line():
+    """The check below is not vacuous: NumPy's own arrays are 16-byte aligned, a view 16 bytes on is off a line."""
+    a = aligned.empty((1000,), np.float32)
+    assert _on_a_line(a) and not _on_a_line(a[4:]) and not _on_a_line(a.view(np.uint8)[16:])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(1,), (7,), (3, 5), (256, 1024), (2, 3, 50257)])
+def test_empty_starts_on_a_line_with_the_shape_and_dtype_asked(shape, dtype):
+    kept = [aligned.empty(shape, dtype) for _ in range(20)]  # kept alive: each lands somewhere else on the heap
+    for a in kept:
+        assert _on_a_line(a) and a.shape == shape and a.dtype == np.dtype(dtype)
+        assert a.flags.c_contiguous and a.flags.writeable
+    kept[0][...] = 1  # writable through its whole extent, not past it
+    assert kept[0].size == int(np.prod(shape)) and (kept[0] == 1).all()
+
+
+def test_empty_of_nothing_and_of_a_scalar():
+    assert aligned.empty((0, 5), np.float32).shape == (0, 5)
+    assert aligned.empty((), np.float64).shape == ()
+
+
+@pytest.mark.parametrize("shape", [(-1,), (3, -2), (10**400,)])
+def test_empty_refuses_what_np_empty_refuses(shape):
+    with pytest.raises(ValueError):
+        np.empty(shape, np.float32)
+    with pytest.raises(ValueError):
+        aligned.empty(shape, np.float32)
+
+
+def test_placed_is_an_aligned_copy():
+    src = np.arange(12, dtype=np.float32).reshape(3, 4)[:, ::2]  # not contiguous
+    got = aligned.placed(src)
+    assert _on_a_line(got) and got.flags.c_contiguous and np.array_equal(got, src)
+    got[0, 0] = 99
+    assert src[0, 0] == 0
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32", "float16", "bfloat16"])
+def test_numpy_backend_inputs_and_padded_rows_start_on_a_line(dtype):
+    """Every NumPy-backed entry reads inputs placed as torch's and JAX's allocators place theirs."""
+    if dtype == "bfloat16":
+        pytest.importorskip("ml_dtypes")
+    b = get_backend("numpy")
+    x = np.random.default_rng(0).standard_normal((5, 77))
+    for _ in range(10):
+        a = b.from_numpy(x, dtype, "cpu")
+        assert _on_a_line(a) and a.shape == x.shape and b.dtype_name(a) == dtype
+        assert np.array_equal(np.asarray(a, np.float64), np.asarray(x.astype(a.dtype), np.float64))
+        padded = view(a, "padded", backend=b)
+        assert _on_a_line(padded) and np.array_equal(np.asarray(padded, np.float64), np.asarray(a, np.float64))
+        width = padded_width(x.shape[1])
+        rows = np.lib.stride_tricks.as_strided(padded, (x.shape[0], width), padded.strides)  # with the padding
+        assert np.isnan(np.asarray(rows[:, x.shape[1]:], np.float64)).all()
