@@ -112,6 +112,19 @@ loop of sums), its sum taken from that row: 1.00-1.20x the time at 131072x1024 a
 bfloat16 and float16, 1.07-1.09x in cache; and 16-bit rows of one block scaled one row behind as the longer ones
 are (in the loops of the next row's exp, its sums left where they were): 0.80-1.22x from memory at 131072x1024,
 262144x512 and 65536x2048, 1.05-1.16x in cache (256x256, 256x1024).
+The 16-bit VJP's long rows go in groups instead, where a worker has more rows than fill :data:`GROUP_BYTES` with
+their float32 exp values (:func:`group_rows`): it sweeps a group's rows, then scales them, the group's exp values
+past its L2 by then; its sweeps only read memory and its scalings write it, in phases of megabytes, where the row
+behind mixes the two streams in one loop. Its time from memory had grown as rows shortened: bfloat16 VJP, two
+threads, 0.30 ns an element at rows of 16384 against 0.20 at 262144, and with each row swept then scaled (no row
+behind) 0.33 at 16384, 0.31 at 131072, 0.25 at 163840, 0.22 at 196608, 0.20 at 262144, as the row's float32
+exp values outgrew the L2. Against the row behind (2026-12-07, AMD host, one process, interleaved medians, same
+bits): bfloat16 and float16 VJP 0.71-0.81x the time at 2048x50257, 16384x16384 and 65536x4096, 0.85-0.94x at
+1024x128256 and 32768x2049, 0.97-0.98x at 512x262144 (past the row behind's limit, a group of 2 rows against 1);
+in cache a worker's rows fit one group and keep the row behind (64x4096, 16x16384: 1.01x). Groups of 1 or 4 MiB
+read the same as 2 to within 0.03x. Tried and not kept: groups for the 16-bit softmax (bfloat16 0.82-0.99x, but
+float16 0.91-1.12x from memory and 1.11-1.14x in cache), for 16-bit rows of one block (0.70-1.23x from memory,
+1.07-1.16x in cache) and in float32 and float64, whose sweep writes the output itself (1.00-1.18x).
 Non-temporal stores (tried 2026-12-07 on the AMD host, not kept): an intrinsic copying whole 64-byte lines with
 LLVM stores marked ``!nontemporal`` (``vmovntps`` on zmm, checked in the assembly, then ``sfence``), each row or
 block finished in a row of the worker's own and streamed into the output, for outputs past the last-level
@@ -155,7 +168,13 @@ harness, which this entry cannot make: the policy is read once per process, for 
 
 Inputs are read where they lie: a row-padded buffer (rows of a wider array) or a cotangent broadcast
 along rows (row stride 0) is passed as a flat view with a row stride; only a layout with a non-unit
-stride along the row, or leading dims that do not flatten to one row stride, is copied first.
+stride along the row, or leading dims that do not flatten to one row stride, is copied first. Where they lie
+matters: a vector load or store 16 bytes off a cache line spans two lines, and NumPy places arrays on 16 bytes
+(float32 at 512x262144, inputs and result aligned or 16 bytes off: softmax 28-42 ms against 41-57, the VJP 51-54
+against 64-89; :mod:`softgrad.aligned`). Results from :data:`ALIGNED_FROM` bytes start on a line; inputs are not
+copied to one (torch's and JAX's arrays already start on one). A row whose length is not a multiple of a line
+starts off one whatever the base (2048x50257: 0.95-1.03x with the result aligned); peeling each row's first
+elements to align the rest is not done.
 Non-finite policy as softgrad's: a NaN or ``+inf`` in a row, or a row of only ``-inf``, gives a NaN row.
 """
 
@@ -169,6 +188,7 @@ import types
 import numpy as np
 
 import softgrad
+from softgrad import aligned
 
 #: fastmath flags of every kernel function: multiply-adds may fuse (``contract``), nothing else. ``reassoc`` would
 #: let LLVM choose the order of additions per compile (a row's bits then followed which copy of a row function a
@@ -186,12 +206,20 @@ BLOCK = 2048
 ROW_ELEMENTS = BLOCK
 #: the shortest chunk a row is split into for threads (shorter rows run whole on one thread)
 MIN_CHUNK = 16384
-#: 16-bit rows longer than a block are scaled one row behind, inside the next row's sweep, while the rows a worker
-#: keeps in its cache for it take at most this many bytes: two float32 rows of exp values (8 bytes an element), and
-#: for the VJP two rows of 16-bit g (4 more). Past it the old order (sweep, then scale) was faster (2026-12-07, AMD
-#: host, 1 MiB L2 a core, 32 MiB L3: bfloat16 and float16 softmax at 512x262144, 2 MiB: 0.79-0.99x the time;
-#: the VJP at 512x262144, 3 MiB: 1.09-1.16x; at 1024x151936, 1.8 MiB: 0.83-0.90x)
+#: 16-bit rows longer than a block are scaled one row behind, inside the next row's sweep (the VJP's where a worker's
+#: rows fit one group, :data:`GROUP_BYTES`), while the rows a worker keeps in its cache for it take at most this many
+#: bytes: two float32 rows of exp values (8 bytes an element), and for the VJP two rows of 16-bit g (4 more). Past
+#: it the old order (sweep, then scale) was faster (2026-12-07, AMD host, 1 MiB L2 a core, 32 MiB L3: bfloat16 and
+#: float16 softmax at 512x262144, 2 MiB: 0.79-0.99x the time; the VJP at 512x262144, 3 MiB: 1.09-1.16x; at
+#: 1024x151936, 1.8 MiB: 0.83-0.90x)
 BEHIND_BYTES = 2 << 20
+#: the 16-bit VJP's long rows are swept this many bytes of float32 exp values at a time (:func:`group_rows` rows)
+#: before they are scaled, where a worker has more rows than that (else they keep the row behind). Measured on the
+#: AMD host (1 MiB L2 a core): 1 and 4 MiB within 0.03x of 2 at 2048x50257, 6144x16384 and 512x262144
+GROUP_BYTES = 2 << 20
+#: results of this many bytes or more start on a cache line (:mod:`softgrad.aligned`: NumPy's own start 16 bytes
+#: past one, or anywhere on 16 bytes, and then every vector store spans two lines); below it ``np.empty`` (2 us less)
+ALIGNED_FROM = 1 << 20
 #: inputs of fewer elements run serially: starting the threads would cost more than it saves (torch's grain too).
 #: At 256 x 64 float32 (16384) one thread takes 18-20 us and a fork-join of the omp layer 3 us at best (a
 #: core free), so two threads save at most 7 us; loaded, they cost 5-65 us more (and 8 ms where OpenMP spins)
@@ -655,8 +683,9 @@ def _rows_kernel(x, xs, g, gs, out, n, chunks, workers):  # pragma: no cover - c
     == 1`` the rows in ``workers`` contiguous runs, one per thread, both sweeps of a row while it is in this
     core's cache; else each row in ``chunks`` pieces, each swept by one thread, merged, then scaled by the
     same thread. 16-bit rows are widened as they are read, their exp values kept in float32 (a row per
-    worker, two where a row longer than a block is scaled in the next one's sweep, :data:`BEHIND_BYTES`; or the
-    whole input when rows are split) and rounded once, as they are written."""
+    worker, two where a row longer than a block is scaled in the next one's sweep, :data:`BEHIND_BYTES`; a group's
+    for the VJP's long rows, :data:`GROUP_BYTES`; or the whole input when rows are split) and rounded once, as
+    they are written."""
     rows = out.size // n
     keep = not _NARROW
     if chunks == 1:
@@ -671,7 +700,9 @@ def _rows_kernel(x, xs, g, gs, out, n, chunks, workers):  # pragma: no cover - c
                 _row_run(x, xs, g, gs, tmp, 0 if _NARROW else n, out, n, lo, hi, keep)
                 continue
             bm = _first_max(x, lo * xs, 0, n) if hi > lo else -np.inf
-            if _NARROW and n <= _BEHIND_UP_TO and hi - lo > 1:  # each row scaled in the next one's sweep
+            group = _group_rows(n)
+            behind_ok = _NARROW and n <= _BEHIND_UP_TO and hi - lo > 1
+            if behind_ok and not (_WITH_G and hi - lo > group):  # each row scaled in the next one's sweep
                 behind, shifts_behind = np.empty(n, _FT), np.empty_like(shifts)
                 m, s, d, bm = _sweep(x, lo * xs, g, lo * gs, tmp, 0, 0, n, shifts, bm, (lo + 1) * xs, None)
                 for r in range(lo + 1, hi):
@@ -681,11 +712,24 @@ def _rows_kernel(x, xs, g, gs, out, n, chunks, workers):  # pragma: no cover - c
                                                 (behind, (r - 1) * gs, out, (r - 1) * n, shifts_behind, m, s, d))
                 _scale(g, (hi - 1) * gs, tmp, 0, out, (hi - 1) * n, 0, n, shifts, m, s, d, keep)
                 continue
-            for r in range(lo, hi):
-                to = 0 if _NARROW else r * n
+            if _NARROW:  # ``group`` rows swept into rows of the worker's own, then scaled into the output
+                own, own_shifts, sums = np.empty(group * n, _FT), np.empty((group, shifts.size)), np.empty((group, 3))
+                for first in range(lo, hi, group):
+                    last = min(first + group, hi)
+                    for r in range(first, last):
+                        nxo = (r + 1) * xs if r + 1 < hi else -1  # the next row's max, ahead
+                        i = r - first
+                        sums[i, 0], sums[i, 1], sums[i, 2], bm = _sweep(x, r * xs, g, r * gs, own, i * n, 0, n,
+                                                                        own_shifts[i], bm, nxo, None)
+                    for r in range(first, last):
+                        i = r - first
+                        _scale(g, r * gs, own, i * n, out, r * n, 0, n, own_shifts[i], sums[i, 0], sums[i, 1],
+                               sums[i, 2], keep)
+                continue
+            for r in range(lo, hi):  # swept into the output, then scaled there
                 nxo = (r + 1) * xs if r + 1 < hi else -1  # the next row's max, ahead
-                m, s, d, bm = _sweep(x, r * xs, g, r * gs, tmp, to, 0, n, shifts, bm, nxo, None)
-                _scale(g, r * gs, tmp, to, out, r * n, 0, n, shifts, m, s, d, keep)
+                m, s, d, bm = _sweep(x, r * xs, g, r * gs, out, r * n, 0, n, shifts, bm, nxo, None)
+                _scale(g, r * gs, out, r * n, out, r * n, 0, n, shifts, m, s, d, keep)
         return
     if _NARROW:
         tmp = np.empty(out.size, _FT)
@@ -764,7 +808,7 @@ def _jacobian_kernel(x, xs, out, n, parts, workers):  # pragma: no cover - compi
 
 
 _range = range  # replaced in each compiled variant's globals (see _kernel)
-_exp = _load = _store = _wide = _no_alias = _sums = _sweep_behind = None
+_exp = _load = _store = _wide = _no_alias = _sums = _sweep_behind = _group_rows = None
 _BEHIND = False
 _BEHIND_UP_TO = 0
 _stack_e = _stack_keys = _stack_m = _stack_s = _stack_d = None
@@ -1073,6 +1117,7 @@ def _kernel(op: str, dtype: str, parallel: bool):
     parts = {**names, "_sweep": _variant(_sweep, {**names, "_BEHIND": False}, suffix),
              "_sweep_behind": _variant(_sweep, {**names, "_BEHIND": True}, suffix + "_behind"),
              "_BEHIND_UP_TO": behind_limit(op), "_scale": _variant(_scale, names, suffix),
+             "_group_rows": _variant(group_rows, {}, ""),
              "_range": numba.prange if parallel else range}
     rows = {"_rows": _variant(_rows, {**names, "_finish_row": _variant(_finish_row, names, suffix, inline="always")},
                               suffix),
@@ -1125,6 +1170,12 @@ def behind_limit(op: str) -> int:
     """The longest 16-bit row of ``op`` that is scaled one row behind: :data:`BEHIND_BYTES` over the bytes a
     worker keeps an element (two float32 exp values; for the VJP also two 16-bit g)."""
     return BEHIND_BYTES // (12 if op == "vjp" else 8)
+
+
+def group_rows(n: int) -> int:
+    """Rows of ``n`` 16-bit elements a worker sweeps before it scales them, where it does so
+    (:data:`GROUP_BYTES`): as many as fill it with their float32 exp values, at least one."""
+    return max(1, GROUP_BYTES // (4 * n))
 
 
 def serial_limit(itemsize: int) -> int:
@@ -1210,8 +1261,12 @@ def _ops() -> dict:
     small: dict[str, dict] = {"softmax": {}, "vjp": {}, "jacobian": {}}
     small_softmax, small_vjp, small_jacobian = small["softmax"], small["vjp"], small["jacobian"]
 
+    def result(shape: tuple[int, ...], dtype: np.dtype, size: int) -> np.ndarray:
+        """A new result: from :data:`ALIGNED_FROM` bytes on a cache line (:func:`softgrad.aligned.empty`)."""
+        return aligned.empty(shape, dtype) if size * dtype.itemsize >= ALIGNED_FROM else np.empty(shape, dtype)
+
     def softmax(x: np.ndarray) -> np.ndarray:
-        out = np.empty(x.shape, x.dtype)
+        out = result(x.shape, x.dtype, x.size)
         fast = small_softmax.get(x.dtype)
         if fast is not None and x.ndim == 2 and 0 < out.size and out.size + ROW_WEIGHT * x.shape[0] < fast[1] \
                 and x.flags.c_contiguous:
@@ -1220,7 +1275,7 @@ def _ops() -> dict:
         return call("softmax", x, None, out)
 
     def vjp(x: np.ndarray, g: np.ndarray) -> np.ndarray:
-        out = np.empty(x.shape, x.dtype)
+        out = result(x.shape, x.dtype, x.size)
         fast = small_vjp.get(x.dtype)
         if fast is not None and x.ndim == 2 and 0 < out.size and out.size + ROW_WEIGHT * x.shape[0] < fast[1] \
                 and x.flags.c_contiguous and g.flags.c_contiguous:
@@ -1230,7 +1285,7 @@ def _ops() -> dict:
 
     def jacobian(x: np.ndarray) -> np.ndarray:
         n = x.shape[-1]
-        out = np.empty((*x.shape, n), x.dtype)
+        out = result((*x.shape, n), x.dtype, x.size * n)
         fast = small_jacobian.get(x.dtype)
         if fast is not None and x.ndim == 2 and 0 < out.size and out.size + ROW_WEIGHT * x.shape[0] < fast[1] \
                 and x.flags.c_contiguous:

@@ -655,6 +655,38 @@ def test_16bit_rows_either_side_of_the_row_behind_limit(kernels, dtype, op):
             assert _same(alone, out[r:r + 1])
 
 
+@pytest.mark.parametrize("dtype", ("float16", "bfloat16"))
+@pytest.mark.parametrize("workers", (1, 2))
+def test_16bit_vjp_rows_swept_a_group_at_a_time(kernels, dtype, workers):
+    """A worker with more 16-bit VJP rows than a group (:func:`group_rows`) sweeps a group, then scales it: each
+    row of whole groups and a partial last one, with its max in its first or last block, masked, NaN or only
+    -inf on either side of a group's edge, comes out right, and gives the same bits as alone."""
+    if dtype not in ALL:
+        pytest.skip("ml_dtypes is not installed")
+    kernel = kernels("vjp", dtype, True)
+    n = nf.BLOCK + 1
+    group = nf.group_rows(n)
+    rows = workers * (2 * group + 3)  # each worker: two whole groups and a partial one
+    rng = np.random.default_rng(group)
+    x = (rng.standard_normal((rows, n)) * 3).astype(_np(dtype))
+    edges = [group - 1, group, 2 * group, rows - 1]
+    x[edges[0], n - 2] = x[edges[1], 3] = 30.0  # the max in the last block, then the first
+    x[edges[2], : n // 2] = -np.inf
+    x[edges[3]] = -np.inf
+    x[group + 1, 9] = np.nan
+    g = rng.standard_normal(x.shape).astype(x.dtype)
+    out = np.empty_like(x)
+    kernel(_bits(x), n, _bits(g), n, _bits(out), n, 1, workers)
+    special = [edges[3], group + 1]
+    assert all(np.isnan(np.asarray(out[r], np.float64)).all() for r in special)
+    fine = np.setdiff1d(np.arange(rows), special)
+    _check("vjp", dtype, x[fine], g[fine], out[fine])
+    for r in (*edges[:3], group + 2, rows // 2):
+        alone = np.empty_like(x[r:r + 1])
+        kernel(_bits(x[r:r + 1]), n, _bits(g[r:r + 1]), n, _bits(alone), n, 1, 1)
+        assert _same(alone, out[r:r + 1]), r
+
+
 @pytest.mark.parametrize("dtype", ALL)
 def test_jacobian_bands_and_workers(kernels, dtype):
     """The Jacobian's split path, forced: each row's block cut into bands (uneven ones included) dealt to
@@ -692,6 +724,32 @@ def test_near_uniform_16bit_rows(ops, dtype):
     n = 65537
     x = np.stack([np.zeros(n), 0.01 * rng.standard_normal(n)]).astype(_np(dtype))
     _run(ops, dtype, x, rng.standard_normal(x.shape).astype(x.dtype))
+
+
+@pytest.mark.parametrize("dtype", ("float32", "bfloat16"))
+def test_large_results_start_on_a_cache_line(ops, dtype):
+    """From :data:`ALIGNED_FROM` bytes a result starts on a cache line, whatever x's placement (16 bytes off
+    one here); smaller ones are NumPy's own. Each is right and the caller's."""
+    if dtype not in ALL:
+        pytest.skip("ml_dtypes is not installed")
+    rng = np.random.default_rng(8)
+    itemsize = np.dtype(_np(dtype)).itemsize
+    rows = nf.ALIGNED_FROM // (1024 * itemsize)
+    big = np.empty(rows * 1024 * itemsize + 64, np.uint8)
+    start = (-big.ctypes.data % 64) + 16
+    x = big[start:start + rows * 1024 * itemsize].view(_np(dtype)).reshape(rows, 1024)
+    x[...] = rng.standard_normal(x.shape) * 3
+    g = rng.standard_normal(x.shape).astype(x.dtype)
+    jx = x[:, :128][: nf.ALIGNED_FROM // (128 * 128 * itemsize)]  # a Jacobian of ALIGNED_FROM bytes
+    kept = [ops["softmax"](x), ops["vjp"](x, g), ops["jacobian"](jx)]
+    kept += [ops["softmax"](x), ops["vjp"](x, g)]  # a second call lands elsewhere: aligned again
+    assert x.ctypes.data % 64 == 16 and all(a.ctypes.data % 64 == 0 for a in kept)
+    _check("softmax", dtype, x, None, kept[0])
+    _check("vjp", dtype, x, g, kept[1])
+    _check("jacobian", dtype, jx, None, kept[2])
+    assert not np.shares_memory(kept[0], kept[3])
+    small = ops["softmax"](x[:4])
+    _check("softmax", dtype, x[:4], None, small)
 
 
 def test_same_input_same_result_and_results_are_the_callers(ops):
