@@ -77,21 +77,30 @@ def test_choose_answers_at_the_workloads_shapes_and_layouts(home):
     assert out.returncode == 0 and json.loads(out.stdout)["impl"] in ("numpy", "torch-native"), out.stderr
 
 
-def test_an_entry_wrong_at_the_workloads_rows_is_never_recommended(home):
-    """wrong-past-20000 passes the whole catalogue; at this workload it is right too (n <= 3000) and timed; a
-    workload with longer rows fails it there, and choose leaves it out."""
+@pytest.fixture(scope="module")
+def with_long_run(home):
+    """``home`` after a second run, of a workload with longer rows (4x30000), where wrong-past-20000 fails its
+    check (exit 1): made once, for every test that reads it, whichever of them runs."""
     (home / "long.toml").write_text('shapes = ["4x30000"]\nops = ["softmax"]\n')
     out = softgrad(home, "run", "--workload", "long.toml", "--rounds", "1", "--no-progress", "--no-agreement",
                    "--no-report", "--impl", "numpy", "--impl", "wrong-past-20000",
                    "--plugin", str(PLUGINS / "wrong_past_20000.py"))
     assert out.returncode == 1, out.stdout + out.stderr  # its check failed
+    return home
+
+
+def test_an_entry_wrong_at_the_workloads_rows_is_never_recommended(with_long_run):
+    """wrong-past-20000 passes the whole catalogue; at this workload it is right too (n <= 3000) and timed; a
+    workload with longer rows fails it there, and choose leaves it out."""
+    home = with_long_run
     out = softgrad(home, "choose", "--op", "softmax", "--n", "30000", "--batch", "4", "--json")
     choice = json.loads(out.stdout)
     assert choice["impl"] == "numpy", choice
     assert [e["impl"] for e in choice["excluded"]] == ["wrong-past-20000"], choice["excluded"]
 
 
-def test_the_report_has_the_workload(home):
+def test_the_report_has_the_workload(with_long_run):
+    home = with_long_run
     out = softgrad(home, "report", "--out", str(home / "report"))
     assert out.returncode == 0, out.stderr
     page = (home / "report" / "index.html").read_text()
@@ -100,13 +109,14 @@ def test_the_report_has_the_workload(home):
     assert "wrong-past-20000" in table.split("<td>long</td>")[1], "shown as not passed where it failed"
 
 
-def test_the_reports_roofline_and_bandwidth_plot_read_the_points_past_the_cache(home, tmp_path):
+def test_the_reports_roofline_and_bandwidth_plot_read_the_points_past_the_cache(with_long_run, tmp_path):
     """The same runs as stored by a machine with a 64 KiB last-level cache: the workload's 16x3000 and
     4x30000 points now move more than that, so the roofline table has them (numpy, which passed; never
     wrong-past-20000, which failed its run's check), while on this machine's real cache it says that no
     point is memory-bound."""
     import shutil
 
+    home = with_long_run
     out = softgrad(home, "report", "--out", str(tmp_path / "real"))
     assert out.returncode == 0, out.stderr
     section = (tmp_path / "real" / "index.html").read_text().split("id='roofline'")[1].split("<h2")[0]
