@@ -21,11 +21,17 @@ available but the write-up's ways to get J (registry tag ``writeup``: J element 
 GB/s counts the bytes that must move (read x, and g; write the result, n^2 per row for the Jacobian) over
 the median time. ``limit`` is the bandwidth that bounds the op (:data:`softgrad.bench.bandwidth.LIMIT`): the
 copy (read + write, every core) for softmax and the VJP, the fill (write only) for the Jacobian, each
-measured before and after each family (with ``--beside`` also right before and after each combination, in
-its family's process); ``of limit`` is GB/s over the better of the two (no fraction is overstated by a slow
-moment of the machine), ``goal`` issue 24's target for that fraction (:data:`GOALS`;
-"-" inside the cache; "!" marks a fraction below it), ``vs NAME`` each ``--versus`` entry's time at the same
-point over this one's (above 1: faster; default the registry's baseline entry). Each family runs in a
+measured before and after each family; ``of limit`` is GB/s over the better of the two (no fraction is
+overstated by a slow moment of the machine). With ``--beside`` each combination's calls are timed in rounds
+between runs of its limit's kernel, in its family's process (:func:`softgrad.bench.timer.time_beside`), and
+``of limit`` is the median of the rounds' fractions, each of the better run on either side of its round: a
+shared machine's bandwidth moves between levels within seconds, and a fraction of a limit measured before and
+after can land on the other level (a VJP read 130% of such a copy). ``goal`` is issue 24's target for that
+fraction (:data:`GOALS`; "-" inside the cache; "!" marks a fraction below it), ``vs NAME`` each ``--versus``
+entry's time at the same point over this one's (above 1: faster; default the registry's baseline entry),
+``ceiling`` the entry's rate in cache over the same limit (contiguous rows of the same length, few enough to
+stay in the cache, called over and over: :data:`IN_CACHE_BYTES`): the fraction its arithmetic allows, so a
+fraction near its ceiling is held back by the arithmetic, not by the memory. Each family runs in a
 process of its own, with one thread count for all (``--threads``) and the asv sweep's allocator settings; its
 inputs are made once per shape and dtype. What an entry does not declare, a result over
 :data:`MAX_OUTPUT_ELEMENTS`, or one call longer than :data:`MAX_CALL_SECONDS` (estimated from one row) is
@@ -61,8 +67,11 @@ NOTHING_TIMED = "roofline: error: nothing was timed (every combination was left 
 #: samples per combination at least (after the first call and one warm-up): past the cache one call of the
 #: slower entries takes about a second, and the median of three keeps the default set within minutes
 MIN_REPEATS = 3
-#: calls of each kernel measured beside a combination (``--beside``), after one untimed
-BESIDE_REPEATS = 3
+#: the bytes an op moves at the shape each combination is also timed at in cache (its row length, fewer rows; at
+#: least one): small enough for any server's last-level cache, so that repeated calls find their data there
+IN_CACHE_BYTES = 8 << 20
+#: rounds per combination at least with ``--beside`` (each after a run of the op's limit kernel)
+MIN_ROUNDS = 5
 #: issue 24's goals past the cache, as fractions of the op's limit, by op and item size (16-bit: of its bytes)
 GOALS = {("softmax", 8): 0.80, ("softmax", 4): 0.85, ("softmax", 2): 0.70,
          ("vjp", 8): 0.80, ("vjp", 4): 0.85, ("vjp", 2): 0.70,
@@ -110,8 +119,11 @@ def standard_combos(specs: list[str], ops: list[str], dtypes: list[str], llc: in
 def worker(names: list[str], combos: list[tuple[str, str, str]], device: str, budget_s: float,
            beside: bool = False) -> dict:
     """Time each entry of ``names`` (one family) at each combination it runs: ``{"rows", "notes"}`` (a line
-    for each combination left out as too slow, or that failed). With ``beside``, the op's limit is measured
-    in this process right before and after each combination (``limit_beside_gbps``: the better of the two)."""
+    for each combination left out as too slow, or that failed). With ``beside``, each combination is timed in
+    rounds between runs of its op's limit kernel in this process (:func:`softgrad.bench.timer.time_beside`):
+    ``fraction_beside`` is the median of the rounds' fractions, ``limit_beside_gbps`` of their limits."""
+    import numpy as np
+
     from softgrad import registry
     from softgrad.bench import bandwidth, grid, timer
     from softgrad.contract import DTYPE_INFO
@@ -119,6 +131,7 @@ def worker(names: list[str], combos: list[tuple[str, str, str]], device: str, bu
     from softgrad.workloads import parse_shape_token
 
     impls = [registry.get(name) for name in names]
+    limits: dict[str, bandwidth.Kernel] = {}
     inputs: dict[tuple[str, str], list[str]] = {}
     for op, shape, dtype in combos:
         inputs.setdefault((shape, dtype), []).append(op)
@@ -141,27 +154,57 @@ def worker(names: list[str], combos: list[tuple[str, str, str]], device: str, bu
             if slow:
                 notes.append(f"{impl.name} {op} {shape} {dtype} left out: {slow}")
                 continue
-            around = []
             try:
-                around.append(_limit_now(bandwidth, op, device) if beside else None)
                 call = timer.prepare_at(impl, op, dtype, device, shape, x, g)
-                t = timer.time_call(call, min_time=budget_s, min_repeats=MIN_REPEATS, warmup=1)
-                call = None
-                around.append(_limit_now(bandwidth, op, device) if beside else None)
+                moved = grid.bytes_moved(op, *grid.parse_shape(shape), DTYPE_INFO[dtype].itemsize, g_layout)
+                if beside:
+                    kind = bandwidth.LIMIT[op]
+                    if kind not in limits:  # made once: its buffers stay for the family's combinations
+                        limits[kind] = bandwidth.kernel(kind, device=device)
+                    paired = timer.time_beside(call, limits[kind], moved, min_time=budget_s, min_rounds=MIN_ROUNDS)
+                    t = paired.timing
+                else:
+                    t = timer.time_call(call, min_time=budget_s, min_repeats=MIN_REPEATS, warmup=1)
             except Exception as exc:  # noqa: BLE001 - one entry's failure is reported, the others still run
                 notes.append(f"{impl.name} {op} {shape} {dtype} failed: {type(exc).__name__}: {str(exc)[:200]}")
                 continue
             finally:
                 call = None  # release the entry's copies of x and g before the next entry makes its own
+            cache = _in_cache(impl, op, dtype, device, shape, timer, grid, DTYPE_INFO[dtype].itemsize)
             print(f"roofline:   {impl.name} {op} {shape} {dtype}: {t.median_s * 1e3:.3g} ms", file=sys.stderr,
                   flush=True)  # progress: a family's combinations take minutes
-            moved = grid.bytes_moved(op, *grid.parse_shape(shape), DTYPE_INFO[dtype].itemsize, g_layout)
             rows.append({"impl": impl.name, "op": op, "shape": shape, "dtype": dtype, "device": device,
                          "median_s": t.median_s, "q25_s": t.q25_s, "q75_s": t.q75_s, "repeats": t.repeats,
                          "first_call_s": t.first_call_s, "bytes_moved": moved, "gbps": moved / t.median_s / 1e9,
-                         **({"limit_beside_gbps": max(around)} if beside else {})})
+                         **cache,
+                         **({"limit_beside_gbps": float(np.median(paired.limit_gbps)),
+                             "fraction_beside": paired.fraction, "rounds_beside": len(paired.fractions)}
+                            if beside else {})})
         del x, g
     return {"rows": rows, "notes": notes}
+
+
+def _in_cache(impl, op: str, dtype: str, device: str, shape: str, timer, grid, itemsize: int) -> dict:
+    """``{"in_cache_shape", "in_cache_gbps"}``: ``impl``'s ``op`` timed on contiguous rows of ``shape``'s length,
+    as many as move :data:`IN_CACHE_BYTES` (one at least), over and over, so that its data stays in the cache:
+    the bytes the op must move there over its median time, the rate its arithmetic allows when memory costs
+    nothing. Empty for a Jacobian (a row's n^2 values leave the cache), a shape already that small, or a
+    failure (the combination's own timing stands)."""
+    from softgrad.workloads import parse_shape_token, shape_token
+
+    dims = parse_shape_token(shape)[0]
+    rows, n = math.prod(dims[:-1]), dims[-1]
+    per_row = grid.bytes_moved(op, 1, n, itemsize)
+    fewer = max(1, IN_CACHE_BYTES // per_row)
+    if op == "jacobian" or fewer >= rows:
+        return {}
+    small = shape_token((fewer, n))
+    try:
+        x, g = timer.inputs_at(small, dtype)
+        t = timer.time_call(timer.prepare_at(impl, op, dtype, device, small, x, g), min_time=0.2, min_repeats=5)
+    except Exception:  # noqa: BLE001 - a ceiling is extra: without it the row reads as before
+        return {}
+    return {"in_cache_shape": small, "in_cache_gbps": fewer * per_row / t.median_s / 1e9}
 
 
 def _why_not(impl, op: str, shape: str, dtype: str, device: str) -> str | None:
@@ -172,24 +215,21 @@ def _why_not(impl, op: str, shape: str, dtype: str, device: str) -> str | None:
     return applicable(impl, op, dtype, device, parse_shape_token(shape)[0], max_output_elements=MAX_OUTPUT_ELEMENTS)
 
 
-def _limit_now(bandwidth, op: str, device: str) -> float:
-    """GB/s of ``op``'s limit (:data:`softgrad.bench.bandwidth.LIMIT`) measured now, in this process."""
-    kind = bandwidth.LIMIT[op]
-    measured = bandwidth.measure(kind, repeats=BESIDE_REPEATS) if device == "cpu" else bandwidth.gpu_bandwidth(kind)
-    return measured.gbps
-
-
 def with_limits(row: dict, copy_gbps: float, fill_gbps: float, llc: int | None) -> dict:
     """``row`` with the bandwidths around its family, its op's limit (measured beside the row where the
-    worker did, else around its family) and its fraction of it."""
+    worker did, else around its family) and its fraction of it (where measured beside: the median of the rounds'
+    fractions, not the row's GB/s over the median limit)."""
     from softgrad.bench.bandwidth import LIMIT
 
     limit = LIMIT[row["op"]]
     limit_gbps = row.get("limit_beside_gbps") or (copy_gbps if limit == "copy" else fill_gbps)
+    fraction = row.get("fraction_beside") or row["gbps"] / limit_gbps
     copy_gbps = limit_gbps if limit == "copy" else copy_gbps
     fits = bool(llc and row["bytes_moved"] <= llc)
-    return {**row, "copy_gbps": copy_gbps, "fill_gbps": fill_gbps, "fraction_of_copy": row["gbps"] / copy_gbps,
-            "limit": limit, "limit_gbps": limit_gbps, "fraction_of_limit": row["gbps"] / limit_gbps,
+    ceiling = row["in_cache_gbps"] / limit_gbps if "in_cache_gbps" in row else None
+    return {**row, "ceiling": ceiling, "copy_gbps": copy_gbps, "fill_gbps": fill_gbps,
+            "fraction_of_copy": fraction if limit == "copy" else row["gbps"] / copy_gbps,
+            "limit": limit, "limit_gbps": limit_gbps, "fraction_of_limit": fraction,
             "goal": None if fits else goal(row["op"], row["dtype"]), "fits_in_llc": fits}
 
 
@@ -211,22 +251,25 @@ def table(rows: list[dict], llc: int | None, versus: list[str]) -> list[str]:
     """The printed table: one line per row, sorted by op, shape, dtype and GB/s."""
     heads = [f"{'vs ' + name:>8s}" for name in versus]
     header = (f"{'entry':16s} {'op':8s} {'dtype':8s} {'shape':16s} {'median':>10s} {'GB/s':>6s} {'limit':>5s} "
-              f"{'of limit':>8s} {'goal':>5s} {' '.join(heads)} {'bytes/LLC':>9s}")
+              f"{'of limit':>8s} {'goal':>5s} {'ceiling':>7s} {' '.join(heads)} {'bytes/LLC':>9s}")
     lines = [header, "-" * len(header)]
     for r in sorted(rows, key=lambda r: (r["op"], r["shape"], r["dtype"], -r["gbps"])):
         ratio = r["bytes_moved"] / llc if llc else math.nan
         met = "-" if r["goal"] is None else f"{r['goal']:.0%}{'' if r['fraction_of_limit'] >= r['goal'] else '!'}"
         vs = " ".join(f"{'-' if math.isnan(r['vs'][name]) else format(r['vs'][name], '.2f') + 'x':>{len(head)}s}"
                       for name, head in zip(versus, heads))
+        ceiling = "-" if r.get("ceiling") is None else f"{r['ceiling']:.0%}"
         lines.append(f"{r['impl']:16s} {r['op']:8s} {r['dtype']:8s} {r['shape']:16s} {r['median_s'] * 1e3:8.2f}ms "
-                     f"{r['gbps']:6.1f} {r['limit']:>5s} {r['fraction_of_limit']:8.0%} {met:>5s} {vs} {ratio:9.2f}")
+                     f"{r['gbps']:6.1f} {r['limit']:>5s} {r['fraction_of_limit']:8.0%} {met:>5s} {ceiling:>7s} {vs} "
+                     f"{ratio:9.2f}")
     return lines
 
 
 def markdown(rows: list[dict], llc: int | None) -> list[str]:
     """A markdown table of ``rows``: one line per op, shape and dtype (by bytes moved), with its bytes over
     the cache and its limit (the range over the families' measurements), and a column per entry (in the
-    order measured): its fraction of the limit and its median time, in bold for the fastest."""
+    order measured): its fraction of the limit and its median time (and its ceiling, where measured), in bold
+    for the fastest."""
     from softgrad.history.units import format_seconds
 
     entries = list(dict.fromkeys(r["impl"] for r in rows))
@@ -240,7 +283,8 @@ def markdown(rows: list[dict], llc: int | None) -> list[str]:
         cells = []
         for e in entries:
             r = by.get(e)
-            text = "-" if r is None else f"{r['fraction_of_limit']:.0%} ({format_seconds(r['median_s'])})"
+            ceiling = "" if r is None or r.get("ceiling") is None else f"; in cache {r['ceiling']:.0%}"
+            text = "-" if r is None else f"{r['fraction_of_limit']:.0%} ({format_seconds(r['median_s'])}{ceiling})"
             cells.append(f"**{text}**" if e == fastest else text)
         low, high = min(r["limit_gbps"] for r in by.values()), max(r["limit_gbps"] for r in by.values())
         gbps = f"{low:.1f}" if f"{low:.1f}" == f"{high:.1f}" else f"{low:.1f} to {high:.1f}"
@@ -267,8 +311,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, help="threads for every family (SOFTGRAD_THREADS)")
     p.add_argument("--time", type=float, default=0.5, help="seconds of samples per combination (default 0.5)")
     p.add_argument("--beside", action="store_true",
-                   help="also measure each op's limit right before and after each combination, in its process, and "
-                        "take fractions of that (a shared machine's bandwidth drifts within a family's minutes)")
+                   help="time each combination in rounds between runs of its op's limit, in its process, and take "
+                        "the median of the rounds' fractions (a shared machine's bandwidth moves within seconds)")
     p.add_argument("--json", metavar="PATH", help="also write the rows as JSON")
     p.add_argument("--markdown", action="store_true",
                    help="also print a markdown table: a row per op, shape and dtype, a column per entry")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib.util
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -53,22 +54,56 @@ def buffer_bytes(llc: int | None = None) -> int:
     return max(DEFAULT_BYTES, 2 * llc)
 
 
-def _median_time(fn, repeats: int) -> float:
-    fn()
-    samples = []
-    for _ in range(repeats):
+@dataclass(frozen=True)
+class Kernel:
+    """One bandwidth kernel with its buffers made, ready to run: each ``run()`` moves :attr:`counted` bytes (read
+    plus written for the copy, written for the fill) and returns when they have moved (on a GPU, synchronised)."""
+
+    kind: str
+    run: Callable[[], object]
+    counted: int
+    method: str
+    buffer_bytes: int
+
+    def gbps(self, seconds: float) -> float:
+        """GB/s of one run that took ``seconds``."""
+        return self.counted / seconds / 1e9
+
+    def time(self) -> float:
+        """Seconds one run takes now."""
         t0 = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - t0)
-    return float(np.median(samples))
+        self.run()
+        return time.perf_counter() - t0
 
 
-def _rate(kind: str, nbytes: int, seconds: float) -> float:
-    """GB/s of ``kind`` over a buffer of ``nbytes``: read + write for the copy, write for the fill."""
-    return (2 if kind == "copy" else 1) * nbytes / seconds / 1e9
+def kernel(kind: str, nbytes: int | None = None, device: str = "cpu") -> Kernel:
+    """``kind``'s kernel (:data:`KINDS`) on buffers of ``nbytes`` (default :func:`buffer_bytes` on the CPU,
+    :data:`DEFAULT_BYTES` on a GPU): torch where it is installed, else a Numba ``prange`` loop, else NumPy (one
+    thread: a lower bound); ``device`` ``"cuda"``: torch on the first GPU."""
+    if kind not in KINDS:
+        raise ValueError(f"no bandwidth kernel {kind!r} (known: {', '.join(KINDS)})")
+    if device != "cpu":
+        return _torch(kind, DEFAULT_BYTES if nbytes is None else nbytes, device)
+    nbytes = buffer_bytes() if nbytes is None else nbytes
+    if importlib.util.find_spec("torch"):
+        return _torch(kind, nbytes)
+    if importlib.util.find_spec("numba"):
+        return _numba(kind, nbytes)
+    return _numpy(kind, nbytes)
 
 
-def _torch(kind: str, nbytes: int, repeats: int, device: str = "cpu") -> Bandwidth:
+def _measured(k: Kernel, repeats: int) -> Bandwidth:
+    """The median over ``repeats`` runs of ``k`` (after one untimed)."""
+    k.run()
+    return Bandwidth(k.gbps(float(np.median([k.time() for _ in range(repeats)]))), k.method, k.buffer_bytes, repeats)
+
+
+def _counted(kind: str, nbytes: int) -> int:
+    """Bytes one run of ``kind`` on buffers of ``nbytes`` counts: read + write for the copy, write for the fill."""
+    return (2 if kind == "copy" else 1) * nbytes
+
+
+def _torch(kind: str, nbytes: int, device: str = "cpu") -> Kernel:
     import torch
 
     b = torch.empty(nbytes // 4, dtype=torch.float32, device=device)
@@ -83,10 +118,10 @@ def _torch(kind: str, nbytes: int, repeats: int, device: str = "cpu") -> Bandwid
         where = torch.cuda.get_device_name()
     call = "copy_" if kind == "copy" else "fill_"
     prefix = "torch" if device == "cpu" else "torch cuda"
-    return Bandwidth(_rate(kind, nbytes, _median_time(fn, repeats)), f"{prefix} {call} ({where})", nbytes, repeats)
+    return Kernel(kind, fn, _counted(kind, nbytes), f"{prefix} {call} ({where})", nbytes)
 
 
-def _numba(kind: str, nbytes: int, repeats: int) -> Bandwidth:
+def _numba(kind: str, nbytes: int) -> Kernel:
     import numba
 
     @numba.njit(parallel=True)
@@ -102,30 +137,21 @@ def _numba(kind: str, nbytes: int, repeats: int) -> Bandwidth:
     b = np.empty(nbytes // 4, dtype=np.float32)
     a = np.ones_like(b) if kind == "copy" else None
     fn = (lambda: copy(a, b)) if kind == "copy" else (lambda: fill(b, np.float32(1.5)))
-    return Bandwidth(_rate(kind, nbytes, _median_time(fn, repeats)),
-                     f"numba prange {kind} ({numba.get_num_threads()} threads)", nbytes, repeats)
+    return Kernel(kind, fn, _counted(kind, nbytes), f"numba prange {kind} ({numba.get_num_threads()} threads)", nbytes)
 
 
-def _numpy(kind: str, nbytes: int, repeats: int) -> Bandwidth:
+def _numpy(kind: str, nbytes: int) -> Kernel:
     b = np.empty(nbytes // 4, dtype=np.float32)
     a = np.ones_like(b) if kind == "copy" else None
     fn = (lambda: np.copyto(b, a)) if kind == "copy" else (lambda: b.fill(1.5))
     call = "copyto" if kind == "copy" else "fill"
-    return Bandwidth(_rate(kind, nbytes, _median_time(fn, repeats)), f"numpy {call} (one thread: a lower bound)",
-                     nbytes, repeats)
+    return Kernel(kind, fn, _counted(kind, nbytes), f"numpy {call} (one thread: a lower bound)", nbytes)
 
 
 def measure(kind: str, nbytes: int | None = None, repeats: int = 10) -> Bandwidth:
     """Measure ``kind`` (:data:`KINDS`) on the CPU with the best multi-threaded kernel installed, on buffers
-    of ``nbytes`` (default :func:`buffer_bytes`)."""
-    if kind not in KINDS:
-        raise ValueError(f"no bandwidth kernel {kind!r} (known: {', '.join(KINDS)})")
-    nbytes = buffer_bytes() if nbytes is None else nbytes
-    if importlib.util.find_spec("torch"):
-        return _torch(kind, nbytes, repeats)
-    if importlib.util.find_spec("numba"):
-        return _numba(kind, nbytes, repeats)
-    return _numpy(kind, nbytes, repeats)
+    of ``nbytes`` (default :func:`buffer_bytes`): the median of ``repeats`` runs of :func:`kernel`."""
+    return _measured(kernel(kind, nbytes), repeats)
 
 
 def copy_bandwidth(nbytes: int | None = None, repeats: int = 10) -> Bandwidth:
@@ -146,7 +172,7 @@ def gpu_bandwidth(kind: str, nbytes: int = DEFAULT_BYTES, repeats: int = 20) -> 
 
     if not torch.cuda.is_available():
         return None
-    return _torch(kind, nbytes, repeats, device="cuda")
+    return _measured(kernel(kind, nbytes, "cuda"), repeats)
 
 
 def gpu_copy_bandwidth(nbytes: int = DEFAULT_BYTES, repeats: int = 20) -> Bandwidth | None:

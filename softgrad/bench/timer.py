@@ -28,6 +28,12 @@ class Timing:
     repeats: int
     first_call_s: float
 
+    @classmethod
+    def of(cls, samples: list[float], first_call_s: float) -> Timing:
+        """The median and quartiles of ``samples`` (seconds a call)."""
+        q25, med, q75 = np.percentile(samples, [25, 50, 75])
+        return cls(float(med), float(q25), float(q75), len(samples), first_call_s)
+
     @property
     def spread(self) -> float:
         """Interquartile range relative to the median."""
@@ -83,5 +89,55 @@ def time_call(call: Prepared, *, min_time: float = 0.5, min_repeats: int = 5, wa
         result = call()
         samples.append(time.perf_counter() - t0)
         del result
-    q25, med, q75 = np.percentile(samples, [25, 50, 75])
-    return Timing(float(med), float(q25), float(q75), len(samples), first)
+    return Timing.of(samples, first)
+
+
+@dataclass(frozen=True)
+class Beside:
+    """A call timed in rounds between runs of a bandwidth kernel (:func:`time_beside`): the call's timing over
+    every call, and per round the kernel's GB/s (the better of its runs on either side of the round) and the
+    round's fraction of it."""
+
+    timing: Timing
+    limit_gbps: list[float]
+    fractions: list[float]
+
+    @property
+    def fraction(self) -> float:
+        """The median of the rounds' fractions."""
+        return float(np.median(self.fractions))
+
+
+def time_beside(call: Prepared, limit, bytes_moved: int, *, min_time: float = 0.5, min_rounds: int = 5,
+                warmup: int = 1) -> Beside:
+    """Time ``call`` as :func:`time_call` does, in rounds between runs of ``limit`` (a
+    :class:`softgrad.bench.bandwidth.Kernel`): each round is calls for at least as long as one run of it (one
+    call at least), and its fraction is ``bytes_moved`` over the round's median call over the better of the
+    runs before and after it. A shared machine's memory bandwidth moves between levels within seconds (on the
+    2-core VMs a copy reads about 33 or about 55 GB/s, from one minute to the next): a fraction of a limit
+    measured seconds away, before and after, can land on the other level (a VJP read 130% of such a copy)."""
+    t0 = time.perf_counter()
+    call()
+    first = time.perf_counter() - t0
+    for _ in range(warmup):
+        call()
+    limit.run()
+    before = limit.time()
+    samples: list[float] = []
+    limits: list[float] = []
+    fractions: list[float] = []
+    spent = 0.0
+    while len(fractions) < min_rounds or spent < min_time:
+        round_: list[float] = []
+        while not round_ or sum(round_) < before:
+            t0 = time.perf_counter()
+            result = call()
+            round_.append(time.perf_counter() - t0)
+            del result
+        after = limit.time()
+        limits.append(limit.gbps(min(before, after)))
+        fractions.append(bytes_moved / float(np.median(round_)) / 1e9 / limits[-1])
+        samples += round_
+        spent += sum(round_)
+        before = after
+    return Beside(Timing.of(samples, first), limits, fractions)
