@@ -32,8 +32,9 @@ def empty(shape: tuple[int, ...], dtype, align: int = CACHE_LINE) -> np.ndarray:
     return buf[start:start + nbytes].view(dtype).reshape(shape)
 
 
-def placed(a: np.ndarray, align: int = CACHE_LINE) -> np.ndarray:
-    """A C-contiguous copy of ``a`` that starts at a multiple of ``align`` bytes."""
-    out = empty(a.shape, a.dtype, align)
-    out[...] = a
+def placed(a: np.ndarray, dtype=None, align: int = CACHE_LINE) -> np.ndarray:
+    """A C-contiguous copy of ``a`` (cast to ``dtype`` as ``astype`` would, in the same pass) that starts at a
+    multiple of ``align`` bytes."""
+    out = empty(a.shape, a.dtype if dtype is None else dtype, align)
+    np.copyto(out, a, casting="unsafe")
     return out

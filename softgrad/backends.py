@@ -109,8 +109,8 @@ class NumpyBackend(Backend):
                 import ml_dtypes
             except ImportError:
                 raise NotImplementedError("NumPy has no bfloat16 without ml_dtypes") from None
-            return aligned.placed(np.asarray(x, dtype=np.float64).astype(ml_dtypes.bfloat16))
-        return aligned.placed(np.asarray(x, dtype=dtype))
+            return aligned.placed(np.asarray(x, dtype=np.float64), ml_dtypes.bfloat16)
+        return aligned.placed(np.asarray(x), dtype)
 
     def to_numpy(self, a: Any) -> np.ndarray:
         if str(a.dtype) == "bfloat16":

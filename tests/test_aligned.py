@@ -60,6 +60,21 @@ def test_placed_is_an_aligned_copy():
     assert src[0, 0] == 0
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
+def test_placed_casts_as_astype_does_bit_for_bit(dtype):
+    """Cast in the copy: the same bits as ``astype`` (round to nearest even, overflow to inf, subnormals, NaN)."""
+    if dtype == "bfloat16":
+        dtype = pytest.importorskip("ml_dtypes").bfloat16
+    rng = np.random.default_rng(3)
+    src = np.concatenate([rng.standard_normal(4000) * 10.0 ** rng.integers(-45, 40, 4000),
+                          [np.nan, np.inf, -np.inf, 0.0, -0.0, 65520.0, 65519.99, 2.0**-25, 1 + 2.0**-11, 3e38 * 1.2]])
+    with np.errstate(over="ignore", invalid="ignore"):  # the overflows are the point
+        got = aligned.placed(src, dtype)
+        want = src.astype(dtype)
+    assert got.dtype == want.dtype and _on_a_line(got)
+    assert np.array_equal(got.view(f"u{want.itemsize}"), want.view(f"u{want.itemsize}"))
+
+
 @pytest.mark.parametrize("dtype", ["float64", "float32", "float16", "bfloat16"])
 def test_numpy_backend_inputs_and_padded_rows_start_on_a_line(dtype):
     """Every NumPy-backed entry reads inputs placed as torch's and JAX's allocators place theirs."""
