@@ -127,7 +127,7 @@ def worker(names: list[str], combos: list[tuple[str, str, str]], device: str, bu
     from softgrad import registry
     from softgrad.bench import bandwidth, grid, timer
     from softgrad.contract import DTYPE_INFO
-    from softgrad.prepared import PROBE_N, too_slow
+    from softgrad.prepared import PROBE_N, too_slow, view
     from softgrad.workloads import parse_shape_token
 
     impls = [registry.get(name) for name in names]
@@ -137,7 +137,7 @@ def worker(names: list[str], combos: list[tuple[str, str, str]], device: str, bu
         inputs.setdefault((shape, dtype), []).append(op)
     rows, notes = [], []
     for (shape, dtype), ops in inputs.items():
-        g_layout = parse_shape_token(shape)[2]
+        dims, x_layout, g_layout = parse_shape_token(shape)
         todo = []
         for op in ops:
             for impl in impls:
@@ -150,7 +150,9 @@ def worker(names: list[str], combos: list[tuple[str, str, str]], device: str, bu
             continue
         x, g = timer.inputs_at(shape, dtype)  # once for every entry and op at this shape
         for impl, op in todo:
-            slow = too_slow(impl, op, dtype, device, x, g, budget_s=MAX_CALL_SECONDS, row_n=PROBE_N)
+            # estimated on what the call sees (x and g through their layouts), not on their base arrays
+            slow = too_slow(impl, op, dtype, device, view(x, x_layout), view(g, g_layout, dims),
+                            budget_s=MAX_CALL_SECONDS, row_n=PROBE_N)
             if slow:
                 notes.append(f"{impl.name} {op} {shape} {dtype} left out: {slow}")
                 continue
@@ -250,7 +252,8 @@ def add_versus(rows: list[dict], versus: list[str]) -> None:
 def table(rows: list[dict], llc: int | None, versus: list[str]) -> list[str]:
     """The printed table: one line per row, sorted by op, shape, dtype and GB/s."""
     heads = [f"{'vs ' + name:>8s}" for name in versus]
-    header = (f"{'entry':16s} {'op':8s} {'dtype':8s} {'shape':16s} {'median':>10s} {'GB/s':>6s} {'limit':>5s} "
+    wide = max([16, *(len(r["shape"]) for r in rows)])  # a shape token with its layouts can be longer
+    header = (f"{'entry':16s} {'op':8s} {'dtype':8s} {'shape':{wide}s} {'median':>10s} {'GB/s':>6s} {'limit':>5s} "
               f"{'of limit':>8s} {'goal':>5s} {'ceiling':>7s} {' '.join(heads)} {'bytes/LLC':>9s}")
     lines = [header, "-" * len(header)]
     for r in sorted(rows, key=lambda r: (r["op"], r["shape"], r["dtype"], -r["gbps"])):
@@ -259,7 +262,7 @@ def table(rows: list[dict], llc: int | None, versus: list[str]) -> list[str]:
         vs = " ".join(f"{'-' if math.isnan(r['vs'][name]) else format(r['vs'][name], '.2f') + 'x':>{len(head)}s}"
                       for name, head in zip(versus, heads))
         ceiling = "-" if r.get("ceiling") is None else f"{r['ceiling']:.0%}"
-        lines.append(f"{r['impl']:16s} {r['op']:8s} {r['dtype']:8s} {r['shape']:16s} {r['median_s'] * 1e3:8.2f}ms "
+        lines.append(f"{r['impl']:16s} {r['op']:8s} {r['dtype']:8s} {r['shape']:{wide}s} {r['median_s'] * 1e3:8.2f}ms "
                      f"{r['gbps']:6.1f} {r['limit']:>5s} {r['fraction_of_limit']:8.0%} {met:>5s} {ceiling:>7s} {vs} "
                      f"{ratio:9.2f}")
     return lines

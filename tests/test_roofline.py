@@ -210,3 +210,19 @@ def test_the_ceiling_is_the_entrys_rate_in_cache_over_the_limit(probe):
     assert row["ceiling"] == 1.5 and probe.with_limits(_row("softmax"), 20.0, 8.0, 5 * 10**8)["ceiling"] is None
     assert probe.table([{**row, "vs": {}}], 5 * 10**8, [])[2].split()[-2] == "150%"
     assert probe.markdown([row], 5 * 10**8)[2].endswith("| **50% (100 ms; in cache 150%)** |")
+
+
+def test_shapes_with_layouts_are_estimated_and_timed_through_their_views(tmp_path):
+    """A shape token's layouts (g broadcast along rows or one scalar, x transposed): the too-slow estimate reads
+    the views the call sees, not their base arrays (a broadcast g's base is one row: reshaping it to the rows
+    had raised), and bytes count g's distinct elements."""
+    out_json = tmp_path / "layouts.json"
+    shapes = ("4x7000:g=broadcast", "6x40:x=transposed", "3x50:g=scalar")
+    out = roofline("--impl", "numpy", "--op", "vjp", *[a for s in shapes for a in ("--shape", s)], "--dtype", "float32",
+                   "--time", "0.02", "--threads", "1", "--json", str(out_json))
+    assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr
+    rows = {r["shape"]: r for r in json.loads(out_json.read_text())["rows"]}
+    assert set(rows) == set(shapes)
+    assert rows["4x7000:g=broadcast"]["bytes_moved"] == (2 * 4 * 7000 + 7000) * 4
+    assert rows["3x50:g=scalar"]["bytes_moved"] == (2 * 3 * 50 + 1) * 4
+    assert all(line.split()[3] in shapes for line in out.stdout.splitlines()[2:5]), "each shape in its column"
