@@ -122,7 +122,7 @@ def worker(names: list[str], combos: list[tuple[str, str, str]], device: str, bu
     for each combination left out as too slow, or that failed). With ``beside``, each combination is timed in
     rounds between runs of its op's limit kernel in this process (:func:`softgrad.bench.timer.time_beside`):
     ``fraction_beside`` is the median of the rounds' fractions, ``limit_beside_gbps`` of their limits."""
-    import numpy as np
+    from statistics import median
 
     from softgrad import registry
     from softgrad.bench import bandwidth, grid, timer
@@ -179,7 +179,7 @@ def worker(names: list[str], combos: list[tuple[str, str, str]], device: str, bu
                          "median_s": t.median_s, "q25_s": t.q25_s, "q75_s": t.q75_s, "repeats": t.repeats,
                          "first_call_s": t.first_call_s, "bytes_moved": moved, "gbps": moved / t.median_s / 1e9,
                          **cache,
-                         **({"limit_beside_gbps": float(np.median(paired.limit_gbps)),
+                         **({"limit_beside_gbps": median(paired.limit_gbps),
                              "fraction_beside": paired.fraction, "rounds_beside": len(paired.fractions)}
                             if beside else {})})
         del x, g
