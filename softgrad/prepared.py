@@ -142,15 +142,14 @@ def estimate_seconds(impl: Implementation, op: str, dtype: str, device: str, x: 
     rows = math.prod(x.shape[:-1])
     if rows == 0 or n == 0:
         return 0.0
-    xs = np.reshape(x, (rows, n))
-    gs = None if g is None else np.reshape(g, (rows, n))
     power = 2 if op == "jacobian" else 1
     r, m = 1, n if row_n is None else max(1, min(row_n, n))
     previous: tuple[float, float] | None = None  # (seconds, work) of the last probe
     steady = 0  # probes in a row whose time grew as their work did
     along_row = False  # the rows' scaling is steady: now the row length's
     while True:
-        call = prepare(impl, op, dtype, device, xs[:r, :m], None if gs is None else gs[:r, :m])
+        probe_g = None if g is None else _first_rows(g, r)[:, :m]
+        call = prepare(impl, op, dtype, device, _first_rows(x, r)[:, :m], probe_g)
         call()
         t = math.inf
         for _ in range(1 if budget_s is None else 2):
@@ -171,6 +170,17 @@ def estimate_seconds(impl: Implementation, op: str, dtype: str, device: str, x: 
         # rows first; along the row once the rows were steady, until the row is whole: then rows again, so
         # every probe does more work than the last and the whole input ends it
         r, m = (min(rows, 2 * r), m) if r < rows and (not along_row or m == n) else (r, min(n, 2 * m))
+
+
+def _first_rows(a: np.ndarray, r: int) -> np.ndarray:
+    """The first ``r`` rows of ``a`` (its leading dims flattened) as an ``(r, n)`` array, copying at most the
+    slices of its first axis that hold them: never the whole of a view that does not flatten (a transposed x, a
+    g broadcast along the leading dims), which a probe of a few rows does not need."""
+    n = a.shape[-1]
+    if a.ndim < 2:
+        return np.reshape(a, (1, n))[:r]
+    per_slice = math.prod(a.shape[1:-1])
+    return np.reshape(a[:-(-r // per_slice)], (-1, n))[:r]
 
 
 def too_slow(impl: Implementation, op: str, dtype: str, device: str, x: np.ndarray, g: np.ndarray | None = None,

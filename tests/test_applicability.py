@@ -197,3 +197,22 @@ def test_no_entry_is_skipped_by_name_in_the_benchmark_scripts():
         text = path.read_text()
         found = [n for n in names if re.search(rf"(?<![\w.+-]){re.escape(n)}(?![\w.+-])", text)]
         assert not found, f"{path.name} names registered entries {found}"
+
+
+def test_the_probe_copies_only_the_rows_it_runs(timed_entry):
+    """A view that does not flatten (x transposed, g broadcast along the leading dims: 64 MiB each if copied) is
+    probed from its first rows: the estimate allocates kilobytes, not the whole input."""
+    import tracemalloc
+
+    impl, seen = timed_entry(lambda x: 1e-3)
+    x = np.broadcast_to(np.arange(128.0), (1024, 64, 128)).transpose(0, 2, 1)  # rows of 64, strided
+    tracemalloc.start()
+    try:
+        estimate_seconds(impl, "softmax", "float64", "cpu", x, row_n=16)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert seen == [(1, 16), (1, 16)] and peak < 1 << 20, peak
+    probe = prepared._first_rows(x, 3)
+    assert np.array_equal(probe, x.reshape(-1, 64)[:3]), "the same rows as the flattened view"
+    assert np.array_equal(prepared._first_rows(x[0, :, 0], 1), x[0, :, 0][None]), "one row of a 1-d input"
