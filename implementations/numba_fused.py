@@ -16,7 +16,9 @@ time without it; 0.96-0.97x in cache). Tried there the same day and not kept, ag
 three or eight rows ahead, 1.03-1.41x the time at 131072x1024 and 32768x512; the next row's output lines prefetched
 for writing (``prefetchw``), 1.06-1.51x at 131072x1024 (1.01-1.15x in cache); the next row's g copied into a
 buffer of the worker's own in the loop of this row's exp (its loads from memory overlapping the arithmetic),
-0.97-1.21x from memory, 1.07-1.27x in cache.
+0.97-1.21x from memory, 1.07-1.27x in cache; on 2026-12-08, the next row's g loaded in the loop of this row's exp
+and OR-ed into a value kept by an empty ``asm`` (a load and an OR a vector, no store), rows of 512 and 1024:
+float32 and bfloat16 VJP 1.20-1.56x the time from memory, 1.23-1.39x in cache (softmax unchanged, same bits).
 Measured (2026-12-06, the quiet 2-core machine, the kernels before and after in one process, two threads, medians
 of 9): rows of 1024 (131072x1024) softmax float32 0.85x the time before, bfloat16 0.73x, VJP float32 0.82x,
 bfloat16 0.87x; 256x1024 in cache 0.82-0.89x; vocab rows (512x262144, 2048x50257) bfloat16 softmax 0.89-0.91x,
