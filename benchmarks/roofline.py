@@ -172,7 +172,7 @@ def worker(names: list[str], combos: list[tuple[str, str, str]], device: str, bu
                 continue
             finally:
                 call = None  # release the entry's copies of x and g before the next entry makes its own
-            cache = _in_cache(impl, op, dtype, device, shape, timer, grid, DTYPE_INFO[dtype].itemsize)
+            cache = _in_cache(impl, op, dtype, device, dims)
             print(f"roofline:   {impl.name} {op} {shape} {dtype}: {t.median_s * 1e3:.3g} ms", file=sys.stderr,
                   flush=True)  # progress: a family's combinations take minutes
             rows.append({"impl": impl.name, "op": op, "shape": shape, "dtype": dtype, "device": device,
@@ -186,17 +186,18 @@ def worker(names: list[str], combos: list[tuple[str, str, str]], device: str, bu
     return {"rows": rows, "notes": notes}
 
 
-def _in_cache(impl, op: str, dtype: str, device: str, shape: str, timer, grid, itemsize: int) -> dict:
-    """``{"in_cache_shape", "in_cache_gbps"}``: ``impl``'s ``op`` timed on contiguous rows of ``shape``'s length,
+def _in_cache(impl, op: str, dtype: str, device: str, dims: tuple[int, ...]) -> dict:
+    """``{"in_cache_shape", "in_cache_gbps"}``: ``impl``'s ``op`` timed on contiguous rows of length ``dims[-1]``,
     as many as move :data:`IN_CACHE_BYTES` (one at least), over and over, so that its data stays in the cache:
     the bytes the op must move there over its median time, the rate its arithmetic allows when memory costs
     nothing. Empty for a Jacobian (a row's n^2 values leave the cache), a shape already that small, or a
     failure (the combination's own timing stands)."""
-    from softgrad.workloads import parse_shape_token, shape_token
+    from softgrad.bench import grid, timer
+    from softgrad.contract import DTYPE_INFO
+    from softgrad.workloads import shape_token
 
-    dims = parse_shape_token(shape)[0]
     rows, n = math.prod(dims[:-1]), dims[-1]
-    per_row = grid.bytes_moved(op, 1, n, itemsize)
+    per_row = grid.bytes_moved(op, 1, n, DTYPE_INFO[dtype].itemsize)
     fewer = max(1, IN_CACHE_BYTES // per_row)
     if op == "jacobian" or fewer >= rows:
         return {}

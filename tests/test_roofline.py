@@ -199,13 +199,12 @@ def test_the_ceiling_is_the_entrys_rate_in_cache_over_the_limit(probe):
     """Each combination past :data:`IN_CACHE_BYTES` is also timed on as many rows of its length as move that many
     bytes: its rate there over the op's limit is the fraction its arithmetic allows."""
     from softgrad import registry
-    from softgrad.bench import grid, timer
 
     numpy = registry.get("numpy")
-    cache = probe._in_cache(numpy, "softmax", "float64", "cpu", "4096x1024", timer, grid, 8)
+    cache = probe._in_cache(numpy, "softmax", "float64", "cpu", (4096, 1024))
     assert cache["in_cache_shape"] == f"{probe.IN_CACHE_BYTES // (2 * 1024 * 8)}x1024" and cache["in_cache_gbps"] > 0
-    assert probe._in_cache(numpy, "softmax", "float64", "cpu", "16x64", timer, grid, 8) == {}, "already in cache"
-    assert probe._in_cache(numpy, "jacobian", "float64", "cpu", "4096x1024", timer, grid, 8) == {}, "n^2 a row"
+    assert probe._in_cache(numpy, "softmax", "float64", "cpu", (16, 64)) == {}, "already in cache"
+    assert probe._in_cache(numpy, "jacobian", "float64", "cpu", (4096, 1024)) == {}, "n^2 a row"
     row = probe.with_limits({**_row("softmax"), "in_cache_gbps": 30.0}, 20.0, 8.0, 5 * 10**8)
     assert row["ceiling"] == 1.5 and probe.with_limits(_row("softmax"), 20.0, 8.0, 5 * 10**8)["ceiling"] is None
     assert probe.table([{**row, "vs": {}}], 5 * 10**8, [])[2].split()[-2] == "150%"

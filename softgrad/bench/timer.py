@@ -75,20 +75,30 @@ def time_op(impl: Implementation, op: str, shape: tuple[int, ...], dtype: str, d
     return time_call(call, min_time=min_time, min_repeats=min_repeats, warmup=warmup)
 
 
-def time_call(call: Prepared, *, min_time: float = 0.5, min_repeats: int = 5, warmup: int = 2) -> Timing:
-    """Time a prepared call (:func:`prepare`, :func:`prepare_at`) as the module docstring says."""
+def _seconds(call: Prepared) -> float:
+    """Seconds one call takes, its result released before the next call makes its own."""
     t0 = time.perf_counter()
-    call()
-    first = time.perf_counter() - t0
+    result = call()
+    took = time.perf_counter() - t0
+    del result
+    return took
+
+
+def _first_and_warm(call: Prepared, warmup: int) -> float:
+    """The first call's seconds (a compile, where the entry compiles), then ``warmup`` untimed calls."""
+    first = _seconds(call)
     for _ in range(warmup):
         call()
+    return first
+
+
+def time_call(call: Prepared, *, min_time: float = 0.5, min_repeats: int = 5, warmup: int = 2) -> Timing:
+    """Time a prepared call (:func:`prepare`, :func:`prepare_at`) as the module docstring says."""
+    first = _first_and_warm(call, warmup)
     samples: list[float] = []
     start = time.perf_counter()
     while len(samples) < min_repeats or time.perf_counter() - start < min_time:
-        t0 = time.perf_counter()
-        result = call()
-        samples.append(time.perf_counter() - t0)
-        del result
+        samples.append(_seconds(call))
     return Timing.of(samples, first)
 
 
@@ -116,11 +126,7 @@ def time_beside(call: Prepared, limit, bytes_moved: int, *, min_time: float = 0.
     runs before and after it. A shared machine's memory bandwidth moves between levels within seconds (on the
     2-core VMs a copy reads about 33 or about 55 GB/s, from one minute to the next): a fraction of a limit
     measured seconds away, before and after, can land on the other level (a VJP read 130% of such a copy)."""
-    t0 = time.perf_counter()
-    call()
-    first = time.perf_counter() - t0
-    for _ in range(warmup):
-        call()
+    first = _first_and_warm(call, warmup)
     limit.run()
     before = limit.time()
     samples: list[float] = []
@@ -130,10 +136,7 @@ def time_beside(call: Prepared, limit, bytes_moved: int, *, min_time: float = 0.
     while len(fractions) < min_rounds or spent < min_time:
         round_: list[float] = []
         while not round_ or sum(round_) < before:
-            t0 = time.perf_counter()
-            result = call()
-            round_.append(time.perf_counter() - t0)
-            del result
+            round_.append(_seconds(call))
         after = limit.time()
         limits.append(limit.gbps(min(before, after)))
         fractions.append(bytes_moved / float(np.median(round_)) / 1e9 / limits[-1])
