@@ -174,9 +174,16 @@ stride along the row, or leading dims that do not flatten to one row stride, is 
 matters: a vector load or store 16 bytes off a cache line spans two lines, and NumPy places arrays on 16 bytes
 (float32 at 512x262144, inputs and result aligned or 16 bytes off: softmax 28-42 ms against 41-57, the VJP 51-54
 against 64-89; :mod:`softgrad.aligned`). Results from :data:`ALIGNED_FROM` bytes start on a line; inputs are not
-copied to one (torch's and JAX's arrays already start on one). A row whose length is not a multiple of a line
-starts off one whatever the base (2048x50257: 0.95-1.03x with the result aligned); peeling each row's first
-elements to align the rest is not done.
+copied to one (torch's and JAX's arrays already start on one). Such results also start 128 KiB or more, modulo
+256 MiB, from x's and g's first elements (:func:`softgrad.aligned.empty_apart`): on the AMD host a stream stored
+at a multiple of 256 MiB from one loaded evicts it from the L1, and arrays of a multiple of 256 MiB made one after
+another lie just that far apart. Measured (2026-12-08, one process, single calls interleaved, x, g and the result
+in one buffer, the result placed on an input modulo 2**28 or 128 KiB from it): float32 131072x1024 softmax
+0.47-0.77x the time apart (the result 4 KiB past x, then on x), VJP 0.82x (on g), bfloat16 VJP 0.76x; 512x262144
+float32 softmax 0.87x, VJP 0.82x; bfloat16 262144x1024 softmax 0.79x, float64 65536x1024 0.85x; with the result
+4 KiB past g the VJP read 0.99x (that placement met only the next row's g), and bfloat16 512x262144 softmax 1.01x.
+A row whose length is not a multiple of a line starts off one whatever the base (2048x50257: 0.95-1.03x with the
+result aligned); peeling each row's first elements to align the rest is not done.
 Non-finite policy as softgrad's: a NaN or ``+inf`` in a row, or a row of only ``-inf``, gives a NaN row.
 """
 
@@ -220,7 +227,8 @@ BEHIND_BYTES = 2 << 20
 #: AMD host (1 MiB L2 a core): 1 and 4 MiB within 0.03x of 2 at 2048x50257, 6144x16384 and 512x262144
 GROUP_BYTES = 2 << 20
 #: results of this many bytes or more start on a cache line (:mod:`softgrad.aligned`: NumPy's own start 16 bytes
-#: past one, or anywhere on 16 bytes, and then every vector store spans two lines); below it ``np.empty`` (2 us less)
+#: past one, or anywhere on 16 bytes, and then every vector store spans two lines), apart from the inputs modulo
+#: 256 MiB (:func:`softgrad.aligned.empty_apart`); below it ``np.empty`` (2 us less)
 ALIGNED_FROM = 1 << 20
 #: inputs of fewer elements run serially: starting the threads would cost more than it saves (torch's grain too).
 #: At 256 x 64 float32 (16384) one thread takes 18-20 us and a fork-join of the omp layer 3 us at best (a
@@ -1227,34 +1235,37 @@ def _ops() -> dict:
         """Threads a kernel's rows are dealt to (contiguous runs): one each, at most one per row."""
         return min(tasks, numba.get_num_threads()) if parallel else 1
 
-    def call(op: str, x: np.ndarray, g: np.ndarray | None, out: np.ndarray) -> np.ndarray:
-        """Any input: ``out`` (made by the caller, in x's dtype) filled by the flat kernel of its size."""
-        dtype, n = x.dtype, x.shape[-1]
-        if out.size == 0:
-            return out
+    def call(op: str, x: np.ndarray, g: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray:
+        """Any input: a result of ``shape`` in x's dtype, made once the inputs are flat (:func:`result`, apart from
+        them) and filled by the flat kernel of its size."""
+        dtype, n, size = x.dtype, x.shape[-1], math.prod(shape)
+        if size == 0:
+            return np.empty(shape, dtype)
         limit = serial_limit(dtype.itemsize)
-        parallel = out.size + ROW_WEIGHT * (x.size // n) >= limit
+        parallel = size + ROW_WEIGHT * (x.size // n) >= limit
         kernel = kernels.get((op, dtype, parallel))
         if kernel is None:
             kernel = kernels[op, dtype, parallel] = _kernel(op, str(dtype), parallel)
             if dtype.itemsize != 2 and not parallel:
                 small[op][dtype] = (_small(op, str(dtype)), limit)
-        flat = out.reshape(-1)
         if dtype.itemsize == 2:  # float16 and bfloat16 as their bits
             x = x.view(np.uint16)
             g = None if g is None else g.view(np.uint16)
-            flat = flat.view(np.uint16)
         rows = x.size // n
         xf, xs = (x.reshape(-1), n) if x.flags.c_contiguous else _flat(x)
-        if op == "jacobian":
-            bands = parts(rows, n * n, n)
-            kernel(xf, xs, flat, n, bands, workers(rows * bands, parallel))
-            return out
         if g is None:
             gf, gs = xf, xs
         else:
             gf, gs = (g.reshape(-1), n) if g.flags.c_contiguous else _flat(g)
-        kernel(xf, xs, gf, gs, flat, n, parts(rows, n, n // MIN_CHUNK), workers(rows, parallel))
+        out = result(shape, dtype, xf) if g is None else result(shape, dtype, xf, gf)
+        flat = out.reshape(-1)
+        if dtype.itemsize == 2:
+            flat = flat.view(np.uint16)
+        if op == "jacobian":
+            bands = parts(rows, n * n, n)
+            kernel(xf, xs, flat, n, bands, workers(rows * bands, parallel))
+        else:
+            kernel(xf, xs, gf, gs, flat, n, parts(rows, n, n // MIN_CHUNK), workers(rows, parallel))
         return out
 
     # the fast path: a float32 or float64 2-D C-contiguous input too small for threads goes straight to a
@@ -1263,37 +1274,40 @@ def _ops() -> dict:
     small: dict[str, dict] = {"softmax": {}, "vjp": {}, "jacobian": {}}
     small_softmax, small_vjp, small_jacobian = small["softmax"], small["vjp"], small["jacobian"]
 
-    def result(shape: tuple[int, ...], dtype: np.dtype, size: int) -> np.ndarray:
-        """A new result: from :data:`ALIGNED_FROM` bytes on a cache line (:func:`softgrad.aligned.empty`)."""
-        return aligned.empty(shape, dtype) if size * dtype.itemsize >= ALIGNED_FROM else np.empty(shape, dtype)
+    def result(shape: tuple[int, ...], dtype: np.dtype, *inputs: np.ndarray) -> np.ndarray:
+        """A new result: from :data:`ALIGNED_FROM` bytes on a cache line and apart from the ``inputs`` the kernel
+        reads (:func:`softgrad.aligned.empty_apart`), else ``np.empty``."""
+        if math.prod(shape) * dtype.itemsize >= ALIGNED_FROM:
+            return aligned.empty_apart(shape, dtype, inputs)
+        return np.empty(shape, dtype)
 
     def softmax(x: np.ndarray) -> np.ndarray:
-        out = result(x.shape, x.dtype, x.size)
         fast = small_softmax.get(x.dtype)
-        if fast is not None and x.ndim == 2 and 0 < out.size and out.size + ROW_WEIGHT * x.shape[0] < fast[1] \
+        if fast is not None and x.ndim == 2 and 0 < x.size and x.size + ROW_WEIGHT * x.shape[0] < fast[1] \
                 and x.flags.c_contiguous:
+            out = np.empty(x.shape, x.dtype)  # under the serial limit: below ALIGNED_FROM
             fast[0](x, x, out)
             return out
-        return call("softmax", x, None, out)
+        return call("softmax", x, None, x.shape)
 
     def vjp(x: np.ndarray, g: np.ndarray) -> np.ndarray:
-        out = result(x.shape, x.dtype, x.size)
         fast = small_vjp.get(x.dtype)
-        if fast is not None and x.ndim == 2 and 0 < out.size and out.size + ROW_WEIGHT * x.shape[0] < fast[1] \
+        if fast is not None and x.ndim == 2 and 0 < x.size and x.size + ROW_WEIGHT * x.shape[0] < fast[1] \
                 and x.flags.c_contiguous and g.flags.c_contiguous:
+            out = np.empty(x.shape, x.dtype)
             fast[0](x, g, out)
             return out
-        return call("vjp", x, g, out)
+        return call("vjp", x, g, x.shape)
 
     def jacobian(x: np.ndarray) -> np.ndarray:
-        n = x.shape[-1]
-        out = result((*x.shape, n), x.dtype, x.size * n)
         fast = small_jacobian.get(x.dtype)
-        if fast is not None and x.ndim == 2 and 0 < out.size and out.size + ROW_WEIGHT * x.shape[0] < fast[1] \
+        size = x.size * x.shape[-1]
+        if fast is not None and x.ndim == 2 and 0 < size and size + ROW_WEIGHT * x.shape[0] < fast[1] \
                 and x.flags.c_contiguous:
+            out = np.empty((*x.shape, x.shape[-1]), x.dtype)
             fast[0](x, out)
             return out
-        return call("jacobian", x, None, out)
+        return call("jacobian", x, None, (*x.shape, x.shape[-1]))
 
     return {"softmax": softmax, "jacobian": jacobian, "vjp": vjp}
 

@@ -8,16 +8,33 @@ aligned or 16 bytes past, interleaved in one process): softmax 28-42 ms aligned 
 inputs or the result 16 bytes off, the VJP 51-54 ms against 64-89 ms. So the NumPy backend's inputs start on a
 cache line (every entry then reads inputs placed alike: torch's and JAX's already were), which also takes that
 run-to-run lottery out of the timings.
+
+Where a result lies against its inputs matters too (:func:`empty_apart`). On the AMD host (Zen 4, 2026-12-08) a
+kernel that stores a stream while it loads another from an address a multiple of 256 MiB away (within a few KiB)
+ran 1.5-2.5x slower: ``numba-fused``'s float32 VJP at 131072x1024, its three arrays in one buffer, took 58-89 ms
+with the result 0 to 4 KiB past g modulo 2**28 and 30-48 ms from 64 KiB on (64 KiB to 128 MiB); 2**28 itself was
+slow again (74 against 46-47 ms), 2**27 not; the softmax 52-74 ms against 35-41. Same-sized arrays made one after
+another lie a little more than their size apart, so every array of a multiple of 256 MiB (131072x1024 and
+512x262144 float32) met it. The period matches the L1 way predictor's tag, a hash of virtual address bits 12-27
+on AMD's cores (Lipp et al., "Take A Way", AsiaCCS 2020): two lines with the same set and tag evict each other
+from the L1.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 
 #: bytes an array's first element is aligned to: a cache line, and the width of an AVX-512 vector
 CACHE_LINE = 64
+#: addresses this many bytes apart (a multiple of it) evict each other from the L1 of AMD's cores (module docstring)
+ALIAS_PERIOD = 1 << 28
+#: the least distance :func:`empty_apart` keeps, modulo :data:`ALIAS_PERIOD`, between a result and each input:
+#: four L1s of 32 KiB, so that by the time a stream reaches an address aliasing another's, the other has moved
+#: on that far and its lines have left the L1 (measured: 64 KiB and more all fast)
+APART = 128 << 10
 
 
 def empty(shape: tuple[int, ...], dtype, align: int = CACHE_LINE) -> np.ndarray:
@@ -30,6 +47,39 @@ def empty(shape: tuple[int, ...], dtype, align: int = CACHE_LINE) -> np.ndarray:
     buf = np.empty(nbytes + align, np.uint8)
     start = -buf.ctypes.data % align
     return buf[start:start + nbytes].view(dtype).reshape(shape)
+
+
+def empty_apart(shape: tuple[int, ...], dtype, inputs: Sequence[np.ndarray], align: int = CACHE_LINE,
+                period: int | None = None, apart: int | None = None) -> np.ndarray:
+    """:func:`empty`, placed so that its start lies at least ``apart`` bytes (:data:`APART`), modulo ``period``
+    (:data:`ALIAS_PERIOD`), from each of ``inputs``' first elements (the arrays a kernel reads while it writes
+    this one). The buffer is larger by ``len(inputs) * (2 * apart + align) + align`` bytes, never touched."""
+    if any(d < 0 for d in shape):
+        raise ValueError(f"negative dimensions are not allowed: {shape}")
+    period = ALIAS_PERIOD if period is None else period
+    apart = APART if apart is None else apart
+    dtype = np.dtype(dtype)
+    nbytes = math.prod(shape) * dtype.itemsize
+    starts = [a.ctypes.data % period for a in inputs]
+    slack = len(starts) * (2 * apart + align) + align
+    buf = np.empty(nbytes + slack, np.uint8)
+    offset = start_apart(buf.ctypes.data, starts, align, period, apart)
+    return buf[offset:offset + nbytes].view(dtype).reshape(shape)
+
+
+def start_apart(base: int, starts: Sequence[int], align: int, period: int, apart: int) -> int:
+    """The least offset from address ``base`` to a multiple of ``align`` that lies at least ``apart`` bytes from
+    each of ``starts`` modulo ``period``: at most ``len(starts) * (2 * apart + align) + align``."""
+    if len(starts) * (2 * apart + align) + align > period:
+        raise ValueError(f"{len(starts)} starts {apart} bytes apart cannot fit in a period of {period} bytes")
+    first = base + -base % align
+    # the earliest such address is the first aligned one or the aligned end of a forbidden arc (s - apart,
+    # s + apart) around a start; the arcs, one line more each for the rounding, cannot cover the whole window
+    ends = (first + (s + apart - first) % period for s in starts)
+    for at in sorted([first, *(e + -e % align for e in ends)]):
+        if all(min((at - s) % period, (s - at) % period) >= apart for s in starts):
+            return at - base
+    raise AssertionError("no start apart from the inputs")  # pragma: no cover - the window always holds one
 
 
 def placed(a: np.ndarray, dtype=None, align: int = CACHE_LINE) -> np.ndarray:

@@ -91,3 +91,69 @@ def test_numpy_backend_inputs_and_padded_rows_start_on_a_line(dtype):
         width = padded_width(x.shape[1])
         rows = np.lib.stride_tricks.as_strided(padded, (x.shape[0], width), padded.strides)  # with the padding
         assert np.isnan(np.asarray(rows[:, x.shape[1]:], np.float64)).all()
+
+
+def _apart(a: int, b: int, period: int) -> int:
+    """How far addresses a and b lie from each other modulo ``period`` (either way round)."""
+    return min((a - b) % period, (b - a) % period)
+
+
+def test_start_apart_is_the_least_aligned_start_apart_from_every_input():
+    """Against a brute-force search over every aligned address, for random and adversarial starts: the base
+    itself inside an arc, arcs that overlap, touch, wrap around the period or start off a line."""
+    hypothesis = pytest.importorskip("hypothesis")
+    st = hypothesis.strategies
+
+    @hypothesis.settings(max_examples=400, deadline=None)
+    @hypothesis.given(base=st.integers(0, 2**40), align=st.sampled_from([16, 64]),
+                      period=st.sampled_from([1 << 12, 1 << 14]), apart=st.sampled_from([64, 256, 1000]),
+                      near=st.lists(st.integers(-3000, 3000), max_size=3))
+    def check(base, align, period, apart, near):
+        hypothesis.assume(len(near) * (2 * apart + align) + align <= period)
+        starts = [(base + d) % period for d in near]  # near the base, where the search has to step over them
+        offset = aligned.start_apart(base, starts, align, period, apart)
+        at = base + offset
+        assert at % align == 0 and 0 <= offset <= len(starts) * (2 * apart + align) + align
+        assert all(_apart(at, s, period) >= apart for s in starts)
+        first = base + -base % align
+        earlier = range(first, at, align)
+        assert not any(all(_apart(a, s, period) >= apart for s in starts) for a in earlier)
+
+    check()
+
+
+def test_start_apart_search_catches_a_start_too_near():
+    """The distance above is not vacuous: the base itself, with an input on it, fails it."""
+    assert _apart(4096 + 64, 64, 4096) == 0 and _apart(100, 4000, 4096) == 196
+    assert aligned.start_apart(4096, [0], 64, 4096, 256) == 256
+    assert aligned.start_apart(4096, [4096 - 64], 64, 4096, 256) == 192
+    with pytest.raises(ValueError, match="cannot fit"):
+        aligned.start_apart(0, [0, 1000, 2000], 64, 4096, 1000)
+
+
+@pytest.mark.parametrize("inputs", [1, 2])
+def test_empty_apart_lies_apart_from_its_inputs(monkeypatch, inputs):
+    """With a period of a page, where random placements meet half the time, every result lies apart from each
+    input, starts on a line, has the shape and dtype asked and is writable through its extent; plain
+    ``empty`` arrays met the inputs in some of the same draws (the check catches a result placed anyhow)."""
+    monkeypatch.setattr(aligned, "ALIAS_PERIOD", 4096)
+    monkeypatch.setattr(aligned, "APART", 512)
+    rng = np.random.default_rng(5)
+    pool = np.empty(1 << 16, np.uint8)
+    met = 0
+    for _ in range(200):
+        ins = [pool[o:o + 64] for o in rng.integers(0, 1 << 15, inputs)]
+        got = aligned.empty_apart((3, 1000), np.float32, ins)
+        assert _on_a_line(got) and got.shape == (3, 1000) and got.dtype == np.float32 and got.flags.writeable
+        assert all(_apart(got.ctypes.data, a.ctypes.data, 4096) >= 512 for a in ins)
+        got[...] = 1
+        plain = aligned.empty((3, 1000), np.float32)
+        met += any(_apart(plain.ctypes.data, a.ctypes.data, 4096) < 512 for a in ins)
+    assert met > 20
+
+
+def test_empty_apart_of_nothing_and_without_inputs():
+    assert aligned.empty_apart((0, 5), np.float32, []).shape == (0, 5)
+    assert _on_a_line(aligned.empty_apart((7,), np.float64, []))
+    with pytest.raises(ValueError):
+        aligned.empty_apart((-1,), np.float32, [])

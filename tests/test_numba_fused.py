@@ -10,7 +10,7 @@ import pytest
 
 pytest.importorskip("numba")
 
-from softgrad import registry  # noqa: E402
+from softgrad import aligned, registry  # noqa: E402
 from softgrad.check.checker import accuracy  # noqa: E402
 
 registry.load_builtins()
@@ -750,6 +750,38 @@ def test_large_results_start_on_a_cache_line(ops, dtype):
     assert not np.shares_memory(kept[0], kept[3])
     small = ops["softmax"](x[:4])
     _check("softmax", dtype, x[:4], None, small)
+
+
+@pytest.mark.parametrize("g_layout", ["contiguous", "broadcast"])
+def test_large_results_lie_apart_from_the_inputs(ops, monkeypatch, g_layout):
+    """A result of :data:`ALIGNED_FROM` bytes or more starts :data:`softgrad.aligned.APART` bytes or more, modulo
+    :data:`softgrad.aligned.ALIAS_PERIOD`, from x's and g's first elements (a period of a page here, where a
+    result placed anyhow meets an input about half the time: the check catches it), and is right."""
+    monkeypatch.setattr(aligned, "ALIAS_PERIOD", 4096)
+    monkeypatch.setattr(aligned, "APART", 512)
+    rng = np.random.default_rng(9)
+    rows, n = nf.ALIGNED_FROM // (4 * 1024), 1024
+    pool = np.empty(2 * rows * n * 4 + 8192, np.uint8)
+    met = 0
+    for _ in range(12):
+        ox, og = rng.integers(0, 4096 // 64, 2) * 64
+        x = pool[ox:ox + rows * n * 4].view(np.float32).reshape(rows, n)
+        x[...] = rng.standard_normal(x.shape)
+        g = pool[4096 + rows * n * 4 + og:][:rows * n * 4].view(np.float32).reshape(rows, n)
+        g[...] = rng.standard_normal(x.shape)
+        if g_layout == "broadcast":
+            g = np.broadcast_to(g[0], x.shape)
+        for out, reads in [(ops["softmax"](x), [x]), (ops["vjp"](x, g), [x, g]), (ops["jacobian"](x[:16]), [x])]:
+            assert all(_apart(out, a) >= 512 for a in reads)
+        met += min(_apart(aligned.empty(x.shape, x.dtype), a) for a in (x, g)) < 512
+        _check("vjp", "float32", x, g, ops["vjp"](x, g))
+    assert met > 0
+
+
+def _apart(a: np.ndarray, b: np.ndarray, period: int = 4096) -> int:
+    """How far the first elements of a and b lie from each other modulo ``period``."""
+    d = (a.ctypes.data - b.ctypes.data) % period
+    return min(d, period - d)
 
 
 def test_same_input_same_result_and_results_are_the_callers(ops):
