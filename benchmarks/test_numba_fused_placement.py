@@ -3,7 +3,7 @@
 Where glibc carves a new block right after the last one (nothing freed fits), ``np.empty`` for a result made
 right after x starts 16 bytes past x's end. The buffers here are placed by hand, so each case times what its
 name says (an entry's own allocations cannot be placed so from outside: a heap-based probe of every entry put
-the result elsewhere in 6 of 20 cases). Run with the speed suite: ``pytest benchmarks/ -k placement``.
+the result elsewhere in 6 of 20 cases). Run with the speed suite: ``pytest benchmarks/ -k "placement or aliasing"``.
 """
 
 from __future__ import annotations
@@ -56,4 +56,40 @@ def test_numba_fused_output_placement(benchmark, shape, op, placement):
     workers = numba.get_num_threads() if parallel else 1
     kernel(xp, n, gp, n, out, n, 1, workers)
     benchmark.group = f"numba-fused output placement {op} {shape} {DTYPE}"
+    benchmark(kernel, xp, n, gp, n, out, n, 1, workers)
+
+
+@pytest.mark.parametrize("placement", ["on g modulo 256 MiB", "128 KiB past that"])
+@pytest.mark.parametrize("op", ["softmax", "vjp"])
+def test_numba_fused_output_aliasing(benchmark, op, placement):
+    """numba-fused's kernel at 65536x1024 float32 (256 MiB an array) with its output starting 256 MiB past g's
+    first element (g 256 MiB and a line past x's, so the output lies a line past x's modulo 256 MiB), and 128 KiB
+    further on, where ``softgrad.aligned.empty_apart`` puts the entry's results. On the AMD host lines 256 MiB apart evict each
+    other from the L1: 131072x1024 float32 VJP 0.82x the time apart, softmax 0.47-0.77x (2026-12-08, one process,
+    interleaved single calls); compare the group's two cases (on an Intel host they should read alike)."""
+    pytest.importorskip("numba")
+    import numba
+    import numpy as np
+
+    from softgrad import aligned
+    from softgrad.implementations import numba_fused as nf
+
+    rows, n = 65536, 1024
+    kernel = nf._kernel(op, DTYPE, True)
+    x, g = (a.astype(DTYPE).reshape(-1) for a in make_inputs((rows, n), DTYPE))
+    size = x.nbytes
+    shift = 0 if placement.startswith("on g") else aligned.APART
+    g_at, out_at = aligned.ALIAS_PERIOD + 64, 2 * aligned.ALIAS_PERIOD + 64 + shift
+    buf = np.empty(4096 + out_at + size, np.uint8)
+    start = (-buf.ctypes.data) % 4096
+
+    def at(offset: int, values: np.ndarray) -> np.ndarray:
+        a = buf[start + offset:start + offset + size].view(DTYPE)
+        a[:] = values
+        return a
+
+    xp, gp, out = at(0, x), at(g_at, g), at(out_at, x)
+    workers = numba.get_num_threads()
+    kernel(xp, n, gp, n, out, n, 1, workers)
+    benchmark.group = f"numba-fused output aliasing {op} {rows}x{n} {DTYPE}"
     benchmark(kernel, xp, n, gp, n, out, n, 1, workers)
