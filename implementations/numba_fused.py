@@ -174,16 +174,19 @@ stride along the row, or leading dims that do not flatten to one row stride, is 
 matters: a vector load or store 16 bytes off a cache line spans two lines, and NumPy places arrays on 16 bytes
 (float32 at 512x262144, inputs and result aligned or 16 bytes off: softmax 28-42 ms against 41-57, the VJP 51-54
 against 64-89; :mod:`softgrad.aligned`). Results from :data:`ALIGNED_FROM` bytes start on a line; inputs are not
-copied to one (torch's and JAX's arrays already start on one). Such results also start 128 KiB or more, modulo
-256 MiB, from x's and g's first elements (:func:`softgrad.aligned.empty_apart`): on the AMD host a stream stored
-at a multiple of 256 MiB from one loaded evicts it from the L1, and arrays of a multiple of 256 MiB made one after
-another lie just that far apart. Measured (2026-12-08, one process, single calls interleaved, x, g and the result
-in one buffer, the result placed on an input modulo 2**28 or 128 KiB from it): float32 131072x1024 softmax
+copied to one (torch's and JAX's arrays already start on one). Results from :data:`APART_FROM` bytes also
+start 128 KiB or more, modulo 256 MiB, from x's and g's first elements (:func:`softgrad.aligned.empty_apart`):
+on the AMD host a stream stored at a multiple of 256 MiB from one loaded evicts it from the L1, and arrays of a
+multiple of 256 MiB made one after another lie just that far apart. Measured (2026-12-08, one process, single
+calls interleaved, x, g and the result in one buffer, the result placed on an input modulo 2**28 or 128 KiB from
+it): float32 131072x1024 softmax
 0.47-0.77x the time apart (the result 4 KiB past x, then on x), VJP 0.82x (on g), bfloat16 VJP 0.76x; 512x262144
 float32 softmax 0.87x, VJP 0.82x; bfloat16 262144x1024 softmax 0.79x, float64 65536x1024 0.85x; with the result
 4 KiB past g the VJP read 0.99x (that placement met only the next row's g), and bfloat16 512x262144 softmax 1.01x.
 A row whose length is not a multiple of a line starts off one whatever the base (2048x50257: 0.95-1.03x with the
-result aligned); peeling each row's first elements to align the rest is not done.
+result aligned); peeling each row's first elements to align the rest is not done: rows of 50257 against 50256 and
+50272 (2026-12-08, 2048 rows, one process, interleaved) took 1.01x the time in bfloat16 softmax, 1.02x in float32,
+1.01x in cache (16 rows).
 Non-finite policy as softgrad's: a NaN or ``+inf`` in a row, or a row of only ``-inf``, gives a NaN row.
 """
 
@@ -227,9 +230,14 @@ BEHIND_BYTES = 2 << 20
 #: AMD host (1 MiB L2 a core): 1 and 4 MiB within 0.03x of 2 at 2048x50257, 6144x16384 and 512x262144
 GROUP_BYTES = 2 << 20
 #: results of this many bytes or more start on a cache line (:mod:`softgrad.aligned`: NumPy's own start 16 bytes
-#: past one, or anywhere on 16 bytes, and then every vector store spans two lines), apart from the inputs modulo
-#: 256 MiB (:func:`softgrad.aligned.empty_apart`); below it ``np.empty`` (2 us less)
+#: past one, or anywhere on 16 bytes, and then every vector store spans two lines); below it ``np.empty`` (2 us less)
 ALIGNED_FROM = 1 << 20
+#: results of this many bytes or more also start apart from the inputs modulo 256 MiB
+#: (:func:`softgrad.aligned.empty_apart`, 5 us more than a plain aligned result). Measured with the result on x
+#: against apart (2026-12-08, float32 VJP, rows of 1024, one process, interleaved): 1 MiB 1.01-1.03x the time apart
+#: (in cache, where the L1's misses are the L2's hits), 8 MiB 0.98x (0.88-1.15), 16 MiB 0.86x, 32 MiB 0.79x,
+#: 64 MiB 0.86x (softmax with the result 4 KiB past x: 0.53x)
+APART_FROM = 8 << 20
 #: inputs of fewer elements run serially: starting the threads would cost more than it saves (torch's grain too).
 #: At 256 x 64 float32 (16384) one thread takes 18-20 us and a fork-join of the omp layer 3 us at best (a
 #: core free), so two threads save at most 7 us; loaded, they cost 5-65 us more (and 8 ms where OpenMP spins)
@@ -1275,11 +1283,12 @@ def _ops() -> dict:
     small_softmax, small_vjp, small_jacobian = small["softmax"], small["vjp"], small["jacobian"]
 
     def result(shape: tuple[int, ...], dtype: np.dtype, *inputs: np.ndarray) -> np.ndarray:
-        """A new result: from :data:`ALIGNED_FROM` bytes on a cache line and apart from the ``inputs`` the kernel
-        reads (:func:`softgrad.aligned.empty_apart`), else ``np.empty``."""
-        if math.prod(shape) * dtype.itemsize >= ALIGNED_FROM:
+        """A new result: from :data:`ALIGNED_FROM` bytes on a cache line, from :data:`APART_FROM` also apart from
+        the ``inputs`` the kernel reads (:func:`softgrad.aligned.empty_apart`), else ``np.empty``."""
+        nbytes = math.prod(shape) * dtype.itemsize
+        if nbytes >= APART_FROM:
             return aligned.empty_apart(shape, dtype, inputs)
-        return np.empty(shape, dtype)
+        return aligned.empty(shape, dtype) if nbytes >= ALIGNED_FROM else np.empty(shape, dtype)
 
     def softmax(x: np.ndarray) -> np.ndarray:
         fast = small_softmax.get(x.dtype)

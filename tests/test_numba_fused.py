@@ -754,13 +754,13 @@ def test_large_results_start_on_a_cache_line(ops, dtype):
 
 @pytest.mark.parametrize("g_layout", ["contiguous", "broadcast"])
 def test_large_results_lie_apart_from_the_inputs(ops, monkeypatch, g_layout):
-    """A result of :data:`ALIGNED_FROM` bytes or more starts :data:`softgrad.aligned.APART` bytes or more, modulo
+    """A result of :data:`APART_FROM` bytes or more starts :data:`softgrad.aligned.APART` bytes or more, modulo
     :data:`softgrad.aligned.ALIAS_PERIOD`, from x's and g's first elements (a period of a page here, where a
     result placed anyhow meets an input about half the time: the check catches it), and is right."""
     monkeypatch.setattr(aligned, "ALIAS_PERIOD", 4096)
     monkeypatch.setattr(aligned, "APART", 512)
     rng = np.random.default_rng(9)
-    rows, n = nf.ALIGNED_FROM // (4 * 1024), 1024
+    rows, n = nf.APART_FROM // (4 * 1024), 1024
     pool = np.empty(2 * rows * n * 4 + 8192, np.uint8)
     met = 0
     for _ in range(12):
