@@ -1243,10 +1243,10 @@ def _ops() -> dict:
         """Threads a kernel's rows are dealt to (contiguous runs): one each, at most one per row."""
         return min(tasks, numba.get_num_threads()) if parallel else 1
 
-    def call(op: str, x: np.ndarray, g: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray:
-        """Any input: a result of ``shape`` in x's dtype, made once the inputs are flat (:func:`result`, apart from
-        them) and filled by the flat kernel of its size."""
-        dtype, n, size = x.dtype, x.shape[-1], math.prod(shape)
+    def call(op: str, x: np.ndarray, g: np.ndarray | None, shape: tuple[int, ...], size: int) -> np.ndarray:
+        """Any input: a result of ``shape`` (``size`` elements) in x's dtype, made once the inputs are flat
+        (:func:`result`, apart from them) and filled by the flat kernel of its size."""
+        dtype, n = x.dtype, x.shape[-1]
         if size == 0:
             return np.empty(shape, dtype)
         limit = serial_limit(dtype.itemsize)
@@ -1265,7 +1265,7 @@ def _ops() -> dict:
             gf, gs = xf, xs
         else:
             gf, gs = (g.reshape(-1), n) if g.flags.c_contiguous else _flat(g)
-        out = result(shape, dtype, xf) if g is None else result(shape, dtype, xf, gf)
+        out = result(shape, dtype, size * dtype.itemsize, xf, None if g is None else gf)
         flat = out.reshape(-1)
         if dtype.itemsize == 2:
             flat = flat.view(np.uint16)
@@ -1282,13 +1282,14 @@ def _ops() -> dict:
     small: dict[str, dict] = {"softmax": {}, "vjp": {}, "jacobian": {}}
     small_softmax, small_vjp, small_jacobian = small["softmax"], small["vjp"], small["jacobian"]
 
-    def result(shape: tuple[int, ...], dtype: np.dtype, *inputs: np.ndarray) -> np.ndarray:
-        """A new result: from :data:`ALIGNED_FROM` bytes on a cache line, from :data:`APART_FROM` also apart from
-        the ``inputs`` the kernel reads (:func:`softgrad.aligned.empty_apart`), else ``np.empty``."""
-        nbytes = math.prod(shape) * dtype.itemsize
-        if nbytes >= APART_FROM:
-            return aligned.empty_apart(shape, dtype, inputs)
-        return aligned.empty(shape, dtype) if nbytes >= ALIGNED_FROM else np.empty(shape, dtype)
+    def result(shape: tuple[int, ...], dtype: np.dtype, nbytes: int, x: np.ndarray, g: np.ndarray | None):
+        """A new result of ``nbytes``: from :data:`ALIGNED_FROM` bytes on a cache line, from :data:`APART_FROM`
+        also apart from the x and g the kernel reads (:func:`softgrad.aligned.empty_apart`), else ``np.empty``."""
+        if nbytes < ALIGNED_FROM:
+            return np.empty(shape, dtype)
+        if nbytes < APART_FROM:
+            return aligned.empty(shape, dtype)
+        return aligned.empty_apart(shape, dtype, (x,) if g is None else (x, g))
 
     def softmax(x: np.ndarray) -> np.ndarray:
         fast = small_softmax.get(x.dtype)
@@ -1297,7 +1298,7 @@ def _ops() -> dict:
             out = np.empty(x.shape, x.dtype)  # under the serial limit: below ALIGNED_FROM
             fast[0](x, x, out)
             return out
-        return call("softmax", x, None, x.shape)
+        return call("softmax", x, None, x.shape, x.size)
 
     def vjp(x: np.ndarray, g: np.ndarray) -> np.ndarray:
         fast = small_vjp.get(x.dtype)
@@ -1306,7 +1307,7 @@ def _ops() -> dict:
             out = np.empty(x.shape, x.dtype)
             fast[0](x, g, out)
             return out
-        return call("vjp", x, g, x.shape)
+        return call("vjp", x, g, x.shape, x.size)
 
     def jacobian(x: np.ndarray) -> np.ndarray:
         fast = small_jacobian.get(x.dtype)
@@ -1316,7 +1317,7 @@ def _ops() -> dict:
             out = np.empty((*x.shape, x.shape[-1]), x.dtype)
             fast[0](x, out)
             return out
-        return call("jacobian", x, None, (*x.shape, x.shape[-1]))
+        return call("jacobian", x, None, (*x.shape, x.shape[-1]), size)
 
     return {"softmax": softmax, "jacobian": jacobian, "vjp": vjp}
 
