@@ -11,9 +11,10 @@ run-to-run lottery out of the timings.
 
 Where a result lies against its inputs matters too (:func:`empty_apart`). On the AMD host (Zen 4, 2026-12-08) a
 kernel that stores a stream while it loads another from an address a multiple of 256 MiB away (within a few KiB)
-ran 1.5-2.5x slower: ``numba-fused``'s float32 VJP at 131072x1024, its three arrays in one buffer, took 58-89 ms
-with the result 0 to 4 KiB past g modulo 2**28 and 30-48 ms from 64 KiB on (64 KiB to 128 MiB); 2**28 itself was
-slow again (74 against 46-47 ms), 2**27 not; the softmax 52-74 ms against 35-41. Same-sized arrays made one after
+ran up to 2.9x slower: ``numba-fused``'s float32 VJP at 131072x1024, its three arrays in one buffer, took 58-89 ms
+with the result 0 to 4 KiB past g modulo 2**28 and 30-38 ms from 64 KiB on (64 KiB to 2 MiB; 16 and 128 MiB in a
+slower minute 46-47 ms, 2**28 itself 74 ms); the softmax 52-74 ms with the result on x or 4 KiB past it against
+35-43 ms. Same-sized arrays made one after
 another lie a little more than their size apart, so every array of a multiple of 256 MiB (131072x1024 and
 512x262144 float32) met it. The period matches the L1 way predictor's tag, a hash of virtual address bits 12-27
 on AMD's cores (Lipp et al., "Take A Way", AsiaCCS 2020): two lines with the same set and tag evict each other
