@@ -179,10 +179,10 @@ start 128 KiB or more, modulo 256 MiB, from x's and g's first elements (:func:`s
 on the AMD host a stream stored at a multiple of 256 MiB from one loaded evicts it from the L1, and arrays of a
 multiple of 256 MiB made one after another lie just that far apart. Measured (2026-12-08, one process, single
 calls interleaved, x, g and the result in one buffer, the result placed on an input modulo 2**28 or 128 KiB from
-it): float32 131072x1024 softmax
-0.47-0.77x the time apart (the result 4 KiB past x, then on x), VJP 0.82x (on g), bfloat16 VJP 0.76x; 512x262144
-float32 softmax 0.87x, VJP 0.82x; bfloat16 262144x1024 softmax 0.79x, float64 65536x1024 0.85x; with the result
-4 KiB past g the VJP read 0.99x (that placement met only the next row's g), and bfloat16 512x262144 softmax 1.01x.
+it): float32 131072x1024 softmax 0.47-0.77x the time apart (the result 4 KiB past x, then on x), VJP 0.82x (on
+g), bfloat16 VJP 0.76x; 512x262144 float32 softmax 0.87x, VJP 0.82x; bfloat16 262144x1024 softmax 0.79x, float64
+65536x1024 0.85x; with the result 4 KiB past g the VJP read 0.99x (that placement met only the next row's g), and
+bfloat16 512x262144 softmax 1.01x.
 A row whose length is not a multiple of a line starts off one whatever the base (2048x50257: 0.95-1.03x with the
 result aligned); peeling each row's first elements to align the rest is not done: rows of 50257 against 50256 and
 50272 (2026-12-08, 2048 rows, one process, interleaved) took 1.01x the time in bfloat16 softmax, 1.02x in float32,
