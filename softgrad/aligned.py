@@ -24,7 +24,7 @@ from the L1.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -41,13 +41,7 @@ APART = 128 << 10
 def empty(shape: tuple[int, ...], dtype, align: int = CACHE_LINE) -> np.ndarray:
     """An uninitialised C-contiguous array of ``shape`` and ``dtype`` whose first element lies at a multiple
     of ``align`` bytes (a view into a slightly larger buffer; about 2 us more than ``np.empty``)."""
-    if any(d < 0 for d in shape):  # as np.empty: a -1 would otherwise be inferred by the reshape below
-        raise ValueError(f"negative dimensions are not allowed: {shape}")
-    dtype = np.dtype(dtype)
-    nbytes = math.prod(shape) * dtype.itemsize
-    buf = np.empty(nbytes + align, np.uint8)
-    start = -buf.ctypes.data % align
-    return buf[start:start + nbytes].view(dtype).reshape(shape)
+    return _carved(shape, dtype, align, lambda base: -base % align)
 
 
 def empty_apart(shape: tuple[int, ...], dtype, inputs: Sequence[np.ndarray], align: int = CACHE_LINE,
@@ -55,17 +49,23 @@ def empty_apart(shape: tuple[int, ...], dtype, inputs: Sequence[np.ndarray], ali
     """:func:`empty`, placed so that its start lies at least ``apart`` bytes (:data:`APART`), modulo ``period``
     (:data:`ALIAS_PERIOD`), from each of ``inputs``' first elements (the arrays a kernel reads while it writes
     this one). The buffer is larger by ``len(inputs) * (2 * apart + align) + align`` bytes, never touched."""
-    if any(d < 0 for d in shape):
-        raise ValueError(f"negative dimensions are not allowed: {shape}")
     period = ALIAS_PERIOD if period is None else period
     apart = APART if apart is None else apart
-    dtype = np.dtype(dtype)
-    nbytes = math.prod(shape) * dtype.itemsize
     starts = [a.ctypes.data % period for a in inputs]
     slack = len(starts) * (2 * apart + align) + align
+    return _carved(shape, dtype, slack, lambda base: start_apart(base, starts, align, period, apart))
+
+
+def _carved(shape: tuple[int, ...], dtype, slack: int, offset: Callable[[int], int]) -> np.ndarray:
+    """An uninitialised array of ``shape`` and ``dtype`` in a buffer ``slack`` bytes larger, starting
+    ``offset(the buffer's address)`` bytes into it (at most ``slack``)."""
+    if any(d < 0 for d in shape):  # as np.empty: a -1 would otherwise be inferred by the reshape below
+        raise ValueError(f"negative dimensions are not allowed: {shape}")
+    dtype = np.dtype(dtype)
+    nbytes = math.prod(shape) * dtype.itemsize
     buf = np.empty(nbytes + slack, np.uint8)
-    offset = start_apart(buf.ctypes.data, starts, align, period, apart)
-    return buf[offset:offset + nbytes].view(dtype).reshape(shape)
+    start = offset(buf.ctypes.data)
+    return buf[start:start + nbytes].view(dtype).reshape(shape)
 
 
 def start_apart(base: int, starts: Sequence[int], align: int, period: int, apart: int) -> int:
